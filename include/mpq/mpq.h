@@ -1,0 +1,11 @@
+/**
+ * @file mpq.h
+ * @brief Umbrella header: includes every libmpq module header.
+ * @since 0.1.0
+ */
+#ifndef MPQ_MPQ_H
+#define MPQ_MPQ_H
+
+#include <mpq/core.h>
+
+#endif /* MPQ_MPQ_H */
