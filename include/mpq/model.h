@@ -1,0 +1,298 @@
+/**
+ * @file model.h
+ * @brief Model descriptions (quantizable layers with shapes and optional weights), the zoo of
+ * reference networks, and quantization policies (activation bits per layer, weight bits per
+ * kernel).
+ *
+ * A *kernel* is one output channel of a layer: the weights that produce one output feature map
+ * (conv) or one output unit (fully connected). Kernel-wise policies (AutoQ) give every kernel its
+ * own weight bit width; layer-wise policies (HAQ) are the case where a layer's kernels agree.
+ *
+ * Thread safety: a model or policy may be used by one thread at a time. A model that is no longer
+ * modified may be read from several threads at once (all getters are read-only).
+ *
+ * @since 0.1.0
+ */
+#ifndef MPQ_MODEL_H
+#define MPQ_MODEL_H
+
+#include <mpq/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** @defgroup model Model and policy
+ * @{ */
+
+/** Kind of a quantizable layer. Depthwise convolution is a convolution with groups == in == out. */
+typedef enum mpq_layer_kind {
+    MPQ_LAYER_CONV = 1, /**< 2-D convolution (any groups). Weights [out][in/groups][kh][kw]. */
+    MPQ_LAYER_FC = 2,   /**< Fully connected. Weights [out][in]. */
+} mpq_layer_kind;
+
+/**
+ * Shape of one quantizable layer. Plain data; grows only at the end. Set @p size to
+ * sizeof(mpq_layer_shape) before passing it in. For ::MPQ_LAYER_FC the spatial fields are 1 and
+ * kernel/stride/dilation 1, padding 0 (mpq_layer_shape_fc() fills them).
+ */
+typedef struct mpq_layer_shape {
+    size_t size;          /**< sizeof(mpq_layer_shape). */
+    mpq_layer_kind kind;  /**< Conv or fully connected. */
+    int32_t in_channels;  /**< Input channels (FC: input features). */
+    int32_t out_channels; /**< Output channels = kernel count (FC: output features). */
+    int32_t kernel_h, kernel_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;
+    int32_t dilation_h, dilation_w;
+    int32_t groups;       /**< in_channels and out_channels must both divide by it. */
+    int32_t in_h, in_w;   /**< Input spatial size. */
+    int32_t out_h, out_w; /**< Output spatial size; 0 = derive from the fields above. */
+    int32_t batch;        /**< Batch the costs are computed for (>= 1). */
+} mpq_layer_shape;
+
+/** Fills @p s for a convolution (dilation 1, batch 1, output size derived). */
+MPQ_API mpq_status mpq_layer_shape_conv(mpq_layer_shape *s, int32_t in_channels,
+                                        int32_t out_channels, int32_t kernel, int32_t stride,
+                                        int32_t pad, int32_t groups, int32_t in_h, int32_t in_w);
+
+/** Fills @p s for a fully connected layer (batch 1). */
+MPQ_API mpq_status mpq_layer_shape_fc(mpq_layer_shape *s, int32_t in_features,
+                                      int32_t out_features);
+
+/** Opaque model: an ordered list of quantizable layers. */
+typedef struct mpq_model mpq_model;
+
+/** Creates an empty model named @p name (1..127 bytes; used in policy files to match models). */
+MPQ_API mpq_status mpq_model_create(mpq_model **out, const char *name);
+
+/** Destroys a model. NULL is a no-op. */
+MPQ_API void mpq_model_destroy(mpq_model *m);
+
+/** Deep copy (shapes and weights). */
+MPQ_API mpq_status mpq_model_clone(const mpq_model *m, mpq_model **out);
+
+/**
+ * Creates a zoo network with ImageNet shapes (224x224 input, batch 1, no weights), layers in
+ * torchvision module order: "resnet18", "resnet50", "mobilenetv1", "mobilenetv2",
+ * "squeezenet1_0", "squeezenet1_1". ::MPQ_ERR_NOT_FOUND lists the valid names.
+ */
+MPQ_API mpq_status mpq_model_zoo(mpq_model **out, const char *name);
+
+/** Number of zoo networks; with mpq_model_zoo_name() lets tools list them. */
+MPQ_API size_t mpq_model_zoo_count(void);
+
+/** Name of zoo network @p index (static string), NULL when out of range. */
+MPQ_API const char *mpq_model_zoo_name(size_t index);
+
+/**
+ * Appends a layer after validating its shape: channels divisible by groups, positive sizes, an
+ * output size >= 1 (and equal to the derived one when given). Errors name the layer and field.
+ * Names are unique within a model (1..127 bytes).
+ */
+MPQ_API mpq_status mpq_model_add_layer(mpq_model *m, const char *name,
+                                       const mpq_layer_shape *shape);
+
+/** Sets the batch used for costs on every layer (>= 1). */
+MPQ_API mpq_status mpq_model_set_batch(mpq_model *m, int32_t batch);
+
+/** Model name (borrowed). */
+MPQ_API const char *mpq_model_name(const mpq_model *m);
+
+/** Number of quantizable layers. */
+MPQ_API size_t mpq_model_layer_count(const mpq_model *m);
+
+/** Copies layer @p index's shape (with out_h/out_w derived) into @p shape (size set by caller). */
+MPQ_API mpq_status mpq_model_layer_shape(const mpq_model *m, size_t index,
+                                         mpq_layer_shape *shape);
+
+/** Layer name (borrowed), NULL when out of range. */
+MPQ_API const char *mpq_model_layer_name(const mpq_model *m, size_t index);
+
+/** Index of the layer called @p name. */
+MPQ_API mpq_status mpq_model_find_layer(const mpq_model *m, const char *name, size_t *index);
+
+/** Multiply-accumulates of one layer for batch 1. */
+MPQ_API int64_t mpq_model_layer_macs(const mpq_model *m, size_t index);
+
+/** Weight count of one layer (bias excluded). */
+MPQ_API int64_t mpq_model_layer_weight_count(const mpq_model *m, size_t index);
+
+/** Kernel (output channel) count of one layer. */
+MPQ_API int64_t mpq_model_layer_kernel_count(const mpq_model *m, size_t index);
+
+/** Totals over all layers (batch 1): MACs, weights, kernels, biases. */
+MPQ_API mpq_status mpq_model_totals(const mpq_model *m, int64_t *macs, int64_t *weights,
+                                    int64_t *kernels, int64_t *biases);
+
+/**
+ * Attaches float32 weights (copied; layout [out][in/groups][kh][kw], i.e. kernel-major) and an
+ * optional bias (out_channels values, NULL for none). NaN/Inf refused with the first bad index.
+ */
+MPQ_API mpq_status mpq_model_set_weights(mpq_model *m, size_t index, const float *weights,
+                                         int64_t weight_count, const float *bias,
+                                         int64_t bias_count);
+
+/** Borrowed weights of a layer (NULL and 0 when none are attached). Valid until changed. */
+MPQ_API mpq_status mpq_model_weights(const mpq_model *m, size_t index, const float **weights,
+                                     int64_t *weight_count, const float **bias,
+                                     int64_t *bias_count);
+
+/** Nonzero when every layer has weights. */
+MPQ_API int mpq_model_has_weights(const mpq_model *m);
+
+/** Saves shapes and weights to a container file (atomic). */
+MPQ_API mpq_status mpq_model_save(const mpq_model *m, const char *path);
+
+/** Loads a model written by mpq_model_save(); shapes re-validated, damage -> ::MPQ_ERR_FORMAT. */
+MPQ_API mpq_status mpq_model_load(mpq_model **out, const char *path);
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Policies
+ * @{ */
+
+/** Bit widths a policy may hold: 1..16 for weights and activations; 32 means "not quantized". */
+#define MPQ_BITS_MIN 1
+#define MPQ_BITS_MAX 16
+#define MPQ_BITS_FLOAT 32
+
+/** Opaque policy for one model: activation bits per layer, weight bits per kernel. */
+typedef struct mpq_policy mpq_policy;
+
+/** Every kernel @p weight_bits, every layer @p act_bits. The policy records the model's layout. */
+MPQ_API mpq_status mpq_policy_create_uniform(mpq_policy **out, const mpq_model *m,
+                                             int weight_bits, int act_bits);
+
+/** Layer-wise: arrays of mpq_model_layer_count() entries. */
+MPQ_API mpq_status mpq_policy_create_layerwise(mpq_policy **out, const mpq_model *m,
+                                               const uint8_t *weight_bits,
+                                               const uint8_t *act_bits);
+
+/**
+ * Kernel-wise: @p kernel_bits holds every kernel of layer 0, then layer 1, ... (the total kernel
+ * count of the model, @p kernel_count), @p act_bits one entry per layer.
+ */
+MPQ_API mpq_status mpq_policy_create_kernelwise(mpq_policy **out, const mpq_model *m,
+                                                const uint8_t *kernel_bits, int64_t kernel_count,
+                                                const uint8_t *act_bits);
+
+/** Deep copy. */
+MPQ_API mpq_status mpq_policy_clone(const mpq_policy *p, mpq_policy **out);
+
+/** Destroys a policy. NULL is a no-op. */
+MPQ_API void mpq_policy_destroy(mpq_policy *p);
+
+/** Number of layers the policy covers. */
+MPQ_API size_t mpq_policy_layer_count(const mpq_policy *p);
+
+/** Total kernels covered (sum over layers). */
+MPQ_API int64_t mpq_policy_kernel_count(const mpq_policy *p);
+
+/** Checks that @p p was made for a model with @p m's layer count, kernel counts and names. */
+MPQ_API mpq_status mpq_policy_check_model(const mpq_policy *p, const mpq_model *m);
+
+/** Activation bits of a layer. */
+MPQ_API mpq_status mpq_policy_act_bits(const mpq_policy *p, size_t layer, int *bits);
+
+/** Sets a layer's activation bits. */
+MPQ_API mpq_status mpq_policy_set_act_bits(mpq_policy *p, size_t layer, int bits);
+
+/**
+ * Borrowed per-kernel weight bits of a layer (@p count kernels), valid until the policy changes.
+ */
+MPQ_API mpq_status mpq_policy_weight_bits(const mpq_policy *p, size_t layer,
+                                          const uint8_t **bits, int64_t *count);
+
+/** Sets every kernel of a layer to @p bits. */
+MPQ_API mpq_status mpq_policy_set_layer_weight_bits(mpq_policy *p, size_t layer, int bits);
+
+/** Sets one kernel's bits. */
+MPQ_API mpq_status mpq_policy_set_kernel_bits(mpq_policy *p, size_t layer, int64_t kernel,
+                                              int bits);
+
+/** Copies a layer's kernel bits from @p bits (@p count must equal the layer's kernel count). */
+MPQ_API mpq_status mpq_policy_set_kernel_bits_array(mpq_policy *p, size_t layer,
+                                                    const uint8_t *bits, int64_t count);
+
+/** Nonzero when the two policies hold identical bits (and the same layout). */
+MPQ_API int mpq_policy_equal(const mpq_policy *a, const mpq_policy *b);
+
+/**
+ * Stable 64-bit hash of the layout and all bits (FNV-1a over a fixed little-endian encoding):
+ * equal policies hash equally on every machine and version 0.x; used to cache evaluations.
+ */
+MPQ_API uint64_t mpq_policy_hash(const mpq_policy *p);
+
+/** Mean weight bits of a layer's kernels weighted by kernel size (all kernels of a layer agree in size). */
+MPQ_API mpq_status mpq_policy_layer_avg_weight_bits(const mpq_policy *p, size_t layer,
+                                                    double *avg);
+
+/** Mean weight bits of the network weighted by weight count (needs the model for the counts). */
+MPQ_API mpq_status mpq_policy_avg_weight_bits(const mpq_policy *p, const mpq_model *m,
+                                              double *avg);
+
+/** Optional measured figures stored with a policy in its JSON file. NaN = not measured. */
+typedef struct mpq_policy_figures {
+    size_t size;      /**< sizeof(mpq_policy_figures). */
+    double accuracy;  /**< Top-1 in [0,1]. */
+    double latency;   /**< Seconds. */
+    double energy;    /**< Joules. */
+    double area;      /**< LUTs (target-specific area unit). */
+    double size_bytes;/**< Model size in bytes. */
+} mpq_policy_figures;
+
+/** Attaches measured figures (copied). */
+MPQ_API mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f);
+
+/** Reads the figures (all NaN when none were set). */
+MPQ_API mpq_status mpq_policy_figures_get(const mpq_policy *p, mpq_policy_figures *f);
+
+/**
+ * Serialises to the JSON policy format ("format": "mpq-policy", version 1, model name, per layer:
+ * name, shape summary, activation bits, weight bits run-length encoded as [[bits, count], ...]),
+ * figures if set. Free @p *json with mpq_free().
+ */
+MPQ_API mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, char **json);
+
+/**
+ * Parses a policy for model @p m. Malformed JSON, a policy for another model (name, layer count,
+ * layer names or kernel counts differ) or bits out of range give ::MPQ_ERR_FORMAT /
+ * ::MPQ_ERR_MISMATCH with the JSON path of the problem ("layers[3].weight_bits").
+ */
+MPQ_API mpq_status mpq_policy_from_json(mpq_policy **out, const mpq_model *m, const char *json);
+
+/** mpq_policy_to_json() written atomically to @p path. */
+MPQ_API mpq_status mpq_policy_save(const mpq_policy *p, const mpq_model *m, const char *path);
+
+/** Reads and parses a policy file for model @p m. */
+MPQ_API mpq_status mpq_policy_load(mpq_policy **out, const mpq_model *m, const char *path);
+
+/**
+ * Parses "uniform:W,A" (e.g. "uniform:4,4") or a path to a policy JSON file — the form the
+ * command line accepts everywhere.
+ */
+MPQ_API mpq_status mpq_policy_from_spec(mpq_policy **out, const mpq_model *m, const char *spec);
+
+/** @} */
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Evaluators
+ * The contract between whatever measures accuracy (the built-in oneDNN runtime, a user's C or
+ * Python callback) and the search: given a policy for the search's model, store the top-1
+ * accuracy in [0,1] in @p *accuracy and return ::MPQ_OK; any other status stops the run and is
+ * reported with the evaluator's mpq_set_error() message. A short fine-tune, if any, happens inside
+ * the evaluator and must not change the model the next call starts from.
+ * @{ */
+
+/** Evaluator callback. */
+typedef mpq_status (*mpq_evaluator_fn)(void *user, const mpq_policy *policy, double *accuracy);
+
+/** @} */
+
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPQ_MODEL_H */
