@@ -10,7 +10,7 @@ static int cmd_version(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const cli_command commands[] = {
-    {"help", "show this help, or a command's help: mpq help COMMAND", cmd_help},
+    {"help", "show this help, a command's help (mpq help COMMAND), or all (--all)", cmd_help},
     {"version", "print the library and header versions", cmd_version},
 #ifdef MPQ_HAVE_CMD_COST
     {"cost", "latency, energy, area and size of a policy on a hardware model", cmd_cost},
@@ -74,6 +74,20 @@ static int cmd_help(int argc, char **argv)
 {
     if (argc < 2) {
         print_usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "--all") == 0) {
+        /* Everything the program documents, in one text: the source of the mpq(1) manual. */
+        print_usage(stdout);
+        for (size_t i = 0; i < command_count; i++) {
+            if (commands[i].run == cmd_help)
+                continue;
+            char help_flag[] = "--help";
+            char *sub[] = {(char *)commands[i].name, help_flag, NULL};
+            printf("\n");
+            fflush(stdout);
+            commands[i].run(2, sub);
+        }
         return CLI_OK;
     }
     const cli_command *c = find_command(argv[1]);
