@@ -7,5 +7,7 @@
 #define MPQ_MPQ_H
 
 #include <mpq/core.h>
+#include <mpq/model.h>
+#include <mpq/hwmodel.h>
 
 #endif /* MPQ_MPQ_H */

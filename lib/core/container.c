@@ -442,7 +442,7 @@ mpq_status mpq_container_from_memory(mpq_container **out, const void *data, size
     if (memcmp(p, magic, sizeof magic) != 0)
         return mpq_set_error(MPQ_ERR_FORMAT, "not a libmpq container (wrong magic)");
     reader r = {p, sizeof magic, size - 4};
-    uint64_t version, count, hlen, file_crc;
+    uint64_t version = 0, count = 0, hlen = 0, file_crc = 0;
     get_le(&r, 4, &version);
     if (version != CONTAINER_VERSION)
         return mpq_set_error(MPQ_ERR_VERSION,

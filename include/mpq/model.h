@@ -41,22 +41,39 @@ typedef struct mpq_layer_shape {
     mpq_layer_kind kind;  /**< Conv or fully connected. */
     int32_t in_channels;  /**< Input channels (FC: input features). */
     int32_t out_channels; /**< Output channels = kernel count (FC: output features). */
-    int32_t kernel_h, kernel_w;
-    int32_t stride_h, stride_w;
-    int32_t pad_h, pad_w;
-    int32_t dilation_h, dilation_w;
+    int32_t kernel_h;     /**< Kernel height (>= 1). */
+    int32_t kernel_w;     /**< Kernel width (>= 1). */
+    int32_t stride_h;     /**< Vertical stride (>= 1). */
+    int32_t stride_w;     /**< Horizontal stride (>= 1). */
+    int32_t pad_h;        /**< Zero padding added above and below (>= 0). */
+    int32_t pad_w;        /**< Zero padding added left and right (>= 0). */
+    int32_t dilation_h;   /**< Vertical dilation (>= 1). */
+    int32_t dilation_w;   /**< Horizontal dilation (>= 1). */
     int32_t groups;       /**< in_channels and out_channels must both divide by it. */
-    int32_t in_h, in_w;   /**< Input spatial size. */
-    int32_t out_h, out_w; /**< Output spatial size; 0 = derive from the fields above. */
+    int32_t in_h;         /**< Input height. */
+    int32_t in_w;         /**< Input width. */
+    int32_t out_h;        /**< Output height; 0 = derive from the fields above. */
+    int32_t out_w;        /**< Output width; 0 = derive from the fields above. */
     int32_t batch;        /**< Batch the costs are computed for (>= 1). */
+    /** Nonzero when the layer has a bias vector (out_channels parameters). Describes the
+     * architecture for parameter counts; mpq_layer_shape_conv() sets 0, mpq_layer_shape_fc() 1
+     * (torchvision's conv-BN networks have no conv bias, nn.Linear has one). Callers passing
+     * the shorter 0.1 draft struct (size without this field) get 0. */
+    int32_t has_bias;
+    /** Nonzero when a batch norm follows the layer: 2*out_channels learnable parameters
+     * (scale and shift; running statistics are buffers, not parameters, as in torchvision). */
+    int32_t has_batchnorm;
 } mpq_layer_shape;
 
-/** Fills @p s for a convolution (dilation 1, batch 1, output size derived). */
+/**
+ * Fills @p s for a convolution (dilation 1, batch 1, output size derived, no bias, no batch
+ * norm); @p s->size is set here. Shape errors are reported when the layer is added.
+ */
 MPQ_API mpq_status mpq_layer_shape_conv(mpq_layer_shape *s, int32_t in_channels,
                                         int32_t out_channels, int32_t kernel, int32_t stride,
                                         int32_t pad, int32_t groups, int32_t in_h, int32_t in_w);
 
-/** Fills @p s for a fully connected layer (batch 1). */
+/** Fills @p s for a fully connected layer (batch 1, with bias, no batch norm); sets @p s->size. */
 MPQ_API mpq_status mpq_layer_shape_fc(mpq_layer_shape *s, int32_t in_features,
                                       int32_t out_features);
 
@@ -126,6 +143,13 @@ MPQ_API mpq_status mpq_model_totals(const mpq_model *m, int64_t *macs, int64_t *
                                     int64_t *kernels, int64_t *biases);
 
 /**
+ * Learnable parameters of the model as torchvision counts them (sum of
+ * `p.numel() for p in model.parameters()`): weights + declared biases (has_bias) +
+ * 2 * out_channels per batch norm (has_batchnorm).
+ */
+MPQ_API mpq_status mpq_model_param_count(const mpq_model *m, int64_t *params);
+
+/**
  * Attaches float32 weights (copied; layout [out][in/groups][kh][kw], i.e. kernel-major) and an
  * optional bias (out_channels values, NULL for none). NaN/Inf refused with the first bad index.
  */
@@ -151,9 +175,11 @@ MPQ_API mpq_status mpq_model_load(mpq_model **out, const char *path);
 /** @name Policies
  * @{ */
 
-/** Bit widths a policy may hold: 1..16 for weights and activations; 32 means "not quantized". */
+/** Smallest bit width a policy may hold (weights and activations). */
 #define MPQ_BITS_MIN 1
+/** Largest quantized bit width a policy may hold. */
 #define MPQ_BITS_MAX 16
+/** Bit width meaning "not quantized" (float32), accepted wherever bits are. */
 #define MPQ_BITS_FLOAT 32
 
 /** Opaque policy for one model: activation bits per layer, weight bits per kernel. */
