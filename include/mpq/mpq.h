@@ -9,5 +9,6 @@
 #include <mpq/core.h>
 #include <mpq/model.h>
 #include <mpq/hwmodel.h>
+#include <mpq/agent.h>
 
 #endif /* MPQ_MPQ_H */

@@ -1,0 +1,975 @@
+/* HAQ's DDPG agent (mit-han-lab/haq lib/rl/ddpg.py, rl_quantize.py). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "agent_impl.h"
+
+#define DDPG_FORMAT_VERSION 1
+
+struct mpq_ddpg {
+    int64_t sd, gd, ad;
+    int64_t in_a; /* actor input width: state + goal */
+    int64_t in_c; /* critic input width: state + goal + action */
+    double p[MPQ_DDPG_PARAM_COUNT];
+    mpq_mlp *actor, *critic, *actor_t, *critic_t;
+    mpq_adam *opt_a, *opt_c;
+    mpq_replay *replay;
+    mpq_noise *noise;
+    int64_t episode, steps, updates;
+    int started, baseline_init;
+    double baseline, closs, aloss;
+    /* update scratch, sized for `scratch_batch` rows */
+    int64_t scratch_batch;
+    float *buf;
+    int64_t *idx;
+    float *backup; /* critic parameters and Adam moments, restored if the actor step fails */
+};
+
+static const mpq_param_info ddpg_params[MPQ_DDPG_PARAM_COUNT] = {
+    {sizeof(mpq_param_info), "hidden1",
+     "width of hidden layer 1 of actor and critic (HAQ rl_quantize.py --hidden1 300)", 1, 65536,
+     300, 1},
+    {sizeof(mpq_param_info), "hidden2",
+     "width of hidden layer 2 (HAQ --hidden2 300); 0 = one hidden layer", 0, 65536, 300, 1},
+    {sizeof(mpq_param_info), "lr_actor", "actor Adam learning rate (HAQ --lr_a 1e-4)", 1e-12, 1,
+     1e-4, 0},
+    {sizeof(mpq_param_info), "lr_critic", "critic Adam learning rate (HAQ --lr_c 1e-3)", 1e-12,
+     1, 1e-3, 0},
+    {sizeof(mpq_param_info), "tau", "soft target update factor (HAQ --tau 0.01)", 0, 1, 0.01, 0},
+    {sizeof(mpq_param_info), "discount", "discount gamma (HAQ --discount 1.0)", 0, 1, 1.0, 0},
+    {sizeof(mpq_param_info), "batch", "minibatch size (HAQ --bsize 64)", 1, 65536, 64, 1},
+    {sizeof(mpq_param_info), "replay_capacity",
+     "replay capacity in transitions (HAQ and AutoQ papers: 2000; HAQ code 128 x layers)", 1,
+     1e8, 2000, 1},
+    {sizeof(mpq_param_info), "warmup",
+     "uniform-action episodes 0..warmup without updates (HAQ --warmup 20); -1 disables", -1,
+     1e9, 20, 1},
+    {sizeof(mpq_param_info), "noise_kind",
+     "0 truncated normal (HAQ), 1 Ornstein-Uhlenbeck, 2 Gaussian, 3 none", 0, 3, 0, 1},
+    {sizeof(mpq_param_info), "noise_sigma", "initial exploration sigma (HAQ --init_delta 0.5)", 0,
+     10, 0.5, 0},
+    {sizeof(mpq_param_info), "noise_decay",
+     "per-episode sigma decay (HAQ --delta_decay 0.99)", 0, 1, 0.99, 0},
+    {sizeof(mpq_param_info), "noise_hold",
+     "constant-sigma episodes after warm-up (HAQ 0; AutoQ 100)", 0, 1e9, 0, 1},
+    {sizeof(mpq_param_info), "baseline",
+     "1: moving-average reward baseline subtracted from rewards (HAQ ddpg.py), 0: off", 0, 1, 1,
+     1},
+    {sizeof(mpq_param_info), "baseline_alpha",
+     "baseline update b += alpha (batch mean - b) (HAQ moving_alpha 0.5)", 0, 1, 0.5, 0},
+    {sizeof(mpq_param_info), "reward_mode",
+     "0: per-step rewards, 1: every step gets the episode's final reward (HAQ)", 0, 1, 1, 1},
+    {sizeof(mpq_param_info), "updates_per_step",
+     "updates per committed step after warm-up (HAQ --n_update 1)", 0, 1000, 1, 1},
+    {sizeof(mpq_param_info), "grad_clip",
+     "gradient L2-norm clip for actor and critic, 0 = off (HAQ: off)", 0, 1e9, 0, 0},
+    {sizeof(mpq_param_info), "seed", "seed of networks, sampling and noise (HAQ --seed 234)", 0,
+     9007199254740992.0, 234, 1},
+};
+
+static int is_structural(int p)
+{
+    return p == MPQ_DDPG_HIDDEN1 || p == MPQ_DDPG_HIDDEN2 || p == MPQ_DDPG_REPLAY_CAPACITY ||
+           p == MPQ_DDPG_SEED;
+}
+
+static mpq_status check_value(int param, const char *fn, double value)
+{
+    const mpq_param_info *info = &ddpg_params[param];
+    if (!isfinite(value) || value < info->min_value || value > info->max_value)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s = %g outside [%g, %g]", fn,
+                             info->name, value, info->min_value, info->max_value);
+    if (info->is_integer && value != floor(value))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s = %g must be an integer", fn,
+                             info->name, value);
+    return MPQ_OK;
+}
+
+/* ---- construction -------------------------------------------------------------------------- */
+
+typedef struct parts {
+    mpq_mlp *actor, *critic, *actor_t, *critic_t;
+    mpq_adam *opt_a, *opt_c;
+    mpq_replay *replay;
+    mpq_noise *noise;
+    float *backup;
+} parts;
+
+static void parts_free(parts *x)
+{
+    mpq_mlp_destroy(x->actor);
+    mpq_mlp_destroy(x->critic);
+    mpq_mlp_destroy(x->actor_t);
+    mpq_mlp_destroy(x->critic_t);
+    mpq_adam_destroy(x->opt_a);
+    mpq_adam_destroy(x->opt_c);
+    mpq_replay_destroy(x->replay);
+    mpq_noise_destroy(x->noise);
+    free(x->backup);
+    memset(x, 0, sizeof *x);
+}
+
+static mpq_status noise_configure(mpq_noise *n, const double *p)
+{
+    mpq_status st = mpq_noise_set_param(n, MPQ_NOISE_KIND, p[MPQ_DDPG_NOISE_KIND]);
+    if (!st)
+        st = mpq_noise_set_param(n, MPQ_NOISE_SIGMA, p[MPQ_DDPG_NOISE_SIGMA]);
+    if (!st)
+        st = mpq_noise_set_param(n, MPQ_NOISE_DECAY, p[MPQ_DDPG_NOISE_DECAY]);
+    if (!st)
+        st = mpq_noise_set_param(n, MPQ_NOISE_HOLD, p[MPQ_DDPG_NOISE_HOLD]);
+    if (!st)
+        st = mpq_noise_set_param(n, MPQ_NOISE_WARMUP, p[MPQ_DDPG_WARMUP]);
+    return st;
+}
+
+/* Builds every component from the seed and the structural parameters, so that the result does
+ * not depend on the order in which parameters were set. */
+static mpq_status build(const mpq_ddpg *d, const double *p, parts *x)
+{
+    memset(x, 0, sizeof *x);
+    const uint64_t seed = (uint64_t)p[MPQ_DDPG_SEED];
+    mpq_rng *rng;
+    mpq_status st = mpq_rng_create(&rng, seed);
+    if (st)
+        return st;
+    const int64_t h1 = (int64_t)p[MPQ_DDPG_HIDDEN1], h2 = (int64_t)p[MPQ_DDPG_HIDDEN2];
+    const int nl = h2 > 0 ? 3 : 2;
+    int64_t sa[4] = {d->in_a, h1, h2 > 0 ? h2 : d->ad, d->ad};
+    int64_t sc[4] = {d->in_c, h1, h2 > 0 ? h2 : 1, 1};
+    mpq_activation aa[3] = {MPQ_ACT_RELU, h2 > 0 ? MPQ_ACT_RELU : MPQ_ACT_SIGMOID,
+                            MPQ_ACT_SIGMOID};
+    mpq_activation ac[3] = {MPQ_ACT_RELU, h2 > 0 ? MPQ_ACT_RELU : MPQ_ACT_IDENTITY,
+                            MPQ_ACT_IDENTITY};
+    if (nl == 2) {
+        sa[2] = d->ad;
+        sc[2] = 1;
+    }
+    st = mpq_mlp_create(&x->actor, nl, sa, aa, rng);
+    if (!st)
+        st = mpq_mlp_create(&x->critic, nl, sc, ac, rng);
+    if (!st) {
+        /* HAQ's critic has two input layers, Linear(S, h1) and Linear(A, h1), summed: one layer
+         * on [s, a] is the same function; re-draw it per group so that the initial
+         * distribution matches the two PyTorch layers (fan-in S and A, two bias draws). */
+        float *w = x->critic->params + x->critic->w_off[0];
+        float *b = x->critic->params + x->critic->b_off[0];
+        const double bs = 1.0 / sqrt((double)d->in_a), ba = 1.0 / sqrt((double)d->ad);
+        for (int64_t o = 0; o < h1; o++)
+            for (int64_t i = 0; i < d->in_a; i++) {
+                double u;
+                mpq_rng_uniform(rng, &u);
+                w[o * d->in_c + i] = (float)((2 * u - 1) * bs);
+            }
+        for (int64_t o = 0; o < h1; o++) {
+            double u;
+            mpq_rng_uniform(rng, &u);
+            b[o] = (float)((2 * u - 1) * bs);
+        }
+        for (int64_t o = 0; o < h1; o++)
+            for (int64_t i = d->in_a; i < d->in_c; i++) {
+                double u;
+                mpq_rng_uniform(rng, &u);
+                w[o * d->in_c + i] = (float)((2 * u - 1) * ba);
+            }
+        for (int64_t o = 0; o < h1; o++) {
+            double u;
+            mpq_rng_uniform(rng, &u);
+            b[o] += (float)((2 * u - 1) * ba);
+        }
+    }
+    /* HAQ hard-copies the targets at construction (hard_update). */
+    if (!st)
+        st = mpq_mlp_clone(x->actor, &x->actor_t);
+    if (!st)
+        st = mpq_mlp_clone(x->critic, &x->critic_t);
+    if (!st)
+        st = mpq_adam_create(&x->opt_a, x->actor->n_params, p[MPQ_DDPG_LR_ACTOR], 0.9, 0.999,
+                             1e-8);
+    if (!st)
+        st = mpq_adam_create(&x->opt_c, x->critic->n_params, p[MPQ_DDPG_LR_CRITIC], 0.9, 0.999,
+                             1e-8);
+    uint64_t s_replay = 0, s_noise = 0;
+    mpq_rng_next_u64(rng, &s_replay);
+    mpq_rng_next_u64(rng, &s_noise);
+    if (!st)
+        st = mpq_replay_create(&x->replay, (int64_t)p[MPQ_DDPG_REPLAY_CAPACITY], d->sd, d->ad,
+                               d->gd, s_replay);
+    if (!st)
+        st = mpq_noise_create(&x->noise, d->ad, s_noise);
+    if (!st)
+        st = noise_configure(x->noise, p);
+    if (!st) {
+        x->backup = malloc((size_t)(3 * x->critic->n_params) * sizeof(float));
+        if (!x->backup)
+            st = mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "ddpg: out of memory");
+    }
+    mpq_rng_destroy(rng);
+    if (st)
+        parts_free(x);
+    return st;
+}
+
+static void install(mpq_ddpg *d, parts *x)
+{
+    parts old = {d->actor, d->critic, d->actor_t, d->critic_t, d->opt_a,
+                 d->opt_c, d->replay, d->noise,   d->backup};
+    parts_free(&old);
+    d->actor = x->actor;
+    d->critic = x->critic;
+    d->actor_t = x->actor_t;
+    d->critic_t = x->critic_t;
+    d->opt_a = x->opt_a;
+    d->opt_c = x->opt_c;
+    d->replay = x->replay;
+    d->noise = x->noise;
+    d->backup = x->backup;
+    memset(x, 0, sizeof *x);
+}
+
+static mpq_status create_with(mpq_ddpg **out, int64_t state_dim, int64_t goal_dim,
+                              int64_t action_dim, const double *p)
+{
+    mpq_ddpg *d = calloc(1, sizeof *d);
+    if (!d)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_ddpg_create: out of memory");
+    d->sd = state_dim;
+    d->gd = goal_dim;
+    d->ad = action_dim;
+    d->in_a = state_dim + goal_dim;
+    d->in_c = state_dim + goal_dim + action_dim;
+    memcpy(d->p, p, sizeof d->p);
+    parts x;
+    mpq_status st = build(d, d->p, &x);
+    if (st) {
+        free(d);
+        return st;
+    }
+    install(d, &x);
+    *out = d;
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_create(mpq_ddpg **out, int64_t state_dim, int64_t goal_dim,
+                           int64_t action_dim, uint64_t seed)
+{
+    if (!out)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_create: out is NULL");
+    if (state_dim < 1 || state_dim > (1 << 20) || goal_dim < 0 || goal_dim > (1 << 20) ||
+        action_dim < 1 || action_dim > (1 << 20))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_create: state_dim %lld and action_dim %lld must be in "
+                             "1..2^20, goal_dim %lld in 0..2^20",
+                             (long long)state_dim, (long long)action_dim, (long long)goal_dim);
+    if (seed > (uint64_t)9007199254740992ULL)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_create: seed %llu above 2^53 (seeds are parameters "
+                             "stored as doubles)",
+                             (unsigned long long)seed);
+    double p[MPQ_DDPG_PARAM_COUNT];
+    for (int i = 0; i < MPQ_DDPG_PARAM_COUNT; i++)
+        p[i] = ddpg_params[i].default_value;
+    p[MPQ_DDPG_SEED] = (double)seed;
+    return create_with(out, state_dim, goal_dim, action_dim, p);
+}
+
+void mpq_ddpg_destroy(mpq_ddpg *ddpg)
+{
+    if (!ddpg)
+        return;
+    parts x = {ddpg->actor, ddpg->critic, ddpg->actor_t, ddpg->critic_t, ddpg->opt_a,
+               ddpg->opt_c, ddpg->replay, ddpg->noise,   ddpg->backup};
+    parts_free(&x);
+    free(ddpg->buf);
+    free(ddpg->idx);
+    free(ddpg);
+}
+
+/* ---- parameters ---------------------------------------------------------------------------- */
+
+mpq_status mpq_ddpg_set_param(mpq_ddpg *ddpg, mpq_ddpg_param param, double value)
+{
+    if (!ddpg)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_set_param: ddpg is NULL");
+    if ((int)param < 0 || (int)param >= MPQ_DDPG_PARAM_COUNT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_set_param: unknown parameter %d",
+                             (int)param);
+    mpq_status st = check_value(param, "mpq_ddpg_set_param", value);
+    if (st)
+        return st;
+    if (is_structural(param)) {
+        if (ddpg->started)
+            return mpq_set_error(MPQ_ERR_STATE,
+                                 "mpq_ddpg_set_param: %s cannot change after training started",
+                                 ddpg_params[param].name);
+        double p[MPQ_DDPG_PARAM_COUNT];
+        memcpy(p, ddpg->p, sizeof p);
+        p[param] = value;
+        parts x;
+        st = build(ddpg, p, &x);
+        if (st)
+            return st;
+        install(ddpg, &x);
+        ddpg->p[param] = value;
+        return MPQ_OK;
+    }
+    switch (param) {
+    case MPQ_DDPG_LR_ACTOR:
+        st = mpq_adam_set_lr(ddpg->opt_a, value);
+        break;
+    case MPQ_DDPG_LR_CRITIC:
+        st = mpq_adam_set_lr(ddpg->opt_c, value);
+        break;
+    case MPQ_DDPG_NOISE_KIND:
+        st = mpq_noise_set_param(ddpg->noise, MPQ_NOISE_KIND, value);
+        break;
+    case MPQ_DDPG_NOISE_SIGMA:
+        st = mpq_noise_set_param(ddpg->noise, MPQ_NOISE_SIGMA, value);
+        break;
+    case MPQ_DDPG_NOISE_DECAY:
+        st = mpq_noise_set_param(ddpg->noise, MPQ_NOISE_DECAY, value);
+        break;
+    case MPQ_DDPG_NOISE_HOLD:
+        st = mpq_noise_set_param(ddpg->noise, MPQ_NOISE_HOLD, value);
+        break;
+    case MPQ_DDPG_WARMUP:
+        st = mpq_noise_set_param(ddpg->noise, MPQ_NOISE_WARMUP, value);
+        break;
+    default:
+        break;
+    }
+    if (st)
+        return st;
+    ddpg->p[param] = value;
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_get_param(const mpq_ddpg *ddpg, mpq_ddpg_param param, double *value)
+{
+    if (!ddpg || !value)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_get_param: ddpg or value is NULL");
+    if ((int)param < 0 || (int)param >= MPQ_DDPG_PARAM_COUNT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_get_param: unknown parameter %d",
+                             (int)param);
+    *value = ddpg->p[param];
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_param_info(mpq_ddpg_param param, mpq_param_info *info)
+{
+    if (!info || info->size < sizeof(mpq_param_info))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_param_info: info is NULL or info->size too small");
+    if ((int)param < 0 || (int)param >= MPQ_DDPG_PARAM_COUNT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_param_info: unknown parameter %d",
+                             (int)param);
+    *info = ddpg_params[param];
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_param_find(const char *name, mpq_ddpg_param *param)
+{
+    if (!name || !param)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_param_find: name or param is NULL");
+    for (int i = 0; i < MPQ_DDPG_PARAM_COUNT; i++)
+        if (strcmp(ddpg_params[i].name, name) == 0) {
+            *param = (mpq_ddpg_param)i;
+            return MPQ_OK;
+        }
+    return mpq_set_error(MPQ_ERR_NOT_FOUND, "DDPG parameter '%s' does not exist", name);
+}
+
+/* ---- acting -------------------------------------------------------------------------------- */
+
+static mpq_status check_rows(const mpq_ddpg *d, const char *fn, const float *states,
+                             const float *goals, int64_t n)
+{
+    if (!states)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: states is NULL", fn);
+    if (d->gd > 0 && !goals)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: goals is NULL but goal_dim is %lld",
+                             fn, (long long)d->gd);
+    if (d->gd == 0 && goals)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "%s: goals must be NULL for an agent without goals", fn);
+    if (n < 1 || n > (1 << 24))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: n %lld outside 1..16777216", fn,
+                             (long long)n);
+    if (!mpq__all_finite(states, n * d->sd))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: states hold NaN or infinity", fn);
+    if (d->gd > 0 && !mpq__all_finite(goals, n * d->gd))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: goals hold NaN or infinity", fn);
+    return MPQ_OK;
+}
+
+/* Row-wise concatenation [a | b | c] into dst (any of b, c may have width 0). */
+static void concat3(float *dst, int64_t n, const float *a, int64_t wa, const float *b, int64_t wb,
+                    const float *c, int64_t wc)
+{
+    const int64_t w = wa + wb + wc;
+    for (int64_t i = 0; i < n; i++) {
+        float *row = dst + i * w;
+        memcpy(row, a + i * wa, (size_t)wa * sizeof(float));
+        if (wb)
+            memcpy(row + wa, b + i * wb, (size_t)wb * sizeof(float));
+        if (wc)
+            memcpy(row + wa + wb, c + i * wc, (size_t)wc * sizeof(float));
+    }
+}
+
+mpq_status mpq__ddpg_actor_forward(mpq_ddpg *d, const float *inputs, int64_t n, float *actions)
+{
+    return mpq_mlp_forward(d->actor, inputs, n, actions);
+}
+
+mpq_status mpq_ddpg_act(mpq_ddpg *ddpg, const float *states, const float *goals, int64_t n,
+                        int explore, float *actions)
+{
+    if (!ddpg || !actions)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_act: ddpg or actions is NULL");
+    mpq_status st = check_rows(ddpg, "mpq_ddpg_act", states, goals, n);
+    if (st)
+        return st;
+    mpq_ddpg *d = ddpg;
+    float *tmp = malloc((size_t)(n * (d->in_a + d->ad)) * sizeof(float));
+    if (!tmp)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_ddpg_act: out of memory");
+    float *mu = tmp + n * d->in_a;
+    const float *x = states;
+    if (d->gd) {
+        concat3(tmp, n, states, d->sd, goals, d->gd, NULL, 0);
+        x = tmp;
+    }
+    st = mpq_mlp_forward(d->actor, x, n, mu);
+    if (!st) {
+        if (explore)
+            st = mpq_noise_apply(d->noise, d->episode, mu, actions, n);
+        else
+            memcpy(actions, mu, (size_t)(n * d->ad) * sizeof(float));
+    }
+    free(tmp);
+    return st;
+}
+
+mpq_status mpq_ddpg_observe(mpq_ddpg *ddpg, const float *state, const float *goal,
+                            const float *action, double reward, const float *next_state, int done)
+{
+    if (!ddpg)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_observe: ddpg is NULL");
+    if (ddpg->gd == 0 && goal)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_observe: goal must be NULL for an agent without goals");
+    if (action)
+        for (int64_t i = 0; i < ddpg->ad; i++)
+            if (!(action[i] >= 0.0f && action[i] <= 1.0f))
+                return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                     "mpq_ddpg_observe: action[%lld] = %g outside [0,1]",
+                                     (long long)i, (double)action[i]);
+    mpq_status st = mpq_replay_stage(ddpg->replay, state, action, reward, next_state, done, goal);
+    if (st)
+        return st;
+    ddpg->started = 1;
+    ddpg->steps++;
+    return MPQ_OK;
+}
+
+/* ---- update -------------------------------------------------------------------------------- */
+
+static mpq_status ensure_scratch(mpq_ddpg *d, int64_t B)
+{
+    if (B <= d->scratch_batch)
+        return MPQ_OK;
+    /* s, a, r, s2, done, g, xa, xc, q, y/dq, mu, dxc */
+    const int64_t per = 2 * d->sd + d->ad + 3 + d->gd + d->in_a + 2 * d->in_c + 2 + d->ad;
+    float *b = malloc((size_t)(per * B) * sizeof(float));
+    int64_t *ix = malloc((size_t)B * sizeof(int64_t));
+    if (!b || !ix) {
+        free(b);
+        free(ix);
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "ddpg: out of memory for batch %lld",
+                             (long long)B);
+    }
+    free(d->buf);
+    free(d->idx);
+    d->buf = b;
+    d->idx = ix;
+    d->scratch_batch = B;
+    return MPQ_OK;
+}
+
+mpq_status mpq__ddpg_update_ex(mpq_ddpg *d, mpq__relabel_fn relabel, void *ctx,
+                               double *critic_loss, double *actor_loss)
+{
+    int64_t size;
+    mpq_replay_size(d->replay, &size, NULL, NULL);
+    if (size < 1)
+        return mpq_set_error(MPQ_ERR_STATE, "mpq_ddpg_update: the replay buffer is empty");
+    const int64_t B = (int64_t)d->p[MPQ_DDPG_BATCH];
+    mpq_status st = ensure_scratch(d, B);
+    if (st)
+        return st;
+    float *s = d->buf, *a = s + B * d->sd, *r = a + B * d->ad, *s2 = r + B, *dn = s2 + B * d->sd;
+    float *g = dn + B, *xa = g + B * d->gd, *xc = xa + B * d->in_a, *q = xc + B * d->in_c;
+    float *y = q + B, *mu = y + B, *dxc = mu + B * d->ad, *q2 = dxc + B * d->in_c;
+    int64_t *idx = d->idx;
+    uint8_t rng_before[MPQ_RNG_STATE_SIZE];
+    mpq__replay_rng_save(d->replay, rng_before);
+    st = mpq_replay_sample(d->replay, B, s, a, r, s2, dn, d->gd ? g : NULL, idx);
+    if (!st && relabel)
+        st = relabel(ctx, idx, B, s, a);
+    if (st) {
+        mpq__replay_rng_restore(d->replay, rng_before);
+        return st;
+    }
+    /* HAQ's moving-average baseline of minibatch mean rewards. */
+    double mean = 0;
+    for (int64_t i = 0; i < B; i++)
+        mean += r[i];
+    mean /= (double)B;
+    const double base = !d->baseline_init ? mean
+                                           : d->baseline + d->p[MPQ_DDPG_BASELINE_ALPHA] *
+                                                               (mean - d->baseline);
+    if (d->p[MPQ_DDPG_BASELINE] != 0)
+        for (int64_t i = 0; i < B; i++)
+            r[i] = (float)(r[i] - base);
+    /* Target: y = r + gamma (1 - done) Q'(s', mu'(s')). */
+    concat3(xa, B, s2, d->sd, g, d->gd, NULL, 0);
+    st = mpq_mlp_forward(d->actor_t, xa, B, mu);
+    if (!st) {
+        concat3(xc, B, s2, d->sd, g, d->gd, mu, d->ad);
+        st = mpq_mlp_forward(d->critic_t, xc, B, q2);
+    }
+    if (st)
+        goto fail;
+    const float gamma = (float)d->p[MPQ_DDPG_DISCOUNT];
+    for (int64_t i = 0; i < B; i++)
+        y[i] = r[i] + gamma * (1.0f - dn[i]) * q2[i];
+    /* Critic step on the mean squared error. */
+    concat3(xc, B, s, d->sd, g, d->gd, a, d->ad);
+    st = mpq_mlp_forward(d->critic, xc, B, q);
+    if (st)
+        goto fail;
+    double closs = 0;
+    for (int64_t i = 0; i < B; i++) {
+        const double e = (double)q[i] - y[i];
+        closs += e * e;
+        q2[i] = (float)(2.0 * e / (double)B);
+    }
+    closs /= (double)B;
+    mpq_mlp_zero_grad(d->critic);
+    st = mpq_mlp_backward(d->critic, q2, NULL);
+    if (st)
+        goto fail;
+    if (d->p[MPQ_DDPG_GRAD_CLIP] > 0)
+        mpq_mlp_clip_grad_norm(d->critic, d->p[MPQ_DDPG_GRAD_CLIP], NULL);
+    const int64_t nc = d->critic->n_params;
+    if (!mpq__all_finite(d->critic->grads, nc)) {
+        st = mpq_set_error(MPQ_ERR_NUMERIC, "mpq_ddpg_update: critic gradient is not finite");
+        goto fail;
+    }
+    memcpy(d->backup, d->critic->params, (size_t)nc * sizeof(float));
+    memcpy(d->backup + nc, d->opt_c->m, (size_t)nc * sizeof(float));
+    memcpy(d->backup + 2 * nc, d->opt_c->v, (size_t)nc * sizeof(float));
+    mpq_adam_step(d->opt_c, d->critic->params, d->critic->grads, nc);
+    /* Actor step on -mean Q(s, mu(s)) through the critic just updated (HAQ's order). */
+    concat3(xa, B, s, d->sd, g, d->gd, NULL, 0);
+    st = mpq_mlp_forward(d->actor, xa, B, mu);
+    if (!st) {
+        concat3(xc, B, s, d->sd, g, d->gd, mu, d->ad);
+        st = mpq_mlp_forward(d->critic, xc, B, q);
+    }
+    double aloss = 0;
+    if (!st) {
+        for (int64_t i = 0; i < B; i++) {
+            aloss -= q[i];
+            q2[i] = (float)(-1.0 / (double)B);
+        }
+        aloss /= (double)B;
+        st = mpq__mlp_backward_ex(d->critic, q2, dxc, 0);
+    }
+    if (!st) {
+        for (int64_t i = 0; i < B; i++)
+            memcpy(mu + i * d->ad, dxc + i * d->in_c + d->in_a, (size_t)d->ad * sizeof(float));
+        mpq_mlp_zero_grad(d->actor);
+        st = mpq_mlp_backward(d->actor, mu, NULL);
+    }
+    if (!st && d->p[MPQ_DDPG_GRAD_CLIP] > 0)
+        mpq_mlp_clip_grad_norm(d->actor, d->p[MPQ_DDPG_GRAD_CLIP], NULL);
+    if (!st && !mpq__all_finite(d->actor->grads, d->actor->n_params))
+        st = mpq_set_error(MPQ_ERR_NUMERIC, "mpq_ddpg_update: actor gradient is not finite");
+    if (st) {
+        memcpy(d->critic->params, d->backup, (size_t)nc * sizeof(float));
+        memcpy(d->opt_c->m, d->backup + nc, (size_t)nc * sizeof(float));
+        memcpy(d->opt_c->v, d->backup + 2 * nc, (size_t)nc * sizeof(float));
+        d->opt_c->step--;
+        goto fail;
+    }
+    mpq_adam_step(d->opt_a, d->actor->params, d->actor->grads, d->actor->n_params);
+    const double tau = d->p[MPQ_DDPG_TAU];
+    mpq_mlp_soft_update(d->actor_t, d->actor, tau);
+    mpq_mlp_soft_update(d->critic_t, d->critic, tau);
+    d->baseline = base;
+    d->baseline_init = 1;
+    d->closs = closs;
+    d->aloss = aloss;
+    d->updates++;
+    d->started = 1;
+    if (critic_loss)
+        *critic_loss = closs;
+    if (actor_loss)
+        *actor_loss = aloss;
+    return MPQ_OK;
+fail:
+    mpq__replay_rng_restore(d->replay, rng_before);
+    return st;
+}
+
+mpq_status mpq_ddpg_update(mpq_ddpg *ddpg, double *critic_loss, double *actor_loss)
+{
+    if (!ddpg)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_update: ddpg is NULL");
+    return mpq__ddpg_update_ex(ddpg, NULL, NULL, critic_loss, actor_loss);
+}
+
+mpq_status mpq__ddpg_end_episode_ex(mpq_ddpg *d, double final_reward, mpq__relabel_fn relabel,
+                                    void *ctx)
+{
+    const mpq_reward_mode mode = (mpq_reward_mode)(int)d->p[MPQ_DDPG_REWARD_MODE];
+    const int64_t n = mpq__replay_staged(d->replay);
+    const int learn = (double)d->episode > d->p[MPQ_DDPG_WARMUP];
+    const int64_t per = (int64_t)d->p[MPQ_DDPG_UPDATES_PER_STEP];
+    mpq_status st = MPQ_OK;
+    /* HAQ appends one transition and then updates, step by step (rl_quantize.py). */
+    for (int64_t i = 0; i < n; i++) {
+        mpq__replay_commit_staged(d->replay, i, mode, final_reward);
+        for (int64_t k = 0; learn && !st && k < per; k++)
+            st = mpq__ddpg_update_ex(d, relabel, ctx, NULL, NULL);
+    }
+    mpq__replay_clear_staged(d->replay);
+    mpq_noise_reset(d->noise);
+    d->episode++;
+    d->started = 1;
+    return st;
+}
+
+mpq_status mpq_ddpg_end_episode(mpq_ddpg *ddpg, double final_reward)
+{
+    if (!ddpg)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_end_episode: ddpg is NULL");
+    if (!isfinite(final_reward))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_end_episode: final_reward %g is not finite", final_reward);
+    return mpq__ddpg_end_episode_ex(ddpg, final_reward, NULL, NULL);
+}
+
+int64_t mpq__ddpg_staged(const mpq_ddpg *d) { return mpq__replay_staged(d->replay); }
+
+mpq_status mpq__ddpg_replay(mpq_ddpg *d, mpq_replay **replay)
+{
+    *replay = d->replay;
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_q_value(mpq_ddpg *ddpg, const float *states, const float *goals,
+                            const float *actions, int64_t n, float *q)
+{
+    if (!ddpg || !actions || !q)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_q_value: ddpg, actions or q is NULL");
+    mpq_status st = check_rows(ddpg, "mpq_ddpg_q_value", states, goals, n);
+    if (st)
+        return st;
+    if (!mpq__all_finite(actions, n * ddpg->ad))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_q_value: actions hold NaN or infinity");
+    float *x = malloc((size_t)(n * ddpg->in_c) * sizeof(float));
+    if (!x)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_ddpg_q_value: out of memory");
+    concat3(x, n, states, ddpg->sd, goals, ddpg->gd, actions, ddpg->ad);
+    st = mpq_mlp_forward(ddpg->critic, x, n, q);
+    free(x);
+    return st;
+}
+
+mpq_status mpq_ddpg_get_info(const mpq_ddpg *ddpg, mpq_ddpg_info *info)
+{
+    if (!ddpg || !info)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_get_info: ddpg or info is NULL");
+    if (info->size < sizeof(mpq_ddpg_info))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_get_info: info->size %zu < %zu", info->size,
+                             sizeof(mpq_ddpg_info));
+    info->episode = ddpg->episode;
+    info->steps = ddpg->steps;
+    info->updates = ddpg->updates;
+    mpq_replay_size(ddpg->replay, &info->replay_size, NULL, NULL);
+    info->baseline = ddpg->baseline;
+    info->critic_loss = ddpg->closs;
+    info->actor_loss = ddpg->aloss;
+    mpq_noise_sigma(ddpg->noise, ddpg->episode, &info->sigma);
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_network(mpq_ddpg *ddpg, mpq_ddpg_net which, mpq_mlp **net)
+{
+    if (!ddpg || !net)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_network: ddpg or net is NULL");
+    switch (which) {
+    case MPQ_DDPG_ACTOR:
+        *net = ddpg->actor;
+        return MPQ_OK;
+    case MPQ_DDPG_CRITIC:
+        *net = ddpg->critic;
+        return MPQ_OK;
+    case MPQ_DDPG_ACTOR_TARGET:
+        *net = ddpg->actor_t;
+        return MPQ_OK;
+    case MPQ_DDPG_CRITIC_TARGET:
+        *net = ddpg->critic_t;
+        return MPQ_OK;
+    }
+    return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_network: which %d is not an "
+                         "mpq_ddpg_net", (int)which);
+}
+
+/* ---- serialisation ------------------------------------------------------------------------- */
+
+static mpq_status sub(char *buf, size_t cap, const char *prefix, const char *part)
+{
+    snprintf(buf, cap, "%s%s", prefix, part);
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_to_container(const mpq_ddpg *ddpg, mpq_container *c, const char *prefix)
+{
+    if (!ddpg || !c)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_to_container: ddpg or container is NULL");
+    mpq_status st = mpq__check_prefix("mpq_ddpg_to_container", prefix);
+    if (st)
+        return st;
+    const mpq_ddpg *d = ddpg;
+    char pre[128];
+    int64_t dims[4] = {DDPG_FORMAT_VERSION, d->sd, d->gd, d->ad};
+    int64_t counters[5] = {d->episode, d->steps, d->updates, d->started, d->baseline_init};
+    double scalars[3] = {d->baseline, d->closs, d->aloss};
+    st = mpq__add_i64(c, prefix, "dims", dims, 4);
+    if (!st)
+        st = mpq__add_f64(c, prefix, "params", d->p, MPQ_DDPG_PARAM_COUNT);
+    if (!st)
+        st = mpq__add_i64(c, prefix, "counters", counters, 5);
+    if (!st)
+        st = mpq__add_f64(c, prefix, "scalars", scalars, 3);
+    if (!st)
+        st = mpq__add_f32(c, prefix, "actor", d->actor->params, d->actor->n_params);
+    if (!st)
+        st = mpq__add_f32(c, prefix, "critic", d->critic->params, d->critic->n_params);
+    if (!st)
+        st = mpq__add_f32(c, prefix, "actor_target", d->actor_t->params, d->actor_t->n_params);
+    if (!st)
+        st = mpq__add_f32(c, prefix, "critic_target", d->critic_t->params,
+                          d->critic_t->n_params);
+    if (!st && !sub(pre, sizeof pre, prefix, "adam_actor/"))
+        st = mpq__adam_to_container(d->opt_a, c, pre);
+    if (!st && !sub(pre, sizeof pre, prefix, "adam_critic/"))
+        st = mpq__adam_to_container(d->opt_c, c, pre);
+    if (!st && !sub(pre, sizeof pre, prefix, "replay/"))
+        st = mpq__replay_to_container(d->replay, c, pre);
+    if (!st && !sub(pre, sizeof pre, prefix, "noise/"))
+        st = mpq__noise_to_container(d->noise, c, pre);
+    return st;
+}
+
+static mpq_status load_net(mpq_mlp *m, const mpq_container *c, const char *prefix,
+                           const char *name)
+{
+    const void *p;
+    mpq_status st = mpq__get(c, prefix, name, MPQ_DTYPE_F32, m->n_params, &p);
+    if (st)
+        return st;
+    if (!mpq__all_finite(p, m->n_params))
+        return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%s%s' holds NaN or infinity", prefix, name);
+    memcpy(m->params, p, (size_t)m->n_params * sizeof(float));
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const char *prefix)
+{
+    if (!out || !c)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_from_container: out or container is NULL");
+    mpq_status st = mpq__check_prefix("mpq_ddpg_from_container", prefix);
+    if (st)
+        return st;
+    const void *pd, *pp, *pc, *ps;
+    st = mpq__get(c, prefix, "dims", MPQ_DTYPE_I64, 4, &pd);
+    if (!st)
+        st = mpq__get(c, prefix, "params", MPQ_DTYPE_F64, MPQ_DDPG_PARAM_COUNT, &pp);
+    if (!st)
+        st = mpq__get(c, prefix, "counters", MPQ_DTYPE_I64, 5, &pc);
+    if (!st)
+        st = mpq__get(c, prefix, "scalars", MPQ_DTYPE_F64, 3, &ps);
+    if (st)
+        return st;
+    int64_t dims[4], counters[5];
+    double p[MPQ_DDPG_PARAM_COUNT], scalars[3];
+    memcpy(dims, pd, sizeof dims);
+    memcpy(p, pp, sizeof p);
+    memcpy(counters, pc, sizeof counters);
+    memcpy(scalars, ps, sizeof scalars);
+    if (dims[0] != DDPG_FORMAT_VERSION)
+        return mpq_set_error(MPQ_ERR_VERSION, "tensor '%sdims': agent format version %lld, this "
+                             "library reads %d", prefix, (long long)dims[0], DDPG_FORMAT_VERSION);
+    if (dims[1] < 1 || dims[1] > (1 << 20) || dims[2] < 0 || dims[2] > (1 << 20) || dims[3] < 1 ||
+        dims[3] > (1 << 20))
+        return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%sdims': dimensions out of range", prefix);
+    for (int i = 0; i < MPQ_DDPG_PARAM_COUNT; i++)
+        if (check_value(i, "agent file", p[i]))
+            return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%sparams': %s = %g out of range", prefix,
+                                 ddpg_params[i].name, p[i]);
+    for (int i = 0; i < 3; i++)
+        if (counters[i] < 0 || !isfinite(scalars[i]))
+            return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%scounters/scalars': bad value",
+                                 prefix);
+    mpq_ddpg *d;
+    st = create_with(&d, dims[1], dims[2], dims[3], p);
+    if (st)
+        return st == MPQ_ERR_OUT_OF_MEMORY ? st
+                                           : mpq_set_error(MPQ_ERR_FORMAT, "agent file: %s",
+                                                           mpq_last_error());
+    char pre[128];
+    st = load_net(d->actor, c, prefix, "actor");
+    if (!st)
+        st = load_net(d->critic, c, prefix, "critic");
+    if (!st)
+        st = load_net(d->actor_t, c, prefix, "actor_target");
+    if (!st)
+        st = load_net(d->critic_t, c, prefix, "critic_target");
+    if (!st && !sub(pre, sizeof pre, prefix, "adam_actor/"))
+        st = mpq__adam_load(d->opt_a, c, pre);
+    if (!st && !sub(pre, sizeof pre, prefix, "adam_critic/"))
+        st = mpq__adam_load(d->opt_c, c, pre);
+    if (!st && !sub(pre, sizeof pre, prefix, "noise/"))
+        st = mpq__noise_load(d->noise, c, pre);
+    mpq_replay *rb = NULL;
+    if (!st && !sub(pre, sizeof pre, prefix, "replay/"))
+        st = mpq__replay_from_container(&rb, c, pre, d->sd, d->ad, d->gd);
+    if (!st) {
+        int64_t cap;
+        mpq_replay_size(rb, NULL, &cap, NULL);
+        if (cap != (int64_t)p[MPQ_DDPG_REPLAY_CAPACITY])
+            st = mpq_set_error(MPQ_ERR_FORMAT, "tensor '%sreplay/meta': capacity %lld differs "
+                               "from replay_capacity %g", prefix, (long long)cap,
+                               p[MPQ_DDPG_REPLAY_CAPACITY]);
+    }
+    if (st) {
+        mpq_replay_destroy(rb);
+        mpq_ddpg_destroy(d);
+        return st;
+    }
+    mpq_replay_destroy(d->replay);
+    d->replay = rb;
+    d->episode = counters[0];
+    d->steps = counters[1];
+    d->updates = counters[2];
+    d->started = counters[3] != 0;
+    d->baseline_init = counters[4] != 0;
+    d->baseline = scalars[0];
+    d->closs = scalars[1];
+    d->aloss = scalars[2];
+    *out = d;
+    return MPQ_OK;
+}
+
+static mpq_status make_container(const mpq_ddpg *d, mpq_container **out)
+{
+    mpq_container *c;
+    mpq_status st = mpq_container_create(&c);
+    if (st)
+        return st;
+    st = mpq_container_set_header(c, "{\"format\":\"mpq-ddpg\",\"version\":1}");
+    if (!st)
+        st = mpq_ddpg_to_container(d, c, "");
+    if (st) {
+        mpq_container_destroy(c);
+        return st;
+    }
+    *out = c;
+    return MPQ_OK;
+}
+
+mpq_status mpq__check_format(const mpq_container *c, const char *want)
+{
+    json_error_t err;
+    json_t *h = json_loads(mpq_container_header(c), 0, &err);
+    const char *f = h ? json_string_value(json_object_get(h, "format")) : NULL;
+    mpq_status st = MPQ_OK;
+    if (!f || strcmp(f, want) != 0)
+        st = mpq_set_error(MPQ_ERR_FORMAT, "container header: format is '%s', expected '%s'",
+                           f ? f : "(missing)", want);
+    json_decref(h);
+    return st;
+}
+
+mpq_status mpq_ddpg_save(const mpq_ddpg *ddpg, const char *path)
+{
+    if (!ddpg || !path)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_save: ddpg or path is NULL");
+    mpq_container *c;
+    mpq_status st = make_container(ddpg, &c);
+    if (st)
+        return st;
+    st = mpq_container_save(c, path);
+    mpq_container_destroy(c);
+    return st;
+}
+
+mpq_status mpq_ddpg_to_memory(const mpq_ddpg *ddpg, void **data, size_t *size)
+{
+    if (!ddpg || !data || !size)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_to_memory: ddpg, data or size is NULL");
+    mpq_container *c;
+    mpq_status st = make_container(ddpg, &c);
+    if (st)
+        return st;
+    st = mpq_container_to_memory(c, -1, data, size);
+    mpq_container_destroy(c);
+    return st;
+}
+
+static mpq_status from_loaded(mpq_ddpg **out, mpq_container *c)
+{
+    mpq_status st = mpq__check_format(c, "mpq-ddpg");
+    if (!st)
+        st = mpq_ddpg_from_container(out, c, "");
+    mpq_container_destroy(c);
+    return st;
+}
+
+mpq_status mpq_ddpg_load(mpq_ddpg **out, const char *path)
+{
+    if (!out || !path)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_load: out or path is NULL");
+    mpq_container *c;
+    mpq_status st = mpq_container_load(&c, path);
+    if (st)
+        return st;
+    return from_loaded(out, c);
+}
+
+mpq_status mpq_ddpg_from_memory(mpq_ddpg **out, const void *data, size_t size)
+{
+    if (!out || !data)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_from_memory: out or data is NULL");
+    mpq_container *c;
+    mpq_status st = mpq_container_from_memory(&c, data, size);
+    if (st)
+        return st;
+    return from_loaded(out, c);
+}
