@@ -129,16 +129,19 @@ MPQ_API const char *mpq_model_layer_name(const mpq_model *m, size_t index);
 /** Index of the layer called @p name. */
 MPQ_API mpq_status mpq_model_find_layer(const mpq_model *m, const char *name, size_t *index);
 
-/** Multiply-accumulates of one layer for batch 1. */
+/** Multiply-accumulates of one layer for batch 1 (0 when @p index is out of range). */
 MPQ_API int64_t mpq_model_layer_macs(const mpq_model *m, size_t index);
 
-/** Weight count of one layer (bias excluded). */
+/** Weight count of one layer, bias excluded (0 when @p index is out of range). */
 MPQ_API int64_t mpq_model_layer_weight_count(const mpq_model *m, size_t index);
 
-/** Kernel (output channel) count of one layer. */
+/** Kernel (output channel) count of one layer (0 when @p index is out of range). */
 MPQ_API int64_t mpq_model_layer_kernel_count(const mpq_model *m, size_t index);
 
-/** Totals over all layers (batch 1): MACs, weights, kernels, biases. */
+/**
+ * Totals over all layers (batch 1): MACs, weights, kernels, and declared biases (has_bias).
+ * Any output may be NULL.
+ */
 MPQ_API mpq_status mpq_model_totals(const mpq_model *m, int64_t *macs, int64_t *weights,
                                     int64_t *kernels, int64_t *biases);
 
@@ -162,7 +165,7 @@ MPQ_API mpq_status mpq_model_weights(const mpq_model *m, size_t index, const flo
                                      int64_t *weight_count, const float **bias,
                                      int64_t *bias_count);
 
-/** Nonzero when every layer has weights. */
+/** Nonzero when the model has at least one layer and every layer has weights. */
 MPQ_API int mpq_model_has_weights(const mpq_model *m);
 
 /** Saves shapes and weights to a container file (atomic). */
@@ -240,7 +243,7 @@ MPQ_API mpq_status mpq_policy_set_kernel_bits(mpq_policy *p, size_t layer, int64
 MPQ_API mpq_status mpq_policy_set_kernel_bits_array(mpq_policy *p, size_t layer,
                                                     const uint8_t *bits, int64_t count);
 
-/** Nonzero when the two policies hold identical bits (and the same layout). */
+/** Nonzero when the two policies hold identical bits and layout (figures are not compared). */
 MPQ_API int mpq_policy_equal(const mpq_policy *a, const mpq_policy *b);
 
 /**
@@ -253,7 +256,10 @@ MPQ_API uint64_t mpq_policy_hash(const mpq_policy *p);
 MPQ_API mpq_status mpq_policy_layer_avg_weight_bits(const mpq_policy *p, size_t layer,
                                                     double *avg);
 
-/** Mean weight bits of the network weighted by weight count (needs the model for the counts). */
+/**
+ * Mean weight bits of the network weighted by weight count. The policy records the weight counts
+ * itself; when @p m is given it is first checked with mpq_policy_check_model() (NULL skips that).
+ */
 MPQ_API mpq_status mpq_policy_avg_weight_bits(const mpq_policy *p, const mpq_model *m,
                                               double *avg);
 
@@ -281,9 +287,11 @@ MPQ_API mpq_status mpq_policy_figures_get(const mpq_policy *p, mpq_policy_figure
 MPQ_API mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, char **json);
 
 /**
- * Parses a policy for model @p m. Malformed JSON, a policy for another model (name, layer count,
- * layer names or kernel counts differ) or bits out of range give ::MPQ_ERR_FORMAT /
- * ::MPQ_ERR_MISMATCH with the JSON path of the problem ("layers[3].weight_bits").
+ * Parses a policy for model @p m. Malformed JSON, a policy for another model (model name, layer
+ * count, layer names, kernel counts, or in_channels/groups when present differ), bits out of
+ * range or run lengths that do not cover the layer give ::MPQ_ERR_FORMAT with the JSON path of
+ * the problem in the message ("layers[3].weight_bits[0][1]"); another version gives
+ * ::MPQ_ERR_VERSION. Unknown keys are ignored.
  */
 MPQ_API mpq_status mpq_policy_from_json(mpq_policy **out, const mpq_model *m, const char *json);
 

@@ -56,10 +56,12 @@ static mpq_status build_header(const mpq_model *m, char **text)
         json_decref(layers);
         return oom();
     }
+    /* json_object_set_new() takes the reference even when it fails, so nothing leaks. */
     int bad = json_object_set_new(root, "format", json_string(MODEL_FORMAT)) ||
               json_object_set_new(root, "version", json_integer(MODEL_VERSION)) ||
-              json_object_set_new(root, "name", json_string(m->name)) ||
-              json_object_set_new(root, "layers", layers);
+              json_object_set_new(root, "name", json_string(m->name));
+    if (json_object_set_new(root, "layers", layers))
+        bad = 1;
     for (size_t i = 0; !bad && i < m->count; i++) {
         const mpq_layer *l = &m->layers[i];
         json_t *o = json_object();

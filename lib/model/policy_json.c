@@ -83,7 +83,10 @@ mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, char **js
     } else {
         bad = set(root, "format", json_string(POLICY_FORMAT)) ||
               set(root, "version", json_integer(POLICY_VERSION)) ||
-              set(root, "model", json_string(m->name)) || set(root, "layers", layers);
+              set(root, "model", json_string(m->name));
+        /* Always attached (not short-circuited), so root owns it whatever happened above. */
+        if (set(root, "layers", layers))
+            bad = 1;
     }
     for (size_t i = 0; !bad && i < p->layers; i++) {
         const mpq_layer_shape *s = &m->layers[i].shape;
@@ -93,11 +96,14 @@ mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, char **js
             break;
         }
         json_t *kernel = json_array();
+        /* Attach the array first: set() owns it from then on, even when a later call fails. */
         bad = set(o, "name", json_string(p->names[i])) ||
               set(o, "kind", json_string(s->kind == MPQ_LAYER_FC ? "fc" : "conv")) ||
               set(o, "in_channels", json_integer(s->in_channels)) ||
-              set(o, "out_channels", json_integer(s->out_channels)) || set(o, "kernel", kernel) ||
-              append(kernel, json_integer(s->kernel_h)) ||
+              set(o, "out_channels", json_integer(s->out_channels));
+        if (set(o, "kernel", kernel))
+            bad = 1;
+        bad = bad || append(kernel, json_integer(s->kernel_h)) ||
               append(kernel, json_integer(s->kernel_w)) ||
               set(o, "groups", json_integer(s->groups)) ||
               set(o, "act_bits", json_integer(p->act[i])) ||
