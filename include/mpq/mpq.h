@@ -7,7 +7,9 @@
 #define MPQ_MPQ_H
 
 #include <mpq/core.h>
+#include <mpq/fakequant.h>
 #include <mpq/model.h>
+#include <mpq/quantizer.h>
 #include <mpq/hwmodel.h>
 #include <mpq/agent.h>
 

@@ -1,0 +1,789 @@
+/* 1-D k-means codebooks: k-means++ + Lloyd (HAQ's setting) and the exact dynamic programme.
+ *
+ * Both work on the sorted distinct values with multiplicities and on prefix sums of the
+ * mean-centred data, so that the cost of any contiguous range of values is O(1):
+ *     SSE(a, b; c) = (Q[b]-Q[a]) - 2c (S[b]-S[a]) + c^2 (W[b]-W[a]).
+ * In one dimension the points nearest to one centre form a contiguous range of the sorted
+ * values, so Lloyd iterations and k-means++ potentials cost O(k log m) instead of O(n k). */
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "fq_impl.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define MPQ_HAVE_X86 1
+#endif
+
+/* ---- sorting and distinct values ----------------------------------------------------------- */
+
+static uint32_t float_key(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+static float key_float(uint32_t k)
+{
+    uint32_t u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* LSD radix sort of the order-preserving keys (3 passes of 11 bits): O(n), deterministic. */
+static void radix_sort(uint32_t *a, uint32_t *tmp, size_t n)
+{
+    for (int pass = 0; pass < 3; pass++) {
+        int shift = pass * 11;
+        size_t cnt[2049];
+        memset(cnt, 0, sizeof cnt);
+        for (size_t i = 0; i < n; i++)
+            cnt[((a[i] >> shift) & 2047u) + 1]++;
+        for (int b = 0; b < 2048; b++)
+            cnt[b + 1] += cnt[b];
+        for (size_t i = 0; i < n; i++)
+            tmp[cnt[(a[i] >> shift) & 2047u]++] = a[i];
+        uint32_t *t = a;
+        a = tmp;
+        tmp = t;
+    }
+    /* three passes: the sorted data is in the caller's tmp buffer; copy back */
+    memcpy(tmp, a, n * sizeof *a);
+}
+
+/* Distinct values (merging -0 and +0) with multiplicities, centred on the mean; prefix sums. */
+typedef struct points {
+    size_t m;
+    double mu;
+    double *v;   /* centred distinct values, ascending */
+    double *W;   /* prefix sums, m + 1 entries each */
+    double *S;
+    double *Q;
+} points;
+
+static void points_free(points *p)
+{
+    free(p->v);
+    p->v = NULL;
+}
+
+static int points_build(const float *x, size_t n, points *p)
+{
+    uint32_t *keys = malloc(2 * n * sizeof *keys);
+    if (!keys)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        keys[i] = float_key(x[i] == 0.0f ? 0.0f : x[i]);
+    radix_sort(keys, keys + n, n);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || keys[i] != keys[i - 1])
+            m++;
+    /* Prefix sums get 4 entries of padding: the vector argmin reads up to 3 past its range. */
+    double *buf = malloc((5 * m + 15) * sizeof(double));
+    if (!buf) {
+        free(keys);
+        return -1;
+    }
+    double *v = buf, *w = buf + m;
+    size_t j = 0;
+    double total = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || keys[i] != keys[i - 1]) {
+            v[j] = key_float(keys[i]);
+            w[j] = 0.0;
+            j++;
+        }
+        w[j - 1] += 1.0;
+        total += v[j - 1];
+    }
+    free(keys);
+    double mu = total / (double)n;
+    p->m = m;
+    p->mu = mu;
+    p->v = v;
+    p->W = w + m;
+    p->S = p->W + m + 4;
+    p->Q = p->S + m + 4;
+    p->W[0] = p->S[0] = p->Q[0] = 0.0;
+    for (size_t i = 0; i < m; i++) {
+        v[i] -= mu;
+        p->W[i + 1] = p->W[i] + w[i];
+        p->S[i + 1] = p->S[i] + w[i] * v[i];
+        p->Q[i + 1] = p->Q[i] + w[i] * v[i] * v[i];
+    }
+    for (size_t i = m + 1; i < m + 4; i++) {
+        p->W[i] = p->W[m] + (double)(i - m);
+        p->S[i] = p->S[m];
+        p->Q[i] = p->Q[m];
+    }
+    return 0;
+}
+
+static double range_sse(const points *p, size_t a, size_t b, double c)
+{
+    if (b <= a)
+        return 0.0;
+    double e = (p->Q[b] - p->Q[a]) - 2.0 * c * (p->S[b] - p->S[a]) + c * c * (p->W[b] - p->W[a]);
+    return e > 0.0 ? e : 0.0;
+}
+
+/* First index in [0, m] whose value is > t. */
+static size_t upper(const points *p, double t)
+{
+    size_t lo = 0, hi = p->m;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->v[mid] > t)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo;
+}
+
+/* Region boundaries of sorted centres c[0..k-1]: region r is [bnd[r], bnd[r+1]). */
+static void regions(const points *p, const double *c, size_t k, size_t *bnd)
+{
+    bnd[0] = 0;
+    for (size_t r = 1; r < k; r++)
+        bnd[r] = upper(p, 0.5 * (c[r - 1] + c[r]));
+    bnd[k] = p->m;
+}
+
+static double potential(const points *p, const double *c, size_t k, size_t *bnd)
+{
+    regions(p, c, k, bnd);
+    double e = 0.0;
+    for (size_t r = 0; r < k; r++)
+        e += range_sse(p, bnd[r], bnd[r + 1], c[r]);
+    return e;
+}
+
+static void insert_sorted(double *c, size_t k, double v)
+{
+    size_t i = k;
+    while (i > 0 && c[i - 1] > v) {
+        c[i] = c[i - 1];
+        i--;
+    }
+    c[i] = v;
+}
+
+/* ---- k-means++ and Lloyd ------------------------------------------------------------------- */
+
+static int lloyd(const points *p, size_t k, int max_iter, double tol, mpq_rng *rng, double *c)
+{
+    size_t m = p->m;
+    size_t *bnd = malloc((k + 2) * sizeof *bnd);
+    double *trial = malloc((k + 1) * sizeof *trial);
+    if (!bnd || !trial) {
+        free(bnd);
+        free(trial);
+        return -1;
+    }
+    double u;
+    /* First centre: a point drawn uniformly (sklearn), i.e. a distinct value by multiplicity. */
+    mpq_rng_uniform(rng, &u);
+    double r = u * p->W[m];
+    size_t lo = 0, hi = m - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (p->W[mid + 1] > r)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    c[0] = p->v[lo];
+    size_t have = 1;
+    int trials = 2 + (int)log((double)k);
+    double pot = potential(p, c, have, bnd);
+    while (have < k) {
+        double best_pot = INFINITY, best_v = 0.0;
+        for (int t = 0; t < trials; t++) {
+            mpq_rng_uniform(rng, &u);
+            double target = u * pot;
+            /* Region holding the target mass, then the point inside it (cumulative SSE). */
+            regions(p, c, have, bnd);
+            size_t reg = 0;
+            double acc = 0.0;
+            for (; reg + 1 < have; reg++) {
+                double e = range_sse(p, bnd[reg], bnd[reg + 1], c[reg]);
+                if (acc + e > target)
+                    break;
+                acc += e;
+            }
+            size_t a = bnd[reg], b = bnd[reg + 1];
+            if (b <= a)
+                b = a + 1 <= m ? a + 1 : m;
+            size_t l2 = a, h2 = b - 1;
+            while (l2 < h2) {
+                size_t mid = l2 + (h2 - l2) / 2;
+                if (acc + range_sse(p, a, mid + 1, c[reg]) > target)
+                    h2 = mid;
+                else
+                    l2 = mid + 1;
+            }
+            double cand = p->v[l2];
+            memcpy(trial, c, have * sizeof *c);
+            insert_sorted(trial, have, cand);
+            double e = potential(p, trial, have + 1, bnd);
+            if (e < best_pot) {
+                best_pot = e;
+                best_v = cand;
+            }
+        }
+        insert_sorted(c, have, best_v);
+        have++;
+        pot = best_pot;
+    }
+    double var = p->Q[m] / p->W[m];
+    double tol_abs = tol * var;
+    for (int it = 0; it < max_iter; it++) {
+        regions(p, c, k, bnd);
+        double shift = 0.0;
+        for (size_t j = 0; j < k; j++) {
+            double wsum = p->W[bnd[j + 1]] - p->W[bnd[j]];
+            if (wsum > 0.0) {
+                double nc = (p->S[bnd[j + 1]] - p->S[bnd[j]]) / wsum;
+                shift += (nc - c[j]) * (nc - c[j]);
+                c[j] = nc;
+            }
+        }
+        for (size_t j = 1; j < k; j++) {
+            double v = c[j];
+            size_t i = j;
+            while (i > 0 && c[i - 1] > v) {
+                c[i] = c[i - 1];
+                i--;
+            }
+            c[i] = v;
+        }
+        if (shift <= tol_abs)
+            break;
+    }
+    free(bnd);
+    free(trial);
+    return 0;
+}
+
+/* ---- exact dynamic programme ---------------------------------------------------------------- */
+
+/* argmin over j in [L, R] of D[j] + SSE(j..i-1) (first index on ties). */
+static inline size_t argmin_scalar(const points *p, const double *D, size_t L, size_t R, size_t i,
+                            double *best)
+{
+    const double Wi = p->W[i], Si = p->S[i], Qi = p->Q[i];
+    double bv = INFINITY;
+    size_t bj = L;
+    for (size_t j = L; j <= R; j++) {
+        double t = Si - p->S[j];
+        double v = D[j] + ((Qi - p->Q[j]) - t * t / (Wi - p->W[j]));
+        if (v < bv) {
+            bv = v;
+            bj = j;
+        }
+    }
+    *best = bv;
+    return bj;
+}
+
+#ifdef MPQ_HAVE_X86
+/* Same values as argmin_scalar lane by lane (no FMA, same operation order), and the same
+ * first-minimum rule across lanes, so both give identical results. The last vector is masked
+ * (the arrays are padded), so there is no scalar tail. */
+__attribute__((target("avx2,fma"))) static size_t argmin_avx2(const points *p, const double *D,
+                                                               size_t L, size_t R, size_t i,
+                                                               double *best)
+{
+    if (R - L < 8) /* short windows (most of them): the vector setup would dominate */
+        return argmin_scalar(p, D, L, R, i, best);
+    const __m256d Wi = _mm256_set1_pd(p->W[i]), Si = _mm256_set1_pd(p->S[i]);
+    const __m256d Qi = _mm256_set1_pd(p->Q[i]);
+    const __m256d Rv = _mm256_set1_pd((double)R);
+    const __m256d four = _mm256_set1_pd(4.0);
+    __m256d bv = _mm256_set1_pd(INFINITY);
+    __m256d bj = _mm256_set1_pd((double)L);
+    __m256d jv = _mm256_setr_pd((double)L, (double)L + 1, (double)L + 2, (double)L + 3);
+    for (size_t j = L; j <= R; j += 4) {
+        __m256d t = _mm256_sub_pd(Si, _mm256_loadu_pd(p->S + j));
+        __m256d q = _mm256_sub_pd(Qi, _mm256_loadu_pd(p->Q + j));
+        __m256d w = _mm256_sub_pd(Wi, _mm256_loadu_pd(p->W + j));
+        __m256d v = _mm256_add_pd(_mm256_loadu_pd(D + j),
+                                  _mm256_sub_pd(q, _mm256_div_pd(_mm256_mul_pd(t, t), w)));
+        __m256d lt = _mm256_and_pd(_mm256_cmp_pd(v, bv, _CMP_LT_OQ),
+                                   _mm256_cmp_pd(jv, Rv, _CMP_LE_OQ));
+        bv = _mm256_blendv_pd(bv, v, lt);
+        bj = _mm256_blendv_pd(bj, jv, lt);
+        jv = _mm256_add_pd(jv, four);
+    }
+    double lv[4], lj[4];
+    _mm256_storeu_pd(lv, bv);
+    _mm256_storeu_pd(lj, bj);
+    double rv = lv[0], rj = lj[0];
+    for (int l = 1; l < 4; l++) {
+        if (lv[l] < rv || (lv[l] == rv && lj[l] < rj)) {
+            rv = lv[l];
+            rj = lj[l];
+        }
+    }
+    *best = rv;
+    return (size_t)rj;
+}
+#endif
+
+typedef size_t (*argmin_fn)(const points *, const double *, size_t, size_t, size_t, double *);
+
+typedef struct dc_ctx {
+    const points *p;
+    const double *Dp; /* previous layer */
+    double *Dc;       /* this layer */
+    uint32_t *o;      /* this layer's argmins */
+    const uint32_t *op; /* previous layer's argmins or NULL */
+    size_t cl, i1;
+    argmin_fn am;
+} dc_ctx;
+
+#define DC_TASK_MIN 32768 /* positions below which a subproblem is not split into tasks */
+
+/* Positions [ilo, ihi] of one layer, whose argmins lie in [L, R] (monotone argmin). The right
+ * half is handled by the loop (no recursion), the left half recursively. */
+static void dc_solve(const dc_ctx *c, size_t ilo, size_t ihi, size_t L, size_t R)
+{
+    for (;;) {
+        size_t mid = ilo + (ihi - ilo) / 2;
+        size_t l = L, r = R < mid - 1 ? R : mid - 1;
+        /* Ckmeans.1d.dp's bound: one more cluster never moves the last one left. */
+        if (c->op && mid < c->i1 && c->op[mid] > l)
+            l = c->op[mid];
+        if (l < c->cl - 1)
+            l = c->cl - 1;
+        if (l > r)
+            l = r;
+        double bv;
+        size_t j = c->am(c->p, c->Dp, l, r, mid, &bv);
+        c->o[mid] = (uint32_t)j;
+        c->Dc[mid] = bv;
+        if (ihi - ilo >= DC_TASK_MIN) {
+#ifdef _OPENMP
+#pragma omp task
+#endif
+            dc_solve(c, ilo, mid - 1, L, j);
+            dc_solve(c, mid + 1, ihi, j, R);
+#ifdef _OPENMP
+#pragma omp taskwait
+#endif
+            return;
+        }
+        if (mid > ilo)
+            dc_solve(c, ilo, mid - 1, L, j);
+        if (mid >= ihi)
+            return;
+        ilo = mid + 1;
+        L = j;
+    }
+}
+
+/* Optimal partition of the m distinct values into K contiguous clusters; writes the cluster
+ * means (centred) into c. */
+static int exact(const points *p, size_t K, int threads, int use_avx2, double *c)
+{
+    size_t m = p->m;
+    argmin_fn am = argmin_scalar;
+#ifdef MPQ_HAVE_X86
+    if (use_avx2)
+        am = argmin_avx2;
+#else
+    (void)use_avx2;
+#endif
+    double *Dp = calloc(2 * (m + 4), sizeof(double));
+    uint32_t *opt = K > 1 ? malloc((K - 1) * (m + 1) * sizeof(uint32_t)) : NULL;
+    if (!Dp || (K > 1 && !opt)) {
+        free(Dp);
+        free(opt);
+        return -1;
+    }
+    double *Dc = Dp + m + 4;
+    Dp[0] = 0.0;
+    for (size_t i = 1; i <= m; i++)
+        Dp[i] = range_sse(p, 0, i, (p->S[i] - p->S[0]) / (p->W[i] - p->W[0]));
+    for (size_t cl = 2; cl <= K; cl++) {
+        uint32_t *o = opt + (cl - 2) * (m + 1);
+        const uint32_t *op = cl >= 3 ? opt + (cl - 3) * (m + 1) : NULL;
+        if (cl == K) { /* the last layer is only needed at i = m */
+            double bv;
+            size_t L = K - 1; /* the previous layer stops at m - 1: no bound from it */
+            o[m] = (uint32_t)am(p, Dp, L, m - 1, m, &bv);
+            break;
+        }
+        size_t i0 = cl, i1 = m - (K - cl); /* later clusters need one value each */
+        dc_ctx ctx = {p, Dp, Dc, o, op, cl, i1, am};
+        /* Depth first, so that deep subproblems work in cache (a level-by-level sweep would
+         * stream all prefix arrays from memory once per level); the halves of large
+         * subproblems are OpenMP tasks. Each position's window comes only from its ancestors,
+         * so the result is independent of the scheduling. */
+        int nt = mpq__fq_threads(threads, m >= 65536 ? 2 : 1);
+        (void)nt;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp single
+#endif
+        dc_solve(&ctx, i0, i1, cl - 1, i1 - 1);
+        double *t = Dp;
+        Dp = Dc;
+        Dc = t;
+    }
+    /* Backtrack the cluster boundaries and take each cluster's mean. */
+    size_t i = m;
+    for (size_t cl = K; cl >= 1; cl--) {
+        size_t j = cl >= 2 ? opt[(cl - 2) * (m + 1) + i] : 0;
+        c[cl - 1] = (p->S[i] - p->S[j]) / (p->W[i] - p->W[j]);
+        i = j;
+    }
+    free(Dp < Dc ? Dp : Dc);
+    free(opt);
+    return 0;
+}
+
+/* ---- one tensor ---------------------------------------------------------------------------------- */
+
+/* Clusters x[0..n-1] into a sorted codebook of k entries (padded by repeating the largest).
+ * Returns the number of distinct centres, 0 on allocation failure. */
+static size_t codebook_of(const float *x, size_t n, size_t k, const mpq_fq_kmeans_config *kc,
+                          mpq_rng *rng, int threads, float *book, double *cbuf)
+{
+    points p;
+    if (points_build(x, n, &p) != 0)
+        return 0;
+    size_t used;
+    int rc = 0;
+    if (p.m <= k) {
+        for (size_t j = 0; j < p.m; j++)
+            cbuf[j] = p.v[j];
+        used = p.m;
+    } else {
+        used = k;
+        if (kc->method == MPQ_FQ_KMEANS_EXACT)
+            rc = exact(&p, k, threads, mpq_fq_isa_supported(MPQ_FQ_ISA_AVX2), cbuf);
+        else
+            rc = lloyd(&p, k, kc->max_iter, kc->tol, rng, cbuf);
+    }
+    if (rc == 0) {
+        for (size_t j = 0; j < used; j++)
+            book[j] = (float)(cbuf[j] + p.mu);
+        /* Rounding to float can reorder near-equal centres; keep the codebook ascending. */
+        for (size_t j = 1; j < used; j++) {
+            float v = book[j];
+            size_t i = j;
+            while (i > 0 && book[i - 1] > v) {
+                book[i] = book[i - 1];
+                i--;
+            }
+            book[i] = v;
+        }
+        for (size_t j = used; j < k; j++)
+            book[j] = book[used - 1];
+    }
+    points_free(&p);
+    return rc == 0 ? used : 0;
+}
+
+/* Nearest-centre index (first on ties) by binary search over midpoints of distinct centres. */
+static uint16_t nearest(const float *book, size_t used, float v)
+{
+    size_t lo = 0, hi = used - 1;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        double b = 0.5 * ((double)book[mid] + (double)book[mid + 1]);
+        if ((double)v > b)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return (uint16_t)lo;
+}
+
+/* Assignment, outputs and distortion of one run of strided data (offsets via the layout). */
+static double assign(const float *x, size_t n, const float *book, size_t used, uint16_t *idx,
+                     float *y)
+{
+    double d = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t a = nearest(book, used, x[i]);
+        double e = (double)x[i] - (double)book[a];
+        d += e * e;
+        if (idx)
+            idx[i] = a;
+        if (y)
+            y[i] = book[a];
+    }
+    return d;
+}
+
+mpq_status mpq_fq_kmeans_config_init(mpq_fq_kmeans_config *kc)
+{
+    if (!kc)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_fq_kmeans_config_init: kc is NULL");
+    memset(kc, 0, sizeof *kc);
+    kc->size = sizeof *kc;
+    kc->method = MPQ_FQ_KMEANS_LLOYD;
+    kc->max_iter = 3;
+    kc->tol = 1e-4;
+    kc->threads = 0;
+    return MPQ_OK;
+}
+
+static mpq_status check_kc(const char *fn, const mpq_fq_kmeans_config *kc, const mpq_rng *rng)
+{
+    if (!kc)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: kc is NULL", fn);
+    if (kc->size < sizeof *kc)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: kc->size %zu < %zu", fn, kc->size,
+                             sizeof *kc);
+    if (kc->method != MPQ_FQ_KMEANS_LLOYD && kc->method != MPQ_FQ_KMEANS_EXACT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: kc->method %d unknown", fn,
+                             (int)kc->method);
+    mpq_status st = mpq__fq_check_param_value(fn, MPQ_FQ_PARAM_KMEANS_ITERS, (double)kc->max_iter);
+    if (st == MPQ_OK)
+        st = mpq__fq_check_param_value(fn, MPQ_FQ_PARAM_KMEANS_TOL, kc->tol);
+    if (st == MPQ_OK)
+        st = mpq__fq_check_param_value(fn, MPQ_FQ_PARAM_THREADS, (double)kc->threads);
+    if (st != MPQ_OK)
+        return st;
+    if (kc->method == MPQ_FQ_KMEANS_LLOYD && !rng)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: rng is NULL (required by Lloyd)", fn);
+    return MPQ_OK;
+}
+
+mpq_status mpq_fq_kmeans(const float *x, size_t n, int bits, const mpq_fq_kmeans_config *kc,
+                         mpq_rng *rng, float *codebook, uint16_t *indices, float *y,
+                         double *distortion)
+{
+    static const char fn[] = "mpq_fq_kmeans";
+    mpq_status st = check_kc(fn, kc, rng);
+    if (st != MPQ_OK)
+        return st;
+    if (!x || !codebook)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                             !x ? "x" : "codebook");
+    if (n == 0 || n > SIZE_MAX / 16)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: n = %zu invalid", fn, n);
+    st = mpq__fq_check_bits(fn, "bits", bits, 0);
+    if (st == MPQ_OK)
+        st = mpq__fq_check_finite(fn, "x", x, n, mpq__fq_select(MPQ_FQ_ISA_AUTO), kc->threads);
+    if (st != MPQ_OK)
+        return st;
+    size_t k = (size_t)1 << bits;
+    float *book = malloc(k * sizeof *book);
+    double *cbuf = malloc(k * sizeof *cbuf);
+    size_t used = book && cbuf ? codebook_of(x, n, k, kc, rng, kc->threads, book, cbuf) : 0;
+    free(cbuf);
+    if (used == 0) {
+        free(book);
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    }
+    /* Distinct centres for the assignment (padding repeats the largest). */
+    size_t distinct = 1;
+    for (size_t j = 1; j < k; j++)
+        if (book[j] != book[distinct - 1])
+            book[distinct++] = book[j];
+    size_t nsb = (n + MPQ__FQ_SUPER - 1) / MPQ__FQ_SUPER;
+    double *parts = malloc(nsb * sizeof *parts);
+    if (!parts) {
+        free(book);
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    }
+    int t = mpq__fq_threads(kc->threads, nsb);
+    (void)t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+#endif
+    for (size_t b = 0; b < nsb; b++) {
+        size_t off = b * MPQ__FQ_SUPER;
+        size_t len = n - off < MPQ__FQ_SUPER ? n - off : MPQ__FQ_SUPER;
+        parts[b] = assign(x + off, len, book, distinct, indices ? indices + off : NULL,
+                          y ? y + off : NULL);
+    }
+    double d = 0.0;
+    for (size_t b = 0; b < nsb; b++)
+        d += parts[b];
+    free(parts);
+    /* Expand back to the padded codebook (indices refer to the distinct prefix). */
+    for (size_t j = 0; j < k; j++)
+        codebook[j] = book[j < distinct ? j : distinct - 1];
+    free(book);
+    if (distortion)
+        *distortion = d;
+    return MPQ_OK;
+}
+
+mpq_status mpq_fq_kmeans_kernels(const float *x, const mpq_fq_layout *layout,
+                                 const uint8_t *bits, const mpq_fq_kmeans_config *kc,
+                                 mpq_rng *rng, float *codebook, uint16_t *indices, float *y,
+                                 double *distortion)
+{
+    static const char fn[] = "mpq_fq_kmeans_kernels";
+    size_t total = 0;
+    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    if (st == MPQ_OK)
+        st = check_kc(fn, kc, rng);
+    if (st != MPQ_OK)
+        return st;
+    if (!x || !bits)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, !x ? "x" : "bits");
+    size_t nc = layout->channels, per = layout->outer * layout->inner;
+    int maxb = 0;
+    for (size_t c = 0; c < nc; c++) {
+        char arg[48];
+        snprintf(arg, sizeof arg, "bits[%zu]", c);
+        st = mpq__fq_check_bits(fn, arg, bits[c], 1);
+        if (st != MPQ_OK)
+            return st;
+        if (bits[c] != MPQ_FQ_BITS_FLOAT && bits[c] > maxb)
+            maxb = bits[c];
+    }
+    st = mpq__fq_check_finite(fn, "x", x, total, mpq__fq_select(MPQ_FQ_ISA_AUTO), kc->threads);
+    if (st != MPQ_OK)
+        return st;
+    size_t stride = maxb > 0 ? (size_t)1 << maxb : 0;
+    uint64_t *seeds = malloc(nc * sizeof *seeds);
+    double *dist = malloc(nc * sizeof *dist);
+    float *books = malloc((nc * stride + 1) * sizeof *books);
+    uint16_t *tidx = indices ? malloc(total * sizeof *tidx) : NULL;
+    float *ty = y ? malloc(total * sizeof *ty) : NULL;
+    if (!seeds || !dist || !books || (indices && !tidx) || (y && !ty)) {
+        free(seeds);
+        free(dist);
+        free(books);
+        free(tidx);
+        free(ty);
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    }
+    for (size_t c = 0; c < nc; c++) {
+        seeds[c] = 0;
+        if (kc->method == MPQ_FQ_KMEANS_LLOYD && bits[c] != MPQ_FQ_BITS_FLOAT)
+            mpq_rng_next_u64(rng, &seeds[c]);
+    }
+    int failed = 0;
+    int t = mpq__fq_threads(kc->threads, nc);
+    (void)t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t) if (t > 1) reduction(| : failed)
+#endif
+    for (size_t c = 0; c < nc; c++) {
+        dist[c] = 0.0;
+        if (bits[c] == MPQ_FQ_BITS_FLOAT) {
+            if (ty)
+                for (size_t o = 0; o < layout->outer; o++) {
+                    size_t off = (o * nc + c) * layout->inner;
+                    memcpy(ty + off, x + off, layout->inner * sizeof *x);
+                }
+            continue;
+        }
+        size_t k = (size_t)1 << bits[c];
+        float *buf = malloc(per * (sizeof(float) * 2 + sizeof(uint16_t)));
+        mpq_rng *local = NULL;
+        if (!buf || (kc->method == MPQ_FQ_KMEANS_LLOYD && mpq_rng_create(&local, seeds[c]) != MPQ_OK)) {
+            free(buf);
+            failed = 1;
+            continue;
+        }
+        float *vals = buf, *outy = buf + per;
+        uint16_t *outi = (uint16_t *)(void *)(outy + per);
+        double *cb = malloc(k * sizeof *cb);
+        float *book = books + c * stride;
+        for (size_t o = 0; o < layout->outer; o++)
+            memcpy(vals + o * layout->inner, x + (o * nc + c) * layout->inner,
+                   layout->inner * sizeof *x);
+        size_t used = cb ? codebook_of(vals, per, k, kc, local, 1, book, cb) : 0;
+        free(cb);
+        mpq_rng_destroy(local);
+        /* Distinct prefix of the padded codebook for the assignment. */
+        float *db = used ? malloc(k * sizeof *db) : NULL;
+        if (!db) {
+            free(buf);
+            failed = 1;
+            continue;
+        }
+        size_t distinct = 1;
+        db[0] = book[0];
+        for (size_t j = 1; j < k; j++)
+            if (book[j] != db[distinct - 1])
+                db[distinct++] = book[j];
+        dist[c] = assign(vals, per, db, distinct, outi, outy);
+        free(db);
+        for (size_t o = 0; o < layout->outer; o++) {
+            size_t off = (o * nc + c) * layout->inner;
+            if (tidx)
+                memcpy(tidx + off, outi + o * layout->inner, layout->inner * sizeof *outi);
+            if (ty)
+                memcpy(ty + off, outy + o * layout->inner, layout->inner * sizeof *outy);
+        }
+        free(buf);
+    }
+    if (failed) {
+        free(seeds);
+        free(dist);
+        free(books);
+        free(tidx);
+        free(ty);
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    }
+    double d = 0.0;
+    for (size_t c = 0; c < nc; c++)
+        d += dist[c];
+    if (codebook) {
+        for (size_t c = 0; c < nc; c++)
+            if (bits[c] != MPQ_FQ_BITS_FLOAT)
+                memcpy(codebook + c * stride, books + c * stride,
+                       ((size_t)1 << bits[c]) * sizeof *books);
+    }
+    if (indices) {
+        for (size_t o = 0; o < layout->outer; o++)
+            for (size_t c = 0; c < nc; c++) {
+                if (bits[c] == MPQ_FQ_BITS_FLOAT)
+                    continue;
+                size_t off = (o * nc + c) * layout->inner;
+                memcpy(indices + off, tidx + off, layout->inner * sizeof *tidx);
+            }
+    }
+    if (y)
+        memcpy(y, ty, total * sizeof *ty);
+    if (distortion)
+        *distortion = d;
+    free(seeds);
+    free(dist);
+    free(books);
+    free(tidx);
+    free(ty);
+    return MPQ_OK;
+}
+
+mpq_status mpq_fq_codebook_dequantize(const float *codebook, size_t k, const uint16_t *indices,
+                                      size_t n, float *y)
+{
+    static const char fn[] = "mpq_fq_codebook_dequantize";
+    if (!codebook || !indices || !y)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                             !codebook ? "codebook" : !indices ? "indices" : "y");
+    if (k == 0 || k > 65536)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: k = %zu outside 1..65536", fn, k);
+    if (n == 0)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: n is 0", fn);
+    for (size_t i = 0; i < n; i++)
+        if (indices[i] >= k)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: indices[%zu] = %u >= k = %zu", fn,
+                                 i, (unsigned)indices[i], k);
+    for (size_t i = 0; i < n; i++)
+        y[i] = codebook[indices[i]];
+    return MPQ_OK;
+}

@@ -1,0 +1,445 @@
+/* Linear fake-quantization entry points: validation, calibration glue, block/channel splitting
+ * and OpenMP. The per-element work is in the kernel tables (kernels_scalar.c, x86/). */
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fq_impl.h"
+
+/* Outputs larger than this are written with non-temporal stores (about half the shared L3 of
+ * a small server part; glibc's memcpy switches at a similar size). */
+#define STREAM_BYTES ((size_t)16 << 20)
+
+static const uint64_t SPAN = (uint64_t)1 << 32;
+
+/* One run of uniform parameters at flat offset e, split where the flat index crosses a multiple
+ * of 2^32 so that the 32-bit lane counters of the noise never carry. */
+static void run_split(const mpq__fq_kernels *k, const float *x, float *y, size_t len,
+                      const mpq__fq_seg *seg, int stoch, uint64_t key, uint64_t e, int stream)
+{
+    while (len > 0) {
+        uint64_t room = SPAN - (e & (SPAN - 1));
+        size_t part = (uint64_t)len < room ? len : (size_t)room;
+        k->run(x, y, part, seg, mpq__fq_noise_for(stoch, key, e), stream);
+        x += part;
+        y += part;
+        e += part;
+        len -= part;
+    }
+}
+
+static void row_split(const mpq__fq_kernels *k, const float *x, float *y, size_t len,
+                      const mpq__fq_rowp *p, int stoch, uint64_t key, uint64_t e)
+{
+    mpq__fq_rowp q = *p;
+    while (len > 0) {
+        uint64_t room = SPAN - (e & (SPAN - 1));
+        size_t part = (uint64_t)len < room ? len : (size_t)room;
+        k->run_row(x, y, part, &q, mpq__fq_noise_for(stoch, key, e));
+        x += part;
+        y += part;
+        e += part;
+        len -= part;
+        q.scale += part;
+        q.inv += part;
+        q.zp += part;
+        q.qmin += part;
+        q.qmax += part;
+        q.kind += part;
+    }
+}
+
+/* Blocks are independent, so any schedule gives the same bytes; a dynamic one lets a thread
+ * that the OS keeps running take over the blocks of one that is descheduled on a busy machine. */
+static void apply_tensor(const mpq__fq_kernels *k, const float *x, float *y, size_t n,
+                         const mpq__fq_seg *seg, int stoch, uint64_t key, int threads)
+{
+    size_t nblocks = (n + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
+    int stream = n * sizeof(float) >= STREAM_BYTES;
+    int t = mpq__fq_threads(threads, nblocks);
+    (void)t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) num_threads(t) if (t > 1)
+#endif
+    for (size_t b = 0; b < nblocks; b++) {
+        size_t off = b * MPQ__FQ_BLOCK;
+        size_t len = n - off < MPQ__FQ_BLOCK ? n - off : MPQ__FQ_BLOCK;
+        k->run(x + off, y + off, len, seg, mpq__fq_noise_for(stoch, key, off), stream);
+    }
+}
+
+/* Expanded per-element parameters of one row of channels*inner elements. */
+typedef struct row_params {
+    float *buf;
+    int32_t *kind;
+    mpq__fq_rowp p;
+} row_params;
+
+static mpq_status row_params_build(row_params *rp, const mpq_fq_layout *l, const mpq__fq_seg *segs)
+{
+    size_t len = l->channels * l->inner;
+    rp->buf = malloc(5 * len * sizeof(float));
+    rp->kind = malloc(len * sizeof(int32_t));
+    if (!rp->buf || !rp->kind) {
+        free(rp->buf);
+        free(rp->kind);
+        return MPQ_ERR_OUT_OF_MEMORY;
+    }
+    float *s = rp->buf, *inv = s + len, *zp = inv + len, *qmin = zp + len, *qmax = qmin + len;
+    for (size_t c = 0; c < l->channels; c++) {
+        for (size_t i = 0; i < l->inner; i++) {
+            size_t j = c * l->inner + i;
+            s[j] = segs[c].scale;
+            inv[j] = segs[c].inv;
+            zp[j] = segs[c].zp;
+            qmin[j] = segs[c].qmin;
+            qmax[j] = segs[c].qmax;
+            rp->kind[j] = segs[c].kind;
+        }
+    }
+    rp->p.scale = s;
+    rp->p.inv = inv;
+    rp->p.zp = zp;
+    rp->p.qmin = qmin;
+    rp->p.qmax = qmax;
+    rp->p.kind = rp->kind;
+    return MPQ_OK;
+}
+
+static mpq_status apply_layout(const mpq__fq_kernels *k, const float *x, float *y,
+                               const mpq_fq_layout *l, const mpq__fq_seg *segs, int stoch,
+                               uint64_t key, int threads)
+{
+    size_t total = l->outer * l->channels * l->inner;
+    int stream = total * sizeof(float) >= STREAM_BYTES;
+    if (l->inner >= MPQ__FQ_SMALL_INNER) {
+        size_t pieces = (l->inner + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
+        size_t items = l->outer * l->channels * pieces;
+        int t = mpq__fq_threads(threads, total / MPQ__FQ_BLOCK);
+        (void)t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) num_threads(t) if (t > 1)
+#endif
+        for (size_t it = 0; it < items; it++) {
+            size_t segi = it / pieces, piece = it % pieces;
+            size_t c = segi % l->channels;
+            size_t start = piece * MPQ__FQ_BLOCK;
+            size_t len = l->inner - start < MPQ__FQ_BLOCK ? l->inner - start : MPQ__FQ_BLOCK;
+            size_t off = segi * l->inner + start;
+            run_split(k, x + off, y + off, len, &segs[c], stoch, key, off, stream);
+        }
+        return MPQ_OK;
+    }
+    row_params rp;
+    if (row_params_build(&rp, l, segs) != MPQ_OK)
+        return MPQ_ERR_OUT_OF_MEMORY;
+    size_t row = l->channels * l->inner;
+    size_t pieces = (row + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
+    size_t items = l->outer * pieces;
+    int t = mpq__fq_threads(threads, total / MPQ__FQ_BLOCK);
+    (void)t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) num_threads(t) if (t > 1)
+#endif
+    for (size_t it = 0; it < items; it++) {
+        size_t o = it / pieces, piece = it % pieces;
+        size_t start = piece * MPQ__FQ_BLOCK;
+        size_t len = row - start < MPQ__FQ_BLOCK ? row - start : MPQ__FQ_BLOCK;
+        size_t off = o * row + start;
+        mpq__fq_rowp p = rp.p;
+        p.scale += start;
+        p.inv += start;
+        p.zp += start;
+        p.qmin += start;
+        p.qmax += start;
+        p.kind += start;
+        row_split(k, x + off, y + off, len, &p, stoch, key, off);
+    }
+    free(rp.buf);
+    free(rp.kind);
+    return MPQ_OK;
+}
+
+/* Common argument checks of the linear entry points; returns the kernel table. */
+static mpq_status prologue(const char *fn, const void *x, const void *y, size_t n,
+                           const mpq_fq_config *cfg, const mpq_rng *rng, int need_rng,
+                           const mpq__fq_kernels **k)
+{
+    mpq_status st = mpq__fq_check_config(fn, cfg);
+    if (st != MPQ_OK)
+        return st;
+    if (!x)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: x is NULL", fn);
+    if (!y)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: y is NULL", fn);
+    if (n == 0)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: n is 0", fn);
+    if (n > SIZE_MAX / sizeof(float))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: n = %zu too large", fn, n);
+    if (need_rng && cfg->rounding == MPQ_FQ_ROUND_STOCHASTIC && !rng)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "%s: rng is NULL but cfg->rounding is stochastic", fn);
+    *k = mpq__fq_select(cfg->isa);
+    return MPQ_OK;
+}
+
+static mpq_status draw_key(const mpq_fq_config *cfg, mpq_rng *rng, uint64_t *key)
+{
+    *key = 0;
+    if (cfg->rounding != MPQ_FQ_ROUND_STOCHASTIC)
+        return MPQ_OK;
+    return mpq_rng_next_u64(rng, key);
+}
+
+mpq_status mpq_fq_apply(const float *x, float *y, size_t n, int bits, float scale,
+                        int32_t zero_point, const mpq_fq_config *cfg, mpq_rng *rng)
+{
+    static const char fn[] = "mpq_fq_apply";
+    const mpq__fq_kernels *k;
+    mpq_status st = prologue(fn, x, y, n, cfg, rng, 1, &k);
+    if (st != MPQ_OK)
+        return st;
+    mpq__fq_seg seg;
+    st = mpq__fq_resolve(fn, "bits", bits, scale, zero_point, cfg, &seg);
+    if (st != MPQ_OK)
+        return st;
+    if (cfg->check_finite) {
+        st = mpq__fq_check_finite(fn, "x", x, n, k, cfg->threads);
+        if (st != MPQ_OK)
+            return st;
+    }
+    uint64_t key;
+    st = draw_key(cfg, rng, &key);
+    if (st != MPQ_OK)
+        return st;
+    apply_tensor(k, x, y, n, &seg, cfg->rounding == MPQ_FQ_ROUND_STOCHASTIC, key, cfg->threads);
+    return MPQ_OK;
+}
+
+mpq_status mpq_fq_tensor(const float *x, float *y, size_t n, int bits, const mpq_fq_config *cfg,
+                         mpq_rng *rng, float *scale, int32_t *zero_point)
+{
+    static const char fn[] = "mpq_fq_tensor";
+    const mpq__fq_kernels *k;
+    mpq_status st = prologue(fn, x, y, n, cfg, rng, 1, &k);
+    if (st == MPQ_OK)
+        st = mpq__fq_check_bits(fn, "bits", bits, 1);
+    if (st == MPQ_OK)
+        st = mpq__fq_check_finite(fn, "x", x, n, k, cfg->threads);
+    if (st != MPQ_OK)
+        return st;
+    float lo = 0.0f, hi = 0.0f, s = 1.0f;
+    int32_t z = 0;
+    if (bits != MPQ_FQ_BITS_FLOAT) {
+        st = mpq__fq_calibrate_checked(fn, x, n, bits, cfg, k, cfg->threads, &lo, &hi);
+        if (st == MPQ_OK)
+            st = mpq_fq_params_from_range(lo, hi, bits, cfg, &s, &z);
+        if (st != MPQ_OK)
+            return st;
+    }
+    mpq__fq_seg seg;
+    st = mpq__fq_resolve(fn, "bits", bits, s, z, cfg, &seg);
+    uint64_t key = 0;
+    if (st == MPQ_OK)
+        st = draw_key(cfg, rng, &key);
+    if (st != MPQ_OK)
+        return st;
+    apply_tensor(k, x, y, n, &seg, cfg->rounding == MPQ_FQ_ROUND_STOCHASTIC, key, cfg->threads);
+    if (scale)
+        *scale = s;
+    if (zero_point)
+        *zero_point = z;
+    return MPQ_OK;
+}
+
+/* Validates per-channel bits/scales/zero points and resolves them into segments. */
+static mpq_status resolve_channels(const char *fn, const mpq_fq_layout *l, const uint8_t *bits,
+                                   const float *scale, const int32_t *zp, const mpq_fq_config *cfg,
+                                   mpq__fq_seg **out)
+{
+    mpq__fq_seg *segs = malloc(l->channels * sizeof *segs);
+    if (!segs)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    for (size_t c = 0; c < l->channels; c++) {
+        mpq_status st = mpq__fq_resolve(fn, "channel", bits[c], scale[c], zp ? zp[c] : 0, cfg,
+                                        &segs[c]);
+        if (st != MPQ_OK) {
+            /* Formatting the channel name only on failure keeps many-channel calls cheap. */
+            char arg[48];
+            snprintf(arg, sizeof arg, "channel %zu", c);
+            st = mpq__fq_resolve(fn, arg, bits[c], scale[c], zp ? zp[c] : 0, cfg, &segs[c]);
+            free(segs);
+            return st;
+        }
+    }
+    *out = segs;
+    return MPQ_OK;
+}
+
+mpq_status mpq_fq_apply_kernels(const float *x, float *y, const mpq_fq_layout *layout,
+                                const uint8_t *bits, const float *scale,
+                                const int32_t *zero_point, const mpq_fq_config *cfg,
+                                mpq_rng *rng)
+{
+    static const char fn[] = "mpq_fq_apply_kernels";
+    size_t total = 0;
+    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    if (st != MPQ_OK)
+        return st;
+    const mpq__fq_kernels *k;
+    st = prologue(fn, x, y, total, cfg, rng, 1, &k);
+    if (st != MPQ_OK)
+        return st;
+    if (!bits || !scale)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                             !bits ? "bits" : "scale");
+    mpq__fq_seg *segs;
+    st = resolve_channels(fn, layout, bits, scale, zero_point, cfg, &segs);
+    if (st != MPQ_OK)
+        return st;
+    if (cfg->check_finite)
+        st = mpq__fq_check_finite(fn, "x", x, total, k, cfg->threads);
+    uint64_t key = 0;
+    if (st == MPQ_OK)
+        st = draw_key(cfg, rng, &key);
+    if (st == MPQ_OK) {
+        st = apply_layout(k, x, y, layout, segs, cfg->rounding == MPQ_FQ_ROUND_STOCHASTIC, key,
+                          cfg->threads);
+        if (st != MPQ_OK)
+            st = mpq_set_error(st, "%s: out of memory", fn);
+    }
+    free(segs);
+    return st;
+}
+
+/* Copies channel c of x (layout l) into buf. */
+static void gather_channel(const float *x, const mpq_fq_layout *l, size_t c, float *buf)
+{
+    for (size_t o = 0; o < l->outer; o++)
+        memcpy(buf + o * l->inner, x + (o * l->channels + c) * l->inner, l->inner * sizeof *x);
+}
+
+mpq_status mpq_fq_calibrate_kernels(const float *x, const mpq_fq_layout *layout,
+                                    const uint8_t *bits, const mpq_fq_config *cfg, float *lo,
+                                    float *hi)
+{
+    static const char fn[] = "mpq_fq_calibrate_kernels";
+    size_t total = 0;
+    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    if (st != MPQ_OK)
+        return st;
+    const mpq__fq_kernels *k;
+    st = prologue(fn, x, x, total, cfg, NULL, 0, &k);
+    if (st != MPQ_OK)
+        return st;
+    if (!bits || !lo || !hi)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
+                             !bits ? "bits" : !lo ? "lo" : "hi");
+    for (size_t c = 0; c < layout->channels; c++) {
+        if (mpq__fq_check_bits(fn, "bits", bits[c], 1) != MPQ_OK) {
+            char arg[48];
+            snprintf(arg, sizeof arg, "bits[%zu]", c);
+            return mpq__fq_check_bits(fn, arg, bits[c], 1);
+        }
+    }
+    st = mpq__fq_check_finite(fn, "x", x, total, k, cfg->threads);
+    if (st != MPQ_OK)
+        return st;
+    size_t per = layout->outer * layout->inner;
+    float *tlo = malloc(2 * layout->channels * sizeof(float));
+    if (!tlo)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    float *thi = tlo + layout->channels;
+    int failed = 0;
+    int t = mpq__fq_threads(cfg->threads, layout->channels);
+    (void)t;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t) if (t > 1 && total >= 65536) reduction(| : failed)
+#endif
+    for (size_t c = 0; c < layout->channels; c++) {
+        float *buf = NULL;
+        const float *src = x + c * layout->inner;
+        if (layout->outer > 1) {
+            buf = malloc(per * sizeof(float));
+            if (!buf) {
+                failed = 1;
+                continue;
+            }
+            gather_channel(x, layout, c, buf);
+            src = buf;
+        }
+        int b = bits[c] == MPQ_FQ_BITS_FLOAT ? 8 : bits[c];
+        if (mpq__fq_calibrate_checked(fn, src, per, b, cfg, k, 1, &tlo[c], &thi[c]) != MPQ_OK)
+            failed = 1;
+        free(buf);
+    }
+    if (failed) {
+        free(tlo);
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    }
+    memcpy(lo, tlo, layout->channels * sizeof(float));
+    memcpy(hi, thi, layout->channels * sizeof(float));
+    free(tlo);
+    return MPQ_OK;
+}
+
+mpq_status mpq_fq_kernels(const float *x, float *y, const mpq_fq_layout *layout,
+                          const uint8_t *bits, const mpq_fq_config *cfg, mpq_rng *rng,
+                          float *scale, int32_t *zero_point)
+{
+    static const char fn[] = "mpq_fq_kernels";
+    size_t total = 0;
+    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    if (st != MPQ_OK)
+        return st;
+    const mpq__fq_kernels *k;
+    st = prologue(fn, x, y, total, cfg, rng, 1, &k);
+    if (st != MPQ_OK)
+        return st;
+    if (!bits)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: bits is NULL", fn);
+    size_t nc = layout->channels;
+    float *buf = malloc(nc * (3 * sizeof(float) + sizeof(int32_t)));
+    if (!buf)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    float *lo = buf, *hi = buf + nc, *s = buf + 2 * nc;
+    int32_t *z = (int32_t *)(void *)(buf + 3 * nc);
+    st = mpq_fq_calibrate_kernels(x, layout, bits, cfg, lo, hi);
+    if (st != MPQ_OK) {
+        /* Name this entry point, keep the detail. */
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", mpq_last_error());
+        free(buf);
+        return mpq_set_error(st, "%s: %s", fn, detail);
+    }
+    for (size_t c = 0; c < nc && st == MPQ_OK; c++) {
+        if (bits[c] == MPQ_FQ_BITS_FLOAT) {
+            s[c] = 1.0f;
+            z[c] = 0;
+            continue;
+        }
+        st = mpq_fq_params_from_range(lo[c], hi[c], bits[c], cfg, &s[c], &z[c]);
+    }
+    mpq__fq_seg *segs = NULL;
+    if (st == MPQ_OK)
+        st = resolve_channels(fn, layout, bits, s, z, cfg, &segs);
+    uint64_t key = 0;
+    if (st == MPQ_OK)
+        st = draw_key(cfg, rng, &key);
+    if (st == MPQ_OK) {
+        st = apply_layout(k, x, y, layout, segs, cfg->rounding == MPQ_FQ_ROUND_STOCHASTIC, key,
+                          cfg->threads);
+        if (st != MPQ_OK)
+            st = mpq_set_error(st, "%s: out of memory", fn);
+    }
+    if (st == MPQ_OK) {
+        if (scale)
+            memcpy(scale, s, nc * sizeof *s);
+        if (zero_point)
+            memcpy(zero_point, z, nc * sizeof *z);
+    }
+    free(segs);
+    free(buf);
+    return st;
+}
