@@ -4,6 +4,11 @@
  *
  *   bench-fakequant           full run (64 KiB, 4 MiB, 400 MiB; about a minute)
  *   bench-fakequant --quick   64 KiB and 4 MiB only, fewer repetitions
+ *   bench-fakequant --kmeans  only the exact / Lloyd k-means timing (wall and CPU seconds)
+ *   bench-fakequant --kernels only per-kernel calibration + fake-quant of ResNet-50's weights
+ *   bench-fakequant --calib   only the per-tensor calibration of ResNet-50's weights
+ * (the focused options may be combined, e.g. --kmeans --calib; run them under taskset -c N on a
+ * shared machine and read the single-thread CPU seconds).
  *
  * GB/s counts bytes read + bytes written (2 x 4 bytes per element, for memcpy as well). */
 #include <math.h>
@@ -18,6 +23,15 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of the process (all threads): on a loaded machine the single-thread CPU time is
+ * the figure that does not depend on how often the process was descheduled. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -45,6 +59,21 @@ static void fill(float *x, size_t n, uint32_t seed)
         (out) = best_;                                                                            \
     } while (0)
 
+/* Same, keeping the best wall time and the best CPU time of the process. */
+#define TIME_BEST2(wall, cpu, reps, stmt)                                                         \
+    do {                                                                                          \
+        double bw_ = 1e30, bc_ = 1e30;                                                            \
+        for (int r_ = 0; r_ < (reps); r_++) {                                                    \
+            double t0_ = now(), c0_ = cpu_now();                                                  \
+            stmt;                                                                                 \
+            double dc_ = cpu_now() - c0_, dt_ = now() - t0_;                                      \
+            bw_ = dt_ < bw_ ? dt_ : bw_;                                                          \
+            bc_ = dc_ < bc_ ? dc_ : bc_;                                                          \
+        }                                                                                         \
+        (wall) = bw_;                                                                             \
+        (cpu) = bc_;                                                                              \
+    } while (0)
+
 static void check(mpq_status st)
 {
     if (st != MPQ_OK) {
@@ -53,19 +82,31 @@ static void check(mpq_status st)
     }
 }
 
-static void calibrate_all(const float *w, const size_t *sz, int nl, const mpq_fq_config *c)
+/* FNV-1a of a buffer: lets two builds' results be compared from their bench output. */
+static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
-    size_t off = 0;
-    for (int i = 0; i < nl; i++) {
-        float lo, hi;
-        check(mpq_fq_calibrate(w + off, sz[i], 4, c, &lo, &hi));
-        off += sz[i];
-    }
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
 }
 
-int main(int argc, char **argv)
+/* Calibrates every tensor; returns a hash of the ranges. */
+static uint64_t calibrate_all(const float *w, const size_t *sz, int nl, const mpq_fq_config *c)
 {
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    size_t off = 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int i = 0; i < nl; i++) {
+        float r[2];
+        check(mpq_fq_calibrate(w + off, sz[i], 4, c, &r[0], &r[1]));
+        h = fnv(r, sizeof r, h);
+        off += sz[i];
+    }
+    return h;
+}
+
+static void bench_throughput(int quick)
+{
     static const size_t sizes_full[] = {64u << 10, 4u << 20, 400u << 20};
     size_t nsizes = quick ? 2 : 3;
     static const int bitsv[] = {2, 4, 8};
@@ -81,7 +122,7 @@ int main(int argc, char **argv)
         int reps = bytes >= (100u << 20) ? (quick ? 2 : 4) : bytes >= (1u << 20) ? 20 : 400;
         float *x = malloc(bytes), *y = malloc(bytes);
         if (!x || !y)
-            return 1;
+            exit(1);
         fill(x, n, 1);
         memset(y, 0, bytes);
         double tm;
@@ -137,8 +178,11 @@ int main(int argc, char **argv)
     }
     printf("(per-kernel: %zu kernels with bits b-1, b, b+1 cycling; 'chk' = with the NaN/Inf scan "
            "before writing, check_finite = 1)\n\n", kernels);
+}
 
-    /* Exact 1-D k-means of a 2.4 M-value layer (the largest ResNet-50 conv is 2.36 M). */
+/* Exact 1-D k-means of a 2.4 M-value layer (the largest ResNet-50 conv is 2.36 M). */
+static void bench_kmeans(int quick)
+{
     {
         size_t n = quick ? 600000 : 2400000;
         float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
@@ -152,39 +196,118 @@ int main(int argc, char **argv)
             double de, dl;
             kc.threads = th;
             kc.method = MPQ_FQ_KMEANS_EXACT;
-            double te, tl;
-            TIME_BEST(te, quick ? 1 : 2, check(mpq_fq_kmeans(x, n, 4, &kc, NULL, book, NULL, y, &de)));
+            double te, ce, tl, cl;
+            TIME_BEST2(te, ce, quick ? 1 : 3, check(mpq_fq_kmeans(x, n, 4, &kc, NULL, book, NULL, y, &de)));
             kc.method = MPQ_FQ_KMEANS_LLOYD;
-            TIME_BEST(tl, quick ? 1 : 2, check(mpq_fq_kmeans(x, n, 4, &kc, rng, book, NULL, y, &dl)));
-            printf("k-means k=16 n=%zu threads=%d: exact %.3f s (SSE %.6g), k-means++ + 3 Lloyd %.3f s "
-                   "(SSE %.6g, %.3f%% above exact)\n",
-                   n, th, te, de, tl, dl, 100.0 * (dl - de) / de);
+            TIME_BEST2(tl, cl, quick ? 1 : 3, check(mpq_fq_kmeans(x, n, 4, &kc, rng, book, NULL, y, &dl)));
+            printf("k-means k=16 n=%zu threads=%d: exact %.3f s (cpu %.3f s, SSE %.9g), k-means++ + "
+                   "3 Lloyd %.3f s (cpu %.3f s, SSE %.6g, %.3f%% above exact)\n",
+                   n, th, te, ce, de, tl, cl, dl, 100.0 * (dl - de) / de);
         }
         mpq_rng_destroy(rng);
         free(x);
         free(y);
     }
+}
 
-    /* Calibration of a ResNet-50's weights (torchvision layer shapes, 25.5 M values), per
-     * tensor, 4 bits. */
-    {
-        size_t sz[64];
-        int nl = 0;
-        sz[nl++] = 64 * 3 * 49;
-        static const int blocks[4] = {3, 4, 6, 3};
-        int inplanes = 64;
-        for (int st = 0; st < 4; st++) {
-            int planes = 64 << st;
-            for (int bk = 0; bk < blocks[st]; bk++) {
-                sz[nl++] = (size_t)planes * (size_t)inplanes;
-                sz[nl++] = (size_t)planes * (size_t)planes * 9;
-                sz[nl++] = (size_t)planes * 4 * (size_t)planes;
-                if (bk == 0)
-                    sz[nl++] = (size_t)planes * 4 * (size_t)inplanes;
-                inplanes = planes * 4;
+/* Weight tensors of torchvision's ResNet-50 (conv and fc, OIHW order): element count and output
+ * channels (kernels) of each; 54 tensors, 25.5 M weights, 27,560 kernels. */
+static int resnet50_shapes(size_t *sz, size_t *outc)
+{
+    int nl = 0;
+    outc[nl] = 64;
+    sz[nl++] = 64 * 3 * 49;
+    static const int blocks[4] = {3, 4, 6, 3};
+    size_t inplanes = 64;
+    for (int st = 0; st < 4; st++) {
+        size_t planes = (size_t)64 << st;
+        for (int bk = 0; bk < blocks[st]; bk++) {
+            outc[nl] = planes;
+            sz[nl++] = planes * inplanes;
+            outc[nl] = planes;
+            sz[nl++] = planes * planes * 9;
+            outc[nl] = planes * 4;
+            sz[nl++] = planes * 4 * planes;
+            if (bk == 0) {
+                outc[nl] = planes * 4;
+                sz[nl++] = planes * 4 * inplanes;
             }
+            inplanes = planes * 4;
         }
-        sz[nl++] = 1000 * 2048;
+    }
+    outc[nl] = 1000;
+    sz[nl++] = 1000 * 2048;
+    return nl;
+}
+
+/* scale holds 2 * nk floats: scales, or lo then hi when only calibrating. */
+static void kernels_all(const float *w, float *y, const size_t *sz, const size_t *outc, int nl,
+                        size_t nk, const uint8_t *bits, const mpq_fq_config *c, float *scale,
+                        int calib_only)
+{
+    size_t off = 0, koff = 0;
+    for (int i = 0; i < nl; i++) {
+        mpq_fq_layout l = {sizeof l, 1, outc[i], sz[i] / outc[i]};
+        if (calib_only)
+            check(mpq_fq_calibrate_kernels(w + off, &l, bits + koff, c, scale + koff,
+                                           scale + nk + koff));
+        else
+            check(mpq_fq_kernels(w + off, y + off, &l, bits + koff, c, NULL, scale + koff, NULL));
+        off += sz[i];
+        koff += outc[i];
+    }
+}
+
+/* Per-kernel min-max fake-quantization of all ResNet-50 weights (one call per layer, mixed bits
+ * 2..8 per kernel) against a memcpy of the same weights timed in the same run. */
+static void bench_kernels(int quick)
+{
+    size_t sz[64], outc[64];
+    int nl = resnet50_shapes(sz, outc);
+    size_t total = 0, nk = 0;
+    for (int i = 0; i < nl; i++) {
+        total += sz[i];
+        nk += outc[i];
+    }
+    float *w = malloc(total * sizeof *w), *y = malloc(total * sizeof *y);
+    float *scale = malloc(2 * nk * sizeof *scale);
+    uint8_t *bits = malloc(nk);
+    if (!w || !y || !scale || !bits)
+        exit(1);
+    fill(w, total, 4);
+    memset(y, 0, total * sizeof *y);
+    for (size_t k = 0; k < nk; k++)
+        bits[k] = (uint8_t)(2 + k % 7);
+    int reps = quick ? 3 : 8;
+    printf("per-kernel min-max of %d tensors, %zu weights, %zu kernels (ResNet-50 shapes), bits "
+           "2..8 mixed:\n", nl, total, nk);
+    for (int th = 1; th <= 2; th++) {
+        mpq_fq_config c;
+        mpq_fq_config_init(&c);
+        c.threads = th;
+        double tm, cm, tk, ck, tc, cc;
+        TIME_BEST2(tm, cm, reps, memcpy(y, w, total * sizeof *w));
+        TIME_BEST2(tk, ck, reps, kernels_all(w, y, sz, outc, nl, nk, bits, &c, scale, 0));
+        TIME_BEST2(tc, cc, reps, kernels_all(w, y, sz, outc, nl, nk, bits, &c, scale, 1));
+        uint64_t h = fnv(y, total * sizeof *y, 0xcbf29ce484222325ull);
+        h = fnv(scale, 2 * nk * sizeof *scale, h);
+        printf("  threads=%d  memcpy %.4f s (cpu %.4f)  mpq_fq_kernels %.4f s (cpu %.4f) = %.2fx "
+               "memcpy  mpq_fq_calibrate_kernels %.4f s (cpu %.4f) = %.2fx memcpy  hash %016llx\n",
+               th, tm, cm, tk, ck, tk / tm, tc, cc, tc / tm, (unsigned long long)h);
+    }
+    free(w);
+    free(y);
+    free(scale);
+    free(bits);
+}
+
+/* Calibration of a ResNet-50's weights (torchvision layer shapes, 25.5 M values), per
+ * tensor, 4 bits. */
+static void bench_calib(int quick)
+{
+    {
+        size_t sz[64], outc[64];
+        int nl = resnet50_shapes(sz, outc);
         size_t total = 0;
         for (int i = 0; i < nl; i++)
             total += sz[i];
@@ -201,12 +324,41 @@ int main(int argc, char **argv)
                 mpq_fq_config_init(&c);
                 c.threads = th;
                 c.calib = methods[m];
-                double t;
-                TIME_BEST(t, quick ? 1 : 2, calibrate_all(w, sz, nl, &c));
-                printf("  %-13s threads=%d  %.3f s\n", names[m], th, t);
+                double t, ct;
+                uint64_t h = 0;
+                TIME_BEST2(t, ct, quick ? 1 : 2, h = calibrate_all(w, sz, nl, &c));
+                printf("  %-13s threads=%d  %.3f s (cpu %.3f s)  ranges hash %016llx\n", names[m],
+                       th, t, ct, (unsigned long long)h);
             }
         }
         free(w);
     }
+}
+
+int main(int argc, char **argv)
+{
+    int quick = 0, focus = 0, do_kmeans = 0, do_kernels = 0, do_calib = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0)
+            quick = 1;
+        else if (strcmp(argv[i], "--kmeans") == 0)
+            focus = do_kmeans = 1;
+        else if (strcmp(argv[i], "--kernels") == 0)
+            focus = do_kernels = 1;
+        else if (strcmp(argv[i], "--calib") == 0)
+            focus = do_calib = 1;
+        else {
+            fprintf(stderr, "usage: %s [--quick] [--kmeans] [--kernels] [--calib]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!focus)
+        bench_throughput(quick);
+    if (!focus || do_kmeans)
+        bench_kmeans(quick);
+    if (!focus || do_kernels)
+        bench_kernels(quick);
+    if (!focus || do_calib)
+        bench_calib(quick);
     return 0;
 }

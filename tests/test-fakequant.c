@@ -7,6 +7,8 @@
 
 #include <mpq/fakequant.h>
 
+#include "fq_impl.h"
+
 /* Under valgrind every instruction costs ~50x: exhaustive sweeps shrink, the claims stay. */
 static int under_valgrind(void) { return getenv("MPQ_UNDER_VALGRIND") != NULL; }
 
@@ -467,6 +469,82 @@ START_TEST(kernels_calibrate_each_channel)
 }
 END_TEST
 
+START_TEST(calibrate_kernels_matches_per_channel)
+{
+    /* Every method, both layout kinds, 1 and 2 threads: each channel's range equals
+     * mpq_fq_calibrate() on that channel's values, bit for bit. The second layout is large
+     * enough (>= 65536 values) for the multi-threaded path. */
+    static const mpq_fq_layout layouts[2] = {{sizeof(mpq_fq_layout), 3, 37, 50},
+                                             {sizeof(mpq_fq_layout), 1, 600, 120}};
+    static const mpq_fq_calib methods[5] = {MPQ_FQ_CALIB_MINMAX, MPQ_FQ_CALIB_PERCENTILE,
+                                            MPQ_FQ_CALIB_MSE, MPQ_FQ_CALIB_KL,
+                                            MPQ_FQ_CALIB_HAQ};
+    int nmeth = under_valgrind() ? 2 : 5;
+    for (int li = 0; li < 2; li++) {
+        const mpq_fq_layout *l = &layouts[li];
+        size_t nc = l->channels, per = l->outer * l->inner, total = nc * per;
+        float *x = malloc(total * sizeof *x), *v = malloc(per * sizeof *v);
+        float *lo = malloc(4 * nc * sizeof *lo), *hi = lo + nc, *lo2 = hi + nc, *hi2 = lo2 + nc;
+        uint8_t *bits = malloc(nc);
+        gen_cubic(x, total, 31 + (uint32_t)li);
+        for (size_t c = 0; c < nc; c++)
+            bits[c] = c % 11 == 5 ? 32 : (uint8_t)(2 + c % 7);
+        for (int mi = 0; mi < nmeth; mi++) {
+            mpq_fq_config c = cfg_default();
+            c.calib = methods[mi];
+            c.threads = 1;
+            ck_assert_int_eq(mpq_fq_calibrate_kernels(x, l, bits, &c, lo, hi), MPQ_OK);
+            c.threads = 2;
+            ck_assert_int_eq(mpq_fq_calibrate_kernels(x, l, bits, &c, lo2, hi2), MPQ_OK);
+            ck_assert_mem_eq(lo, lo2, nc * sizeof *lo);
+            ck_assert_mem_eq(hi, hi2, nc * sizeof *hi);
+            for (size_t ch = 0; ch < nc; ch += li ? 7 : 1) {
+                for (size_t o = 0; o < l->outer; o++)
+                    memcpy(v + o * l->inner, x + (o * nc + ch) * l->inner,
+                           l->inner * sizeof *x);
+                float a, b;
+                c.threads = 1;
+                ck_assert_int_eq(mpq_fq_calibrate(v, per, bits[ch] == 32 ? 8 : bits[ch], &c, &a, &b),
+                                 MPQ_OK);
+                ck_assert_mem_eq(&a, &lo[ch], sizeof a);
+                ck_assert_mem_eq(&b, &hi[ch], sizeof b);
+            }
+        }
+        /* A non-finite value: the first bad flat index is named, outputs untouched. With the
+         * channel axis in the middle, channel order and flat order differ. */
+        size_t bad1 = (l->outer - 1) * nc * l->inner + 2 * l->inner + 3; /* channel 2 */
+        size_t bad2 = 9 * l->inner + 1;                                    /* channel 9 */
+        x[bad1] = NAN;
+        x[bad2] = INFINITY;
+        size_t first = bad1 < bad2 ? bad1 : bad2;
+        char want[64];
+        snprintf(want, sizeof want, "x[%zu]", first);
+        for (int th = 1; th <= 2; th++) {
+            mpq_fq_config c = cfg_default();
+            c.threads = th;
+            memset(lo, 0x55, 2 * nc * sizeof *lo);
+            ck_assert_int_eq(mpq_fq_calibrate_kernels(x, l, bits, &c, lo, hi),
+                             MPQ_ERR_INVALID_ARGUMENT);
+            ck_assert_ptr_nonnull(strstr(mpq_last_error(), want));
+            for (size_t i = 0; i < 2 * nc; i++)
+                ck_assert_uint_eq(((uint32_t *)(void *)lo)[i], 0x55555555u);
+            float *y = malloc(total * sizeof *y);
+            memset(y, 0x55, total * sizeof *y);
+            ck_assert_int_eq(mpq_fq_kernels(x, y, l, bits, &c, NULL, NULL, NULL),
+                             MPQ_ERR_INVALID_ARGUMENT);
+            ck_assert_ptr_nonnull(strstr(mpq_last_error(), want));
+            for (size_t i = 0; i < total; i++)
+                ck_assert_uint_eq(((uint32_t *)(void *)y)[i], 0x55555555u);
+            free(y);
+        }
+        free(x);
+        free(v);
+        free(lo);
+        free(bits);
+    }
+}
+END_TEST
+
 /* ---- integer codes ------------------------------------------------------------------------ */
 
 START_TEST(codes_round_trip)
@@ -677,6 +755,137 @@ START_TEST(calibrate_kl_properties)
     ck_assert_int_eq(mpq_fq_calibrate(x, n, 4, &c, &lo2, &hi2), MPQ_OK);
     ck_assert_mem_eq(&hi, &hi2, sizeof hi);
     free(x);
+}
+END_TEST
+
+/* The entropy calibration's candidate search as first written (O(H^2)): MXNet's
+ * _smooth_distribution and scipy.stats.entropy per candidate, bin by bin. Reference for the
+ * incremental mpq__fq_kl_divergences(). */
+static double ref_smooth(double *h, long n)
+{
+    const double eps = 1e-4;
+    double zeros = 0.0;
+    for (long j = 0; j < n; j++)
+        zeros += h[j] == 0.0;
+    double nonzeros = (double)n - zeros;
+    if (nonzeros == 0.0)
+        return -1.0;
+    double eps1 = eps * zeros / nonzeros;
+    if (eps1 >= 1.0)
+        return -1.0;
+    double sum = 0.0;
+    for (long j = 0; j < n; j++) {
+        h[j] += h[j] == 0.0 ? eps : -eps1;
+        sum += h[j];
+    }
+    return sum;
+}
+
+static double ref_smoothed_kl(double *P, double *Q, long n)
+{
+    double ps = ref_smooth(P, n), qs = ref_smooth(Q, n);
+    if (ps <= 0.0 || qs <= 0.0)
+        return INFINITY;
+    double d = 0.0;
+    for (long j = 0; j < n; j++) {
+        double p = P[j] / ps, q = Q[j] / qs;
+        if (p > 0.0)
+            d += p * log(p / q);
+    }
+    return d;
+}
+
+static void ref_kl_divergences(const double *h, long H, long N, double *div)
+{
+    double *suffix = malloc(((size_t)H + 1) * sizeof(double));
+    double *P = malloc(2 * (size_t)H * sizeof(double)), *Q = P + H;
+    suffix[H] = 0.0;
+    for (long j = H - 1; j >= 0; j--)
+        suffix[j] = suffix[j + 1] + h[j];
+    for (long i = N; i <= H; i++) {
+        for (long j = 0; j < i; j++)
+            P[j] = h[j];
+        P[i - 1] += suffix[i];
+        long m = i / N;
+        for (long g = 0; g < N; g++) {
+            long start = g * m, stop = g == N - 1 ? i : start + m;
+            double tot = 0.0, nz = 0.0;
+            for (long j = start; j < stop; j++) {
+                tot += h[j];
+                nz += P[j] != 0.0;
+            }
+            for (long j = start; j < stop; j++)
+                Q[j] = (P[j] != 0.0 && nz > 0.0) ? tot / nz : 0.0;
+        }
+        div[i - N] = ref_smoothed_kl(P, Q, i);
+    }
+    free(suffix);
+    free(P);
+}
+
+START_TEST(calibrate_kl_incremental_matches_reference)
+{
+    /* Histograms of counts as the calibration builds them: dense bell shapes (large tensors),
+     * sparse ones with many empty bins (small kernels, eps1 large), far outliers, all counts in
+     * a few bins, fractional weights (bin-by-bin fallback). */
+    uint32_t s = 1234;
+    int rounds = under_valgrind() ? 6 : 40, ties = 0;
+    for (int round = 0; round < rounds; round++) {
+        long H = round % 5 == 0 ? 2048 : 64 + (long)(lcg(&s) % 700);
+        long N = 1L << (1 + (int)(lcg(&s) % 7));
+        if (N >= H)
+            N = H / 2;
+        double *h = calloc((size_t)H, sizeof *h);
+        long n = (long)(lcg(&s) % 5) == 0 ? 50 + (long)(lcg(&s) % 500) : 20000 + (long)(lcg(&s) % 200000);
+        int shape = (int)(lcg(&s) % 5);
+        for (long e = 0; e < n; e++) {
+            double u = (double)(lcg(&s) >> 8) * 0x1p-24, v;
+            if (shape == 0)
+                v = u;                  /* uniform */
+            else if (shape == 1)
+                v = u * u * u;          /* heavy near 0 */
+            else if (shape == 2)
+                v = e == 0 ? 0.999 : 0.3 * u; /* one far outlier */
+            else if (shape == 3)
+                v = (double)(lcg(&s) % 4) / 8.0; /* a few bins only */
+            else
+                v = 0.5 * u * u;
+            long j = (long)(v * (double)H);
+            h[j < H ? j : H - 1] += 1.0;
+        }
+        if (round % 13 == 7)
+            h[lcg(&s) % (uint32_t)H] = 0.25; /* fractional weight */
+        long nc = H - N + 1;
+        double *a = malloc((size_t)nc * sizeof *a), *b = malloc((size_t)nc * sizeof *b);
+        ck_assert_int_eq(mpq__fq_kl_divergences(h, H, N, a), 0);
+        ref_kl_divergences(h, H, N, b);
+        long ba = N, bb = N;
+        for (long i = 0; i < nc; i++) {
+            if (isinf(b[i]) || isnan(b[i]))
+                ck_assert_msg((isinf(a[i]) && isinf(b[i])) || (isnan(a[i]) && isnan(b[i])),
+                              "round %d H %ld N %ld candidate %ld: %g vs %g", round, H, N,
+                              i + N, a[i], b[i]);
+            else
+                ck_assert_msg(fabs(a[i] - b[i]) <= 1e-12 + 1e-9 * fabs(b[i]),
+                              "round %d H %ld N %ld candidate %ld: %.17g vs %.17g", round, H, N,
+                              i + N, a[i], b[i]);
+            if (a[i] < a[ba - N])
+                ba = i + N;
+            if (b[i] < b[bb - N])
+                bb = i + N;
+        }
+        /* The same threshold, except where the reference's own rounding (its sums of i terms,
+         * relative error ~1e-14) cannot order two candidates. */
+        ck_assert_msg(ba == bb || fabs(b[ba - N] - b[bb - N]) <= 1e-15 + 1e-11 * fabs(b[bb - N]),
+                      "round %d shape %d H %ld N %ld n %ld: %ld (%.17g / ref %.17g) vs %ld "
+                      "(%.17g / ref %.17g)", round, shape, H, N, n, ba, a[ba - N], b[ba - N], bb,
+                      a[bb - N], b[bb - N]);
+        ties += ba != bb;
+        free(a);
+        free(b);
+        free(h);
+    }
+    ck_assert_int_le(ties, rounds / 20);
 }
 END_TEST
 
@@ -967,6 +1176,7 @@ int main(void)
     tcase_add_test(t, paths_identical_per_tensor);
     tcase_add_test(t, paths_identical_per_kernel);
     tcase_add_test(t, kernels_calibrate_each_channel);
+    tcase_add_test(t, calibrate_kernels_matches_per_channel);
     suite_add_tcase(s, t);
     t = tcase_create("calibration");
     tcase_set_timeout(t, 120);
@@ -974,6 +1184,7 @@ int main(void)
     tcase_add_test(t, calibrate_mse_matches_brute_force);
     tcase_add_test(t, calibrate_haq_matches_reference);
     tcase_add_test(t, calibrate_kl_properties);
+    tcase_add_test(t, calibrate_kl_incremental_matches_reference);
     tcase_add_test(t, observers);
     suite_add_tcase(s, t);
     t = tcase_create("kmeans");

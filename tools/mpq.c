@@ -86,6 +86,9 @@ static int cmd_help(int argc, char **argv)
             char *sub[] = {(char *)commands[i].name, help_flag, NULL};
             printf("\n");
             fflush(stdout);
+            /* Each subcommand parses with getopt_long; without a reset the next one would start
+             * past its own arguments, see no --help and run for real. 0 = full GNU re-init. */
+            optind = 0;
             commands[i].run(2, sub);
         }
         return CLI_OK;
@@ -95,6 +98,7 @@ static int cmd_help(int argc, char **argv)
         return cli_usage_error("help", "unknown command '%s'", argv[1]);
     char help[] = "--help";
     char *sub_argv[] = {argv[1], help, NULL};
+    optind = 0;
     return c->run(2, sub_argv);
 }
 

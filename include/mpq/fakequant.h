@@ -136,7 +136,10 @@ typedef enum mpq_fq_calib {
      * `_smooth_distribution` does (zero bins get eps = 1e-4, the nonzero ones lose
      * eps * zeros / nonzeros), then KL(P||Q) = sum_j P_j log(P_j / Q_j) with P and Q normalised
      * (scipy.stats.entropy). T = min((i + 0.5) * w, max abs(x)) for the i of smallest divergence
-     * (first on ties).
+     * (first on ties). The divergences are evaluated from prefix sums (a Taylor series in the
+     * smoothing offset for sum P log P), O(N) per candidate instead of O(i); they agree with the
+     * bin-by-bin sums to rounding (about 1e-14), and a divergence that is exactly 0 bin by bin
+     * (P = Q) is exactly 0 here too.
      */
     MPQ_FQ_CALIB_KL = 3,
     /**
@@ -508,7 +511,9 @@ MPQ_API mpq_status mpq_fq_calibrate(const float *x, size_t n, int bits, const mp
                                     float *lo, float *hi);
 
 /**
- * Per-kernel calibration: mpq_fq_calibrate() on each channel's values.
+ * Per-kernel calibration: mpq_fq_calibrate() on each channel's values (bit-identical to it).
+ * One scan per channel gives its min, max and the NaN/Inf check; channels are split into fixed
+ * contiguous blocks, one per thread, so results do not depend on the thread count.
  * @param x Tensor in @p layout.
  * @param layout Tensor layout.
  * @param bits Per-channel bit widths 1..16 or 32.

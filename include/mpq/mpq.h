@@ -12,5 +12,6 @@
 #include <mpq/quantizer.h>
 #include <mpq/hwmodel.h>
 #include <mpq/agent.h>
+#include <mpq/runtime.h>
 
 #endif /* MPQ_MPQ_H */

@@ -19,9 +19,21 @@ static void minmax(const float *x, size_t n, const mpq__fq_kernels *k, int threa
     size_t nblocks = (n + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
     float lo = FLT_MAX, hi = -FLT_MAX;
     int t = mpq__fq_threads(threads, nblocks / 4);
-    (void)t;
+    if (t <= 1) {
+        for (size_t b = 0; b < nblocks; b++) {
+            size_t off = b * MPQ__FQ_BLOCK;
+            size_t len = n - off < MPQ__FQ_BLOCK ? n - off : MPQ__FQ_BLOCK;
+            float l, h;
+            k->scan(x + off, len, &l, &h);
+            lo = l < lo ? l : lo;
+            hi = h > hi ? h : hi;
+        }
+        *mn = lo == 0.0f ? 0.0f : lo;
+        *mx = hi == 0.0f ? 0.0f : hi;
+        return;
+    }
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t) reduction(min : lo) reduction(max : hi) if (t > 1)
+#pragma omp parallel for schedule(static) num_threads(t) reduction(min : lo) reduction(max : hi)
 #endif
     for (size_t b = 0; b < nblocks; b++) {
         size_t off = b * MPQ__FQ_BLOCK;
@@ -100,6 +112,24 @@ typedef struct hist3 {
     double *cnt, *sum, *sq;
 } hist3;
 
+/* Partial histogram of super-block b. */
+static void hist_part(const float *x, size_t n, size_t b, int absval, double base, double norm,
+                      int H, int want_moments, double *c)
+{
+    double *s = c + H, *q = s + H;
+    size_t end = (b + 1) * MPQ__FQ_SUPER < n ? (b + 1) * MPQ__FQ_SUPER : n;
+    for (size_t i = b * MPQ__FQ_SUPER; i < end; i++) {
+        double v = absval ? fabs((double)x[i]) : (double)x[i];
+        double f = (v - base) * norm;
+        int j = f >= (double)H ? H - 1 : f <= 0.0 ? 0 : (int)f;
+        c[j] += 1.0;
+        if (want_moments) {
+            s[j] += v;
+            q[j] += v * v;
+        }
+    }
+}
+
 /* Histogram of v = absval ? |x| : x over [base, base + H / norm), with per-bin count, sum and sum
  * of squares. Partial histograms per fixed super-block, added in order: thread-independent. */
 static int build_hist(const float *x, size_t n, int absval, double base, double norm, int H,
@@ -115,24 +145,16 @@ static int build_hist(const float *x, size_t n, int absval, double base, double 
         return -1;
     }
     int t = mpq__fq_threads(threads, nsb);
-    (void)t;
+    if (t > 1) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
+#pragma omp parallel for schedule(static) num_threads(t)
 #endif
-    for (size_t b = 0; b < nsb; b++) {
-        double *c = part + b * (size_t)H * (size_t)parts;
-        double *s = c + H, *q = s + H;
-        size_t end = (b + 1) * MPQ__FQ_SUPER < n ? (b + 1) * MPQ__FQ_SUPER : n;
-        for (size_t i = b * MPQ__FQ_SUPER; i < end; i++) {
-            double v = absval ? fabs((double)x[i]) : (double)x[i];
-            double f = (v - base) * norm;
-            int j = f >= (double)H ? H - 1 : f <= 0.0 ? 0 : (int)f;
-            c[j] += 1.0;
-            if (want_moments) {
-                s[j] += v;
-                q[j] += v * v;
-            }
-        }
+        for (size_t b = 0; b < nsb; b++)
+            hist_part(x, n, b, absval, base, norm, H, want_moments, part + b * (size_t)H * (size_t)parts);
+    } else {
+        /* No parallel region at all: per-kernel calibration calls this once per channel. */
+        for (size_t b = 0; b < nsb; b++)
+            hist_part(x, n, b, absval, base, norm, H, want_moments, part + b * (size_t)H * (size_t)parts);
     }
     for (size_t b = 0; b < nsb; b++) {
         const double *c = part + b * (size_t)H * (size_t)parts;
@@ -207,40 +229,256 @@ static int calib_mse(const float *x, size_t n, int bits, const mpq_fq_config *cf
 
 /* ---- TensorRT entropy ---------------------------------------------------------------------------- */
 
-/* MXNet's _smooth_distribution (eps = 1e-4) applied to both count vectors, then
- * scipy.stats.entropy(P, Q) (both normalised); infinite when a vector cannot be smoothed. */
-static double smooth(double *h, long n)
+/* Divergence of every candidate threshold, as MXNet's _get_optimal_threshold computes it (the
+ * reference TensorRT's entropy calibrator follows): for i = N..H bins, P = hist[0..i-1] with the
+ * outliers added to P[i-1]; Q spreads each of N groups' count (of hist, group N-1 takes the
+ * remainder) evenly over the group's nonzero P bins; both go through _smooth_distribution
+ * (eps = 1e-4: zero bins get eps, nonzero bins lose eps1 = eps * zeros / nonzeros; infinite when
+ * there are no nonzero bins or eps1 >= 1) and scipy.stats.entropy(P, Q).
+ *
+ * Evaluated in O(N + T) per candidate instead of O(i): with P' and Q' the smoothed vectors and
+ * ps, qs their sums,
+ *     KL = (sum_j P'_j log P'_j - sum_j P'_j log Q'_j) / ps + log(qs / ps).
+ * Q' is constant over the nonzero bins of a group, so the second sum needs per-group counts and
+ * sums only (prefix sums). The first needs sum_{h_j > 0} f(h_j - eps1) with f(v) = v log v and
+ * eps1 changing with i; its Taylor series around h_j,
+ *     f(h - e) = f(h) - e (log h + 1) + sum_{k >= 2} e^k h^(1-k) / (k (k - 1)),
+ * turns it into prefix sums of f(h), log h + 1 and h^(1-k), k = 2..T, with T chosen per candidate
+ * so that the truncation is below 1e-20 of ps (eps1 is about 1e-4 * zeros / nonzeros, a few terms
+ * suffice; the bound uses h >= 1); candidates needing more than KL_MAX_TERMS terms, or with a
+ * nonzero count below 1 (fractional weights), are summed bin by bin as before. Sums of f(h) are kept as
+ * double-double pairs so that prefix differences lose nothing to cancellation. */
+#define KL_MAX_TERMS 24
+
+static void two_sum(double a, double b, double *s, double *e)
 {
-    const double eps = 1e-4;
-    double zeros = 0.0;
-    for (long j = 0; j < n; j++)
-        zeros += h[j] == 0.0;
-    double nonzeros = (double)n - zeros;
-    if (nonzeros == 0.0)
-        return -1.0;
-    double eps1 = eps * zeros / nonzeros;
-    if (eps1 >= 1.0)
-        return -1.0;
-    double sum = 0.0;
-    for (long j = 0; j < n; j++) {
-        h[j] += h[j] == 0.0 ? eps : -eps1;
-        sum += h[j];
-    }
-    return sum;
+    double x = a + b, z = x - a;
+    *s = x;
+    *e = (a - (x - z)) + (b - z);
 }
 
-static double smoothed_kl(double *P, double *Q, long n)
+/* One candidate summed bin by bin (the formulas of MXNet's code). */
+static double kl_direct(const double *h, long i, long N, double outliers, double *P, double *Q)
 {
-    double ps = smooth(P, n), qs = smooth(Q, n);
-    if (ps <= 0.0 || qs <= 0.0)
-        return INFINITY;
+    const double eps = 1e-4;
+    for (long j = 0; j < i; j++)
+        P[j] = h[j];
+    P[i - 1] += outliers;
+    long m = i / N;
+    for (long g = 0; g < N; g++) {
+        long start = g * m, stop = g == N - 1 ? i : start + m;
+        double tot = 0.0, nz = 0.0;
+        for (long j = start; j < stop; j++) {
+            tot += h[j];
+            nz += P[j] != 0.0;
+        }
+        for (long j = start; j < stop; j++)
+            Q[j] = (P[j] != 0.0 && nz > 0.0) ? tot / nz : 0.0;
+    }
+    double sums[2];
+    double *v[2] = {P, Q};
+    for (int t = 0; t < 2; t++) {
+        double zeros = 0.0;
+        for (long j = 0; j < i; j++)
+            zeros += v[t][j] == 0.0;
+        double nonzeros = (double)i - zeros;
+        if (nonzeros == 0.0)
+            return INFINITY;
+        double eps1 = eps * zeros / nonzeros;
+        if (eps1 >= 1.0)
+            return INFINITY;
+        double sum = 0.0;
+        for (long j = 0; j < i; j++) {
+            v[t][j] += v[t][j] == 0.0 ? eps : -eps1;
+            sum += v[t][j];
+        }
+        if (sum <= 0.0)
+            return INFINITY;
+        sums[t] = sum;
+    }
     double d = 0.0;
-    for (long j = 0; j < n; j++) {
-        double p = P[j] / ps, q = Q[j] / qs;
+    for (long j = 0; j < i; j++) {
+        double p = P[j] / sums[0], q = Q[j] / sums[1];
         if (p > 0.0)
             d += p * log(p / q);
     }
     return d;
+}
+
+int mpq__fq_kl_divergences(const double *h, long H, long N, double *div)
+{
+    const double eps = 1e-4, leps = log(eps);
+    /* Prefix arrays, H + 1 entries each: counts of nonzero bins, sums of h, f(h) as hi + lo,
+     * log h + 1, the smallest nonzero h, the outlier suffix; then h^(1-k) for k = 2..T. */
+    size_t H1 = (size_t)H + 1;
+    double *buf = malloc(9 * H1 * sizeof(double));
+    double *scratch = malloc(2 * (size_t)H * sizeof(double));
+    if (!buf || !scratch) {
+        free(buf);
+        free(scratch);
+        return -1;
+    }
+    double *cnz = buf, *hs = cnz + H1, *f0 = hs + H1, *f0lo = f0 + H1, *f1 = f0lo + H1;
+    double *mn = f1 + H1, *suffix = mn + H1, *chg = suffix + H1, *nxt = chg + H1;
+    cnz[0] = hs[0] = f0[0] = f0lo[0] = f1[0] = chg[0] = 0.0;
+    mn[0] = INFINITY;
+    double prev = 0.0;
+    for (long j = 0; j < H; j++) {
+        /* chg counts nonzero bins whose count differs from the previous nonzero bin's. */
+        chg[j + 1] = chg[j] + (h[j] != 0.0 && prev != 0.0 && h[j] != prev);
+        if (h[j] != 0.0)
+            prev = h[j];
+    }
+    nxt[H] = (double)H;
+    for (long j = H - 1; j >= 0; j--)
+        nxt[j] = h[j] != 0.0 ? (double)j : nxt[j + 1];
+    for (long j = 0; j < H; j++) {
+        double v = h[j];
+        int nz = v != 0.0;
+        cnz[j + 1] = cnz[j] + nz;
+        hs[j + 1] = hs[j] + v;
+        double s, e;
+        two_sum(f0[j], nz ? v * log(v) : 0.0, &s, &e);
+        f0[j + 1] = s;
+        f0lo[j + 1] = f0lo[j] + e;
+        f1[j + 1] = f1[j] + (nz ? log(v) + 1.0 : 0.0);
+        mn[j + 1] = nz && v < mn[j] ? v : mn[j];
+    }
+    suffix[H] = 0.0;
+    for (long j = H - 1; j >= 0; j--)
+        suffix[j] = suffix[j + 1] + h[j];
+    /* Terms the series needs: eps1 of each candidate is known from the counts alone. */
+    double emax = 0.0;
+    for (long i = N; i <= H; i++) {
+        double last = h[i - 1] + suffix[i];
+        double nzp = cnz[i - 1] + (last != 0.0);
+        if (nzp > 0.0) {
+            double e1 = eps * ((double)i - nzp) / nzp;
+            if (e1 < 1.0 && e1 > emax)
+                emax = e1;
+        }
+    }
+    int T = 1;
+    while (T < KL_MAX_TERMS && pow(emax, T + 1) > 1e-20)
+        T++;
+    double *fk = T >= 2 ? malloc((size_t)(T - 1) * H1 * sizeof(double)) : NULL;
+    if (T >= 2 && !fk) {
+        free(buf);
+        free(scratch);
+        return -1;
+    }
+    for (int k = 2; k <= T; k++) {
+        double *a = fk + (size_t)(k - 2) * H1;
+        a[0] = 0.0;
+        for (long j = 0; j < H; j++)
+            a[j + 1] = a[j] + (h[j] != 0.0 ? pow(h[j], (double)(1 - k)) : 0.0);
+    }
+    for (long i = N; i <= H; i++) {
+        double *out = &div[i - N];
+        double last = h[i - 1] + suffix[i];
+        double nzp = cnz[i - 1] + (last != 0.0), zp = (double)i - nzp;
+        if (nzp == 0.0) {
+            *out = INFINITY;
+            continue;
+        }
+        double e1 = eps * zp / nzp;
+        if (e1 >= 1.0) {
+            *out = INFINITY;
+            continue;
+        }
+        /* Series terms needed for this candidate, and the convergence requirement e1 < min h. */
+        double total = hs[H];
+        double ps = total + zp * eps - nzp * e1;
+        int terms = 1;
+        double ek = e1;
+        while (terms < T) {
+            ek *= e1;
+            if (ek * cnz[i - 1] <= 1e-20 * ps)
+                break;
+            terms++;
+        }
+        int direct = mn[i - 1] < 1.0 || (last != 0.0 && last < 1.0) ||
+                     (terms == T && T == KL_MAX_TERMS) || !(ps > 0.0);
+        if (direct) {
+            *out = kl_direct(h, i, N, suffix[i], scratch, scratch + H);
+            continue;
+        }
+        /* Groups: Q'_g, the smoothed sum of P over each group's nonzero bins, and Q's zeros. */
+        long m = i / N;
+        double nzq = 0.0;
+        for (long g = 0; g < N; g++) {
+            long st = g * m, sp = g == N - 1 ? i : st + m;
+            double tot = hs[sp] - hs[st];
+            if (tot != 0.0)
+                nzq += g == N - 1 ? cnz[i - 1] - cnz[st] + (last != 0.0) : cnz[sp] - cnz[st];
+        }
+        if (nzq == 0.0) {
+            *out = INFINITY;
+            continue;
+        }
+        double zq = (double)i - nzq, e2 = eps * zq / nzq;
+        if (e2 >= 1.0) {
+            *out = INFINITY;
+            continue;
+        }
+        /* Where every group's nonzero P bins all hold its Q value, P' = Q' bin for bin and the
+         * bin-by-bin sum is exactly 0: keep that exact (it decides ties, e.g. on data that is
+         * already quantized). */
+        int same = nzq == nzp;
+        for (long g = 0; g < N && same; g++) {
+            long st = g * m, sp = g == N - 1 ? i : st + m;
+            long end = g == N - 1 ? i - 1 : sp; /* bins holding plain h */
+            long f = (long)nxt[st];
+            double v = 0.0;
+            if (f < end) {
+                v = h[f];
+                same = chg[end] - chg[f + 1] == 0.0;
+            }
+            if (g == N - 1 && last != 0.0) {
+                same = same && (f >= end || last == v);
+                v = last;
+            }
+            if (same && v != 0.0) {
+                double nz = g == N - 1 ? cnz[i - 1] - cnz[st] + (last != 0.0) : cnz[sp] - cnz[st];
+                same = (hs[sp] - hs[st]) / nz == v;
+            }
+        }
+        if (same) {
+            *out = 0.0;
+            continue;
+        }
+        double qs = zq * eps, t2 = 0.0, covered = 0.0;
+        for (long g = 0; g < N; g++) {
+            long st = g * m, sp = g == N - 1 ? i : st + m;
+            double tot = hs[sp] - hs[st];
+            if (tot == 0.0)
+                continue;
+            double nz = g == N - 1 ? cnz[i - 1] - cnz[st] + (last != 0.0) : cnz[sp] - cnz[st];
+            double psum = (g == N - 1 ? tot + suffix[i] : tot) - nz * e1;
+            double qg = tot / nz - e2;
+            qs += nz * qg;
+            t2 += psum * log(qg);
+            covered += psum;
+        }
+        t2 += (ps - covered) * leps;
+        /* sum over nonzero bins j < i - 1 of f(h_j - e1), then the last bin and the zeros. */
+        double ser = 0.0;
+        ek = e1;
+        for (int k = 2; k <= terms; k++) {
+            ek *= e1;
+            ser += ek / (double)(k * (k - 1)) * fk[(size_t)(k - 2) * H1 + (size_t)(i - 1)];
+        }
+        double rest = f0lo[i - 1] - e1 * f1[i - 1] + ser + zp * eps * leps;
+        if (last != 0.0)
+            rest += (last - e1) * log(last - e1);
+        double t1hi = f0[i - 1];
+        double d = ((t1hi - t2) + rest) / ps + log(qs / ps);
+        *out = d;
+    }
+    free(fk);
+    free(buf);
+    free(scratch);
+    return 0;
 }
 
 static int calib_kl(const float *x, size_t n, int bits, const mpq_fq_config *cfg, int threads,
@@ -255,52 +493,11 @@ static int calib_kl(const float *x, size_t n, int bits, const mpq_fq_config *cfg
     hist3 h;
     if (build_hist(x, n, 1, 0.0, (double)H / (double)amax, H, 0, threads, &h) != 0)
         return -1;
-    double *suffix = malloc(((size_t)H + 1 + (size_t)(H - N + 1)) * sizeof(double));
-    if (!suffix) {
+    double *div = malloc((size_t)(H - N + 1) * sizeof(double));
+    if (!div || mpq__fq_kl_divergences(h.cnt, H, N, div) != 0) {
+        free(div);
         free(h.cnt);
         return -1;
-    }
-    double *div = suffix + H + 1;
-    suffix[H] = 0.0;
-    for (long j = H - 1; j >= 0; j--)
-        suffix[j] = suffix[j + 1] + h.cnt[j];
-    int failed = 0;
-    /* Candidates are independent: divergences go to an array, the argmin is taken in order. */
-    int t = mpq__fq_threads(threads, (size_t)(H - N + 1) / 64);
-    (void)t;
-#ifdef _OPENMP
-#pragma omp parallel num_threads(t) if (t > 1) reduction(| : failed)
-#endif
-    {
-        double *P = malloc(2 * (size_t)H * sizeof(double));
-        double *Q = P ? P + H : NULL;
-        if (!P)
-            failed = 1;
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 8)
-#endif
-        for (long i = N; i <= H; i++) {
-            if (!P) {
-                div[i - N] = INFINITY;
-                continue;
-            }
-            for (long j = 0; j < i; j++)
-                P[j] = h.cnt[j];
-            P[i - 1] += suffix[i];
-            long m = i / N;
-            for (long g = 0; g < N; g++) {
-                long start = g * m, stop = g == N - 1 ? i : start + m;
-                double tot = 0.0, nz = 0.0;
-                for (long j = start; j < stop; j++) {
-                    tot += h.cnt[j];
-                    nz += P[j] != 0.0;
-                }
-                for (long j = start; j < stop; j++)
-                    Q[j] = (P[j] != 0.0 && nz > 0.0) ? tot / nz : 0.0;
-            }
-            div[i - N] = smoothed_kl(P, Q, i);
-        }
-        free(P);
     }
     double best = INFINITY;
     long best_i = H;
@@ -310,11 +507,7 @@ static int calib_kl(const float *x, size_t n, int bits, const mpq_fq_config *cfg
             best_i = i;
         }
     }
-    free(suffix);
-    if (failed) {
-        free(h.cnt);
-        return -1;
-    }
+    free(div);
     double w = (double)amax / H;
     *thr = best == INFINITY ? amax : (float)fmin(((double)best_i + 0.5) * w, (double)amax);
     free(h.cnt);
@@ -432,6 +625,13 @@ mpq_status mpq__fq_calibrate_checked(const char *fn, const float *x, size_t n, i
 {
     float mn, mx;
     minmax(x, n, k, threads, &mn, &mx);
+    return mpq__fq_calibrate_range(fn, x, n, bits, cfg, threads, mn, mx, lo, hi);
+}
+
+mpq_status mpq__fq_calibrate_range(const char *fn, const float *x, size_t n, int bits,
+                                   const mpq_fq_config *cfg, int threads, float mn, float mx,
+                                   float *lo, float *hi)
+{
     float amax = fmaxf(fabsf(mn), fabsf(mx));
     mpq_fq_calib method = bits == MPQ_FQ_BITS_FLOAT ? MPQ_FQ_CALIB_MINMAX : cfg->calib;
     float l = 0.0f, h = 0.0f;

@@ -293,6 +293,35 @@ mpq_status mpq_fq_code_range(int bits, const mpq_fq_config *cfg, int32_t *qmin, 
 /* Scales below FLT_MIN would make 1/scale overflow; such ranges are treated as zero ranges. */
 static float usable_scale(double s) { return s >= (double)FLT_MIN && s <= (double)FLT_MAX ? (float)s : 0.0f; }
 
+void mpq__fq_params_unchecked(float lo, float hi, int bits, const mpq_fq_config *cfg,
+                              float *scale, int32_t *zero_point)
+{
+    if (bits == MPQ_FQ_BITS_FLOAT) {
+        *scale = 1.0f;
+        *zero_point = 0;
+        return;
+    }
+    int32_t qmin, qmax;
+    code_range(bits, cfg, &qmin, &qmax);
+    if (cfg->mode == MPQ_FQ_SYMMETRIC) {
+        float c = cfg->is_signed ? fmaxf(fabsf(lo), fabsf(hi)) : fmaxf(hi, 0.0f);
+        float s = c / (float)qmax;
+        *scale = usable_scale((double)s);
+        *zero_point = 0;
+        return;
+    }
+    double l = lo < 0.0f ? (double)lo : 0.0, h = hi > 0.0f ? (double)hi : 0.0;
+    float s = usable_scale((h - l) / (double)(qmax - qmin));
+    int32_t z = 0;
+    if (s > 0.0f) {
+        double zz = (double)qmin - rint(l / (double)s);
+        zz = zz < qmin ? qmin : zz > qmax ? qmax : zz;
+        z = (int32_t)zz;
+    }
+    *scale = s;
+    *zero_point = z;
+}
+
 mpq_status mpq_fq_params_from_range(float lo, float hi, int bits, const mpq_fq_config *cfg,
                                     float *scale, int32_t *zero_point)
 {
@@ -309,30 +338,7 @@ mpq_status mpq_fq_params_from_range(float lo, float hi, int bits, const mpq_fq_c
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "%s: range [lo, hi] = [%g, %g] must be finite with lo <= hi", fn,
                              (double)lo, (double)hi);
-    if (bits == MPQ_FQ_BITS_FLOAT) {
-        *scale = 1.0f;
-        *zero_point = 0;
-        return MPQ_OK;
-    }
-    int32_t qmin, qmax;
-    code_range(bits, cfg, &qmin, &qmax);
-    if (cfg->mode == MPQ_FQ_SYMMETRIC) {
-        float c = cfg->is_signed ? fmaxf(fabsf(lo), fabsf(hi)) : fmaxf(hi, 0.0f);
-        float s = c / (float)qmax;
-        *scale = usable_scale((double)s);
-        *zero_point = 0;
-        return MPQ_OK;
-    }
-    double l = lo < 0.0f ? (double)lo : 0.0, h = hi > 0.0f ? (double)hi : 0.0;
-    float s = usable_scale((h - l) / (double)(qmax - qmin));
-    int32_t z = 0;
-    if (s > 0.0f) {
-        double zz = (double)qmin - rint(l / (double)s);
-        zz = zz < qmin ? qmin : zz > qmax ? qmax : zz;
-        z = (int32_t)zz;
-    }
-    *scale = s;
-    *zero_point = z;
+    mpq__fq_params_unchecked(lo, hi, bits, cfg, scale, zero_point);
     return MPQ_OK;
 }
 

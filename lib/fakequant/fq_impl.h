@@ -165,4 +165,18 @@ mpq_status mpq__fq_calibrate_checked(const char *fn, const float *x, size_t n, i
                                      const mpq_fq_config *cfg, const mpq__fq_kernels *k,
                                      int threads, float *lo, float *hi);
 
+/* Entropy calibration: divergence of every candidate i = N..H (div[i - N]) for the histogram
+ * h[0..H-1] and N quantized bins (see calib.c). Returns 0, or -1 when out of memory. */
+int mpq__fq_kl_divergences(const double *h, long H, long N, double *div);
+
+/* Same, with min and max of x already known (as the scan kernels give them, +-0 as +0). */
+mpq_status mpq__fq_calibrate_range(const char *fn, const float *x, size_t n, int bits,
+                                   const mpq_fq_config *cfg, int threads, float mn, float mx,
+                                   float *lo, float *hi);
+
+/* mpq_fq_params_from_range() without its argument checks (cfg valid, bits valid, lo <= hi
+ * finite). */
+void mpq__fq_params_unchecked(float lo, float hi, int bits, const mpq_fq_config *cfg,
+                              float *scale, int32_t *zero_point);
+
 #endif /* MPQ_FQ_IMPL_H */

@@ -353,6 +353,12 @@ typedef struct dc_ctx {
     argmin_fn am;
 } dc_ctx;
 
+/* SMAWK (O(k n), Grønlund et al. 2017) was measured against this on 2.4 M values, k = 16 (2.2 M
+ * distinct): 7.9 m cost evaluations per layer against 18.9 m here, yet 10-20 % slower in CPU
+ * time, with and without interleaved prefix arrays and overlapped REDUCE evaluations. Its
+ * evaluations form a chain (each comparison decides which one comes next) and, deep in the
+ * recursion, touch columns far apart; the argmins here are independent, vectorised and work
+ * depth first in cache. */
 #define DC_TASK_MIN 32768 /* positions below which a subproblem is not split into tasks */
 
 /* Positions [ilo, ihi] of one layer, whose argmins lie in [L, R] (monotone argmin). The right
@@ -512,11 +518,34 @@ static uint16_t nearest(const float *book, size_t used, float v)
     return (uint16_t)lo;
 }
 
-/* Assignment, outputs and distortion of one run of strided data (offsets via the layout). */
+/* Assignment, outputs and distortion of one run of strided data (offsets via the layout). Small
+ * codebooks count the midpoints below each value instead of searching: the midpoints ascend, so
+ * the count is the index the binary search finds, without its unpredictable branches. */
+#define ASSIGN_COUNT_MAX 32
+
 static double assign(const float *x, size_t n, const float *book, size_t used, uint16_t *idx,
                      float *y)
 {
     double d = 0.0;
+    if (used <= ASSIGN_COUNT_MAX) {
+        double mids[ASSIGN_COUNT_MAX];
+        size_t nm = used - 1;
+        for (size_t t = 0; t < nm; t++)
+            mids[t] = 0.5 * ((double)book[t] + (double)book[t + 1]);
+        for (size_t i = 0; i < n; i++) {
+            double v = (double)x[i];
+            unsigned a = 0;
+            for (size_t t = 0; t < nm; t++)
+                a += v > mids[t];
+            double e = v - (double)book[a];
+            d += e * e;
+            if (idx)
+                idx[i] = (uint16_t)a;
+            if (y)
+                y[i] = book[a];
+        }
+        return d;
+    }
     for (size_t i = 0; i < n; i++) {
         uint16_t a = nearest(book, used, x[i]);
         double e = (double)x[i] - (double)book[a];
@@ -643,11 +672,12 @@ mpq_status mpq_fq_kmeans_kernels(const float *x, const mpq_fq_layout *layout,
     size_t nc = layout->channels, per = layout->outer * layout->inner;
     int maxb = 0;
     for (size_t c = 0; c < nc; c++) {
-        char arg[48];
-        snprintf(arg, sizeof arg, "bits[%zu]", c);
-        st = mpq__fq_check_bits(fn, arg, bits[c], 1);
-        if (st != MPQ_OK)
-            return st;
+        if ((bits[c] < 1 || bits[c] > MPQ_FQ_MAX_BITS) && bits[c] != MPQ_FQ_BITS_FLOAT) {
+            /* The argument name is formatted only on failure. */
+            char arg[48];
+            snprintf(arg, sizeof arg, "bits[%zu]", c);
+            return mpq__fq_check_bits(fn, arg, bits[c], 1);
+        }
         if (bits[c] != MPQ_FQ_BITS_FLOAT && bits[c] > maxb)
             maxb = bits[c];
     }

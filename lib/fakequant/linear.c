@@ -294,7 +294,7 @@ mpq_status mpq_fq_apply_kernels(const float *x, float *y, const mpq_fq_layout *l
     if (!bits || !scale)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                              !bits ? "bits" : "scale");
-    mpq__fq_seg *segs;
+    mpq__fq_seg *segs = NULL;
     st = resolve_channels(fn, layout, bits, scale, zero_point, cfg, &segs);
     if (st != MPQ_OK)
         return st;
@@ -320,6 +320,106 @@ static void gather_channel(const float *x, const mpq_fq_layout *l, size_t c, flo
         memcpy(buf + o * l->inner, x + (o * l->channels + c) * l->inner, l->inner * sizeof *x);
 }
 
+/* Checks every per-channel bit width; formats the argument name only on failure. */
+static mpq_status check_channel_bits(const char *fn, const uint8_t *bits, size_t nc)
+{
+    for (size_t c = 0; c < nc; c++) {
+        int b = bits[c];
+        if ((b < 1 || b > MPQ_FQ_MAX_BITS) && b != MPQ_FQ_BITS_FLOAT) {
+            char arg[48];
+            snprintf(arg, sizeof arg, "bits[%zu]", c);
+            return mpq__fq_check_bits(fn, arg, b, 1);
+        }
+    }
+    return MPQ_OK;
+}
+
+/* Channels [c0, c1): one scan per channel gives its min, max and first non-finite element, then
+ * the channel is calibrated single-threaded. Writes lo/hi of finite channels; returns the flat
+ * index of the first non-finite element seen (SIZE_MAX if none), *failed on out of memory. */
+static size_t calibrate_block(const char *fn, const float *x, const mpq_fq_layout *l,
+                              const uint8_t *bits, const mpq_fq_config *cfg,
+                              const mpq__fq_kernels *k, size_t c0, size_t c1, float *lo,
+                              float *hi, int *failed)
+{
+    size_t per = l->outer * l->inner, first_bad = SIZE_MAX;
+    float *buf = NULL;
+    if (l->outer > 1 && c1 > c0) {
+        buf = malloc(per * sizeof(float));
+        if (!buf) {
+            *failed = 1;
+            return first_bad;
+        }
+    }
+    for (size_t c = c0; c < c1; c++) {
+        const float *src = x + c * l->inner;
+        if (buf) {
+            gather_channel(x, l, c, buf);
+            src = buf;
+        }
+        float mn = FLT_MAX, mx = -FLT_MAX;
+        size_t bad = per;
+        for (size_t off = 0; off < per; off += MPQ__FQ_BLOCK) {
+            size_t len = per - off < MPQ__FQ_BLOCK ? per - off : MPQ__FQ_BLOCK;
+            float bl, bh;
+            size_t b = k->scan(src + off, len, &bl, &bh);
+            if (b < len) {
+                bad = off + b;
+                break;
+            }
+            mn = bl < mn ? bl : mn;
+            mx = bh > mx ? bh : mx;
+        }
+        if (bad < per) {
+            size_t flat = (bad / l->inner) * l->channels * l->inner + c * l->inner + bad % l->inner;
+            first_bad = flat < first_bad ? flat : first_bad;
+            continue;
+        }
+        if (first_bad != SIZE_MAX)
+            continue; /* the call fails anyway */
+        int b = bits[c] == MPQ_FQ_BITS_FLOAT ? 8 : bits[c];
+        if (mpq__fq_calibrate_range(fn, src, per, b, cfg, 1, mn == 0.0f ? 0.0f : mn,
+                                    mx == 0.0f ? 0.0f : mx, &lo[c], &hi[c]) != MPQ_OK)
+            *failed = 1;
+    }
+    free(buf);
+    return first_bad;
+}
+
+/* Per-channel calibration of a validated call into lo/hi (channels floats each). One parallel
+ * region for all channels, handed out in fixed blocks of whole channels; every channel is computed
+ * by one thread alone, so the result depends on neither the thread count nor the schedule, and a
+ * dynamic schedule lets a running thread take the blocks of one the OS has descheduled. */
+static mpq_status calibrate_channels(const char *fn, const float *x, const mpq_fq_layout *l,
+                                     size_t total, const uint8_t *bits, const mpq_fq_config *cfg,
+                                     const mpq__fq_kernels *k, float *lo, float *hi)
+{
+    size_t nc = l->channels, per = l->outer * l->inner, first_bad = SIZE_MAX;
+    size_t cpb = 4 * MPQ__FQ_BLOCK / per; /* channels per block: about 256 KiB of data */
+    cpb = cpb < 1 ? 1 : cpb;
+    size_t nb = (nc + cpb - 1) / cpb;
+    int failed = 0;
+    int t = total >= 65536 ? mpq__fq_threads(cfg->threads, nb) : 1;
+    if (t > 1) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t) reduction(min : first_bad) reduction(| : failed)
+#endif
+        for (size_t b = 0; b < nb; b++) {
+            size_t c0 = b * cpb, c1 = c0 + cpb < nc ? c0 + cpb : nc;
+            size_t fb = calibrate_block(fn, x, l, bits, cfg, k, c0, c1, lo, hi, &failed);
+            first_bad = fb < first_bad ? fb : first_bad;
+        }
+    } else {
+        first_bad = calibrate_block(fn, x, l, bits, cfg, k, 0, nc, lo, hi, &failed);
+    }
+    if (first_bad != SIZE_MAX)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: x[%zu] = %g is not finite", fn,
+                             first_bad, (double)x[first_bad]);
+    if (failed)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    return MPQ_OK;
+}
+
 mpq_status mpq_fq_calibrate_kernels(const float *x, const mpq_fq_layout *layout,
                                     const uint8_t *bits, const mpq_fq_config *cfg, float *lo,
                                     float *hi)
@@ -336,52 +436,20 @@ mpq_status mpq_fq_calibrate_kernels(const float *x, const mpq_fq_layout *layout,
     if (!bits || !lo || !hi)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                              !bits ? "bits" : !lo ? "lo" : "hi");
-    for (size_t c = 0; c < layout->channels; c++) {
-        if (mpq__fq_check_bits(fn, "bits", bits[c], 1) != MPQ_OK) {
-            char arg[48];
-            snprintf(arg, sizeof arg, "bits[%zu]", c);
-            return mpq__fq_check_bits(fn, arg, bits[c], 1);
-        }
-    }
-    st = mpq__fq_check_finite(fn, "x", x, total, k, cfg->threads);
+    st = check_channel_bits(fn, bits, layout->channels);
     if (st != MPQ_OK)
         return st;
-    size_t per = layout->outer * layout->inner;
     float *tlo = malloc(2 * layout->channels * sizeof(float));
     if (!tlo)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     float *thi = tlo + layout->channels;
-    int failed = 0;
-    int t = mpq__fq_threads(cfg->threads, layout->channels);
-    (void)t;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(t) if (t > 1 && total >= 65536) reduction(| : failed)
-#endif
-    for (size_t c = 0; c < layout->channels; c++) {
-        float *buf = NULL;
-        const float *src = x + c * layout->inner;
-        if (layout->outer > 1) {
-            buf = malloc(per * sizeof(float));
-            if (!buf) {
-                failed = 1;
-                continue;
-            }
-            gather_channel(x, layout, c, buf);
-            src = buf;
-        }
-        int b = bits[c] == MPQ_FQ_BITS_FLOAT ? 8 : bits[c];
-        if (mpq__fq_calibrate_checked(fn, src, per, b, cfg, k, 1, &tlo[c], &thi[c]) != MPQ_OK)
-            failed = 1;
-        free(buf);
+    st = calibrate_channels(fn, x, layout, total, bits, cfg, k, tlo, thi);
+    if (st == MPQ_OK) {
+        memcpy(lo, tlo, layout->channels * sizeof(float));
+        memcpy(hi, thi, layout->channels * sizeof(float));
     }
-    if (failed) {
-        free(tlo);
-        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-    }
-    memcpy(lo, tlo, layout->channels * sizeof(float));
-    memcpy(hi, thi, layout->channels * sizeof(float));
     free(tlo);
-    return MPQ_OK;
+    return st;
 }
 
 mpq_status mpq_fq_kernels(const float *x, float *y, const mpq_fq_layout *layout,
@@ -400,30 +468,20 @@ mpq_status mpq_fq_kernels(const float *x, float *y, const mpq_fq_layout *layout,
     if (!bits)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: bits is NULL", fn);
     size_t nc = layout->channels;
-    float *buf = malloc(nc * (3 * sizeof(float) + sizeof(int32_t)));
+    st = check_channel_bits(fn, bits, nc);
+    if (st != MPQ_OK)
+        return st;
+    float *buf = malloc(nc * (3 * sizeof(float) + sizeof(int32_t) + sizeof(mpq__fq_seg)));
     if (!buf)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-    float *lo = buf, *hi = buf + nc, *s = buf + 2 * nc;
-    int32_t *z = (int32_t *)(void *)(buf + 3 * nc);
-    st = mpq_fq_calibrate_kernels(x, layout, bits, cfg, lo, hi);
-    if (st != MPQ_OK) {
-        /* Name this entry point, keep the detail. */
-        char detail[512];
-        snprintf(detail, sizeof detail, "%s", mpq_last_error());
-        free(buf);
-        return mpq_set_error(st, "%s: %s", fn, detail);
-    }
+    mpq__fq_seg *segs = (mpq__fq_seg *)(void *)buf;
+    float *lo = (float *)(void *)(segs + nc), *hi = lo + nc, *s = hi + nc;
+    int32_t *z = (int32_t *)(void *)(s + nc);
+    st = calibrate_channels(fn, x, layout, total, bits, cfg, k, lo, hi);
     for (size_t c = 0; c < nc && st == MPQ_OK; c++) {
-        if (bits[c] == MPQ_FQ_BITS_FLOAT) {
-            s[c] = 1.0f;
-            z[c] = 0;
-            continue;
-        }
-        st = mpq_fq_params_from_range(lo[c], hi[c], bits[c], cfg, &s[c], &z[c]);
+        mpq__fq_params_unchecked(lo[c], hi[c], bits[c], cfg, &s[c], &z[c]);
+        st = mpq__fq_resolve(fn, "channel", bits[c], s[c], z[c], cfg, &segs[c]);
     }
-    mpq__fq_seg *segs = NULL;
-    if (st == MPQ_OK)
-        st = resolve_channels(fn, layout, bits, s, z, cfg, &segs);
     uint64_t key = 0;
     if (st == MPQ_OK)
         st = draw_key(cfg, rng, &key);
@@ -439,7 +497,6 @@ mpq_status mpq_fq_kernels(const float *x, float *y, const mpq_fq_layout *layout,
         if (zero_point)
             memcpy(zero_point, z, nc * sizeof *z);
     }
-    free(segs);
     free(buf);
     return st;
 }

@@ -1,0 +1,926 @@
+/* Network description: layers, parameters, hyper-parameters, the built-in networks, file I/O and
+ * the view of the quantizable layers as an mpq_model. */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime_internal.h"
+
+/* ---- hyper-parameters ------------------------------------------------------------------- */
+
+static const mpq_param_info net_params[MPQ_NET_PARAM_COUNT] = {
+    {sizeof(mpq_param_info), "epochs",
+     "epochs per train call; 8 take fashion-cnn past 91% test accuracy on Fashion-MNIST",
+     0, 1000, 8, 1},
+    {sizeof(mpq_param_info), "batch_size",
+     "mini-batch size (128: common CIFAR/MNIST setting, e.g. PyTorch examples)", 1, 4096, 128,
+     1},
+    {sizeof(mpq_param_info), "lr",
+     "initial SGD learning rate (0.1 with BN, He et al. 2016, ResNet)", 0, 10, 0.1, 0},
+    {sizeof(mpq_param_info), "momentum", "SGD momentum (0.9, He et al. 2016)", 0, 0.999, 0.9, 0},
+    {sizeof(mpq_param_info), "weight_decay",
+     "L2 decay on conv/FC weights (5e-4, common CIFAR setting; BN and biases exempt)", 0, 1,
+     5e-4, 0},
+    {sizeof(mpq_param_info), "schedule",
+     "learning-rate schedule: 0 constant, 1 cosine (Loshchilov & Hutter 2017), 2 step", 0, 2, 1,
+     1},
+    {sizeof(mpq_param_info), "step_epochs", "step schedule: epochs between decays", 1, 1000, 2,
+     1},
+    {sizeof(mpq_param_info), "step_gamma", "step schedule: decay factor (0.1, He et al. 2016)",
+     0, 1, 0.1, 0},
+    {sizeof(mpq_param_info), "max_batches",
+     "stop after this many batches (0: no limit); HAQ-style short fine-tunes use a few", 0, 1e12,
+     0, 1},
+    {sizeof(mpq_param_info), "bn_momentum",
+     "BN running-statistics update rate (0.1, PyTorch BatchNorm2d default)", 0, 1, 0.1, 0},
+};
+
+mpq_status mpq_net_param_info(mpq_net_param id, mpq_param_info *info)
+{
+    if (!info || info->size < sizeof(mpq_param_info))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_net_param_info: info NULL or info->size too small");
+    if ((int)id < 0 || id >= MPQ_NET_PARAM_COUNT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_param_info: id %d out of range",
+                             (int)id);
+    *info = net_params[id];
+    return MPQ_OK;
+}
+
+mpq_status mpq_net_param_find(const char *name, mpq_net_param *id)
+{
+    if (!name || !id)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_param_find: name or id NULL");
+    for (int i = 0; i < MPQ_NET_PARAM_COUNT; i++)
+        if (strcmp(net_params[i].name, name) == 0) {
+            *id = (mpq_net_param)i;
+            return MPQ_OK;
+        }
+    return mpq_set_error(MPQ_ERR_NOT_FOUND, "network parameter '%s' not found", name);
+}
+
+mpq_status mpq_net_set_param(mpq_net *net, mpq_net_param id, double value)
+{
+    if (!net)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_set_param: net is NULL");
+    if ((int)id < 0 || id >= MPQ_NET_PARAM_COUNT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_set_param: id %d out of range",
+                             (int)id);
+    const mpq_param_info *pi = &net_params[id];
+    if (!(value >= pi->min_value && value <= pi->max_value) ||
+        (pi->is_integer && value != floor(value)))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "parameter %s: %g outside [%g, %g]%s",
+                             pi->name, value, pi->min_value, pi->max_value,
+                             pi->is_integer ? " or not an integer" : "");
+    net->param[id] = value;
+    return MPQ_OK;
+}
+
+mpq_status mpq_net_get_param(const mpq_net *net, mpq_net_param id, double *value)
+{
+    if (!net || !value)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_param: net or value NULL");
+    if ((int)id < 0 || id >= MPQ_NET_PARAM_COUNT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_param: id %d out of range",
+                             (int)id);
+    *value = net->param[id];
+    return MPQ_OK;
+}
+
+mpq_status mpq_net_set_progress(mpq_net *net, mpq_progress_fn fn, void *user)
+{
+    if (!net)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_set_progress: net is NULL");
+    net->progress = fn;
+    net->progress_user = user;
+    return MPQ_OK;
+}
+
+/* ---- creation --------------------------------------------------------------------------- */
+
+mpq_status mpq_net_layer_init(mpq_net_layer *layer, mpq_net_op op)
+{
+    if (!layer)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_layer_init: layer is NULL");
+    if (op < MPQ_OP_CONV || op > MPQ_OP_FLATTEN)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_layer_init: op %d unknown",
+                             (int)op);
+    memset(layer, 0, sizeof *layer);
+    layer->size = sizeof *layer;
+    layer->op = op;
+    layer->input = -1;
+    layer->input2 = -1;
+    layer->groups = 1;
+    switch (op) {
+    case MPQ_OP_CONV:
+        layer->kernel = 3;
+        layer->stride = 1;
+        layer->pad = 1;
+        break;
+    case MPQ_OP_MAXPOOL:
+    case MPQ_OP_AVGPOOL:
+        layer->kernel = 2;
+        layer->stride = 2;
+        break;
+    case MPQ_OP_FC:
+        layer->bias = 1;
+        break;
+    default:
+        break;
+    }
+    return MPQ_OK;
+}
+
+static mpq_status net_alloc(mpq_net **out, int32_t c, int32_t h, int32_t w, int32_t classes,
+                            uint64_t seed)
+{
+    mpq_net *net = calloc(1, sizeof *net);
+    if (!net)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_net_create: out of memory");
+    mpq_status st = mpq_rng_create(&net->rng, seed);
+    if (st != MPQ_OK) {
+        free(net);
+        return st;
+    }
+    if (dnnl_engine_create(&net->engine, dnnl_cpu, 0) != dnnl_success ||
+        dnnl_stream_create(&net->stream, net->engine, dnnl_stream_default_flags) !=
+            dnnl_success) {
+        mpq_net_destroy(net);
+        return mpq_set_error(MPQ_ERR_INTERNAL, "mpq_net_create: oneDNN CPU engine unavailable");
+    }
+    strcpy(net->name, "custom");
+    net->in_c = c;
+    net->in_h = h;
+    net->in_w = w;
+    net->classes = classes;
+    for (int i = 0; i < MPQ_NET_PARAM_COUNT; i++)
+        net->param[i] = net_params[i].default_value;
+    *out = net;
+    return MPQ_OK;
+}
+
+mpq_status mpq_net_create(mpq_net **out, int32_t channels, int32_t height, int32_t width,
+                          int32_t classes, uint64_t seed)
+{
+    if (!out)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_create: out is NULL");
+    if (channels < 1 || height < 1 || width < 1 || channels > 4096 || height > 4096 ||
+        width > 4096)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_create: input shape %dx%dx%d",
+                             channels, height, width);
+    if (classes < 2 || classes > 100000)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_create: classes %d (>= 2)",
+                             classes);
+    return net_alloc(out, channels, height, width, classes, seed);
+}
+
+static void layer_free(rt_layer *l)
+{
+    free(l->w);
+    free(l->b);
+    free(l->gw);
+    free(l->gb);
+    free(l->mw);
+    free(l->mb);
+    free(l->run_mean);
+    free(l->run_var);
+    free(l->wq);
+    free(l->wbits);
+}
+
+void mpq_net_destroy(mpq_net *net)
+{
+    if (!net)
+        return;
+    rt_plan_destroy(net->plan);
+    for (size_t i = 0; i < net->count; i++)
+        layer_free(&net->layers[i]);
+    free(net->layers);
+    free(net->scratchpad);
+    if (net->stream)
+        dnnl_stream_destroy(net->stream);
+    if (net->engine)
+        dnnl_engine_destroy(net->engine);
+    mpq_rng_destroy(net->rng);
+    free(net);
+}
+
+static void drop_plan(mpq_net *net)
+{
+    rt_plan_destroy(net->plan);
+    net->plan = NULL;
+}
+
+static int is_quantizable(mpq_net_op op) { return op == MPQ_OP_CONV || op == MPQ_OP_FC; }
+
+static const char *const op_names[] = {"",        "conv",    "batchnorm", "relu",
+                                       "relu6",   "maxpool", "avgpool",   "global_avgpool",
+                                       "fc",      "add",     "flatten"};
+
+/* Allocates parameter arrays (zeroed) for a validated layer. */
+static mpq_status layer_alloc_params(rt_layer *l)
+{
+    switch (l->d.op) {
+    case MPQ_OP_CONV:
+        l->nw = (int64_t)l->out_c * (l->in_c / l->d.groups) * l->d.kernel * l->d.kernel;
+        l->nb = l->d.bias ? l->out_c : 0;
+        break;
+    case MPQ_OP_FC:
+        l->nw = (int64_t)l->out_c * l->in_c * l->in_h * l->in_w;
+        l->nb = l->d.bias ? l->out_c : 0;
+        break;
+    case MPQ_OP_BATCHNORM:
+        l->nw = l->nb = l->out_c;
+        break;
+    default:
+        return MPQ_OK;
+    }
+    size_t nw = (size_t)l->nw, nb = (size_t)(l->nb ? l->nb : 1);
+    l->w = calloc(nw, sizeof(float));
+    l->gw = calloc(nw, sizeof(float));
+    l->mw = calloc(nw, sizeof(float));
+    l->b = calloc(nb, sizeof(float));
+    l->gb = calloc(nb, sizeof(float));
+    l->mb = calloc(nb, sizeof(float));
+    int ok = l->w && l->gw && l->mw && l->b && l->gb && l->mb;
+    if (l->d.op == MPQ_OP_BATCHNORM) {
+        l->run_mean = calloc(nb, sizeof(float));
+        l->run_var = calloc(nb, sizeof(float));
+        ok = ok && l->run_mean && l->run_var;
+    } else {
+        l->wq = calloc(nw, sizeof(float));
+        l->wbits = malloc((size_t)l->out_c);
+        ok = ok && l->wq && l->wbits;
+        if (ok)
+            memset(l->wbits, MPQ_BITS_FLOAT, (size_t)l->out_c);
+    }
+    if (!ok)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "layer '%s': out of memory", l->name);
+    return MPQ_OK;
+}
+
+static mpq_status layer_init_params(mpq_net *net, rt_layer *l)
+{
+    if (l->d.op == MPQ_OP_BATCHNORM) {
+        for (int64_t i = 0; i < l->nw; i++) {
+            l->w[i] = 1.0f;
+            l->run_var[i] = 1.0f;
+        }
+        return MPQ_OK;
+    }
+    if (!is_quantizable(l->d.op))
+        return MPQ_OK;
+    /* He-normal (He et al., 2015): std = sqrt(2 / fan_in) keeps ReLU activations' variance. */
+    double fan_in = (double)l->nw / l->out_c;
+    double stddev = sqrt(2.0 / fan_in);
+    for (int64_t i = 0; i < l->nw; i++) {
+        double v;
+        mpq_status st = mpq_rng_normal(net->rng, 0.0, stddev, &v);
+        if (st != MPQ_OK)
+            return st;
+        l->w[i] = (float)v;
+    }
+    return MPQ_OK;
+}
+
+static int32_t out_extent(int32_t in, int32_t k, int32_t s, int32_t p)
+{
+    return (in + 2 * p - k) / s + 1;
+}
+
+/* Validates @p l (input already resolved) against the network and fills the shapes. */
+static mpq_status layer_shape(mpq_net *net, rt_layer *l)
+{
+    const mpq_net_layer *d = &l->d;
+    int32_t idx = (int32_t)net->count;
+    if (d->input < -1 || d->input >= idx)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "layer '%s': input %d outside -1..%d",
+                             l->name, d->input, idx - 1);
+    if (d->input >= 0) {
+        const rt_layer *in = &net->layers[d->input];
+        l->in_c = in->out_c;
+        l->in_h = in->out_h;
+        l->in_w = in->out_w;
+    } else {
+        l->in_c = net->in_c;
+        l->in_h = net->in_h;
+        l->in_w = net->in_w;
+    }
+    l->out_c = l->in_c;
+    l->out_h = l->in_h;
+    l->out_w = l->in_w;
+    switch (d->op) {
+    case MPQ_OP_CONV:
+    case MPQ_OP_MAXPOOL:
+    case MPQ_OP_AVGPOOL:
+        if (d->kernel < 1 || d->stride < 1 || d->pad < 0 || d->pad >= d->kernel)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                 "layer '%s': kernel %d stride %d pad %d (need kernel, stride "
+                                 ">= 1, 0 <= pad < kernel)",
+                                 l->name, d->kernel, d->stride, d->pad);
+        l->out_h = out_extent(l->in_h, d->kernel, d->stride, d->pad);
+        l->out_w = out_extent(l->in_w, d->kernel, d->stride, d->pad);
+        if (l->out_h < 1 || l->out_w < 1)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                 "layer '%s': kernel %d larger than the padded %dx%d input",
+                                 l->name, d->kernel, l->in_h, l->in_w);
+        if (d->op == MPQ_OP_CONV) {
+            if (d->out_channels < 1 || d->out_channels > 65536)
+                return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                     "layer '%s': out_channels %d outside 1..65536", l->name,
+                                     d->out_channels);
+            if (d->groups < 1 || l->in_c % d->groups || d->out_channels % d->groups)
+                return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                     "layer '%s': groups %d must divide in %d and out %d",
+                                     l->name, d->groups, l->in_c, d->out_channels);
+            l->out_c = d->out_channels;
+        }
+        break;
+    case MPQ_OP_GLOBAL_AVGPOOL:
+        l->out_h = l->out_w = 1;
+        break;
+    case MPQ_OP_FC:
+        if (d->out_channels < 1 || d->out_channels > 65536)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                 "layer '%s': out_channels %d outside 1..65536", l->name,
+                                 d->out_channels);
+        l->out_c = d->out_channels;
+        l->out_h = l->out_w = 1;
+        break;
+    case MPQ_OP_FLATTEN:
+        l->out_c = l->in_c * l->in_h * l->in_w;
+        l->out_h = l->out_w = 1;
+        break;
+    case MPQ_OP_ADD: {
+        if (d->input2 < 0 || d->input2 >= idx)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                 "layer '%s': input2 %d outside 0..%d", l->name, d->input2,
+                                 idx - 1);
+        const rt_layer *b = &net->layers[d->input2];
+        if (b->out_c != l->in_c || b->out_h != l->in_h || b->out_w != l->in_w)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                 "layer '%s': add of %dx%dx%d and %dx%dx%d", l->name, l->in_c,
+                                 l->in_h, l->in_w, b->out_c, b->out_h, b->out_w);
+        break;
+    }
+    case MPQ_OP_BATCHNORM:
+    case MPQ_OP_RELU:
+    case MPQ_OP_RELU6:
+        break;
+    default:
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "layer '%s': op %d unknown", l->name,
+                             (int)d->op);
+    }
+    return MPQ_OK;
+}
+
+static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *layer,
+                          int32_t *index, int init)
+{
+    if (!net || !name || !layer)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: net, name or layer NULL");
+    if (layer->size < sizeof(mpq_net_layer))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: layer->size %zu too small",
+                             layer->size);
+    size_t len = strlen(name);
+    if (len == 0 || len >= RT_NAME_MAX)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: name length %zu not 1..%d",
+                             len, RT_NAME_MAX - 1);
+    for (size_t i = 0; i < net->count; i++)
+        if (strcmp(net->layers[i].name, name) == 0)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: duplicate name '%s'",
+                                 name);
+    rt_layer l;
+    memset(&l, 0, sizeof l);
+    memcpy(l.name, name, len + 1);
+    l.d = *layer;
+    l.d.size = sizeof l.d;
+    if (l.d.input == -1 && net->count > 0)
+        l.d.input = (int32_t)net->count - 1;
+    if (l.d.op != MPQ_OP_ADD)
+        l.d.input2 = -1;
+    mpq_status st = layer_shape(net, &l);
+    if (st != MPQ_OK)
+        return st;
+    if (net->count == net->cap) {
+        size_t cap = net->cap ? net->cap * 2 : 16;
+        rt_layer *nl = realloc(net->layers, cap * sizeof *nl);
+        if (!nl)
+            return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_net_add: out of memory");
+        net->layers = nl;
+        net->cap = cap;
+    }
+    l.quant_index = is_quantizable(l.d.op) ? net->quant_count : -1;
+    l.act_bits = MPQ_BITS_FLOAT;
+    st = layer_alloc_params(&l);
+    if (st == MPQ_OK && init)
+        st = layer_init_params(net, &l);
+    if (st != MPQ_OK) {
+        layer_free(&l);
+        return st;
+    }
+    drop_plan(net);
+    if (l.d.input >= 0)
+        net->layers[l.d.input].consumers++;
+    if (l.d.input2 >= 0)
+        net->layers[l.d.input2].consumers++;
+    if (l.quant_index >= 0)
+        net->quant_count++;
+    net->layers[net->count] = l;
+    if (index)
+        *index = (int32_t)net->count;
+    net->count++;
+    net->calibrated = 0;
+    return MPQ_OK;
+}
+
+mpq_status mpq_net_add(mpq_net *net, const char *name, const mpq_net_layer *layer,
+                       int32_t *index)
+{
+    return net_add(net, name, layer, index, 1);
+}
+
+size_t mpq_net_layer_count(const mpq_net *net) { return net ? net->count : 0; }
+
+mpq_status mpq_net_layer_get(const mpq_net *net, size_t index, mpq_net_layer *layer,
+                             int32_t out_shape[3])
+{
+    if (!net || !layer || layer->size < sizeof(mpq_net_layer))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_net_layer_get: net or layer NULL, or layer->size too small");
+    if (index >= net->count)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_layer_get: index %zu >= %zu",
+                             index, net->count);
+    *layer = net->layers[index].d;
+    if (out_shape) {
+        out_shape[0] = net->layers[index].out_c;
+        out_shape[1] = net->layers[index].out_h;
+        out_shape[2] = net->layers[index].out_w;
+    }
+    return MPQ_OK;
+}
+
+const char *mpq_net_layer_name(const mpq_net *net, size_t index)
+{
+    return net && index < net->count ? net->layers[index].name : NULL;
+}
+
+const char *mpq_net_name(const mpq_net *net) { return net ? net->name : NULL; }
+
+mpq_status mpq_net_stats(const mpq_net *net, int64_t *params, int64_t *macs)
+{
+    if (!net)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_stats: net is NULL");
+    int64_t p = 0, m = 0;
+    for (size_t i = 0; i < net->count; i++) {
+        const rt_layer *l = &net->layers[i];
+        p += l->nw + l->nb;
+        if (is_quantizable(l->d.op))
+            m += l->nw * l->out_h * l->out_w;
+    }
+    if (params)
+        *params = p;
+    if (macs)
+        *macs = m;
+    return MPQ_OK;
+}
+
+/* ---- built-in networks ------------------------------------------------------------------ */
+
+typedef struct build_ctx {
+    mpq_net *net;
+    mpq_status st;
+    int32_t last;
+} build_ctx;
+
+static void b_layer(build_ctx *b, const char *name, mpq_net_op op, int32_t out, int32_t k,
+                    int32_t s, int32_t groups, int32_t input, int32_t input2)
+{
+    if (b->st != MPQ_OK)
+        return;
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, op);
+    d.input = input;
+    d.input2 = input2;
+    if (op == MPQ_OP_CONV || op == MPQ_OP_FC)
+        d.out_channels = out;
+    if (op == MPQ_OP_CONV) {
+        d.kernel = k;
+        d.stride = s;
+        d.pad = k / 2;
+        d.groups = groups;
+    }
+    b->st = mpq_net_add(b->net, name, &d, &b->last);
+}
+
+/* conv (+BN, +ReLU6 unless linear); returns the index of the block's last layer. */
+static int32_t b_conv_bn(build_ctx *b, const char *name, int32_t out, int32_t k, int32_t s,
+                         int32_t groups, int relu)
+{
+    char n[RT_NAME_MAX];
+    b_layer(b, name, MPQ_OP_CONV, out, k, s, groups, -1, -1);
+    snprintf(n, sizeof n, "%s.bn", name);
+    b_layer(b, n, MPQ_OP_BATCHNORM, 0, 0, 0, 1, -1, -1);
+    if (relu) {
+        snprintf(n, sizeof n, "%s.relu", name);
+        b_layer(b, n, MPQ_OP_RELU6, 0, 0, 0, 1, -1, -1);
+    }
+    return b->last;
+}
+
+mpq_status mpq_net_create_named(mpq_net **out, const char *name, uint64_t seed)
+{
+    if (!out || !name)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_create_named: out or name NULL");
+    int tiny = strcmp(name, "fashion-tiny") == 0;
+    if (!tiny && strcmp(name, "fashion-cnn") != 0)
+        return mpq_set_error(MPQ_ERR_NOT_FOUND,
+                             "network '%s' not found (valid: fashion-cnn, fashion-tiny)", name);
+    mpq_net *net;
+    mpq_status st = mpq_net_create(&net, 1, 28, 28, 10, seed);
+    if (st != MPQ_OK)
+        return st;
+    snprintf(net->name, sizeof net->name, "%s", name);
+    build_ctx b = {net, MPQ_OK, -1};
+    if (tiny) {
+        /* 28 -> 14 -> 7: stem, one depthwise-separable residual block, 2x2 average pooling, a
+         * two-layer classifier on the flattened map. */
+        b_conv_bn(&b, "stem", 16, 3, 2, 1, 1);
+        int32_t skip = b.last;
+        b_conv_bn(&b, "b1.dw", 16, 3, 1, 16, 1);
+        int32_t pw = b_conv_bn(&b, "b1.pw", 16, 1, 1, 1, 0);
+        b_layer(&b, "b1.add", MPQ_OP_ADD, 0, 0, 0, 1, pw, skip);
+        b_layer(&b, "pool", MPQ_OP_AVGPOOL, 0, 0, 0, 1, -1, -1);
+        b_layer(&b, "flatten", MPQ_OP_FLATTEN, 0, 0, 0, 1, -1, -1);
+        b_layer(&b, "fc1", MPQ_OP_FC, 32, 0, 0, 1, -1, -1);
+        b_layer(&b, "fc1.relu", MPQ_OP_RELU, 0, 0, 0, 1, -1, -1);
+        b_layer(&b, "fc", MPQ_OP_FC, 10, 0, 0, 1, -1, -1);
+    } else {
+        /* MobileNetV2-flavoured (Sandler et al., 2018) for 28x28: a dense 3x3 stem, then
+         * depthwise-separable blocks (3x3 depthwise + BN + ReLU6, 1x1 pointwise + BN), with
+         * residual adds where the shape is preserved and linear bottleneck outputs. */
+        b_conv_bn(&b, "stem", 32, 3, 1, 1, 1);                     /* 32x28x28 */
+        b_conv_bn(&b, "b1.dw", 32, 3, 2, 32, 1);                   /* 32x14x14 */
+        b_conv_bn(&b, "b1.pw", 64, 1, 1, 1, 1);                    /* 64x14x14 */
+        int32_t skip = b.last;
+        b_conv_bn(&b, "b2.dw", 64, 3, 1, 64, 1);
+        int32_t pw = b_conv_bn(&b, "b2.pw", 64, 1, 1, 1, 0);
+        b_layer(&b, "b2.add", MPQ_OP_ADD, 0, 0, 0, 1, pw, skip);   /* 64x14x14 */
+        b_conv_bn(&b, "b3.dw", 64, 3, 2, 64, 1);                   /* 64x7x7 */
+        b_conv_bn(&b, "b3.pw", 128, 1, 1, 1, 1);                   /* 128x7x7 */
+        skip = b.last;
+        b_conv_bn(&b, "b4.dw", 128, 3, 1, 128, 1);
+        pw = b_conv_bn(&b, "b4.pw", 128, 1, 1, 1, 0);
+        b_layer(&b, "b4.add", MPQ_OP_ADD, 0, 0, 0, 1, pw, skip);
+        b_layer(&b, "pool", MPQ_OP_GLOBAL_AVGPOOL, 0, 0, 0, 1, -1, -1);
+        b_layer(&b, "fc", MPQ_OP_FC, 10, 0, 0, 1, -1, -1);
+    }
+    if (b.st != MPQ_OK) {
+        mpq_net_destroy(net);
+        return b.st;
+    }
+    *out = net;
+    return MPQ_OK;
+}
+
+/* ---- copies ------------------------------------------------------------------------------ */
+
+static void copy_params(rt_layer *dst, const rt_layer *src)
+{
+    if (src->nw)
+        memcpy(dst->w, src->w, (size_t)src->nw * sizeof(float));
+    if (src->nb)
+        memcpy(dst->b, src->b, (size_t)src->nb * sizeof(float));
+    if (src->run_mean) {
+        memcpy(dst->run_mean, src->run_mean, (size_t)src->nw * sizeof(float));
+        memcpy(dst->run_var, src->run_var, (size_t)src->nw * sizeof(float));
+    }
+    if (src->wbits)
+        memcpy(dst->wbits, src->wbits, (size_t)src->out_c);
+    dst->act_bits = src->act_bits;
+    dst->act_lo = src->act_lo;
+    dst->act_hi = src->act_hi;
+}
+
+mpq_status mpq_net_clone(const mpq_net *net, mpq_net **out)
+{
+    if (!net || !out)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_clone: net or out NULL");
+    mpq_net *c;
+    mpq_status st = net_alloc(&c, net->in_c, net->in_h, net->in_w, net->classes, 0);
+    if (st != MPQ_OK)
+        return st;
+    uint8_t state[MPQ_RNG_STATE_SIZE];
+    mpq_rng_get_state(net->rng, state);
+    mpq_rng_set_state(c->rng, state);
+    memcpy(c->name, net->name, sizeof c->name);
+    for (size_t i = 0; i < net->count && st == MPQ_OK; i++)
+        st = net_add(c, net->layers[i].name, &net->layers[i].d, NULL, 0);
+    if (st != MPQ_OK) {
+        mpq_net_destroy(c);
+        return st;
+    }
+    for (size_t i = 0; i < net->count; i++)
+        copy_params(&c->layers[i], &net->layers[i]);
+    memcpy(c->param, net->param, sizeof c->param);
+    c->progress = net->progress;
+    c->progress_user = net->progress_user;
+    c->calibrated = net->calibrated;
+    c->policy_on = net->policy_on;
+    *out = c;
+    return MPQ_OK;
+}
+
+/* Copies parameters, statistics and quantization state between two networks of identical
+ * architecture and clears the destination's momentum. */
+void rt_net_copy_state(mpq_net *dst, const mpq_net *src)
+{
+    for (size_t i = 0; i < src->count; i++) {
+        rt_layer *l = &dst->layers[i];
+        copy_params(l, &src->layers[i]);
+        if (l->nw)
+            memset(l->mw, 0, (size_t)l->nw * sizeof(float));
+        if (l->nb)
+            memset(l->mb, 0, (size_t)l->nb * sizeof(float));
+    }
+    dst->calibrated = src->calibrated;
+    dst->policy_on = src->policy_on;
+}
+
+/* ---- the model view --------------------------------------------------------------------- */
+
+mpq_status mpq_net_to_model(const mpq_net *net, mpq_model **out)
+{
+    if (!net || !out)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_to_model: net or out NULL");
+    if (net->quant_count == 0)
+        return mpq_set_error(MPQ_ERR_STATE, "mpq_net_to_model: network has no conv/fc layer");
+    mpq_model *m;
+    mpq_status st = mpq_model_create(&m, net->name);
+    for (size_t i = 0; i < net->count && st == MPQ_OK; i++) {
+        const rt_layer *l = &net->layers[i];
+        if (l->quant_index < 0)
+            continue;
+        mpq_layer_shape s;
+        s.size = sizeof s;
+        if (l->d.op == MPQ_OP_CONV)
+            st = mpq_layer_shape_conv(&s, l->in_c, l->out_c, l->d.kernel, l->d.stride, l->d.pad,
+                                      l->d.groups, l->in_h, l->in_w);
+        else
+            st = mpq_layer_shape_fc(&s, l->in_c * l->in_h * l->in_w, l->out_c);
+        if (st == MPQ_OK)
+            st = mpq_model_add_layer(m, l->name, &s);
+        if (st == MPQ_OK)
+            st = mpq_model_set_weights(m, (size_t)l->quant_index, l->w, l->nw,
+                                       l->nb ? l->b : NULL, l->nb);
+    }
+    if (st != MPQ_OK) {
+        mpq_model_destroy(m);
+        return st;
+    }
+    *out = m;
+    return MPQ_OK;
+}
+
+mpq_status mpq_net_set_policy(mpq_net *net, const mpq_policy *policy)
+{
+    if (!net)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_set_policy: net is NULL");
+    if (!policy) {
+        net->policy_on = 0;
+        for (size_t i = 0; i < net->count; i++) {
+            rt_layer *l = &net->layers[i];
+            l->act_bits = MPQ_BITS_FLOAT;
+            if (l->wbits)
+                memset(l->wbits, MPQ_BITS_FLOAT, (size_t)l->out_c);
+        }
+        return MPQ_OK;
+    }
+    mpq_model *m;
+    mpq_status st = mpq_net_to_model(net, &m);
+    if (st != MPQ_OK)
+        return st;
+    st = mpq_policy_check_model(policy, m);
+    mpq_model_destroy(m);
+    if (st != MPQ_OK)
+        return st;
+    /* Validate everything before changing anything. */
+    for (size_t i = 0; i < net->count; i++) {
+        const rt_layer *l = &net->layers[i];
+        if (l->quant_index < 0)
+            continue;
+        int ab;
+        st = mpq_policy_act_bits(policy, (size_t)l->quant_index, &ab);
+        if (st != MPQ_OK)
+            return st;
+        if (ab < MPQ_BITS_FLOAT && !net->calibrated)
+            return mpq_set_error(MPQ_ERR_STATE,
+                                 "mpq_net_set_policy: layer '%s' asks for %d-bit activations "
+                                 "but the network is not calibrated (mpq_net_calibrate)",
+                                 l->name, ab);
+        const uint8_t *bits;
+        int64_t n;
+        st = mpq_policy_weight_bits(policy, (size_t)l->quant_index, &bits, &n);
+        if (st != MPQ_OK)
+            return st;
+        if (n != l->out_c)
+            return mpq_set_error(MPQ_ERR_MISMATCH, "mpq_net_set_policy: layer '%s' has %d "
+                                 "kernels, policy %lld", l->name, l->out_c, (long long)n);
+    }
+    for (size_t i = 0; i < net->count; i++) {
+        rt_layer *l = &net->layers[i];
+        if (l->quant_index < 0)
+            continue;
+        const uint8_t *bits;
+        int64_t n;
+        mpq_policy_act_bits(policy, (size_t)l->quant_index, &l->act_bits);
+        mpq_policy_weight_bits(policy, (size_t)l->quant_index, &bits, &n);
+        memcpy(l->wbits, bits, (size_t)n);
+    }
+    net->policy_on = 1;
+    return MPQ_OK;
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static mpq_status add_tensor(mpq_container *c, const char *layer, const char *what,
+                             const float *data, int64_t n)
+{
+    char name[RT_NAME_MAX + 16];
+    snprintf(name, sizeof name, "%s.%s", layer, what);
+    int64_t dims[1] = {n};
+    return mpq_container_add(c, name, MPQ_DTYPE_F32, 1, dims, data);
+}
+
+mpq_status mpq_net_save(const mpq_net *net, const char *path)
+{
+    if (!net || !path)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_save: net or path NULL");
+    json_t *root = json_object();
+    json_t *layers = json_array();
+    if (!root || !layers) {
+        json_decref(root);
+        json_decref(layers);
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_net_save: out of memory");
+    }
+    json_object_set_new(root, "format", json_string("mpq-net"));
+    json_object_set_new(root, "version", json_integer(1));
+    json_object_set_new(root, "name", json_string(net->name));
+    json_object_set_new(root, "input", json_pack("[iii]", net->in_c, net->in_h, net->in_w));
+    json_object_set_new(root, "classes", json_integer(net->classes));
+    json_object_set_new(root, "calibrated", json_boolean(net->calibrated));
+    for (size_t i = 0; i < net->count; i++) {
+        const rt_layer *l = &net->layers[i];
+        json_array_append_new(
+            layers, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f}",
+                              "name", l->name, "op", op_names[l->d.op], "input", l->d.input,
+                              "input2", l->d.input2, "out_channels", l->d.out_channels,
+                              "kernel", l->d.kernel, "stride", l->d.stride, "pad", l->d.pad,
+                              "groups", l->d.groups, "bias", l->d.bias, "act_lo",
+                              (double)l->act_lo, "act_hi", (double)l->act_hi));
+    }
+    json_object_set_new(root, "layers", layers);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (!text)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_net_save: out of memory");
+    mpq_container *c;
+    mpq_status st = mpq_container_create(&c);
+    if (st == MPQ_OK)
+        st = mpq_container_set_header(c, text);
+    free(text);
+    for (size_t i = 0; i < net->count && st == MPQ_OK; i++) {
+        const rt_layer *l = &net->layers[i];
+        if (l->nw)
+            st = add_tensor(c, l->name, "w", l->w, l->nw);
+        if (st == MPQ_OK && l->nb)
+            st = add_tensor(c, l->name, "b", l->b, l->nb);
+        if (st == MPQ_OK && l->run_mean)
+            st = add_tensor(c, l->name, "mean", l->run_mean, l->nw);
+        if (st == MPQ_OK && l->run_var)
+            st = add_tensor(c, l->name, "var", l->run_var, l->nw);
+    }
+    if (st == MPQ_OK)
+        st = mpq_container_save(c, path);
+    mpq_container_destroy(c);
+    return st;
+}
+
+static mpq_status load_tensor(const mpq_container *c, const char *layer, const char *what,
+                              float *dst, int64_t n)
+{
+    char name[RT_NAME_MAX + 16];
+    snprintf(name, sizeof name, "%s.%s", layer, what);
+    const void *data;
+    mpq_status st = mpq_container_expect(c, name, MPQ_DTYPE_F32, n, &data);
+    if (st != MPQ_OK)
+        return st;
+    memcpy(dst, data, (size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(dst[i]))
+            return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%s': element %lld is not finite", name,
+                                 (long long)i);
+    return MPQ_OK;
+}
+
+mpq_status mpq_net_load(mpq_net **out, const char *path, uint64_t seed)
+{
+    if (!out || !path)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_load: out or path NULL");
+    mpq_container *c;
+    mpq_status st = mpq_container_load(&c, path);
+    if (st != MPQ_OK)
+        return st;
+    json_error_t jerr;
+    json_t *root = json_loads(mpq_container_header(c), 0, &jerr);
+    const char *fmt = NULL, *name = NULL;
+    int version = 0, ic = 0, ih = 0, iw = 0, classes = 0, calibrated = 0;
+    json_t *layers = NULL;
+    if (!root || json_unpack(root, "{s:s, s:i, s:s, s:[iii], s:i, s:b, s:o}", "format", &fmt,
+                             "version", &version, "name", &name, "input", &ic, &ih, &iw,
+                             "classes", &classes, "calibrated", &calibrated, "layers",
+                             &layers) != 0 ||
+        strcmp(fmt, "mpq-net") != 0 || !json_is_array(layers)) {
+        json_decref(root);
+        mpq_container_destroy(c);
+        return mpq_set_error(MPQ_ERR_FORMAT, "%s: not an mpq-net file (header fields missing)",
+                             path);
+    }
+    if (version != 1) {
+        json_decref(root);
+        mpq_container_destroy(c);
+        return mpq_set_error(MPQ_ERR_VERSION, "%s: mpq-net version %d (expected 1)", path,
+                             version);
+    }
+    mpq_net *net = NULL;
+    st = mpq_net_create(&net, ic, ih, iw, classes, seed);
+    if (st == MPQ_OK)
+        snprintf(net->name, sizeof net->name, "%s", name);
+    size_t i;
+    json_t *jl;
+    json_array_foreach(layers, i, jl)
+    {
+        if (st != MPQ_OK)
+            break;
+        const char *lname, *op;
+        mpq_net_layer d;
+        double lo, hi;
+        mpq_net_layer_init(&d, MPQ_OP_RELU);
+        if (json_unpack(jl, "{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:F, s:F}",
+                        "name", &lname, "op", &op, "input", &d.input, "input2", &d.input2,
+                        "out_channels", &d.out_channels, "kernel", &d.kernel, "stride",
+                        &d.stride, "pad", &d.pad, "groups", &d.groups, "bias", &d.bias,
+                        "act_lo", &lo, "act_hi", &hi) != 0) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu] malformed", path, i);
+            break;
+        }
+        int opi = 0;
+        for (int k = 1; k <= MPQ_OP_FLATTEN; k++)
+            if (strcmp(op_names[k], op) == 0)
+                opi = k;
+        if (!opi) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu].op '%s' unknown", path, i, op);
+            break;
+        }
+        d.op = (mpq_net_op)opi;
+        /* Inputs are stored resolved; -1 means the image only for the first layer. */
+        if (d.input == -1 && i > 0) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu].input -1 is only valid first",
+                               path, i);
+            break;
+        }
+        st = net_add(net, lname, &d, NULL, 0);
+        if (st != MPQ_OK) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu]: %s", path, i, mpq_last_error());
+            break;
+        }
+        net->layers[i].act_lo = (float)lo;
+        net->layers[i].act_hi = (float)hi;
+    }
+    for (i = 0; st == MPQ_OK && i < net->count; i++) {
+        rt_layer *l = &net->layers[i];
+        if (l->nw)
+            st = load_tensor(c, l->name, "w", l->w, l->nw);
+        if (st == MPQ_OK && l->nb)
+            st = load_tensor(c, l->name, "b", l->b, l->nb);
+        if (st == MPQ_OK && l->run_mean)
+            st = load_tensor(c, l->name, "mean", l->run_mean, l->nw);
+        if (st == MPQ_OK && l->run_var)
+            st = load_tensor(c, l->name, "var", l->run_var, l->nw);
+    }
+    if (st == MPQ_OK && net->count == 0)
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: no layers", path);
+    if (st == MPQ_OK && net->layers[net->count - 1].out_c != classes)
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: last layer has %d outputs for %d classes", path,
+                           net->layers[net->count - 1].out_c, classes);
+    json_decref(root);
+    mpq_container_destroy(c);
+    if (st != MPQ_OK) {
+        mpq_net_destroy(net);
+        return st;
+    }
+    net->calibrated = calibrated;
+    *out = net;
+    return MPQ_OK;
+}

@@ -1,0 +1,130 @@
+/* Private structures of the runtime module, shared by its sources and its unit tests. */
+#ifndef MPQ_RUNTIME_INTERNAL_H
+#define MPQ_RUNTIME_INTERNAL_H
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include <mpq/core.h>
+#include <mpq/model.h>
+#include <mpq/runtime.h>
+
+/* A parsed IDX file: data points into the caller's buffer. */
+typedef struct mpq_idx {
+    int rank;
+    uint32_t dims[4];
+    int64_t count;
+    const uint8_t *data;
+} mpq_idx;
+
+/* Parses an IDX (unsigned byte) buffer; @p what names it in messages. */
+mpq_status mpq_idx_parse(const void *data, size_t size, const char *what, mpq_idx *out);
+
+struct mpq_dataset {
+    uint8_t *pixels; /* train then test, C x H x W each */
+    uint8_t *labels;
+    int32_t channels, height, width, classes;
+    int64_t train_count, test_count, val_count;
+};
+
+/* First index and count of a split inside the train+test arrays. */
+mpq_status mpq_dataset_split_range(const mpq_dataset *ds, mpq_split split, int64_t *first,
+                                   int64_t *count);
+
+#define RT_NAME_MAX 64
+
+typedef struct rt_layer {
+    char name[RT_NAME_MAX];
+    mpq_net_layer d; /* input/input2 resolved: -1 is the image */
+    int32_t in_c, in_h, in_w;
+    int32_t out_c, out_h, out_w;
+    int32_t quant_index; /* position in the exposed model, -1 when not quantizable */
+    int32_t consumers;
+    /* Parameters: conv/fc weights and bias, or BN scale (w) and shift (b). */
+    float *w, *b, *gw, *gb, *mw, *mb;
+    int64_t nw, nb;
+    float *run_mean, *run_var; /* BN */
+    /* Quantization state. */
+    float *wq;      /* fake-quantized weights used while a policy is installed */
+    uint8_t *wbits; /* per kernel */
+    int act_bits;   /* 32: not quantized */
+    float act_lo, act_hi;
+} rt_layer;
+
+/* Weights in the layout a primitive prefers, with the reorder from or to the plain one (NULL
+ * buffer and reorder when the plain layout is used directly). */
+typedef struct rt_wbuf {
+    dnnl_memory_desc_t md;
+    void *buf;
+    dnnl_primitive_t reorder;
+} rt_wbuf;
+
+/* Per-layer execution state for one batch size. */
+typedef struct rt_lplan {
+    float *out, *grad, *xq;
+    float *bn_mean, *bn_var;
+    void *ws;
+    dnnl_memory_desc_t src_md, dst_md, w_md, b_md, ws_md, stat_md, src2d_md, dst2d_md;
+    dnnl_primitive_desc_t fwd_pd, fwd_inf_pd, bwd_data_pd, bwd_w_pd;
+    rt_wbuf wf, wbd, gwb; /* conv: forward weights, backward-data weights, weight gradient */
+    dnnl_memory_desc_t w_any_md;
+    dnnl_primitive_t fwd, fwd_inf, bwd_data, bwd_w;
+    int has_ws;
+} rt_lplan;
+
+typedef struct rt_plan {
+    int32_t batch;
+    size_t count;
+    int has_bwd;
+    float *input;
+    float *scratch;
+    rt_lplan *l;
+} rt_plan;
+
+struct mpq_net {
+    char name[RT_NAME_MAX];
+    int32_t in_c, in_h, in_w, classes;
+    rt_layer *layers;
+    size_t count, cap;
+    int32_t quant_count;
+    double param[MPQ_NET_PARAM_COUNT];
+    mpq_rng *rng;
+    mpq_progress_fn progress;
+    void *progress_user;
+    int calibrated;
+    int policy_on;
+    dnnl_engine_t engine;
+    dnnl_stream_t stream;
+    rt_plan *plan;
+    /* oneDNN scratchpad shared by all primitives (user mode, padded: see exec.c). */
+    void *scratchpad;
+    size_t scratchpad_size;
+};
+
+/* Builds (or reuses) the execution plan for @p batch images; @p backward adds the backward
+ * primitives. */
+mpq_status rt_plan_get(mpq_net *net, int32_t batch, int backward, rt_plan **out);
+void rt_plan_destroy(rt_plan *p);
+
+/* Forward over plan->input; training mode uses batch statistics. calib_lo/hi (quant_count
+ * entries, may be NULL) receive the min/max of every quantizable layer's input. */
+mpq_status rt_forward(mpq_net *net, rt_plan *p, int training, float *calib_lo, float *calib_hi);
+/* Softmax cross-entropy of the last layer's output against labels; writes the gradient into the
+ * last layer's grad buffer when @p grad is nonzero. */
+double rt_loss(mpq_net *net, rt_plan *p, const int *labels, int grad, int64_t *correct);
+/* Backward from the last layer's grad buffer into every parameter gradient. */
+mpq_status rt_backward(mpq_net *net, rt_plan *p);
+/* Recomputes the fake-quantized weights from the float weights. */
+mpq_status rt_quantize_weights(mpq_net *net);
+/* Fills the plan's input with images [first..] of a split (padding with zeros past the end). */
+void rt_fill_batch(const mpq_net *net, const mpq_dataset *ds, int64_t base, const int64_t *idx,
+                   int32_t n, int32_t batch, float *input, int *labels);
+
+/* Copies parameters and quantization state between identical architectures. */
+void rt_net_copy_state(mpq_net *dst, const mpq_net *src);
+/* Per-kernel symmetric fake quantization (see mpq_net_set_policy). */
+mpq_status rt_fake_quant_kernel(const float *w, float *q, int64_t n, int bits);
+/* Activation fake quantization over [lo, hi]. */
+mpq_status rt_fake_quant_act(const float *x, float *q, int64_t n, int bits, float lo,
+                             float hi);
+
+#endif

@@ -1,0 +1,1124 @@
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <mpq/mpq.h>
+
+#include "runtime_internal.h"
+
+/* oneDNN's JIT under valgrind costs ~50x: tiny shapes and few steps there (the purpose of that run
+ * is memory checking); the full-size training targets run with MPQ_SLOW_TESTS=1. */
+static int under_valgrind(void) { return getenv("MPQ_UNDER_VALGRIND") != NULL; }
+static int slow_tests(void) { return getenv("MPQ_SLOW_TESTS") != NULL; }
+
+static char tmpdir[256];
+
+static void make_tmpdir(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/mpq-test-runtime-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static void remove_tmpdir(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(data, 1, size, f), size);
+    fclose(f);
+}
+
+/* Deterministic uniform floats in [lo, hi) (LCG; test data only). */
+static void fill_uniform(float *x, size_t n, float lo, float hi, uint32_t *state)
+{
+    for (size_t i = 0; i < n; i++) {
+        *state = *state * 1664525u + 1013904223u;
+        x[i] = lo + (hi - lo) * (float)(*state >> 8) / 16777216.0f;
+    }
+}
+
+/* ---- IDX --------------------------------------------------------------------------------- */
+
+/* Builds an IDX ubyte file: header for @p rank dims, then @p count bytes of value (i % 256). */
+static size_t make_idx(uint8_t *buf, int rank, const uint32_t *dims)
+{
+    size_t n = 1;
+    buf[0] = 0;
+    buf[1] = 0;
+    buf[2] = 8;
+    buf[3] = (uint8_t)rank;
+    for (int i = 0; i < rank; i++) {
+        buf[4 + 4 * i] = (uint8_t)(dims[i] >> 24);
+        buf[5 + 4 * i] = (uint8_t)(dims[i] >> 16);
+        buf[6 + 4 * i] = (uint8_t)(dims[i] >> 8);
+        buf[7 + 4 * i] = (uint8_t)dims[i];
+        n *= dims[i];
+    }
+    size_t h = 4 + 4 * (size_t)rank;
+    for (size_t i = 0; i < n; i++)
+        buf[h + i] = (uint8_t)(i % 10);
+    return h + n;
+}
+
+START_TEST(idx_parse_validates)
+{
+    uint8_t buf[512];
+    uint32_t dims[3] = {3, 4, 5};
+    size_t n = make_idx(buf, 3, dims);
+    mpq_idx idx;
+    ck_assert_int_eq(mpq_idx_parse(buf, n, "x", &idx), MPQ_OK);
+    ck_assert_int_eq(idx.rank, 3);
+    ck_assert_uint_eq(idx.dims[0], 3);
+    ck_assert_uint_eq(idx.dims[2], 5);
+    ck_assert_int_eq(idx.count, 60);
+    ck_assert_int_eq(idx.data[13], 3);
+    /* truncated by one byte */
+    ck_assert_int_eq(mpq_idx_parse(buf, n - 1, "x", &idx), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "truncated"));
+    /* trailing byte */
+    ck_assert_int_eq(mpq_idx_parse(buf, n + 1, "x", &idx), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "trailing"));
+    /* header cut inside the dimension list */
+    ck_assert_int_eq(mpq_idx_parse(buf, 9, "x", &idx), MPQ_ERR_FORMAT);
+    ck_assert_int_eq(mpq_idx_parse(buf, 2, "x", &idx), MPQ_ERR_FORMAT);
+    /* wrong magic, wrong element type, bad rank, zero dimension */
+    buf[1] = 1;
+    ck_assert_int_eq(mpq_idx_parse(buf, n, "x", &idx), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "magic"));
+    buf[1] = 0;
+    buf[2] = 0x0D; /* float */
+    ck_assert_int_eq(mpq_idx_parse(buf, n, "x", &idx), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "0x0d"));
+    buf[2] = 8;
+    buf[3] = 0;
+    ck_assert_int_eq(mpq_idx_parse(buf, n, "x", &idx), MPQ_ERR_FORMAT);
+    buf[3] = 3;
+    buf[7] = 0;
+    ck_assert_int_eq(mpq_idx_parse(buf, n, "x", &idx), MPQ_ERR_FORMAT);
+}
+END_TEST
+
+START_TEST(idx_files_load_and_refuse)
+{
+    make_tmpdir();
+    uint8_t buf[4096];
+    char p[4][300];
+    const char *names[4] = {"ti", "tl", "si", "sl"};
+    for (int i = 0; i < 4; i++)
+        snprintf(p[i], sizeof p[i], "%s/%s", tmpdir, names[i]);
+    uint32_t ti[3] = {20, 3, 4}, tl[1] = {20}, si[3] = {6, 3, 4}, sl[1] = {6};
+    write_file(p[0], buf, make_idx(buf, 3, ti));
+    write_file(p[1], buf, make_idx(buf, 1, tl));
+    write_file(p[2], buf, make_idx(buf, 3, si));
+    /* test labels gzipped: read through zlib */
+    size_t n = make_idx(buf, 1, sl);
+    char gz[320];
+    snprintf(gz, sizeof gz, "%s.gz", p[3]);
+    gzFile g = gzopen(gz, "wb");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(gzwrite(g, buf, (unsigned)n), (int)n);
+    gzclose(g);
+    mpq_dataset *ds = NULL;
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[0], p[1], p[2], gz, 5), MPQ_OK);
+    int64_t c;
+    int32_t ch, h, w, k;
+    ck_assert_int_eq(mpq_dataset_count(ds, MPQ_SPLIT_TRAIN, &c), MPQ_OK);
+    ck_assert_int_eq(c, 15);
+    ck_assert_int_eq(mpq_dataset_count(ds, MPQ_SPLIT_VAL, &c), MPQ_OK);
+    ck_assert_int_eq(c, 5);
+    ck_assert_int_eq(mpq_dataset_count(ds, MPQ_SPLIT_TEST, &c), MPQ_OK);
+    ck_assert_int_eq(c, 6);
+    ck_assert_int_eq(mpq_dataset_shape(ds, &ch, &h, &w, &k), MPQ_OK);
+    ck_assert_int_eq(ch, 1);
+    ck_assert_int_eq(h, 3);
+    ck_assert_int_eq(w, 4);
+    ck_assert_int_eq(k, 10);
+    const uint8_t *px;
+    int label;
+    /* validation image 1 is training image 16: its pixels start at 16*12 % 10 = 2 */
+    ck_assert_int_eq(mpq_dataset_sample(ds, MPQ_SPLIT_VAL, 1, &px, &label), MPQ_OK);
+    ck_assert_int_eq(px[0], 2);
+    ck_assert_int_eq(label, 16 % 10);
+    ck_assert_int_eq(mpq_dataset_sample(ds, MPQ_SPLIT_VAL, 5, &px, &label),
+                     MPQ_ERR_INVALID_ARGUMENT);
+    mpq_dataset_destroy(ds);
+    ds = NULL;
+    /* label count differs from image count */
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[0], gz, p[2], gz, 5), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "labels for"));
+    /* labels passed as images */
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[1], p[1], p[2], gz, 5), MPQ_ERR_FORMAT);
+    /* truncated file on disk */
+    n = make_idx(buf, 3, ti);
+    write_file(p[0], buf, n - 7);
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[0], p[1], p[2], gz, 5), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), p[0]));
+    ck_assert_ptr_null(ds);
+    /* missing file */
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, "/nonexistent/x", p[1], p[2], gz, 5), MPQ_ERR_IO);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(fashion_mnist_counts)
+{
+    if (under_valgrind())
+        return; /* 30 MB of inflate under valgrind; the small IDX tests cover the code */
+    mpq_dataset *ds;
+    ck_assert_int_eq(mpq_dataset_load(&ds, NULL), MPQ_OK);
+    int64_t tr, va, te;
+    int32_t c, h, w, k;
+    mpq_dataset_count(ds, MPQ_SPLIT_TRAIN, &tr);
+    mpq_dataset_count(ds, MPQ_SPLIT_VAL, &va);
+    mpq_dataset_count(ds, MPQ_SPLIT_TEST, &te);
+    ck_assert_int_eq(tr + va, 60000);
+    ck_assert_int_eq(va, 5000);
+    ck_assert_int_eq(te, 10000);
+    mpq_dataset_shape(ds, &c, &h, &w, &k);
+    ck_assert_int_eq(c, 1);
+    ck_assert_int_eq(h, 28);
+    ck_assert_int_eq(w, 28);
+    ck_assert_int_eq(k, 10);
+    /* Fashion-MNIST is balanced: 6000 training and 1000 test images per class. */
+    int64_t count[10] = {0}, tcount[10] = {0};
+    for (int64_t i = 0; i < tr + va; i++) {
+        const uint8_t *px;
+        int label;
+        mpq_split sp = i < tr ? MPQ_SPLIT_TRAIN : MPQ_SPLIT_VAL;
+        ck_assert_int_eq(mpq_dataset_sample(ds, sp, i < tr ? i : i - tr, &px, &label), MPQ_OK);
+        ck_assert(label >= 0 && label <= 9);
+        count[label]++;
+    }
+    for (int64_t i = 0; i < te; i++) {
+        const uint8_t *px;
+        int label;
+        mpq_dataset_sample(ds, MPQ_SPLIT_TEST, i, &px, &label);
+        tcount[label]++;
+    }
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(count[i], 6000);
+        ck_assert_int_eq(tcount[i], 1000);
+    }
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+/* ---- layers against naive references ---------------------------------------------------- */
+
+/* NCHW index helpers for the references; the runtime keeps NHWC. */
+#define NCHW(n, c, h, w, C, H, W) ((((size_t)(n) * (C) + (c)) * (H) + (h)) * (W) + (w))
+#define NHWC(n, c, h, w, C, H, W) ((((size_t)(n) * (H) + (h)) * (W) + (w)) * (C) + (c))
+
+static void to_nhwc(const float *src, float *dst, int N, int C, int H, int W)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++)
+                    dst[NHWC(n, c, h, w, C, H, W)] = src[NCHW(n, c, h, w, C, H, W)];
+}
+
+static void to_nchw(const float *src, float *dst, int N, int C, int H, int W)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int h = 0; h < H; h++)
+                for (int w = 0; w < W; w++)
+                    dst[NCHW(n, c, h, w, C, H, W)] = src[NHWC(n, c, h, w, C, H, W)];
+}
+
+static void assert_close(const float *a, const float *b, size_t n, double tol, const char *what)
+{
+    double scale = 0;
+    for (size_t i = 0; i < n; i++)
+        scale = fmax(scale, fabs((double)b[i]));
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(fabs((double)a[i] - (double)b[i]) <= tol * (1.0 + scale),
+                      "%s[%zu]: runtime %.7g reference %.7g", what, i, (double)a[i],
+                      (double)b[i]);
+}
+
+/* A network [relu, layer] over positive inputs: the ReLU is the identity there and passes the
+ * gradient through, so the layer's input gradient can be read from the ReLU's output gradient. */
+typedef struct layer_case {
+    mpq_net *net;
+    rt_plan *p;
+    int N, C, H, W;     /* input */
+    int OC, OH, OW;     /* output */
+    float *x;           /* NCHW input */
+    float *gy;          /* NCHW output gradient */
+    float *y, *gx;      /* NCHW runtime results */
+} layer_case;
+
+static void case_run(layer_case *lc, const mpq_net_layer *d, int N, int C, int H, int W,
+                     uint32_t seed)
+{
+    memset(lc, 0, sizeof *lc);
+    lc->N = N;
+    lc->C = C;
+    lc->H = H;
+    lc->W = W;
+    ck_assert_int_eq(mpq_net_create(&lc->net, C, H, W, 2, seed), MPQ_OK);
+    mpq_net_layer r;
+    mpq_net_layer_init(&r, MPQ_OP_RELU);
+    ck_assert_int_eq(mpq_net_add(lc->net, "pass", &r, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_net_add(lc->net, "under_test", d, NULL), MPQ_OK);
+    int32_t shape[3];
+    mpq_net_layer got;
+    got.size = sizeof got;
+    ck_assert_int_eq(mpq_net_layer_get(lc->net, 1, &got, shape), MPQ_OK);
+    lc->OC = shape[0];
+    lc->OH = shape[1];
+    lc->OW = shape[2];
+    size_t xs = (size_t)N * C * H * W, ys = (size_t)N * lc->OC * lc->OH * lc->OW;
+    lc->x = malloc(xs * sizeof(float));
+    lc->gx = malloc(xs * sizeof(float));
+    lc->gy = malloc(ys * sizeof(float));
+    lc->y = malloc(ys * sizeof(float));
+    uint32_t st = seed;
+    fill_uniform(lc->x, xs, 0.05f, 1.0f, &st);
+    fill_uniform(lc->gy, ys, -1.0f, 1.0f, &st);
+    rt_layer *l = &lc->net->layers[1];
+    if (l->nw)
+        fill_uniform(l->w, (size_t)l->nw, -0.5f, 0.5f, &st);
+    if (l->nb)
+        fill_uniform(l->b, (size_t)l->nb, -0.5f, 0.5f, &st);
+    ck_assert_int_eq(rt_plan_get(lc->net, N, 1, &lc->p), MPQ_OK);
+    to_nhwc(lc->x, lc->p->input, N, C, H, W);
+    ck_assert_int_eq(rt_forward(lc->net, lc->p, 1, NULL, NULL), MPQ_OK);
+    to_nchw(lc->p->l[1].out, lc->y, N, lc->OC, lc->OH, lc->OW);
+    to_nhwc(lc->gy, lc->p->l[1].grad, N, lc->OC, lc->OH, lc->OW);
+    ck_assert_int_eq(rt_backward(lc->net, lc->p), MPQ_OK);
+    to_nchw(lc->p->l[0].grad, lc->gx, N, C, H, W);
+}
+
+static void case_free(layer_case *lc)
+{
+    mpq_net_destroy(lc->net);
+    free(lc->x);
+    free(lc->gx);
+    free(lc->gy);
+    free(lc->y);
+}
+
+static void check_conv(int C, int OC, int K, int S, int P, int G, int bias)
+{
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_CONV);
+    d.out_channels = OC;
+    d.kernel = K;
+    d.stride = S;
+    d.pad = P;
+    d.groups = G;
+    d.bias = bias;
+    layer_case lc;
+    int N = 2, H = 7, W = 6;
+    case_run(&lc, &d, N, C, H, W, 11u + (uint32_t)G);
+    rt_layer *l = &lc.net->layers[1];
+    int OH = lc.OH, OW = lc.OW, CG = C / G, OG = OC / G;
+    ck_assert_int_eq(OH, (H + 2 * P - K) / S + 1);
+    size_t ys = (size_t)N * OC * OH * OW, xs = (size_t)N * C * H * W;
+    float *y = calloc(ys, sizeof(float)), *gx = calloc(xs, sizeof(float));
+    float *gw = calloc((size_t)l->nw, sizeof(float)), *gb = calloc((size_t)OC, sizeof(float));
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    int g = o / OG;
+                    double acc = bias ? l->b[o] : 0.0;
+                    float gyv = lc.gy[NCHW(n, o, oh, ow, OC, OH, OW)];
+                    gb[o] += gyv;
+                    for (int ci = 0; ci < CG; ci++)
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++) {
+                                int ih = oh * S - P + kh, iw = ow * S - P + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W)
+                                    continue;
+                                size_t xi = NCHW(n, g * CG + ci, ih, iw, C, H, W);
+                                size_t wi = (((size_t)o * CG + ci) * K + kh) * K + kw;
+                                acc += (double)lc.x[xi] * l->w[wi];
+                                gw[wi] += gyv * lc.x[xi];
+                                gx[xi] += gyv * l->w[wi];
+                            }
+                    y[NCHW(n, o, oh, ow, OC, OH, OW)] = (float)acc;
+                }
+    assert_close(lc.y, y, ys, 1e-5, "conv y");
+    assert_close(lc.gx, gx, xs, 1e-5, "conv dx");
+    assert_close(l->gw, gw, (size_t)l->nw, 1e-5, "conv dw");
+    if (bias)
+        assert_close(l->gb, gb, (size_t)OC, 1e-5, "conv db");
+    free(y);
+    free(gx);
+    free(gw);
+    free(gb);
+    case_free(&lc);
+}
+
+START_TEST(layer_conv_dense) { check_conv(3, 5, 3, 2, 1, 1, 1); }
+END_TEST
+
+START_TEST(layer_conv_pointwise) { check_conv(4, 6, 1, 1, 0, 1, 0); }
+END_TEST
+
+START_TEST(layer_conv_depthwise) { check_conv(4, 4, 3, 1, 1, 4, 0); }
+END_TEST
+
+START_TEST(layer_conv_grouped) { check_conv(4, 6, 3, 2, 1, 2, 1); }
+END_TEST
+
+START_TEST(layer_batchnorm)
+{
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_BATCHNORM);
+    layer_case lc;
+    int N = 3, C = 4, H = 5, W = 3;
+    case_run(&lc, &d, N, C, H, W, 5);
+    rt_layer *l = &lc.net->layers[1];
+    size_t xs = (size_t)N * C * H * W;
+    float *y = malloc(xs * sizeof(float)), *gx = malloc(xs * sizeof(float));
+    float gg[4], gbeta[4];
+    double m = (double)N * H * W;
+    for (int c = 0; c < C; c++) {
+        double mean = 0, var = 0;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < H * W; k++)
+                mean += lc.x[NCHW(n, c, 0, k, C, 1, H * W)];
+        mean /= m;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < H * W; k++) {
+                double dv = lc.x[NCHW(n, c, 0, k, C, 1, H * W)] - mean;
+                var += dv * dv;
+            }
+        var /= m;
+        double inv = 1.0 / sqrt(var + 1e-5);
+        double sg = 0, sgx = 0;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < H * W; k++) {
+                size_t i = NCHW(n, c, 0, k, C, 1, H * W);
+                double xh = (lc.x[i] - mean) * inv;
+                y[i] = (float)(l->w[c] * xh + l->b[c]);
+                sg += lc.gy[i];
+                sgx += lc.gy[i] * xh;
+            }
+        gg[c] = (float)sgx;
+        gbeta[c] = (float)sg;
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < H * W; k++) {
+                size_t i = NCHW(n, c, 0, k, C, 1, H * W);
+                double xh = (lc.x[i] - mean) * inv;
+                gx[i] = (float)(l->w[c] * inv * (lc.gy[i] - sg / m - xh * sgx / m));
+            }
+        /* running statistics after one step from (0, 1) at rate 0.1, unbiased variance */
+        ck_assert_double_eq_tol(l->run_mean[c], 0.1 * mean, 1e-5);
+        ck_assert_double_eq_tol(l->run_var[c], 0.9 + 0.1 * var * m / (m - 1), 1e-5);
+    }
+    assert_close(lc.y, y, xs, 1e-4, "bn y");
+    assert_close(lc.gx, gx, xs, 1e-4, "bn dx");
+    assert_close(l->gw, gg, 4, 1e-4, "bn dgamma");
+    assert_close(l->gb, gbeta, 4, 1e-4, "bn dbeta");
+    free(y);
+    free(gx);
+    case_free(&lc);
+}
+END_TEST
+
+START_TEST(layer_relu6)
+{
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_RELU6);
+    layer_case lc;
+    int N = 2, C = 3, H = 4, W = 4;
+    /* Inputs in (0.05, 1): scale some above 6 through the pass-through ReLU's input. */
+    case_run(&lc, &d, N, C, H, W, 9);
+    size_t xs = (size_t)N * C * H * W;
+    for (size_t i = 0; i < xs; i++) {
+        float ref = fminf(fmaxf(lc.x[i], 0.0f), 6.0f);
+        ck_assert_float_eq(lc.y[i], ref);
+        ck_assert_float_eq(lc.gx[i], lc.gy[i]);
+    }
+    case_free(&lc);
+    /* Above 6 the output saturates and the gradient is zero. */
+    ck_assert_int_eq(mpq_net_create(&lc.net, 1, 1, 2, 2, 1), MPQ_OK);
+    mpq_net_layer r;
+    mpq_net_layer_init(&r, MPQ_OP_RELU6);
+    ck_assert_int_eq(mpq_net_add(lc.net, "r6", &r, NULL), MPQ_OK);
+    rt_plan *p;
+    ck_assert_int_eq(rt_plan_get(lc.net, 1, 1, &p), MPQ_OK);
+    p->input[0] = 7.5f;
+    p->input[1] = -2.0f;
+    ck_assert_int_eq(rt_forward(lc.net, p, 1, NULL, NULL), MPQ_OK);
+    ck_assert_float_eq(p->l[0].out[0], 6.0f);
+    ck_assert_float_eq(p->l[0].out[1], 0.0f);
+    mpq_net_destroy(lc.net);
+}
+END_TEST
+
+static void check_pool(mpq_net_op op, int K, int S)
+{
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, op);
+    d.kernel = K;
+    d.stride = S;
+    layer_case lc;
+    int N = 2, C = 3, H = 6, W = 6;
+    case_run(&lc, &d, N, C, H, W, 21);
+    int OH = lc.OH, OW = lc.OW;
+    if (op == MPQ_OP_GLOBAL_AVGPOOL) {
+        ck_assert_int_eq(OH, 1);
+        K = H;
+        S = 1;
+    }
+    size_t ys = (size_t)N * C * OH * OW, xs = (size_t)N * C * H * W;
+    float *y = malloc(ys * sizeof(float)), *gx = calloc(xs, sizeof(float));
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double acc = 0, best = -1e30;
+                    size_t arg = 0;
+                    for (int kh = 0; kh < K; kh++)
+                        for (int kw = 0; kw < K; kw++) {
+                            size_t i = NCHW(n, c, oh * S + kh, ow * S + kw, C, H, W);
+                            acc += lc.x[i];
+                            if (lc.x[i] > best) {
+                                best = lc.x[i];
+                                arg = i;
+                            }
+                        }
+                    size_t o = NCHW(n, c, oh, ow, C, OH, OW);
+                    if (op == MPQ_OP_MAXPOOL) {
+                        y[o] = (float)best;
+                        gx[arg] += lc.gy[o];
+                    } else {
+                        y[o] = (float)(acc / (K * K));
+                        for (int kh = 0; kh < K; kh++)
+                            for (int kw = 0; kw < K; kw++)
+                                gx[NCHW(n, c, oh * S + kh, ow * S + kw, C, H, W)] +=
+                                    lc.gy[o] / (float)(K * K);
+                    }
+                }
+    assert_close(lc.y, y, ys, 1e-5, "pool y");
+    assert_close(lc.gx, gx, xs, 1e-5, "pool dx");
+    free(y);
+    free(gx);
+    case_free(&lc);
+}
+
+START_TEST(layer_maxpool) { check_pool(MPQ_OP_MAXPOOL, 2, 2); }
+END_TEST
+
+START_TEST(layer_avgpool) { check_pool(MPQ_OP_AVGPOOL, 3, 3); }
+END_TEST
+
+START_TEST(layer_global_avgpool) { check_pool(MPQ_OP_GLOBAL_AVGPOOL, 0, 0); }
+END_TEST
+
+START_TEST(layer_fc)
+{
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_FC);
+    d.out_channels = 5;
+    layer_case lc;
+    int N = 3, C = 4, H = 1, W = 1;
+    case_run(&lc, &d, N, C, H, W, 33);
+    rt_layer *l = &lc.net->layers[1];
+    float y[15], gx[12] = {0}, gw[20] = {0}, gb[5] = {0};
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < 5; o++) {
+            double acc = l->b[o];
+            for (int i = 0; i < C; i++) {
+                acc += (double)l->w[o * C + i] * lc.x[n * C + i];
+                gw[o * C + i] += lc.gy[n * 5 + o] * lc.x[n * C + i];
+                gx[n * C + i] += lc.gy[n * 5 + o] * l->w[o * C + i];
+            }
+            y[n * 5 + o] = (float)acc;
+            gb[o] += lc.gy[n * 5 + o];
+        }
+    assert_close(lc.y, y, 15, 1e-5, "fc y");
+    assert_close(lc.gx, gx, 12, 1e-5, "fc dx");
+    assert_close(l->gw, gw, 20, 1e-5, "fc dw");
+    assert_close(l->gb, gb, 5, 1e-5, "fc db");
+    case_free(&lc);
+}
+END_TEST
+
+START_TEST(layer_add_and_flatten)
+{
+    /* input -> relu(a) -> relu(b); add(a, b) -> flatten: d/da = 2 gy (a feeds both). */
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create(&net, 2, 2, 2, 8, 3), MPQ_OK);
+    mpq_net_layer r, a, f;
+    mpq_net_layer_init(&r, MPQ_OP_RELU);
+    mpq_net_layer_init(&a, MPQ_OP_ADD);
+    mpq_net_layer_init(&f, MPQ_OP_FLATTEN);
+    int32_t ia, ib;
+    ck_assert_int_eq(mpq_net_add(net, "a", &r, &ia), MPQ_OK);
+    ck_assert_int_eq(mpq_net_add(net, "b", &r, &ib), MPQ_OK);
+    a.input = ia;
+    a.input2 = ib;
+    ck_assert_int_eq(mpq_net_add(net, "add", &a, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_net_add(net, "flat", &f, NULL), MPQ_OK);
+    rt_plan *p;
+    ck_assert_int_eq(rt_plan_get(net, 1, 1, &p), MPQ_OK);
+    for (int i = 0; i < 8; i++)
+        p->input[i] = 0.5f + (float)i;
+    ck_assert_int_eq(rt_forward(net, p, 1, NULL, NULL), MPQ_OK);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_float_eq(p->l[3].out[i], 2.0f * (0.5f + (float)i));
+        p->l[3].grad[i] = (float)(i + 1);
+    }
+    ck_assert_int_eq(rt_backward(net, p), MPQ_OK);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_float_eq(p->l[1].grad[i], (float)(i + 1));
+        ck_assert_float_eq(p->l[0].grad[i], 2.0f * (float)(i + 1));
+    }
+    mpq_net_destroy(net);
+}
+END_TEST
+
+/* ---- whole-network gradient -------------------------------------------------------------- */
+
+static mpq_net *small_net(uint64_t seed)
+{
+    /* conv+BN+ReLU, depthwise s2 + BN + ReLU6, pointwise with a residual add, GAP, FC. */
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create(&net, 2, 6, 6, 3, seed), MPQ_OK);
+    mpq_net_layer d;
+    int32_t skip, pw;
+    mpq_net_layer_init(&d, MPQ_OP_CONV);
+    d.out_channels = 4;
+    d.bias = 1;
+    ck_assert_int_eq(mpq_net_add(net, "c1", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_BATCHNORM);
+    ck_assert_int_eq(mpq_net_add(net, "c1.bn", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_RELU);
+    ck_assert_int_eq(mpq_net_add(net, "c1.relu", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_CONV);
+    d.out_channels = 4;
+    d.groups = 4;
+    d.stride = 2;
+    ck_assert_int_eq(mpq_net_add(net, "dw", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_BATCHNORM);
+    ck_assert_int_eq(mpq_net_add(net, "dw.bn", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_RELU6);
+    ck_assert_int_eq(mpq_net_add(net, "dw.relu", &d, &skip), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_CONV);
+    d.out_channels = 4;
+    d.kernel = 1;
+    d.pad = 0;
+    ck_assert_int_eq(mpq_net_add(net, "pw", &d, &pw), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_ADD);
+    d.input = pw;
+    d.input2 = skip;
+    ck_assert_int_eq(mpq_net_add(net, "add", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_MAXPOOL);
+    d.kernel = 3;
+    d.stride = 1;
+    ck_assert_int_eq(mpq_net_add(net, "pool", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_FLATTEN);
+    ck_assert_int_eq(mpq_net_add(net, "flat", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_FC);
+    d.out_channels = 3;
+    ck_assert_int_eq(mpq_net_add(net, "fc", &d, NULL), MPQ_OK);
+    return net;
+}
+
+static double net_loss(mpq_net *net, rt_plan *p, const float *x, size_t xs, const int *labels)
+{
+    memcpy(p->input, x, xs * sizeof(float));
+    ck_assert_int_eq(rt_forward(net, p, 1, NULL, NULL), MPQ_OK);
+    return rt_loss(net, p, labels, 1, NULL);
+}
+
+START_TEST(network_gradient_matches_finite_differences)
+{
+    mpq_net *net = small_net(7);
+    const int N = 4;
+    rt_plan *p;
+    ck_assert_int_eq(rt_plan_get(net, N, 1, &p), MPQ_OK);
+    size_t xs = (size_t)N * 2 * 6 * 6;
+    float *x = malloc(xs * sizeof(float));
+    uint32_t s = 99;
+    fill_uniform(x, xs, -1.0f, 1.0f, &s);
+    int labels[4] = {0, 2, 1, 2};
+    net_loss(net, p, x, xs, labels);
+    ck_assert_int_eq(rt_backward(net, p), MPQ_OK);
+    /* Snapshot analytic gradients, then central differences in double-sized steps. */
+    int checked = 0;
+    for (size_t li = 0; li < net->count; li++) {
+        rt_layer *l = &net->layers[li];
+        for (int which = 0; which < 2; which++) {
+            int64_t n = which ? l->nb : l->nw;
+            float *w = which ? l->b : l->w;
+            float *g = which ? l->gb : l->gw;
+            for (int64_t k = 0; k < n && k < 4; k++) {
+                double ana = g[k];
+                float save = w[k];
+                const float h = 2e-3f;
+                w[k] = save + h;
+                double lp = net_loss(net, p, x, xs, labels);
+                w[k] = save - h;
+                double lm = net_loss(net, p, x, xs, labels);
+                w[k] = save;
+                double fd = (lp - lm) / (2.0 * h);
+                ck_assert_msg(fabs(ana - fd) <= 0.03 * fmax(fabs(ana), fabs(fd)) + 2e-4,
+                              "layer %s %s[%lld]: analytic %.6g, finite difference %.6g",
+                              l->name, which ? "b" : "w", (long long)k, ana, fd);
+                checked++;
+            }
+        }
+    }
+    ck_assert_int_ge(checked, 30);
+    free(x);
+    mpq_net_destroy(net);
+}
+END_TEST
+
+/* ---- synthetic dataset ------------------------------------------------------------------- */
+
+/* 28x28 images of a centred square whose side (6..22) and stripe orientation (horizontal for
+ * classes 0-4, vertical for 5-9) encode the class, plus noise: learnable in a few hundred steps
+ * by a tiny CNN that ends in global average pooling. */
+static mpq_dataset *synthetic(int64_t train, int64_t test, int64_t val, uint32_t seed)
+{
+    int64_t n = train + test;
+    uint8_t *img = malloc((size_t)n * 784), *lab = malloc((size_t)n);
+    uint32_t s = seed;
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)(i % 10);
+        lab[i] = (uint8_t)c;
+        int side = 6 + 4 * (c % 5), r0 = (28 - side) / 2;
+        for (int k = 0; k < 784; k++) {
+            s = s * 1664525u + 1013904223u;
+            int noise = (int)(s >> 27); /* 0..31 */
+            int r = k / 28, col = k % 28;
+            int in = r >= r0 && r < r0 + side && col >= r0 && col < r0 + side;
+            int stripe = c < 5 ? (r % 2 == 0) : (col % 2 == 0);
+            img[i * 784 + k] = (uint8_t)(in && stripe ? 200 + noise : noise);
+        }
+    }
+    mpq_dataset *ds;
+    ck_assert_int_eq(mpq_dataset_create_memory(&ds, img, lab, train, test, 1, 28, 28, val),
+                     MPQ_OK);
+    free(img);
+    free(lab);
+    return ds;
+}
+
+typedef struct loss_log {
+    double first, last, prev_mean;
+    int64_t count;
+} loss_log;
+
+static mpq_status log_loss(void *user, const mpq_train_progress *pr)
+{
+    loss_log *lg = user;
+    /* recover the batch loss from the running epoch mean */
+    double batch_loss = pr->loss * (double)(pr->batch + 1) - lg->prev_mean * (double)pr->batch;
+    lg->prev_mean = pr->loss;
+    if (lg->count == 0)
+        lg->first = batch_loss;
+    lg->last = pr->loss;
+    lg->count++;
+    return MPQ_OK;
+}
+
+START_TEST(training_reduces_loss)
+{
+    int vg = under_valgrind();
+    mpq_dataset *ds = synthetic(vg ? 80 : 2000, 20, 20, 5);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 3), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, vg ? 8 : 32), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_param(net, MPQ_NET_EPOCHS, vg ? 2 : 4), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_param(net, MPQ_NET_LR, 0.05), MPQ_OK);
+    loss_log lg = {0, 0, 0, 0};
+    ck_assert_int_eq(mpq_net_set_progress(net, log_loss, &lg), MPQ_OK);
+    double final_loss;
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, &final_loss), MPQ_OK);
+    /* 4 epochs x 61 batches = 244 steps (valgrind: 14) */
+    ck_assert_int_eq(lg.count, vg ? 14 : 4 * (1980 / 32));
+    /* the first batch sits near ln(10) = 2.30; the last epoch's mean loss is at most 40% of it
+     * (valgrind's 14 steps: 85%) */
+    ck_assert_double_gt(lg.first, 1.8);
+    ck_assert_double_lt(final_loss, (vg ? 0.85 : 0.4) * lg.first);
+    ck_assert_double_eq(final_loss, lg.last);
+    if (!vg) {
+        double acc;
+        ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK);
+        ck_assert_double_ge(acc, 0.9);
+    }
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+START_TEST(training_is_deterministic)
+{
+    mpq_dataset *ds = synthetic(64, 8, 8, 1);
+    mpq_net *a, *b;
+    ck_assert_int_eq(mpq_net_create_named(&a, "fashion-tiny", 42), MPQ_OK);
+    ck_assert_int_eq(mpq_net_create_named(&b, "fashion-tiny", 42), MPQ_OK);
+    for (int k = 0; k < 2; k++) {
+        mpq_net *n = k ? b : a;
+        mpq_net_set_param(n, MPQ_NET_BATCH_SIZE, 8);
+        mpq_net_set_param(n, MPQ_NET_EPOCHS, 1);
+        mpq_net_set_param(n, MPQ_NET_MAX_BATCHES, 5);
+        ck_assert_int_eq(mpq_net_train(n, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+    }
+    for (size_t i = 0; i < a->count; i++) {
+        if (a->layers[i].nw)
+            ck_assert_mem_eq(a->layers[i].w, b->layers[i].w,
+                             (size_t)a->layers[i].nw * sizeof(float));
+    }
+    mpq_net_destroy(a);
+    mpq_net_destroy(b);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+/* ---- model view, files, quantization, evaluator ------------------------------------------ */
+
+START_TEST(fashion_cnn_model_view)
+{
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-cnn", 1), MPQ_OK);
+    mpq_model *m;
+    ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
+    ck_assert_str_eq(mpq_model_name(m), "fashion-cnn");
+    ck_assert_uint_eq(mpq_model_layer_count(m), 10);
+    ck_assert_int_eq(mpq_model_has_weights(m), 1);
+    int depthwise = 0, adds = 0;
+    for (size_t i = 0; i < mpq_model_layer_count(m); i++) {
+        mpq_layer_shape s;
+        s.size = sizeof s;
+        ck_assert_int_eq(mpq_model_layer_shape(m, i, &s), MPQ_OK);
+        depthwise += s.kind == MPQ_LAYER_CONV && s.groups > 1 && s.groups == s.in_channels;
+    }
+    for (size_t i = 0; i < mpq_net_layer_count(net); i++) {
+        mpq_net_layer d;
+        d.size = sizeof d;
+        mpq_net_layer_get(net, i, &d, NULL);
+        adds += d.op == MPQ_OP_ADD;
+    }
+    ck_assert_int_eq(depthwise, 4);
+    ck_assert_int_eq(adds, 2);
+    int64_t macs, w;
+    ck_assert_int_eq(mpq_model_totals(m, &macs, &w, NULL, NULL), MPQ_OK);
+    int64_t nmacs;
+    ck_assert_int_eq(mpq_net_stats(net, NULL, &nmacs), MPQ_OK);
+    ck_assert_int_eq(macs, nmacs);
+    /* stem 28*28*32*9 + ... : the sum worked out by hand */
+    ck_assert_int_eq(nmacs, 225792 + 56448 + 401408 + 112896 + 802816 + 28224 + 401408 + 56448 +
+                                802816 + 1280);
+    mpq_model_destroy(m);
+    mpq_net_destroy(net);
+    ck_assert_int_eq(mpq_net_create_named(&net, "resnet", 1), MPQ_ERR_NOT_FOUND);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "fashion-cnn"));
+}
+END_TEST
+
+START_TEST(bad_layers_refused)
+{
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create(&net, 3, 8, 8, 10, 1), MPQ_OK);
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_CONV);
+    d.out_channels = 4;
+    d.groups = 2; /* 3 input channels */
+    ck_assert_int_eq(mpq_net_add(net, "c", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "groups"));
+    d.groups = 1;
+    d.kernel = 11;
+    d.pad = 0;
+    ck_assert_int_eq(mpq_net_add(net, "c", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    d.kernel = 3;
+    d.pad = 1;
+    ck_assert_int_eq(mpq_net_add(net, "c", &d, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_net_add(net, "c", &d, NULL), MPQ_ERR_INVALID_ARGUMENT); /* duplicate */
+    mpq_net_layer_init(&d, MPQ_OP_ADD);
+    d.input2 = 5;
+    ck_assert_int_eq(mpq_net_add(net, "a", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_uint_eq(mpq_net_layer_count(net), 1);
+    /* output is 4x8x8, not 10 scores: training is refused with a message */
+    mpq_dataset *ds = synthetic(20, 0, 0, 1);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_ERR_STATE);
+    mpq_net_destroy(net);
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 1), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_param(net, MPQ_NET_LR, -1), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 2.5), MPQ_ERR_INVALID_ARGUMENT);
+    mpq_net_param id;
+    ck_assert_int_eq(mpq_net_param_find("weight_decay", &id), MPQ_OK);
+    ck_assert_int_eq(id, MPQ_NET_WEIGHT_DECAY);
+    mpq_param_info info;
+    info.size = sizeof info;
+    ck_assert_int_eq(mpq_net_param_info(MPQ_NET_LR, &info), MPQ_OK);
+    ck_assert_double_eq(info.default_value, 0.1);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+START_TEST(save_load_roundtrip)
+{
+    make_tmpdir();
+    mpq_dataset *ds = synthetic(64, 16, 8, 2);
+    mpq_net *net, *back;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
+    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 8);
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 4);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_net_calibrate(net, ds, 2, MPQ_CALIB_MINMAX), MPQ_OK);
+    char path[300];
+    snprintf(path, sizeof path, "%s/net.mpq", tmpdir);
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
+    ck_assert_int_eq(mpq_net_load(&back, path, 1), MPQ_OK);
+    ck_assert_str_eq(mpq_net_name(back), "fashion-tiny");
+    mpq_net_set_param(back, MPQ_NET_BATCH_SIZE, 8);
+    float x[3 * 784], la[30], lb[30];
+    uint32_t s = 3;
+    fill_uniform(x, 3 * 784, 0, 1, &s);
+    ck_assert_int_eq(mpq_net_forward(net, x, 3, la), MPQ_OK);
+    ck_assert_int_eq(mpq_net_forward(back, x, 3, lb), MPQ_OK);
+    ck_assert_mem_eq(la, lb, sizeof la);
+    /* quantized forward agrees too: ranges travel with the file */
+    mpq_model *m;
+    mpq_policy *pol;
+    ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_create_uniform(&pol, m, 4, 4), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_policy(net, pol), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_policy(back, pol), MPQ_OK);
+    ck_assert_int_eq(mpq_net_forward(net, x, 3, la), MPQ_OK);
+    ck_assert_int_eq(mpq_net_forward(back, x, 3, lb), MPQ_OK);
+    ck_assert_mem_eq(la, lb, sizeof la);
+    /* damaged file: truncated */
+    void *data;
+    size_t size;
+    ck_assert_int_eq(mpq_read_file(path, &data, &size), MPQ_OK);
+    write_file(path, data, size - 10);
+    mpq_free(data);
+    mpq_net *bad = NULL;
+    ck_assert_int_eq(mpq_net_load(&bad, path, 1), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(bad);
+    mpq_policy_destroy(pol);
+    mpq_model_destroy(m);
+    mpq_net_destroy(net);
+    mpq_net_destroy(back);
+    mpq_dataset_destroy(ds);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(fake_quant_grids)
+{
+    /* weights: 4 bits, c = 1.4 -> s = 0.2; 1 bit: c * sign */
+    float w[5] = {1.4f, -0.31f, 0.29f, 0.0f, -1.0f}, q[5];
+    ck_assert_int_eq(rt_fake_quant_kernel(w, q, 5, 4), MPQ_OK);
+    ck_assert_float_eq_tol(q[0], 1.4f, 1e-6f);
+    ck_assert_float_eq_tol(q[1], -0.4f, 1e-6f);
+    ck_assert_float_eq_tol(q[2], 0.2f, 1e-6f);
+    ck_assert_float_eq(q[3], 0.0f);
+    ck_assert_float_eq_tol(q[4], -1.0f, 1e-6f);
+    ck_assert_int_eq(rt_fake_quant_kernel(w, q, 5, 1), MPQ_OK);
+    ck_assert_float_eq(q[1], -1.4f);
+    ck_assert_float_eq(q[3], 0.0f);
+    ck_assert_int_eq(rt_fake_quant_kernel(w, q, 5, 32), MPQ_OK);
+    ck_assert_mem_eq(q, w, sizeof w);
+    /* activations: unsigned 2 bits over [0, 3] -> steps of 1, clipped */
+    float a[4] = {-0.5f, 1.4f, 1.6f, 9.0f};
+    ck_assert_int_eq(rt_fake_quant_act(a, q, 4, 2, 0.0f, 3.0f), MPQ_OK);
+    ck_assert_float_eq(q[0], 0.0f);
+    ck_assert_float_eq(q[1], 1.0f);
+    ck_assert_float_eq(q[2], 2.0f);
+    ck_assert_float_eq(q[3], 3.0f);
+}
+END_TEST
+
+/* Trains fashion-tiny to a usable accuracy: real Fashion-MNIST normally, synthetic data under
+ * valgrind. */
+static void trained_tiny(mpq_dataset **ds, mpq_net **net)
+{
+    int vg = under_valgrind();
+    if (vg)
+        *ds = synthetic(160, 16, 64, 9);
+    else
+        ck_assert_int_eq(mpq_dataset_load(ds, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_net_create_named(net, "fashion-tiny", 1), MPQ_OK);
+    mpq_net_set_param(*net, MPQ_NET_BATCH_SIZE, vg ? 16 : 64);
+    mpq_net_set_param(*net, MPQ_NET_EPOCHS, 1);
+    mpq_net_set_param(*net, MPQ_NET_LR, 0.05);
+    mpq_net_set_param(*net, MPQ_NET_MAX_BATCHES, vg ? 6 : 300);
+    ck_assert_int_eq(mpq_net_train(*net, *ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+}
+
+START_TEST(evaluator_uniform8_matches_float)
+{
+    int vg = under_valgrind();
+    mpq_dataset *ds;
+    mpq_net *net;
+    trained_tiny(&ds, &net);
+    mpq_evaluator *ev;
+    ck_assert_int_eq(mpq_evaluator_create(&ev, net, ds, 7), MPQ_OK);
+    mpq_net_destroy(net); /* the evaluator holds its own copy */
+    if (vg)
+        ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_BATCH_SIZE, 16), MPQ_OK);
+    const mpq_model *m = mpq_evaluator_model(ev);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_uint_eq(mpq_model_layer_count(m), 5);
+    double fp, q8, q8b, q2;
+    ck_assert_int_eq(mpq_evaluator_evaluate(ev, NULL, &fp), MPQ_OK);
+    if (!vg)
+        ck_assert_double_gt(fp, 0.70); /* 300 steps of a 4-layer net */
+    mpq_policy *p8, *p2;
+    ck_assert_int_eq(mpq_policy_create_uniform(&p8, m, 8, 8), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_create_uniform(&p2, m, 2, 2), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_callback(ev, p8, &q8), MPQ_OK);
+    /* uniform 8-bit within 0.5% of float (5000 validation images) */
+    /* under valgrind: 64 validation images of an untrained net, 2 flips allowed */
+    ck_assert_msg(fabs(q8 - fp) <= (vg ? 2.0 / 64 : 0.005), "float %.4f, 8-bit %.4f", fp, q8);
+    ck_assert_int_eq(mpq_evaluator_evaluate(ev, p8, &q8b), MPQ_OK);
+    ck_assert_double_eq(q8, q8b);
+    int64_t hits, misses;
+    ck_assert_int_eq(mpq_evaluator_cache_stats(ev, &hits, &misses), MPQ_OK);
+    ck_assert_int_eq(hits, 1);
+    ck_assert_int_eq(misses, 2);
+    /* 2 bits everywhere hurts, and a short STE fine-tune must not touch the trained weights */
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, vg ? 2 : 20),
+                     MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_evaluate(ev, p2, &q2), MPQ_OK);
+    if (!vg)
+        ck_assert_double_lt(q2, fp - 0.02);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, 0), MPQ_OK);
+    double fp2;
+    ck_assert_int_eq(mpq_evaluator_evaluate(ev, NULL, &fp2), MPQ_OK);
+    ck_assert_double_eq(fp, fp2);
+    mpq_policy_destroy(p8);
+    mpq_policy_destroy(p2);
+    mpq_evaluator_destroy(ev);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+START_TEST(policy_checks)
+{
+    mpq_dataset *ds = synthetic(64, 0, 8, 4);
+    mpq_net *tiny, *cnn;
+    ck_assert_int_eq(mpq_net_create_named(&tiny, "fashion-tiny", 1), MPQ_OK);
+    ck_assert_int_eq(mpq_net_create_named(&cnn, "fashion-cnn", 1), MPQ_OK);
+    mpq_model *mc;
+    mpq_policy *pc;
+    ck_assert_int_eq(mpq_net_to_model(cnn, &mc), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_create_uniform(&pc, mc, 4, 32), MPQ_OK);
+    /* a policy for another network is refused */
+    ck_assert_int_ne(mpq_net_set_policy(tiny, pc), MPQ_OK);
+    mpq_policy_destroy(pc);
+    /* activation bits need calibration first */
+    mpq_model *mt;
+    ck_assert_int_eq(mpq_net_to_model(tiny, &mt), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_create_uniform(&pc, mt, 4, 4), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_policy(tiny, pc), MPQ_ERR_STATE);
+    mpq_net_set_param(tiny, MPQ_NET_BATCH_SIZE, 8);
+    ck_assert_int_eq(mpq_net_calibrate(tiny, ds, 2, MPQ_CALIB_MEAN_MAX), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_policy(tiny, pc), MPQ_OK);
+    /* the first layer sees pixels in [0, 1] */
+    ck_assert_float_eq(tiny->layers[0].act_lo, 0.0f);
+    ck_assert_float_le(tiny->layers[0].act_hi, 1.0f);
+    ck_assert_float_gt(tiny->layers[0].act_hi, 0.9f);
+    mpq_policy_destroy(pc);
+    mpq_model_destroy(mt);
+    mpq_model_destroy(mc);
+    mpq_net_destroy(tiny);
+    mpq_net_destroy(cnn);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+/* ---- slow: the demo target (MPQ_SLOW_TESTS=1) -------------------------------------------- */
+
+START_TEST(fashion_cnn_reaches_target)
+{
+    if (!slow_tests() || under_valgrind())
+        return;
+    mpq_dataset *ds;
+    ck_assert_int_eq(mpq_dataset_load(&ds, NULL), MPQ_OK);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-cnn", 1), MPQ_OK);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+    double acc;
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_TEST, 0, &acc), MPQ_OK);
+    ck_assert_msg(acc >= 0.91, "fashion-cnn test accuracy %.4f < 0.91", acc);
+    mpq_evaluator *ev;
+    ck_assert_int_eq(mpq_evaluator_create(&ev, net, ds, 1), MPQ_OK);
+    mpq_policy *p8;
+    ck_assert_int_eq(mpq_policy_create_uniform(&p8, mpq_evaluator_model(ev), 8, 8), MPQ_OK);
+    double fp, q8;
+    ck_assert_int_eq(mpq_evaluator_evaluate(ev, NULL, &fp), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_evaluate(ev, p8, &q8), MPQ_OK);
+    ck_assert_msg(fabs(q8 - fp) <= 0.005, "float %.4f, 8-bit %.4f", fp, q8);
+    mpq_policy_destroy(p8);
+    mpq_evaluator_destroy(ev);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+static Suite *runtime_suite(void)
+{
+    Suite *s = suite_create("runtime");
+    TCase *tc = tcase_create("data");
+    tcase_set_timeout(tc, 300); /* inflating 30 MB of IDX under sanitizers on a shared machine */
+    tcase_add_test(tc, idx_parse_validates);
+    tcase_add_test(tc, idx_files_load_and_refuse);
+    tcase_add_test(tc, fashion_mnist_counts);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("layers");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, layer_conv_dense);
+    tcase_add_test(tc, layer_conv_pointwise);
+    tcase_add_test(tc, layer_conv_depthwise);
+    tcase_add_test(tc, layer_conv_grouped);
+    tcase_add_test(tc, layer_batchnorm);
+    tcase_add_test(tc, layer_relu6);
+    tcase_add_test(tc, layer_maxpool);
+    tcase_add_test(tc, layer_avgpool);
+    tcase_add_test(tc, layer_global_avgpool);
+    tcase_add_test(tc, layer_fc);
+    tcase_add_test(tc, layer_add_and_flatten);
+    tcase_add_test(tc, network_gradient_matches_finite_differences);
+    tcase_add_test(tc, fake_quant_grids);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("network");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, fashion_cnn_model_view);
+    tcase_add_test(tc, bad_layers_refused);
+    tcase_add_test(tc, training_reduces_loss);
+    tcase_add_test(tc, training_is_deterministic);
+    tcase_add_test(tc, save_load_roundtrip);
+    tcase_add_test(tc, policy_checks);
+    tcase_add_test(tc, evaluator_uniform8_matches_float);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("slow");
+    tcase_set_timeout(tc, 3600);
+    tcase_add_test(tc, fashion_cnn_reaches_target);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(runtime_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
