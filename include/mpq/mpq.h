@@ -13,5 +13,6 @@
 #include <mpq/hwmodel.h>
 #include <mpq/agent.h>
 #include <mpq/runtime.h>
+#include <mpq/search.h>
 
 #endif /* MPQ_MPQ_H */

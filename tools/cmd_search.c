@@ -1,0 +1,1069 @@
+/* `mpq search`: runs a policy search (HAQ, AutoQ, uniform, random, greedy) and writes its
+ * history, best policy and Pareto fronts; `mpq search --demo` runs the README's comparison. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+#define MAX_SETS 64
+
+static void search_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: mpq search [OPTIONS]\n"
+            "       mpq search --demo [OPTIONS]\n"
+            "\n"
+            "Search a mixed-precision quantization policy under a hardware budget.\n"
+            "\n"
+            "Options:\n"
+            "  -m, --method NAME      haq (default), autoq, uniform, random or greedy\n"
+            "  -M, --model NAME       fashion-cnn (default) or fashion-tiny: real accuracy from the\n"
+            "                         built-in oneDNN evaluator on Fashion-MNIST (trained and cached\n"
+            "                         on first use); a saved network file (.mpqnet); or a zoo model\n"
+            "                         (resnet18, resnet50, mobilenetv1, mobilenetv2, squeezenet1_0,\n"
+            "                         squeezenet1_1) with a closed-form PROXY accuracy, clearly\n"
+            "                         labelled as such, for trying the search without data\n"
+            "      --hw NAME          hardware model (default zynq7020; also bismo-edge,\n"
+            "                         bismo-cloud, bitfusion)\n"
+            "  -b, --budget R:F       resource budget, R in latency|energy|area|size, F in (0,1) a\n"
+            "                         fraction of the all-8-bit policy (default latency:0.5)\n"
+            "      --objective O      resource (default: best accuracy within the budget) or\n"
+            "                         accuracy (AutoQ's psi-weighted reward, no budget)\n"
+            "  -e, --episodes N       episodes (default: the method's, HAQ 600, AutoQ 400); a\n"
+            "                         shorter run rescales the noise decay (and AutoQ's constant-\n"
+            "                         noise quarter) so that exploration ends as in the papers\n"
+            "  -s, --seed N           seed (default 234, HAQ's)\n"
+            "  -o, --out DIR          output directory (default mpq-search-out)\n"
+            "  -d, --data DIR         Fashion-MNIST IDX directory (default %s)\n"
+            "      --cache DIR        where trained networks are cached (default\n"
+            "                         $XDG_CACHE_HOME/mpq or ~/.cache/mpq)\n"
+            "      --set NAME=VALUE   search parameter (repeatable; see --list-params)\n"
+            "      --eval-set NAME=VALUE  evaluator parameter (finetune_batches, limit, ...)\n"
+            "      --finetune-epochs N  fine-tune the best policy for N epochs and report its test\n"
+            "                         top-1 (default 0: report the search's validation figure)\n"
+            "      --checkpoint-every N  write DIR/checkpoint.mpq every N episodes (default 10)\n"
+            "      --resume           continue from DIR/checkpoint.mpq\n"
+            "      --time-limit S     stop cleanly after S seconds with the best policy so far\n"
+            "      --list-params      list the search parameters with defaults and sources\n"
+            "  -q, --quiet            no progress bar\n"
+            "  -h, --help             show this help and exit\n"
+            "\n"
+            "Demo (--demo): trains fashion-cnn if no cached network exists, runs uniform, greedy,\n"
+            "HAQ and AutoQ under one budget (default latency:0.5 of all-8-bit on zynq7020), fine-\n"
+            "tunes each best policy and prints one table. Demo options:\n"
+            "      --demo             run the demo\n"
+            "      --methods LIST     comma-separated methods (default uniform,greedy,haq,autoq)\n"
+            "      --demo-episodes N  episodes for HAQ and AutoQ (default 100; greedy is capped at\n"
+            "                         3 N evaluations, uniform plays its 49 pairs)\n"
+            "      --demo-finetune N  final fine-tune epochs per best policy (default 1)\n"
+            "                         search episodes are scored on 2000 validation images\n"
+            "                         (--eval-set limit=0 for all 5000)\n"
+            "\n"
+            "Files written to DIR (per method in DIR/METHOD for the demo): history.csv (every\n"
+            "episode), best_policy.json, pareto.csv and pareto.svg (accuracy against latency,\n"
+            "energy and size), checkpoint.mpq; the demo adds DIR/summary.csv.\n"
+            "Exit status: 0 success, 1 the library reported an error, 2 usage error.\n",
+            MPQ_FASHION_MNIST_DIR);
+}
+
+/* ---- options ------------------------------------------------------------------------------ */
+
+typedef struct kv {
+    char name[64];
+    double value;
+} kv;
+
+typedef struct options {
+    const char *method, *model, *hw, *budget, *objective, *out, *data, *cache, *methods;
+    long long episodes, seed, finetune_epochs, checkpoint_every, demo_episodes, demo_finetune;
+    double time_limit;
+    int resume, quiet, demo;
+    kv sets[MAX_SETS], eval_sets[MAX_SETS];
+    int nsets, neval_sets;
+} options;
+
+static int parse_kv(const char *arg, kv *out)
+{
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof out->name)
+        return 0;
+    char *end;
+    double v = strtod(eq + 1, &end);
+    if (end == eq + 1 || *end)
+        return 0;
+    memcpy(out->name, arg, (size_t)(eq - arg));
+    out->name[eq - arg] = '\0';
+    out->value = v;
+    return 1;
+}
+
+static int parse_ll(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < 0)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* ---- small file helpers ------------------------------------------------------------------- */
+
+static int make_dirs(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static mpq_status write_text(const char *path, const char *text)
+{
+    return mpq_write_file_atomic(path, text, strlen(text));
+}
+
+static void cache_dir(const options *o, char *out, size_t n)
+{
+    if (o->cache) {
+        snprintf(out, n, "%s", o->cache);
+        return;
+    }
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(out, n, "%s/mpq", xdg);
+    else if (home && *home)
+        snprintf(out, n, "%s/.cache/mpq", home);
+    else
+        snprintf(out, n, ".mpq-cache");
+}
+
+/* ---- progress bar ------------------------------------------------------------------------- */
+
+typedef struct view {
+    int tty, quiet;
+    const char *label;
+} view;
+
+static void fmt_duration(double s, char *out, size_t n)
+{
+    if (!(s >= 0.0) || s > 1e7)
+        snprintf(out, n, "--");
+    else if (s < 60)
+        snprintf(out, n, "%.0fs", s);
+    else if (s < 3600)
+        snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)fmod(s, 60));
+    else
+        snprintf(out, n, "%dh%02dm", (int)(s / 3600), (int)fmod(s / 60, 60));
+}
+
+static mpq_status on_search_progress(void *user, const mpq_search_progress *p)
+{
+    view *v = user;
+    if (v->quiet)
+        return MPQ_OK;
+    int64_t done = p->episode + 1;
+    int last = done >= p->episodes;
+    if (!v->tty && !last && done % 10 != 0)
+        return MPQ_OK;
+    int width = 24, fill = (int)((double)done / (double)p->episodes * width);
+    if (fill > width)
+        fill = width;
+    char bar[32], eta[16], el[16];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = '\0';
+    fmt_duration(p->eta_s, eta, sizeof eta);
+    fmt_duration(p->elapsed_s, el, sizeof el);
+    fprintf(stderr,
+            "%s%-7s %5lld/%-5lld [%s] acc %5.2f%% lat %.3f reward %+.3f | best acc %5.2f%% | %s "
+            "ETA %s  %s",
+            v->tty ? "\r" : "", v->label, (long long)done, (long long)p->episodes, bar,
+            100.0 * p->record->accuracy, p->record->latency_ratio, p->record->reward,
+            100.0 * p->best_accuracy, el, eta, v->tty ? "" : "\n");
+    fflush(stderr);
+    return MPQ_OK;
+}
+
+static void end_progress(const view *v)
+{
+    if (!v->quiet && v->tty)
+        fprintf(stderr, "\n");
+}
+
+/* ---- proxy evaluator for zoo models ------------------------------------------------------- *
+ * A closed-form STAND-IN, not a measurement: accuracy = 0.76 - sum over layers of
+ * s_l * mean over kernels of 4^-(w-1) - t_l * 4^-(a-1), with sensitivities that grow for layers
+ * with few weights per kernel (depthwise, first layer) and for the first and last layer, the
+ * pattern HAQ's and AutoQ's published policies show. It lets the search and the command line be
+ * exercised on ImageNet-sized networks without data. */
+
+typedef struct proxy {
+    const mpq_model *model;
+    double *s, *t;
+} proxy;
+
+static mpq_status proxy_init(proxy *p, const mpq_model *m)
+{
+    size_t L = mpq_model_layer_count(m);
+    p->model = m;
+    p->s = calloc(L, sizeof *p->s);
+    p->t = calloc(L, sizeof *p->t);
+    if (!p->s || !p->t)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "proxy evaluator");
+    double total = 0.0;
+    for (size_t l = 0; l < L; l++) {
+        double per = (double)mpq_model_layer_weight_count(m, l) /
+                     (double)mpq_model_layer_kernel_count(m, l);
+        double s = 1.0 / sqrt(per);
+        if (l == 0 || l + 1 == L)
+            s *= 3.0;
+        p->s[l] = s;
+        total += s;
+    }
+    /* all layers at 2 bits lose ~60 points of top-1 (weights 2/3, activations 1/3) */
+    for (size_t l = 0; l < L; l++) {
+        p->s[l] = p->s[l] / total * 0.4 / 0.25;
+        p->t[l] = p->s[l] * 0.5;
+    }
+    return MPQ_OK;
+}
+
+static void proxy_free(proxy *p)
+{
+    free(p->s);
+    free(p->t);
+}
+
+static mpq_status proxy_eval(void *user, const mpq_policy *policy, double *accuracy)
+{
+    const proxy *p = user;
+    double acc = 0.76;
+    for (size_t l = 0; l < mpq_policy_layer_count(policy); l++) {
+        const uint8_t *bits;
+        int64_t n;
+        int a;
+        mpq_status st = mpq_policy_weight_bits(policy, l, &bits, &n);
+        if (st == MPQ_OK)
+            st = mpq_policy_act_bits(policy, l, &a);
+        if (st != MPQ_OK)
+            return st;
+        double w = 0.0;
+        for (int64_t k = 0; k < n; k++)
+            w += pow(4.0, -(double)(bits[k] - 1));
+        acc -= p->s[l] * w / (double)n + p->t[l] * pow(4.0, -(double)(a - 1));
+    }
+    *accuracy = acc > 0.0 ? acc : 0.0;
+    return MPQ_OK;
+}
+
+/* ---- SVG ---------------------------------------------------------------------------------- */
+
+typedef struct series {
+    const char *label;
+    const char *color;
+    const mpq_search *search;
+} series;
+
+/* One panel per resource: every episode as a dot, the Pareto front as a line, the best policy
+ * as a ring; several searches (the demo) share the panels in different colours. */
+static mpq_status write_svg(const char *path, const series *ser, int nser)
+{
+    const mpq_search_resource res[3] = {MPQ_RESOURCE_LATENCY, MPQ_RESOURCE_ENERGY,
+                                        MPQ_RESOURCE_SIZE};
+    const int pw = 320, ph = 260, ml = 50, mb = 40, mt = 30;
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    if (!buf)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "svg");
+#define OUT(...)                                                                                  \
+    do {                                                                                          \
+        int n_ = snprintf(buf + len, cap - len, __VA_ARGS__);                                     \
+        if (n_ < 0)                                                                               \
+            break;                                                                                \
+        if (len + (size_t)n_ >= cap) {                                                            \
+            size_t nc = (cap + (size_t)n_) * 2;                                                   \
+            char *nb = realloc(buf, nc);                                                          \
+            if (!nb) {                                                                            \
+                free(buf);                                                                        \
+                return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "svg");                               \
+            }                                                                                     \
+            buf = nb;                                                                             \
+            cap = nc;                                                                             \
+            n_ = snprintf(buf + len, cap - len, __VA_ARGS__);                                     \
+        }                                                                                         \
+        len += (size_t)n_;                                                                        \
+    } while (0)
+    int W = 3 * (pw + ml) + 20, H = ph + mb + mt + 20 + 18 * nser;
+    OUT("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+        "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" "
+        "fill=\"white\"/>\n",
+        W, H);
+    /* shared accuracy range */
+    double amin = 1.0, amax = 0.0;
+    for (int s = 0; s < nser; s++)
+        for (int64_t i = 0; i < mpq_search_history_count(ser[s].search); i++) {
+            mpq_search_record r = {.size = sizeof r};
+            mpq_search_history_get(ser[s].search, i, &r);
+            if (r.accuracy < amin)
+                amin = r.accuracy;
+            if (r.accuracy > amax)
+                amax = r.accuracy;
+        }
+    if (amax <= amin) {
+        amin -= 0.01;
+        amax += 0.01;
+    }
+    for (int k = 0; k < 3; k++) {
+        int x0 = 10 + k * (pw + ml) + ml, y0 = mt;
+        double cmax = 0.0;
+        for (int s = 0; s < nser; s++)
+            for (int64_t i = 0; i < mpq_search_history_count(ser[s].search); i++) {
+                mpq_search_record r = {.size = sizeof r};
+                mpq_search_history_get(ser[s].search, i, &r);
+                double c = k == 0 ? r.latency_ratio : k == 1 ? r.energy_ratio : r.size_ratio;
+                if (c > cmax)
+                    cmax = c;
+            }
+        if (!(cmax > 0.0))
+            cmax = 1.0;
+        OUT("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#888\"/>\n",
+            x0, y0, pw, ph);
+        OUT("<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s / all-8-bit</text>\n", x0 + pw / 2,
+            y0 + ph + 28, mpq_search_resource_name(res[k]));
+        OUT("<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">0</text>\n", x0, y0 + ph + 14);
+        OUT("<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%.2f</text>\n", x0 + pw, y0 + ph + 14,
+            cmax);
+        OUT("<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.1f%%</text>\n", x0 - 4, y0 + 4,
+            100 * amax);
+        OUT("<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.1f%%</text>\n", x0 - 4, y0 + ph,
+            100 * amin);
+        OUT("<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-weight=\"bold\">top-1 vs %s"
+            "</text>\n",
+            x0 + pw / 2, y0 - 10, mpq_search_resource_name(res[k]));
+        for (int s = 0; s < nser; s++) {
+            const mpq_search *S = ser[s].search;
+            for (int64_t i = 0; i < mpq_search_history_count(S); i++) {
+                mpq_search_record r = {.size = sizeof r};
+                mpq_search_history_get(S, i, &r);
+                double c = k == 0 ? r.latency_ratio : k == 1 ? r.energy_ratio : r.size_ratio;
+                OUT("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"1.6\" fill=\"%s\" fill-opacity=\"0.35\"/>"
+                    "\n",
+                    x0 + c / cmax * pw, y0 + (amax - r.accuracy) / (amax - amin) * ph,
+                    ser[s].color);
+            }
+            int64_t *idx = NULL, n = 0;
+            if (mpq_search_pareto(S, res[k], &idx, &n) == MPQ_OK && n > 0) {
+                OUT("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
+                    ser[s].color);
+                for (int64_t i = 0; i < n; i++) {
+                    mpq_search_record r = {.size = sizeof r};
+                    mpq_search_history_get(S, idx[i], &r);
+                    double c = k == 0 ? r.latency_ratio : k == 1 ? r.energy_ratio : r.size_ratio;
+                    OUT("%.1f,%.1f ", x0 + c / cmax * pw,
+                        y0 + (amax - r.accuracy) / (amax - amin) * ph);
+                }
+                OUT("\"/>\n");
+            }
+            mpq_free(idx);
+            const mpq_policy *best;
+            mpq_search_record r = {.size = sizeof r};
+            if (mpq_search_best(S, &best, &r) == MPQ_OK) {
+                double c = k == 0 ? r.latency_ratio : k == 1 ? r.energy_ratio : r.size_ratio;
+                OUT("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"none\" stroke=\"%s\" "
+                    "stroke-width=\"2\"/>\n",
+                    x0 + c / cmax * pw, y0 + (amax - r.accuracy) / (amax - amin) * ph,
+                    ser[s].color);
+            }
+        }
+    }
+    for (int s = 0; s < nser; s++) {
+        int y = mt + ph + mb + 12 + 18 * s;
+        OUT("<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", 10 + ml, y - 10,
+            ser[s].color);
+        OUT("<text x=\"%d\" y=\"%d\">%s: episodes (dots), Pareto front (line), best within "
+            "budget (ring)</text>\n",
+            10 + ml + 18, y, ser[s].label);
+    }
+    OUT("</svg>\n");
+#undef OUT
+    mpq_status st = mpq_write_file_atomic(path, buf, len);
+    free(buf);
+    return st;
+}
+
+/* ---- one search --------------------------------------------------------------------------- */
+
+typedef struct result {
+    mpq_search_method method;
+    mpq_search *search;
+    double accuracy;      /* final accuracy (test after fine-tune, or the search's figure) */
+    int finetuned;
+    mpq_search_record best;
+    int has_best;
+    double seconds;
+} result;
+
+static mpq_status apply_sets(mpq_search *s, const options *o)
+{
+    for (int i = 0; i < o->nsets; i++) {
+        mpq_status st = mpq_search_set_param_by_name(s, o->sets[i].name, o->sets[i].value);
+        if (st != MPQ_OK)
+            return st;
+    }
+    return MPQ_OK;
+}
+
+static mpq_status write_outputs(const char *dir, const mpq_search *s, const mpq_model *model,
+                                const char *label, FILE *files_list)
+{
+    char path[1200];
+    mpq_status st;
+    snprintf(path, sizeof path, "%s/history.csv", dir);
+    if ((st = mpq_search_save_history(s, path)) != MPQ_OK)
+        return st;
+    fprintf(files_list, "  %s\n", path);
+    const mpq_policy *best;
+    if (mpq_search_best(s, &best, NULL) == MPQ_OK) {
+        snprintf(path, sizeof path, "%s/best_policy.json", dir);
+        if ((st = mpq_policy_save(best, model, path)) != MPQ_OK)
+            return st;
+        fprintf(files_list, "  %s\n", path);
+    }
+    char *csv = NULL;
+    if ((st = mpq_search_pareto_csv(s, &csv)) != MPQ_OK)
+        return st;
+    snprintf(path, sizeof path, "%s/pareto.csv", dir);
+    st = write_text(path, csv);
+    mpq_free(csv);
+    if (st != MPQ_OK)
+        return st;
+    fprintf(files_list, "  %s\n", path);
+    snprintf(path, sizeof path, "%s/pareto.svg", dir);
+    series one = {label, "#1f77b4", s};
+    if ((st = write_svg(path, &one, 1)) != MPQ_OK)
+        return st;
+    fprintf(files_list, "  %s\n", path);
+    return MPQ_OK;
+}
+
+/* A run shorter than the papers' keeps their exploration shape: HAQ decays sigma by 0.99 over
+ * 580 learning episodes (0.5 -> 0.0015), AutoQ holds it for the first quarter (100 of 400) and
+ * decays by 0.99 over the other 300; the decay is rescaled so that a run of N episodes ends at
+ * the same sigma. --set noise_decay=... / noise_hold=... override this. */
+static mpq_status scale_schedule(mpq_search *s, mpq_search_method method, long long episodes)
+{
+    double warmup, hold = 0.0;
+    mpq_status st = mpq_search_get_param(s, MPQ_SEARCH_WARMUP, &warmup);
+    if (st != MPQ_OK)
+        return st;
+    double paper = method == MPQ_SEARCH_HAQ ? 580.0 : 300.0;
+    if (method == MPQ_SEARCH_AUTOQ) {
+        hold = floor((double)episodes / 4.0);
+        if ((st = mpq_search_set_param(s, MPQ_SEARCH_NOISE_HOLD, hold)) != MPQ_OK)
+            return st;
+    }
+    double learning = (double)episodes - (warmup + 1.0) - hold;
+    if (learning < 1.0)
+        return MPQ_OK;
+    return mpq_search_set_param(s, MPQ_SEARCH_NOISE_DECAY, pow(0.99, paper / learning));
+}
+
+typedef struct context {
+    const options *o;
+    const mpq_model *model;
+    mpq_hw *hw;
+    mpq_evaluator_fn eval;
+    void *eval_user;
+    mpq_evaluator *runtime; /* NULL for the proxy */
+    int is_proxy;
+} context;
+
+static mpq_status run_one(const context *cx, mpq_search_method method, long long episodes,
+                          const char *dir, long long finetune_epochs, result *res,
+                          FILE *files_list)
+{
+    const options *o = cx->o;
+    memset(res, 0, sizeof *res);
+    res->method = method;
+    res->accuracy = NAN;
+    mpq_search *s = NULL;
+    mpq_status st = mpq_search_create(&s, method, cx->model, cx->hw, cx->eval, cx->eval_user);
+    if (st != MPQ_OK)
+        return st;
+    res->search = s;
+    if (strcmp(o->objective, "accuracy") == 0) {
+        st = mpq_search_set_param(s, MPQ_SEARCH_OBJECTIVE, MPQ_OBJECTIVE_ACCURACY);
+    } else {
+        mpq_search_resource r;
+        double f;
+        st = mpq_search_parse_budget(o->budget, &r, &f);
+        if (st == MPQ_OK)
+            st = mpq_search_set_budget(s, r, f);
+    }
+    if (st == MPQ_OK && o->seed >= 0)
+        st = mpq_search_set_param(s, MPQ_SEARCH_SEED, (double)o->seed);
+    if (st == MPQ_OK && episodes > 0)
+        st = mpq_search_set_param(s, MPQ_SEARCH_EPISODES, (double)episodes);
+    if (st == MPQ_OK && episodes > 0 && (method == MPQ_SEARCH_HAQ || method == MPQ_SEARCH_AUTOQ))
+        st = scale_schedule(s, method, episodes);
+    if (st == MPQ_OK)
+        st = apply_sets(s, o);
+    if (st == MPQ_OK && method == MPQ_SEARCH_UNIFORM) {
+        /* uniform plays each (w, a) pair once: show that count, not a larger cap */
+        double w0, w1, a0, a1;
+        mpq_search_get_param(s, MPQ_SEARCH_W_MIN_BITS, &w0);
+        mpq_search_get_param(s, MPQ_SEARCH_W_MAX_BITS, &w1);
+        mpq_search_get_param(s, MPQ_SEARCH_A_MIN_BITS, &a0);
+        mpq_search_get_param(s, MPQ_SEARCH_A_MAX_BITS, &a1);
+        double pairs = (w1 - w0 + 1) * (a1 - a0 + 1);
+        if (pairs >= 1 && (episodes <= 0 || (double)episodes > pairs))
+            st = mpq_search_set_param(s, MPQ_SEARCH_EPISODES, pairs);
+    }
+    if (st == MPQ_OK)
+        st = mpq_search_set_param(s, MPQ_SEARCH_CHECKPOINT_EVERY, (double)o->checkpoint_every);
+    if (st == MPQ_OK && o->time_limit > 0)
+        st = mpq_search_set_param(s, MPQ_SEARCH_TIME_LIMIT, o->time_limit);
+    char ckpt[1200];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.mpq", dir);
+    if (st == MPQ_OK)
+        st = mpq_search_set_checkpoint(s, ckpt);
+    if (st == MPQ_OK && o->resume) {
+        st = mpq_search_resume(s, ckpt);
+        if (st == MPQ_OK)
+            fprintf(stderr, "resumed %s after episode %lld from %s\n",
+                    mpq_search_method_name(method), (long long)mpq_search_history_count(s), ckpt);
+    }
+    if (st == MPQ_OK)
+        st = mpq_search_prepare(s);
+    if (st != MPQ_OK)
+        return st;
+    view v = {isatty(2), o->quiet, mpq_search_method_name(method)};
+    mpq_search_set_progress(s, on_search_progress, &v);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    st = mpq_search_run(s);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    end_progress(&v);
+    res->seconds = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    if (st == MPQ_ERR_CANCELLED) {
+        fprintf(stderr, "mpq search: %s; keeping the best policy so far (checkpoint %s)\n",
+                mpq_last_error(), ckpt);
+        st = MPQ_OK;
+    }
+    /* Files are written whatever happened, so a failed run keeps its history. */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", mpq_last_error());
+    mpq_status wst = write_outputs(dir, s, cx->model, mpq_search_method_name(method), files_list);
+    if (st != MPQ_OK) {
+        mpq_set_error(st, "%s", msg);
+        return st;
+    }
+    if (wst != MPQ_OK)
+        return wst;
+    res->best.size = sizeof res->best;
+    const mpq_policy *best = NULL;
+    if (mpq_search_best(s, &best, &res->best) == MPQ_OK) {
+        res->has_best = 1;
+        res->accuracy = res->best.accuracy;
+        if (cx->runtime && finetune_epochs > 0) {
+            double acc;
+            if ((st = mpq_evaluator_finetune(cx->runtime, best, (int32_t)finetune_epochs,
+                                             MPQ_SPLIT_TEST, &acc, NULL)) != MPQ_OK)
+                return st;
+            res->accuracy = acc;
+            res->finetuned = 1;
+        }
+    }
+    return MPQ_OK;
+}
+
+/* ---- evaluator setup ---------------------------------------------------------------------- */
+
+typedef struct setup {
+    mpq_dataset *ds;
+    mpq_net *net;
+    mpq_evaluator *ev;
+    mpq_model *zoo;
+    proxy px;
+    int has_proxy;
+} setup;
+
+static void setup_free(setup *su)
+{
+    mpq_evaluator_destroy(su->ev);
+    mpq_net_destroy(su->net);
+    mpq_dataset_destroy(su->ds);
+    mpq_model_destroy(su->zoo);
+    if (su->has_proxy)
+        proxy_free(&su->px);
+}
+
+typedef struct train_view {
+    int tty, quiet;
+} train_view;
+
+static mpq_status on_train(void *user, const mpq_train_progress *p)
+{
+    train_view *v = user;
+    int end = p->batch + 1 == p->batches;
+    if (v->quiet || (!v->tty && !end) || (v->tty && !end && p->batch % 20 != 0))
+        return MPQ_OK;
+    fprintf(stderr, "%straining epoch %d/%d batch %lld/%lld loss %.4f acc %.2f%% %.0f img/s%s",
+            v->tty ? "\r" : "", p->epoch + 1, p->epochs, (long long)p->batch + 1,
+            (long long)p->batches, p->loss, 100.0 * p->accuracy, p->images_per_second,
+            end || !v->tty ? "\n" : "");
+    fflush(stderr);
+    return MPQ_OK;
+}
+
+static int is_builtin_net(const char *name)
+{
+    return strcmp(name, "fashion-cnn") == 0 || strcmp(name, "fashion-tiny") == 0;
+}
+
+static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
+{
+    mpq_status st;
+    memset(su, 0, sizeof *su);
+    size_t len = strlen(o->model);
+    int is_file = len > 7 && strcmp(o->model + len - 7, ".mpqnet") == 0;
+    if (!is_builtin_net(o->model) && !is_file) {
+        if ((st = mpq_model_zoo(&su->zoo, o->model)) != MPQ_OK)
+            return st;
+        if ((st = proxy_init(&su->px, su->zoo)) != MPQ_OK)
+            return st;
+        su->has_proxy = 1;
+        cx->model = su->zoo;
+        cx->eval = proxy_eval;
+        cx->eval_user = &su->px;
+        cx->is_proxy = 1;
+        fprintf(stderr, "NOTE: %s has no data here: accuracy is a closed-form PROXY (a stand-in "
+                        "formula of the bits), not a measured accuracy\n",
+                o->model);
+        return MPQ_OK;
+    }
+    if ((st = mpq_dataset_load(&su->ds, o->data)) != MPQ_OK)
+        return st;
+    char path[1200];
+    if (is_file) {
+        snprintf(path, sizeof path, "%s", o->model);
+        if ((st = mpq_net_load(&su->net, path, 1)) != MPQ_OK)
+            return st;
+    } else {
+        char dir[1024];
+        cache_dir(o, dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/%s.mpqnet", dir, o->model);
+        if (access(path, R_OK) == 0) {
+            if ((st = mpq_net_load(&su->net, path, 1)) != MPQ_OK)
+                return st;
+            fprintf(stderr, "using the trained %s cached in %s\n", o->model, path);
+        } else {
+            fprintf(stderr, "no trained %s in %s: training it now (once)\n", o->model, path);
+            if ((st = mpq_net_create_named(&su->net, o->model, 1)) != MPQ_OK)
+                return st;
+            train_view tv = {isatty(2), o->quiet};
+            mpq_net_set_progress(su->net, on_train, &tv);
+            if ((st = mpq_net_train(su->net, su->ds, MPQ_SPLIT_TRAIN, NULL)) != MPQ_OK)
+                return st;
+            mpq_net_set_progress(su->net, NULL, NULL);
+            if (make_dirs(dir) != 0)
+                return mpq_set_error(MPQ_ERR_IO, "cannot create cache directory %s: %s", dir,
+                                     strerror(errno));
+            if ((st = mpq_net_save(su->net, path)) != MPQ_OK)
+                return st;
+            fprintf(stderr, "saved the trained network to %s\n", path);
+        }
+    }
+    if ((st = mpq_evaluator_create(&su->ev, su->net, su->ds, 1)) != MPQ_OK)
+        return st;
+    /* The demo scores search episodes on 2000 of the 5000 validation images (its time budget);
+     * --eval-set limit=0 restores the whole split. Final figures are on the test split. */
+    if (o->demo && (st = mpq_evaluator_set_param(su->ev, MPQ_EVAL_LIMIT, 2000)) != MPQ_OK)
+        return st;
+    for (int i = 0; i < o->neval_sets; i++) {
+        mpq_eval_param id;
+        if ((st = mpq_evaluator_param_find(o->eval_sets[i].name, &id)) != MPQ_OK ||
+            (st = mpq_evaluator_set_param(su->ev, id, o->eval_sets[i].value)) != MPQ_OK)
+            return st;
+    }
+    cx->model = mpq_evaluator_model(su->ev);
+    cx->eval = mpq_evaluator_callback;
+    cx->eval_user = su->ev;
+    cx->runtime = su->ev;
+    return MPQ_OK;
+}
+
+/* ---- reporting ---------------------------------------------------------------------------- */
+
+static void print_table_header(FILE *f, int is_proxy, int finetuned)
+{
+    fprintf(f, "%-8s %9s %12s %7s %12s %7s %10s %7s %10s %7s %6s\n", "method",
+            is_proxy ? "proxy-acc" : finetuned ? "test-top1" : "val-top1", "latency(ms)", "x8bit",
+            "energy(mJ)", "x8bit", "area", "x8bit", "size(KB)", "x8bit", "time");
+}
+
+static void print_row(FILE *f, const char *name, double acc, const mpq_search_record *r,
+                      double seconds)
+{
+    char t[16];
+    fmt_duration(seconds, t, sizeof t);
+    fprintf(f, "%-8s %8.2f%% %12.4f %7.3f %12.4f %7.3f %10.1f %7.3f %10.1f %7.3f %6s\n", name,
+            100.0 * acc, 1e3 * r->latency_s, r->latency_ratio, 1e3 * r->energy_j, r->energy_ratio,
+            r->area, r->area_ratio, r->size_bytes / 1024.0, r->size_ratio, t);
+}
+
+static void list_params(void)
+{
+    printf("Search parameters (--set NAME=VALUE); defaults HAQ / AutoQ:\n");
+    for (int i = 0; i < MPQ_SEARCH_PARAM_COUNT; i++) {
+        mpq_param_info h = {sizeof h, NULL, NULL, 0, 0, 0, 0}, a = h;
+        mpq_search_param_info(MPQ_SEARCH_HAQ, (mpq_search_param)i, &h);
+        mpq_search_param_info(MPQ_SEARCH_AUTOQ, (mpq_search_param)i, &a);
+        printf("  %-20s %g / %g  [%g, %g]  %s\n", h.name, h.default_value, a.default_value,
+               h.min_value, h.max_value, h.description);
+    }
+}
+
+/* ---- the demo ----------------------------------------------------------------------------- */
+
+static int run_demo(const options *o, context *cx, setup *su)
+{
+    (void)su;
+    static const char *const colors[] = {"#7f7f7f", "#2ca02c", "#1f77b4", "#d62728", "#9467bd"};
+    char methods[256];
+    snprintf(methods, sizeof methods, "%s", o->methods);
+    result res[MPQ_SEARCH_METHOD_COUNT];
+    int n = 0;
+    mpq_status st = MPQ_OK;
+    FILE *files = tmpfile();
+    if (!files)
+        files = stderr;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (char *tok = strtok(methods, ","); tok && n < MPQ_SEARCH_METHOD_COUNT;
+         tok = strtok(NULL, ",")) {
+        mpq_search_method m;
+        if ((st = mpq_search_method_from_name(tok, &m)) != MPQ_OK)
+            break;
+        char dir[1100];
+        snprintf(dir, sizeof dir, "%s/%s", o->out, tok);
+        if (make_dirs(dir) != 0) {
+            st = mpq_set_error(MPQ_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
+            break;
+        }
+        long long episodes = o->demo_episodes;
+        if (m == MPQ_SEARCH_UNIFORM)
+            episodes = 1000; /* all pairs; uniform stops after the last */
+        /* greedy measures every single-bit lowering per round (2 x layers evaluations): at
+         * the learners' budget it stops after a few rounds and the wall does the rest */
+        if (m == MPQ_SEARCH_GREEDY)
+            episodes = 3 * o->demo_episodes;
+        st = run_one(cx, m, episodes, dir, o->demo_finetune, &res[n], files);
+        n++;
+        if (st != MPQ_OK)
+            break;
+    }
+    if (st != MPQ_OK) {
+        for (int i = 0; i < n; i++)
+            mpq_search_destroy(res[i].search);
+        if (files != stderr)
+            fclose(files);
+        return cli_fail("search --demo", st);
+    }
+    /* all-8-bit reference row: same fine-tune as the others for a fair comparison */
+    mpq_policy *ref = NULL;
+    double ref_acc = NAN;
+    mpq_search_record ref_rec;
+    memset(&ref_rec, 0, sizeof ref_rec);
+    if ((st = mpq_policy_create_uniform(&ref, cx->model, 8, 8)) == MPQ_OK) {
+        if (cx->runtime && o->demo_finetune > 0)
+            st = mpq_evaluator_finetune(cx->runtime, ref, (int32_t)o->demo_finetune,
+                                        MPQ_SPLIT_TEST, &ref_acc, NULL);
+        else
+            st = cx->eval(cx->eval_user, ref, &ref_acc);
+        mpq_hw_cost c = {.size = sizeof c};
+        if (st == MPQ_OK)
+            st = mpq_hw_reference_total(cx->hw, cx->model, &c);
+        ref_rec.latency_s = c.latency_s;
+        ref_rec.energy_j = c.energy_j;
+        ref_rec.area = isfinite(c.area_mm2) ? c.area_mm2 : c.bram36;
+        ref_rec.size_bytes = c.size_bytes;
+        ref_rec.latency_ratio = ref_rec.energy_ratio = ref_rec.area_ratio = ref_rec.size_ratio = 1;
+    }
+    mpq_policy_destroy(ref);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double total = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+    int finetuned = cx->runtime && o->demo_finetune > 0;
+    printf("\nmpq demo: %s on %s, budget %s of all-8-bit, seed %lld%s\n", o->model, o->hw,
+           o->budget, o->seed, cx->is_proxy ? " (PROXY accuracy: closed-form stand-in)" : "");
+    if (finetuned)
+        printf("test top-1 after %lld fine-tune epoch(s) of each method's best policy; area in "
+               "BRAM36 (zynq7020) or mm^2\n",
+               o->demo_finetune);
+    print_table_header(stdout, cx->is_proxy, finetuned);
+    if (st == MPQ_OK)
+        print_row(stdout, "w8a8", ref_acc, &ref_rec, 0.0);
+    char csvbuf[8192];
+    size_t cl = (size_t)snprintf(csvbuf, sizeof csvbuf,
+                                 "method,accuracy,latency_s,latency_ratio,energy_j,energy_ratio,"
+                                 "area,area_ratio,size_bytes,size_ratio,search_seconds\n");
+    series ser[MPQ_SEARCH_METHOD_COUNT];
+    for (int i = 0; i < n; i++) {
+        const char *name = mpq_search_method_name(res[i].method);
+        ser[i].label = name;
+        ser[i].color = colors[i % 5];
+        ser[i].search = res[i].search;
+        if (!res[i].has_best) {
+            printf("%-8s (no policy within the budget)\n", name);
+            continue;
+        }
+        print_row(stdout, name, res[i].accuracy, &res[i].best, res[i].seconds);
+        const mpq_search_record *r = &res[i].best;
+        if (cl < sizeof csvbuf)
+            cl += (size_t)snprintf(csvbuf + cl, sizeof csvbuf - cl,
+                                   "%s,%.6f,%.9g,%.6f,%.9g,%.6f,%.6g,%.6f,%.0f,%.6f,%.1f\n", name,
+                                   res[i].accuracy, r->latency_s, r->latency_ratio, r->energy_j,
+                                   r->energy_ratio, r->area, r->area_ratio, r->size_bytes,
+                                   r->size_ratio, res[i].seconds);
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/summary.csv", o->out);
+    if (write_text(path, csvbuf) == MPQ_OK)
+        fprintf(files, "  %s\n", path);
+    snprintf(path, sizeof path, "%s/pareto.svg", o->out);
+    if (write_svg(path, ser, n) == MPQ_OK)
+        fprintf(files, "  %s\n", path);
+    char t[16];
+    fmt_duration(total, t, sizeof t);
+    printf("\ntotal time %s. Files written:\n", t);
+    if (files != stderr) {
+        rewind(files);
+        char line[1300];
+        while (fgets(line, sizeof line, files))
+            fputs(line, stdout);
+        fclose(files);
+    }
+    for (int i = 0; i < n; i++)
+        mpq_search_destroy(res[i].search);
+    return CLI_OK;
+}
+
+/* ---- entry -------------------------------------------------------------------------------- */
+
+int cmd_search(int argc, char **argv)
+{
+    enum {
+        OPT_HW = 256, OPT_OBJECTIVE, OPT_CACHE, OPT_SET, OPT_EVAL_SET, OPT_FINETUNE, OPT_CKPT,
+        OPT_RESUME, OPT_TIME, OPT_LIST, OPT_DEMO, OPT_METHODS, OPT_DEMO_EPISODES,
+        OPT_DEMO_FINETUNE
+    };
+    static const struct option opts[] = {
+        {"method", required_argument, NULL, 'm'},
+        {"model", required_argument, NULL, 'M'},
+        {"hw", required_argument, NULL, OPT_HW},
+        {"budget", required_argument, NULL, 'b'},
+        {"objective", required_argument, NULL, OPT_OBJECTIVE},
+        {"episodes", required_argument, NULL, 'e'},
+        {"seed", required_argument, NULL, 's'},
+        {"out", required_argument, NULL, 'o'},
+        {"data", required_argument, NULL, 'd'},
+        {"cache", required_argument, NULL, OPT_CACHE},
+        {"set", required_argument, NULL, OPT_SET},
+        {"eval-set", required_argument, NULL, OPT_EVAL_SET},
+        {"finetune-epochs", required_argument, NULL, OPT_FINETUNE},
+        {"checkpoint-every", required_argument, NULL, OPT_CKPT},
+        {"resume", no_argument, NULL, OPT_RESUME},
+        {"time-limit", required_argument, NULL, OPT_TIME},
+        {"list-params", no_argument, NULL, OPT_LIST},
+        {"demo", no_argument, NULL, OPT_DEMO},
+        {"methods", required_argument, NULL, OPT_METHODS},
+        {"demo-episodes", required_argument, NULL, OPT_DEMO_EPISODES},
+        {"demo-finetune", required_argument, NULL, OPT_DEMO_FINETUNE},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    options o;
+    memset(&o, 0, sizeof o);
+    o.method = "haq";
+    o.model = "fashion-cnn";
+    o.hw = "zynq7020";
+    o.budget = "latency:0.5";
+    o.objective = "resource";
+    o.out = "mpq-search-out";
+    o.methods = "uniform,greedy,haq,autoq";
+    o.episodes = 0;
+    o.seed = 234;
+    o.checkpoint_every = 10;
+    o.demo_episodes = 100;
+    o.demo_finetune = 1;
+    int c;
+    /* Parse from argv[1] even when the caller ran getopt before (mpq help --all calls every
+     * command in turn without resetting it, and a search without --help is expensive). */
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "m:M:b:e:s:o:d:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm': o.method = optarg; break;
+        case 'M': o.model = optarg; break;
+        case OPT_HW: o.hw = optarg; break;
+        case 'b': o.budget = optarg; break;
+        case OPT_OBJECTIVE:
+            if (strcmp(optarg, "resource") != 0 && strcmp(optarg, "accuracy") != 0)
+                return cli_usage_error("search", "--objective must be resource or accuracy, got "
+                                                 "'%s'",
+                                       optarg);
+            o.objective = optarg;
+            break;
+        case 'e':
+        case 's':
+        case OPT_FINETUNE:
+        case OPT_CKPT:
+        case OPT_DEMO_EPISODES:
+        case OPT_DEMO_FINETUNE: {
+            long long v;
+            if (!parse_ll(optarg, &v))
+                return cli_usage_error("search", "option needs a non-negative integer, got '%s'",
+                                       optarg);
+            if (c == 'e')
+                o.episodes = v;
+            else if (c == 's')
+                o.seed = v;
+            else if (c == OPT_FINETUNE)
+                o.finetune_epochs = v;
+            else if (c == OPT_CKPT)
+                o.checkpoint_every = v;
+            else if (c == OPT_DEMO_EPISODES)
+                o.demo_episodes = v;
+            else
+                o.demo_finetune = v;
+            break;
+        }
+        case OPT_TIME: {
+            char *end;
+            o.time_limit = strtod(optarg, &end);
+            if (*end || end == optarg || !(o.time_limit > 0))
+                return cli_usage_error("search", "--time-limit needs seconds > 0, got '%s'",
+                                       optarg);
+            break;
+        }
+        case 'o': o.out = optarg; break;
+        case 'd': o.data = optarg; break;
+        case OPT_CACHE: o.cache = optarg; break;
+        case OPT_SET:
+        case OPT_EVAL_SET: {
+            kv *arr = c == OPT_SET ? o.sets : o.eval_sets;
+            int *n = c == OPT_SET ? &o.nsets : &o.neval_sets;
+            if (*n >= MAX_SETS || !parse_kv(optarg, &arr[*n]))
+                return cli_usage_error("search", "expected NAME=NUMBER, got '%s'", optarg);
+            (*n)++;
+            break;
+        }
+        case OPT_RESUME: o.resume = 1; break;
+        case OPT_LIST: list_params(); return CLI_OK;
+        case OPT_DEMO: o.demo = 1; break;
+        case OPT_METHODS: o.methods = optarg; break;
+        case 'q': o.quiet = 1; break;
+        case 'h': search_usage(stdout); return CLI_OK;
+        default:
+            return cli_usage_error("search", "unknown option or missing value '%s'",
+                                   argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("search", "unexpected argument '%s'", argv[optind]);
+    /* Validate names before any expensive work. */
+    mpq_search_method method;
+    mpq_status st = mpq_search_method_from_name(o.method, &method);
+    if (st != MPQ_OK)
+        return cli_usage_error("search", "%s", mpq_last_error());
+    mpq_search_resource r;
+    double frac;
+    if (strcmp(o.objective, "resource") == 0 &&
+        (st = mpq_search_parse_budget(o.budget, &r, &frac)) != MPQ_OK)
+        return cli_usage_error("search", "%s", mpq_last_error());
+    for (int i = 0; i < o.nsets; i++) {
+        mpq_search_param id;
+        if (mpq_search_param_find(o.sets[i].name, &id) != MPQ_OK)
+            return cli_usage_error("search", "%s", mpq_last_error());
+    }
+    context cx;
+    memset(&cx, 0, sizeof cx);
+    cx.o = &o;
+    if ((st = mpq_hw_create(&cx.hw, o.hw)) != MPQ_OK)
+        return cli_usage_error("search", "%s", mpq_last_error());
+    if (make_dirs(o.out) != 0) {
+        mpq_hw_destroy(cx.hw);
+        st = mpq_set_error(MPQ_ERR_IO, "cannot create output directory %s: %s", o.out,
+                           strerror(errno));
+        return cli_fail("search", st);
+    }
+    setup su;
+    if ((st = setup_evaluator(&o, &su, &cx)) != MPQ_OK) {
+        setup_free(&su);
+        mpq_hw_destroy(cx.hw);
+        return cli_fail("search", st);
+    }
+    int rc;
+    if (o.demo) {
+        rc = run_demo(&o, &cx, &su);
+    } else {
+        result res;
+        FILE *files = tmpfile();
+        st = run_one(&cx, method, o.episodes, o.out, o.finetune_epochs, &res,
+                     files ? files : stderr);
+        if (st != MPQ_OK) {
+            rc = cli_fail("search", st);
+            if (files) {
+                rewind(files);
+                char line[1300];
+                fprintf(stderr, "history so far written:\n");
+                while (fgets(line, sizeof line, files))
+                    fputs(line, stderr);
+            }
+        } else {
+            rc = CLI_OK;
+            printf("%s on %s (%s), %s%s: %lld episodes in %.1f s\n", mpq_search_method_name(method),
+                   o.model, o.hw, strcmp(o.objective, "accuracy") == 0 ? "accuracy objective"
+                                                                       : o.budget,
+                   cx.is_proxy ? ", PROXY accuracy" : "",
+                   (long long)mpq_search_history_count(res.search), res.seconds);
+            print_table_header(stdout, cx.is_proxy, res.finetuned);
+            if (res.has_best)
+                print_row(stdout, mpq_search_method_name(method), res.accuracy, &res.best,
+                          res.seconds);
+            else
+                printf("no policy within the budget was found\n");
+            printf("files written:\n");
+            if (files) {
+                rewind(files);
+                char line[1300];
+                while (fgets(line, sizeof line, files))
+                    fputs(line, stdout);
+            }
+        }
+        if (files)
+            fclose(files);
+        mpq_search_destroy(res.search);
+    }
+    setup_free(&su);
+    mpq_hw_destroy(cx.hw);
+    return rc;
+}
