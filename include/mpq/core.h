@@ -102,10 +102,10 @@ MPQ_API void mpq_free(void *ptr);
 
 /** Severity of a log message. */
 typedef enum mpq_log_level {
-    MPQ_LOG_ERROR = 0,
-    MPQ_LOG_WARNING = 1,
-    MPQ_LOG_INFO = 2,
-    MPQ_LOG_DEBUG = 3,
+    MPQ_LOG_ERROR = 0,   /**< A failure the call also reports through its status. */
+    MPQ_LOG_WARNING = 1, /**< Something suspicious that did not stop the call. */
+    MPQ_LOG_INFO = 2,    /**< Progress worth showing to a user (one line per episode, say). */
+    MPQ_LOG_DEBUG = 3,   /**< Detail for developers. */
 } mpq_log_level;
 
 /**
