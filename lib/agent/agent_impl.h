@@ -93,7 +93,24 @@ int64_t mpq__ddpg_staged(const mpq_ddpg *d);
 mpq_status mpq__ddpg_end_episode_ex(mpq_ddpg *d, double final_reward, mpq__relabel_fn relabel,
                                     void *ctx);
 
+/* The stand-alone file and memory forms of an agent (DDPG, the hierarchical pair) are one
+ * container with a {"format": ...} header around the agent's own tensors; persist.c writes and
+ * reads that envelope once for both. The callbacks adapt each agent's typed *_to_container /
+ * *_from_container functions. */
+typedef struct mpq__agent_codec {
+    const char *format; /* header "format" value, e.g. "mpq-ddpg" */
+    const char *kind;   /* argument name in messages, e.g. "ddpg" */
+    mpq_status (*write)(const void *agent, mpq_container *c);
+    mpq_status (*read)(void **out, const mpq_container *c);
+} mpq__agent_codec;
+
 /* Checks the container header's "format" field. */
 mpq_status mpq__check_format(const mpq_container *c, const char *want);
+mpq_status mpq__agent_save(const mpq__agent_codec *k, const void *agent, const char *path);
+mpq_status mpq__agent_to_memory(const mpq__agent_codec *k, const void *agent, void **data,
+                                size_t *size);
+mpq_status mpq__agent_load(const mpq__agent_codec *k, void **out, const char *path);
+mpq_status mpq__agent_from_memory(const mpq__agent_codec *k, void **out, const void *data,
+                                  size_t size);
 
 #endif /* MPQ_AGENT_IMPL_H */

@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 
 #include "agent_impl.h"
 
@@ -886,90 +885,45 @@ mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const
     return MPQ_OK;
 }
 
-static mpq_status make_container(const mpq_ddpg *d, mpq_container **out)
+static mpq_status write_ddpg(const void *agent, mpq_container *c)
 {
-    mpq_container *c;
-    mpq_status st = mpq_container_create(&c);
-    if (st)
-        return st;
-    st = mpq_container_set_header(c, "{\"format\":\"mpq-ddpg\",\"version\":1}");
-    if (!st)
-        st = mpq_ddpg_to_container(d, c, "");
-    if (st) {
-        mpq_container_destroy(c);
-        return st;
-    }
-    *out = c;
-    return MPQ_OK;
+    return mpq_ddpg_to_container(agent, c, "");
 }
 
-mpq_status mpq__check_format(const mpq_container *c, const char *want)
+static mpq_status read_ddpg(void **out, const mpq_container *c)
 {
-    json_error_t err;
-    json_t *h = json_loads(mpq_container_header(c), 0, &err);
-    const char *f = h ? json_string_value(json_object_get(h, "format")) : NULL;
-    mpq_status st = MPQ_OK;
-    if (!f || strcmp(f, want) != 0)
-        st = mpq_set_error(MPQ_ERR_FORMAT, "container header: format is '%s', expected '%s'",
-                           f ? f : "(missing)", want);
-    json_decref(h);
+    mpq_ddpg *a = NULL;
+    mpq_status st = mpq_ddpg_from_container(&a, c, "");
+    *out = a;
     return st;
 }
+
+static const mpq__agent_codec ddpg_codec = {"mpq-ddpg", "ddpg", write_ddpg, read_ddpg};
 
 mpq_status mpq_ddpg_save(const mpq_ddpg *ddpg, const char *path)
 {
-    if (!ddpg || !path)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_save: ddpg or path is NULL");
-    mpq_container *c;
-    mpq_status st = make_container(ddpg, &c);
-    if (st)
-        return st;
-    st = mpq_container_save(c, path);
-    mpq_container_destroy(c);
-    return st;
+    return mpq__agent_save(&ddpg_codec, ddpg, path);
 }
 
 mpq_status mpq_ddpg_to_memory(const mpq_ddpg *ddpg, void **data, size_t *size)
 {
-    if (!ddpg || !data || !size)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_ddpg_to_memory: ddpg, data or size is NULL");
-    mpq_container *c;
-    mpq_status st = make_container(ddpg, &c);
-    if (st)
-        return st;
-    st = mpq_container_to_memory(c, -1, data, size);
-    mpq_container_destroy(c);
-    return st;
-}
-
-static mpq_status from_loaded(mpq_ddpg **out, mpq_container *c)
-{
-    mpq_status st = mpq__check_format(c, "mpq-ddpg");
-    if (!st)
-        st = mpq_ddpg_from_container(out, c, "");
-    mpq_container_destroy(c);
-    return st;
+    return mpq__agent_to_memory(&ddpg_codec, ddpg, data, size);
 }
 
 mpq_status mpq_ddpg_load(mpq_ddpg **out, const char *path)
 {
-    if (!out || !path)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_load: out or path is NULL");
-    mpq_container *c;
-    mpq_status st = mpq_container_load(&c, path);
-    if (st)
-        return st;
-    return from_loaded(out, c);
+    void *a = NULL;
+    mpq_status st = mpq__agent_load(&ddpg_codec, out ? &a : NULL, path);
+    if (!st)
+        *out = a;
+    return st;
 }
 
 mpq_status mpq_ddpg_from_memory(mpq_ddpg **out, const void *data, size_t size)
 {
-    if (!out || !data)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_from_memory: out or data is NULL");
-    mpq_container *c;
-    mpq_status st = mpq_container_from_memory(&c, data, size);
-    if (st)
-        return st;
-    return from_loaded(out, c);
+    void *a = NULL;
+    mpq_status st = mpq__agent_from_memory(&ddpg_codec, out ? &a : NULL, data, size);
+    if (!st)
+        *out = a;
+    return st;
 }

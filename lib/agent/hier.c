@@ -318,35 +318,30 @@ mpq_status mpq_hier_level_agent(mpq_hier *hier, mpq_hier_level level, mpq_ddpg *
 
 /* ---- episode ------------------------------------------------------------------------------- */
 
-static void *grow(void *p, int64_t n, size_t elem)
-{
-    return realloc(p, (size_t)n * elem);
-}
+/* Grows h->field to @p rows rows of @p per_row elements; an array that did grow keeps its new
+ * block even when a later one fails, so nothing leaks and the old capacity stays valid. */
+#define GROW_ROWS(h, field, rows, per_row, failed)                                                \
+    do {                                                                                       \
+        void *grown_ = realloc((h)->field, (size_t)((rows) * (per_row)) * sizeof *(h)->field); \
+        if (grown_)                                                                            \
+            (h)->field = grown_;                                                               \
+        else                                                                                   \
+            (failed) = 1;                                                                      \
+    } while (0)
 
 static mpq_status reserve_seg(mpq_hier *h)
 {
     if (h->nseg < h->seg_cap)
         return MPQ_OK;
     int64_t nc = h->seg_cap ? 2 * h->seg_cap : 16;
-    float *a = grow(h->seg_state, nc * h->sd, sizeof(float));
-    if (a)
-        h->seg_state = a;
-    float *b = grow(h->seg_action, nc * h->had, sizeof(float));
-    if (b)
-        h->seg_action = b;
-    float *c = grow(h->seg_ach, nc * h->gd, sizeof(float));
-    if (c)
-        h->seg_ach = c;
-    int64_t *d = grow(h->seg_first, nc, sizeof(int64_t));
-    if (d)
-        h->seg_first = d;
-    int64_t *e = grow(h->seg_n, nc, sizeof(int64_t));
-    if (e)
-        h->seg_n = e;
-    uint8_t *f = grow(h->seg_has_ach, nc, 1);
-    if (f)
-        h->seg_has_ach = f;
-    if (!a || !b || !c || !d || !e || !f)
+    int failed = 0;
+    GROW_ROWS(h, seg_state, nc, h->sd, failed);
+    GROW_ROWS(h, seg_action, nc, h->had, failed);
+    GROW_ROWS(h, seg_ach, nc, h->gd, failed);
+    GROW_ROWS(h, seg_first, nc, 1, failed);
+    GROW_ROWS(h, seg_n, nc, 1, failed);
+    GROW_ROWS(h, seg_has_ach, nc, 1, failed);
+    if (failed)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "hier: out of memory");
     h->seg_cap = nc;
     return MPQ_OK;
@@ -357,22 +352,13 @@ static mpq_status reserve_low(mpq_hier *h)
     if (h->nlow < h->low_cap)
         return MPQ_OK;
     int64_t nc = h->low_cap ? 2 * h->low_cap : 64;
-    float *a = grow(h->low_state, nc * h->sd, sizeof(float));
-    if (a)
-        h->low_state = a;
-    float *b = grow(h->low_action, nc * h->lad, sizeof(float));
-    if (b)
-        h->low_action = b;
-    float *c = grow(h->low_next, nc * h->sd, sizeof(float));
-    if (c)
-        h->low_next = c;
-    double *d = grow(h->low_reward, nc, sizeof(double));
-    if (d)
-        h->low_reward = d;
-    uint8_t *e = grow(h->low_done, nc, 1);
-    if (e)
-        h->low_done = e;
-    if (!a || !b || !c || !d || !e)
+    int failed = 0;
+    GROW_ROWS(h, low_state, nc, h->sd, failed);
+    GROW_ROWS(h, low_action, nc, h->lad, failed);
+    GROW_ROWS(h, low_next, nc, h->sd, failed);
+    GROW_ROWS(h, low_reward, nc, 1, failed);
+    GROW_ROWS(h, low_done, nc, 1, failed);
+    if (failed)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "hier: out of memory");
     h->low_cap = nc;
     return MPQ_OK;
@@ -906,77 +892,45 @@ mpq_status mpq_hier_from_container(mpq_hier **out, const mpq_container *c, const
     return MPQ_OK;
 }
 
-static mpq_status make_container(const mpq_hier *h, mpq_container **out)
+static mpq_status write_hier(const void *agent, mpq_container *c)
 {
-    mpq_container *c;
-    mpq_status st = mpq_container_create(&c);
-    if (st)
-        return st;
-    st = mpq_container_set_header(c, "{\"format\":\"mpq-hier\",\"version\":1}");
-    if (!st)
-        st = mpq_hier_to_container(h, c, "");
-    if (st) {
-        mpq_container_destroy(c);
-        return st;
-    }
-    *out = c;
-    return MPQ_OK;
+    return mpq_hier_to_container(agent, c, "");
 }
+
+static mpq_status read_hier(void **out, const mpq_container *c)
+{
+    mpq_hier *a = NULL;
+    mpq_status st = mpq_hier_from_container(&a, c, "");
+    *out = a;
+    return st;
+}
+
+static const mpq__agent_codec hier_codec = {"mpq-hier", "hier", write_hier, read_hier};
 
 mpq_status mpq_hier_save(const mpq_hier *hier, const char *path)
 {
-    if (!hier || !path)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_hier_save: hier or path is NULL");
-    mpq_container *c;
-    mpq_status st = make_container(hier, &c);
-    if (st)
-        return st;
-    st = mpq_container_save(c, path);
-    mpq_container_destroy(c);
-    return st;
+    return mpq__agent_save(&hier_codec, hier, path);
 }
 
 mpq_status mpq_hier_to_memory(const mpq_hier *hier, void **data, size_t *size)
 {
-    if (!hier || !data || !size)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_hier_to_memory: hier, data or size is NULL");
-    mpq_container *c;
-    mpq_status st = make_container(hier, &c);
-    if (st)
-        return st;
-    st = mpq_container_to_memory(c, -1, data, size);
-    mpq_container_destroy(c);
-    return st;
-}
-
-static mpq_status from_loaded(mpq_hier **out, mpq_container *c)
-{
-    mpq_status st = mpq__check_format(c, "mpq-hier");
-    if (!st)
-        st = mpq_hier_from_container(out, c, "");
-    mpq_container_destroy(c);
-    return st;
+    return mpq__agent_to_memory(&hier_codec, hier, data, size);
 }
 
 mpq_status mpq_hier_load(mpq_hier **out, const char *path)
 {
-    if (!out || !path)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_hier_load: out or path is NULL");
-    mpq_container *c;
-    mpq_status st = mpq_container_load(&c, path);
-    if (st)
-        return st;
-    return from_loaded(out, c);
+    void *a = NULL;
+    mpq_status st = mpq__agent_load(&hier_codec, out ? &a : NULL, path);
+    if (!st)
+        *out = a;
+    return st;
 }
 
 mpq_status mpq_hier_from_memory(mpq_hier **out, const void *data, size_t size)
 {
-    if (!out || !data)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_hier_from_memory: out or data is NULL");
-    mpq_container *c;
-    mpq_status st = mpq_container_from_memory(&c, data, size);
-    if (st)
-        return st;
-    return from_loaded(out, c);
+    void *a = NULL;
+    mpq_status st = mpq__agent_from_memory(&hier_codec, out ? &a : NULL, data, size);
+    if (!st)
+        *out = a;
+    return st;
 }
