@@ -1119,6 +1119,65 @@ START_TEST(kmeans_exact_vs_brute_force_and_lloyd)
 }
 END_TEST
 
+/* The exact solver's fast paths (AVX2 argmins, pruned windows, 2 threads) against its plain
+ * scalar form, bit for bit: data sets large enough for the pruning to engage (windows of 1024+
+ * candidates), with exact cost ties (a permuted integer lattice: equal-size clusters cost the
+ * same), duplicates, huge outliers next to tiny values, and subnormals. */
+START_TEST(kmeans_exact_paths_identical)
+{
+    /* Two threads split the solver only from 65536 distinct values on: set 0 reaches that. */
+    size_t nmax = under_valgrind() ? 6000 : 80000;
+    float *x = malloc(nmax * sizeof *x);
+    double ref[32], got[32];
+    int avx2 = mpq_fq_isa_supported(MPQ_FQ_ISA_AVX2);
+    for (int set = 0; set < 5; set++) {
+        uint32_t s = 1234u + (uint32_t)set;
+        size_t n = set == 0 ? nmax : nmax / 4;
+        for (size_t i = 0; i < n; i++) {
+            switch (set) {
+            case 0:
+                break;
+            case 1: /* each integer once, in a scrambled order */
+                x[i] = (float)((i * 7919u) % n);
+                break;
+            case 2: /* a few hundred values, many repeats */
+                x[i] = (float)((int)(lcg(&s) % 601) - 300) * 0.25f;
+                break;
+            case 3: /* small values and huge outliers */
+                x[i] = (float)((int)(lcg(&s) % 20001) - 10000) * 1e-7f;
+                if (i % 997 == 0)
+                    x[i] = (i % 2 ? 1e30f : -3e29f) * (float)(1 + i % 5);
+                break;
+            default: /* subnormal magnitudes around zero */
+                x[i] = (float)((int)(lcg(&s) % 40001) - 20000) * 1e-42f;
+                break;
+            }
+        }
+        if (set == 0)
+            gen_cubic(x, n, 99);
+        for (int bits = 1; bits <= 5; bits += set == 0 ? 1 : 2) {
+            size_t k = (size_t)1 << bits, ur, ug;
+            ck_assert_int_eq(mpq__fq_kmeans_exact(x, n, k, 1, 0, 0, ref, &ur), 0);
+            ck_assert_uint_eq(ur, k);
+            for (int v = 0; v < 6; v++) {
+                static const int var[6][3] = {{1, 0, 1}, {2, 0, 1}, {1, 1, 1},
+                                              {2, 1, 1}, {1, 1, 0}, {2, 1, 0}};
+                int th = var[v][0], vec = var[v][1], prune = var[v][2];
+                if (vec && !avx2)
+                    continue;
+                ck_assert_int_eq(mpq__fq_kmeans_exact(x, n, k, th, vec, prune, got, &ug), 0);
+                ck_assert_uint_eq(ug, k);
+                for (size_t j = 0; j < k; j++)
+                    if (memcmp(&got[j], &ref[j], sizeof ref[j]) != 0)
+                        ck_abort_msg("set %d k %zu threads %d avx2 %d prune %d: centre %zu "
+                                     "%a != %a", set, k, th, vec, prune, j, got[j], ref[j]);
+            }
+        }
+    }
+    free(x);
+}
+END_TEST
+
 START_TEST(kmeans_per_kernel)
 {
     mpq_fq_layout l = {sizeof l, 3, 4, 50};
@@ -1191,6 +1250,7 @@ int main(void)
     tcase_set_timeout(t, 300);
     tcase_add_test(t, kmeans_exact_vs_brute_force_and_lloyd);
     tcase_add_test(t, kmeans_per_kernel);
+    tcase_add_test(t, kmeans_exact_paths_identical);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);

@@ -179,4 +179,10 @@ mpq_status mpq__fq_calibrate_range(const char *fn, const float *x, size_t n, int
 void mpq__fq_params_unchecked(float lo, float hi, int bits, const mpq_fq_config *cfg,
                               float *scale, int32_t *zero_point);
 
+/* Exact 1-D k-means of x[0..n-1] (test entry): the min(k, distinct) centres, ascending, in double,
+ * with the AVX2 argmins or the scalar ones, with or without block pruning; *used = their count.
+ * Every combination must give bit-identical centres. Returns 0, or -1 when out of memory. */
+int mpq__fq_kmeans_exact(const float *x, size_t n, size_t k, int threads, int use_avx2, int prune,
+                         double *centres, size_t *used);
+
 #endif /* MPQ_FQ_IMPL_H */

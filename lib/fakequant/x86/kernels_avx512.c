@@ -5,10 +5,21 @@
 
 #include "../fq_impl.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(MPQ_FQ_SIMDE)
+/* tests/fakequant_avx512_simde.c compiles this file a second time against SIMDe's portable
+ * AVX-512 (renaming the entry point), so that machines without avx512f check these kernels
+ * against the scalar reference too. No target attribute there: SIMDe's fallbacks are plain C,
+ * and the attribute would let the compiler emit AVX-512 instructions from them. */
+#include "avx512_simde.h"
+#define MPQ_AVX512
+#define MPQ_FQ_AVX512_SOURCE 1
+#elif defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-
 #define MPQ_AVX512 __attribute__((target("avx512f")))
+#define MPQ_FQ_AVX512_SOURCE 1
+#endif
+
+#ifdef MPQ_FQ_AVX512_SOURCE
 
 MPQ_AVX512 static inline __m512i hash16(__m512i x)
 {
