@@ -1,5 +1,6 @@
 /* Runtime throughput: inference and training images/s and achieved GFLOP/s of the demo network,
- * float and fake-quantized, against oneDNN's sgemm measured in the same run.
+ * float, fake-quantized and real int8 (inference), against oneDNN's sgemm measured in the same
+ * run.
  * Usage: bench-runtime [network] [seconds per measurement]   (defaults: fashion-cnn 2) */
 #include <math.h>
 #include <stdio.h>
@@ -41,13 +42,19 @@ static double sgemm_gflops(double seconds)
     return 2.0 * n * n * (double)n * (double)reps / t * 1e-9;
 }
 
-/* Images per second of inference (train == 0) or forward+backward+SGD (train == 1). */
+/* Images per second of inference (train == 0), forward+backward+SGD (train == 1) or int8
+ * inference of the installed policy (train == 2). */
 static double measure(mpq_net *net, int train, double seconds)
 {
     int32_t bs = 128;
     rt_plan *p;
-    if (rt_plan_get(net, bs, train, &p) != MPQ_OK)
+    rt_i8 *q = NULL;
+    if (rt_plan_get(net, bs, train == 1, &p) != MPQ_OK ||
+        (train == 2 && rt_i8_create(net, p, &q) != MPQ_OK))
         return NAN;
+    p->i8 = q;
+    if (train == 2)
+        train = 0;
     size_t per = (size_t)net->in_c * net->in_h * net->in_w;
     for (size_t i = 0; i < per * (size_t)bs; i++)
         p->input[i] = (float)((i * 2654435761u) % 256) / 255.0f;
@@ -60,17 +67,22 @@ static double measure(mpq_net *net, int train, double seconds)
         iters = 0;
         t0 = now();
         do {
-            if (rt_forward(net, p, train, NULL, NULL) != MPQ_OK)
-                return NAN;
-            if (train) {
+            int ok = rt_forward(net, p, train, NULL, NULL) == MPQ_OK;
+            if (ok && train) {
                 rt_loss(net, p, labels, 1, NULL);
-                if (rt_backward(net, p) != MPQ_OK)
-                    return NAN;
+                ok = rt_backward(net, p) == MPQ_OK;
+            }
+            if (!ok) {
+                p->i8 = NULL;
+                rt_i8_destroy(q);
+                return NAN;
             }
             iters++;
             t = now() - t0;
         } while (t < (warm ? 0.3 : seconds));
     }
+    p->i8 = NULL;
+    rt_i8_destroy(q);
     return (double)iters * bs / t;
 }
 
@@ -97,10 +109,13 @@ int main(int argc, char **argv)
     net->calibrated = 1;
     mpq_model *m;
     mpq_net_to_model(net, &m);
-    const char *labels[3] = {"float", "fake-quant w8a8", "fake-quant w4a4"};
-    int bits[3] = {32, 8, 4};
+    /* int8 rows run the same policy as the fake-quant row above them; w8a8 runs every layer as
+     * two int8 convolutions (8-bit inputs with 8-bit weights could saturate vpmaddubsw). */
+    const char *labels[5] = {"float", "fake-quant w8a8", "int8 w8a8", "fake-quant w4a4",
+                             "int8 w4a4"};
+    int bits[5] = {32, 8, 8, 4, 4}, int8[5] = {0, 0, 1, 0, 1};
     printf("%-18s %-9s %12s %10s %12s\n", "mode", "pass", "images/s", "GFLOP/s", "vs sgemm");
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 5; k++) {
         mpq_policy *pol = NULL;
         if (bits[k] < 32) {
             mpq_policy_create_uniform(&pol, m, bits[k], bits[k]);
@@ -108,8 +123,8 @@ int main(int argc, char **argv)
         } else {
             mpq_net_set_policy(net, NULL);
         }
-        for (int train = 0; train <= 1; train++) {
-            double ips = measure(net, train, seconds);
+        for (int train = 0; train <= (int8[k] ? 0 : 1); train++) {
+            double ips = measure(net, int8[k] ? 2 : train, seconds);
             /* training: forward + backward data + backward weights = 3x the forward MACs */
             double gf = ips * (double)macs * 2.0 * (train ? 3.0 : 1.0) * 1e-9;
             printf("%-18s %-9s %12.0f %10.2f %11.3fx\n", labels[k],

@@ -22,6 +22,9 @@ static void eval_usage(FILE *out)
             "  -e, --epochs N        STE fine-tune epochs before measuring (AutoQ: lr 1e-3,\n"
             "                        momentum 0.9; default 0)\n"
             "  -c, --calib N         calibration batches of 128 images (default 4)\n"
+            "  -8, --int8            also run the policy as real int8 inference (oneDNN int8\n"
+            "                        convolutions; every bit width must be <= 8): its accuracy,\n"
+            "                        agreement with the fake-quant predictions and speed\n"
             "  -j, --json            print one JSON object instead of text\n"
             "  -h, --help            show this help and exit\n",
             MPQ_FASHION_MNIST_DIR);
@@ -42,20 +45,48 @@ static void json_string(const char *s)
     putchar('"');
 }
 
+/* --int8 refuses a policy with more than 8 bits anywhere; checking before the float and
+ * fake-quant evaluations saves the user their run time. */
+static mpq_status check_int8_bits(const mpq_policy *policy, const mpq_model *model)
+{
+    for (size_t l = 0; l < mpq_policy_layer_count(policy); l++) {
+        const uint8_t *bits;
+        int64_t count;
+        int abits;
+        mpq_status st = mpq_policy_weight_bits(policy, l, &bits, &count);
+        if (st == MPQ_OK)
+            st = mpq_policy_act_bits(policy, l, &abits);
+        if (st != MPQ_OK)
+            return st;
+        if (abits > 8)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                 "--int8: layer %zu (%s) has %d activation bits; int8 inference "
+                                 "needs 8 or fewer", l, mpq_model_layer_name(model, l), abits);
+        for (int64_t k = 0; k < count; k++)
+            if (bits[k] > 8)
+                return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                     "--int8: layer %zu (%s) kernel %lld has %d weight bits; "
+                                     "int8 inference needs 8 or fewer", l,
+                                     mpq_model_layer_name(model, l), (long long)k, bits[k]);
+    }
+    return MPQ_OK;
+}
+
 int cmd_eval(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"policy", required_argument, NULL, 'p'}, {"split", required_argument, NULL, 's'},
         {"data", required_argument, NULL, 'd'},   {"epochs", required_argument, NULL, 'e'},
         {"calib", required_argument, NULL, 'c'},  {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"int8", no_argument, NULL, '8'},         {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *spec = "uniform:8,8", *split_name = "val", *data = NULL;
     long epochs = 0, calib = 4;
-    int json = 0, c;
+    int json = 0, int8 = 0, c;
     char *end;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "p:s:d:e:c:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:s:d:e:c:j8h", opts, NULL)) != -1) {
         switch (c) {
         case 'p': spec = optarg; break;
         case 's': split_name = optarg; break;
@@ -73,6 +104,7 @@ int cmd_eval(int argc, char **argv)
             break;
         }
         case 'j': json = 1; break;
+        case '8': int8 = 1; break;
         case 'h': eval_usage(stdout); return CLI_OK;
         default:
             return cli_usage_error("eval", "unknown option or missing value '%s'",
@@ -95,6 +127,8 @@ int cmd_eval(int argc, char **argv)
     mpq_net *net = NULL;
     mpq_evaluator *ev = NULL;
     mpq_policy *policy = NULL;
+    mpq_net *tuned = NULL;
+    mpq_int8_report i8 = {sizeof i8, 0, 0, 0, 0, 0, 0, 0, 0};
     double fp = 0, q = 0, avg_bits = 0;
     int64_t images = 0;
     mpq_status st = mpq_net_load(&net, path, 1);
@@ -106,12 +140,18 @@ int cmd_eval(int argc, char **argv)
         st = mpq_evaluator_set_param(ev, MPQ_EVAL_CALIB_BATCHES, (double)calib);
     if (st == MPQ_OK)
         st = mpq_policy_from_spec(&policy, mpq_evaluator_model(ev), spec);
+    if (st == MPQ_OK && int8)
+        st = check_int8_bits(policy, mpq_evaluator_model(ev));
     if (st == MPQ_OK)
         st = mpq_policy_avg_weight_bits(policy, mpq_evaluator_model(ev), &avg_bits);
     if (st == MPQ_OK)
         st = mpq_evaluator_finetune(ev, NULL, 0, split, &fp, NULL);
     if (st == MPQ_OK)
-        st = mpq_evaluator_finetune(ev, policy, (int32_t)epochs, split, &q, NULL);
+        st = mpq_evaluator_finetune(ev, policy, (int32_t)epochs, split, &q,
+                                    int8 ? &tuned : NULL);
+    /* The fine-tuned (or, with 0 epochs, the trained) network with the policy installed. */
+    if (st == MPQ_OK && int8)
+        st = mpq_net_evaluate_int8(tuned, ds, split, 0, &i8);
     if (st == MPQ_OK)
         st = mpq_dataset_count(ds, split, &images);
     if (st == MPQ_OK) {
@@ -123,8 +163,15 @@ int cmd_eval(int argc, char **argv)
             printf(", \"policy\": ");
             json_string(spec);
             printf(", \"split\": \"%s\", \"images\": %lld, \"finetune_epochs\": %ld, "
-                   "\"avg_weight_bits\": %.4f, \"float_accuracy\": %.6f, \"accuracy\": %.6f}\n",
+                   "\"avg_weight_bits\": %.4f, \"float_accuracy\": %.6f, \"accuracy\": %.6f",
                    split_name, (long long)images, epochs, avg_bits, fp, q);
+            if (int8)
+                printf(", \"int8\": {\"accuracy\": %.6f, \"agreement\": %.6f, "
+                       "\"images_per_second\": %.1f, \"fakequant_images_per_second\": %.1f, "
+                       "\"int8_layers\": %d, \"split_layers\": %d}",
+                       i8.accuracy, i8.agreement, i8.int8_images_per_second,
+                       i8.fakequant_images_per_second, i8.int8_layers, i8.split_layers);
+            printf("}\n");
         } else {
             printf("network        %s (%s)\n", mpq_net_name(net), path);
             printf("policy         %s (mean weight bits %.2f)\n", spec, avg_bits);
@@ -133,9 +180,21 @@ int cmd_eval(int argc, char **argv)
                 printf("fine-tune      %ld epochs\n", epochs);
             printf("float top-1    %.2f%%\n", 100.0 * fp);
             printf("quantized top-1 %.2f%% (%+.2f points)\n", 100.0 * q, 100.0 * (q - fp));
+            if (int8) {
+                printf("int8 top-1     %.2f%% (agreement with fake-quant %.2f%%)\n",
+                       100.0 * i8.accuracy, 100.0 * i8.agreement);
+                printf("int8 speed     %.0f images/s (fake-quant %.0f images/s, %.2fx); %d "
+                       "int8 layers, %d split\n",
+                       i8.int8_images_per_second, i8.fakequant_images_per_second,
+                       i8.fakequant_images_per_second > 0
+                           ? i8.int8_images_per_second / i8.fakequant_images_per_second
+                           : 0.0,
+                       i8.int8_layers, i8.split_layers);
+            }
         }
     }
     mpq_policy_destroy(policy);
+    mpq_net_destroy(tuned);
     mpq_evaluator_destroy(ev);
     mpq_net_destroy(net);
     mpq_dataset_destroy(ds);

@@ -13,7 +13,9 @@
  * (mpq_net_to_model()) so that policies, the quantizer and the hardware models use them unchanged.
  *
  * Quantization: with a policy installed (mpq_net_set_policy()) every forward pass uses weights
- * fake-quantized per kernel at the policy's bits (computed from the float weights, which are kept)
+ * fake-quantized per kernel at the policy's bits by the kernel-wise quantizer
+ * (mpq_quantizer_apply_layer() with its default linear min-max settings, computed from the float
+ * weights, which are kept)
  * and activations fake-quantized at the input of every quantizable layer at the policy's
  * activation bits, over ranges calibrated on a few training batches (mpq_net_calibrate()).
  * Training with a policy installed is quantization-aware fine-tuning with the straight-through
@@ -422,11 +424,54 @@ MPQ_API mpq_status mpq_net_calibrate(mpq_net *net, const mpq_dataset *ds, int32_
  * mpq_net_to_model() (::MPQ_ERR_MISMATCH otherwise). Activations are quantized only if the
  * network was calibrated (::MPQ_ERR_STATE when a policy asks for fewer than 32 activation bits on
  * an uncalibrated network). Weights: symmetric linear per kernel, scale max|w| / (2^(b-1) - 1);
- * activations: linear over the calibrated range (unsigned when it starts at 0).
+ * activations: linear over the calibrated range (unsigned when it starts at 0). With every bit
+ * width <= 8 the policy can also run as real int8 inference (mpq_net_evaluate_int8()).
  * @param net the network.
  * @param policy the policy or NULL.
  */
 MPQ_API mpq_status mpq_net_set_policy(mpq_net *net, const mpq_policy *policy);
+
+/**
+ * Result of real int8 inference of a policy (mpq_net_evaluate_int8()), compared with the
+ * fake-quant path on the same images. Plain data; grows only at the end.
+ */
+typedef struct mpq_int8_report {
+    size_t size;                        /**< sizeof(mpq_int8_report), set by the caller. */
+    int64_t images;                     /**< Images evaluated. */
+    double accuracy;                    /**< Top-1 accuracy of the int8 path, in [0, 1]. */
+    double fakequant_accuracy;          /**< Top-1 accuracy of the fake-quant path, in [0, 1]. */
+    double agreement;                   /**< Fraction of images whose int8 and fake-quant
+                                             predictions (argmax) are identical. */
+    double int8_images_per_second;      /**< Inference throughput of the int8 path. */
+    double fakequant_images_per_second; /**< Inference throughput of the fake-quant path. */
+    int32_t int8_layers;                /**< Quantizable layers run as int8 convolutions. */
+    int32_t split_layers;               /**< Of those, layers with 8-bit inputs and 8-bit
+                                             weights, run as two convolutions (see
+                                             mpq_net_evaluate_int8()). */
+} mpq_int8_report;
+
+/**
+ * Runs the installed policy as real int8 inference and compares it with the fake-quant path on
+ * the same images. Every quantizable layer becomes a oneDNN int8 convolution (a fully connected
+ * layer a 1x1 one): input codes on the policy's activation grid over the calibrated range
+ * (unsigned; a signed grid is offset by 2^(b-1) through the source zero point), s8 weight codes
+ * on each kernel's own grid (its bits and scale, exactly the fake-quant values), s32
+ * accumulation and per-output-channel output scales s_x * s_w[k], then the f32 bias. Batch
+ * normalisation, ReLU, pooling and residual adds stay the f32 primitives of the fake-quant path,
+ * so the two paths differ only in floating-point rounding. On AVX2 without VNNI oneDNN adds pairs
+ * of u8 x s8 products in saturating 16-bit lanes; a layer whose codes could overflow them (8-bit
+ * inputs with 8-bit weights) splits its input codes x = 128 hi + lo into two convolutions whose
+ * sum is exact. Throughputs time the forward passes only (batches of the network's batch size).
+ * @param net a calibrated network with a policy installed whose weight and activation bits are
+ *        all <= 8 (otherwise ::MPQ_ERR_INVALID_ARGUMENT naming the layer; no policy:
+ *        ::MPQ_ERR_STATE).
+ * @param ds the dataset.
+ * @param split which split.
+ * @param limit evaluate only the first @p limit images (0: all).
+ * @param report receives the results (size set by the caller).
+ */
+MPQ_API mpq_status mpq_net_evaluate_int8(mpq_net *net, const mpq_dataset *ds, mpq_split split,
+                                         int64_t limit, mpq_int8_report *report);
 
 /** @} */
 
@@ -535,6 +580,21 @@ MPQ_API mpq_status mpq_evaluator_callback(void *user, const mpq_policy *policy,
 MPQ_API mpq_status mpq_evaluator_finetune(mpq_evaluator *ev, const mpq_policy *policy,
                                           int32_t epochs, mpq_split split, double *accuracy,
                                           mpq_net **tuned);
+
+/**
+ * Real int8 inference of @p policy on @p split (mpq_net_evaluate_int8()) after the configured
+ * short fine-tune, from the trained weights like mpq_evaluator_evaluate() (not cached): its
+ * fake-quant accuracy on the validation split equals mpq_evaluator_evaluate()'s with the same
+ * limit.
+ * @param ev the evaluator.
+ * @param policy a policy whose bits are all <= 8.
+ * @param split which split.
+ * @param limit evaluate only the first @p limit images (0: all).
+ * @param report receives the results (size set by the caller).
+ */
+MPQ_API mpq_status mpq_evaluator_evaluate_int8(mpq_evaluator *ev, const mpq_policy *policy,
+                                               mpq_split split, int64_t limit,
+                                               mpq_int8_report *report);
 
 /**
  * Cache statistics.

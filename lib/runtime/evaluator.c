@@ -268,6 +268,19 @@ mpq_status mpq_evaluator_finetune(mpq_evaluator *ev, const mpq_policy *policy, i
     return MPQ_OK;
 }
 
+mpq_status mpq_evaluator_evaluate_int8(mpq_evaluator *ev, const mpq_policy *policy,
+                                       mpq_split split, int64_t limit, mpq_int8_report *report)
+{
+    if (!ev || !policy || !report)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_evaluator_evaluate_int8: ev, policy or report NULL");
+    mpq_status st = prepare(ev, policy, mpq_policy_hash(policy),
+                            (int64_t)ev->param[MPQ_EVAL_FINETUNE_BATCHES], 0);
+    if (st == MPQ_OK)
+        st = mpq_net_evaluate_int8(ev->work, ev->ds, split, limit, report);
+    return st;
+}
+
 mpq_status mpq_evaluator_cache_stats(const mpq_evaluator *ev, int64_t *hits, int64_t *misses)
 {
     if (!ev)

@@ -9,14 +9,6 @@
 
 #include "runtime_internal.h"
 
-#define DNNL_CHECK(call, what)                                                                 \
-    do {                                                                                       \
-        dnnl_status_t s_ = (call);                                                             \
-        if (s_ != dnnl_success)                                                                \
-            return mpq_set_error(MPQ_ERR_INTERNAL, "oneDNN %s failed (status %d) in layer '%s'", \
-                                 what, (int)s_, lname);                                        \
-    } while (0)
-
 /* ---- fake quantization ------------------------------------------------------------------ */
 
 /* Fake quantization goes through the fakequant module's kernels (SIMD, bit-identical to its
@@ -50,21 +42,39 @@ mpq_status rt_fake_quant_act(const float *x, float *q, int64_t n, int bits, floa
     return st;
 }
 
+/* Weights go through the quantizer module, the same per-kernel linear quantizer (symmetric,
+ * min-max scale per kernel) the search applies to models, fed with the current float weights:
+ * its output is bit-identical to mpq_fq_kernels() on them (tested). */
 mpq_status rt_quantize_weights(mpq_net *net)
 {
-    mpq_fq_config cfg;
-    mpq_fq_config_init(&cfg);
-    cfg.check_finite = 0;
-    for (size_t i = 0; i < net->count; i++) {
+    mpq_status st = MPQ_OK;
+    if (!net->wmodel) {
+        st = mpq_net_to_model(net, &net->wmodel);
+        if (st == MPQ_OK)
+            st = mpq_quantizer_create(&net->wquant, net->wmodel);
+        if (st != MPQ_OK) {
+            mpq_model_destroy(net->wmodel);
+            net->wmodel = NULL;
+            return st;
+        }
+    }
+    mpq_policy *pol;
+    if ((st = mpq_policy_create_uniform(&pol, net->wmodel, MPQ_BITS_FLOAT, MPQ_BITS_FLOAT)) !=
+        MPQ_OK)
+        return st;
+    for (size_t i = 0; i < net->count && st == MPQ_OK; i++) {
         rt_layer *l = &net->layers[i];
         if (l->quant_index < 0)
             continue;
-        mpq_fq_layout lay = {sizeof lay, 1, (size_t)l->out_c, (size_t)(l->nw / l->out_c)};
-        mpq_status st = mpq_fq_kernels(l->w, l->wq, &lay, l->wbits, &cfg, NULL, NULL, NULL);
-        if (st != MPQ_OK)
-            return st;
+        size_t qi = (size_t)l->quant_index;
+        st = mpq_policy_set_kernel_bits_array(pol, qi, l->wbits, l->out_c);
+        if (st == MPQ_OK)
+            st = mpq_model_set_weights(net->wmodel, qi, l->w, l->nw, NULL, 0);
+        if (st == MPQ_OK)
+            st = mpq_quantizer_apply_layer(net->wquant, net->wmodel, pol, qi, l->wq);
     }
-    return MPQ_OK;
+    mpq_policy_destroy(pol);
+    return st;
 }
 
 /* ---- plans ------------------------------------------------------------------------------- */
@@ -77,28 +87,18 @@ static void free_lplan(rt_lplan *lp)
     free(lp->bn_mean);
     free(lp->bn_var);
     free(lp->ws);
-    if (lp->fwd)
-        dnnl_primitive_destroy(lp->fwd);
-    if (lp->fwd_inf)
-        dnnl_primitive_destroy(lp->fwd_inf);
-    if (lp->bwd_data)
-        dnnl_primitive_destroy(lp->bwd_data);
-    if (lp->bwd_w)
-        dnnl_primitive_destroy(lp->bwd_w);
-    if (lp->fwd_pd)
-        dnnl_primitive_desc_destroy(lp->fwd_pd);
-    if (lp->bwd_data_pd)
-        dnnl_primitive_desc_destroy(lp->bwd_data_pd);
-    if (lp->bwd_w_pd)
-        dnnl_primitive_desc_destroy(lp->bwd_w_pd);
-    rt_wbuf *wbs[3] = {&lp->wf, &lp->wbd, &lp->gwb};
-    for (int k = 0; k < 3; k++) {
-        free(wbs[k]->buf);
-        if (wbs[k]->reorder)
-            dnnl_primitive_destroy(wbs[k]->reorder);
-    }
-    if (lp->fwd_inf_pd)
-        dnnl_primitive_desc_destroy(lp->fwd_inf_pd);
+    dnnl_primitive_t prims[] = {lp->fwd,       lp->fwd_inf,    lp->bwd_data,  lp->bwd_w,
+                                lp->wf.reorder, lp->wbd.reorder, lp->gwb.reorder};
+    dnnl_primitive_desc_t pds[] = {lp->fwd_pd, lp->fwd_inf_pd, lp->bwd_data_pd, lp->bwd_w_pd};
+    for (size_t k = 0; k < sizeof prims / sizeof prims[0]; k++)
+        if (prims[k])
+            dnnl_primitive_destroy(prims[k]);
+    for (size_t k = 0; k < sizeof pds / sizeof pds[0]; k++)
+        if (pds[k])
+            dnnl_primitive_desc_destroy(pds[k]);
+    free(lp->wf.buf);
+    free(lp->wbd.buf);
+    free(lp->gwb.buf);
 }
 
 void rt_plan_destroy(rt_plan *p)
@@ -129,30 +129,64 @@ static mpq_status md4(dnnl_memory_desc_t *md, int32_t n, int32_t c, int32_t h, i
     return MPQ_OK;
 }
 
-static mpq_status make_prim(dnnl_primitive_t *prim, dnnl_primitive_desc_t *keep_pd,
-                            const_dnnl_op_desc_t desc, dnnl_engine_t eng,
-                            const_dnnl_primitive_desc_t hint, const char *lname, const char *what)
+/* Attributes @p extra (NULL: none) plus a user-managed scratchpad: rt_run() passes a padded
+ * buffer because some JIT kernels load whole vectors past the end of the library's exact-size
+ * scratchpad, which valgrind reports. */
+static mpq_status attr_make(const_dnnl_primitive_attr_t extra, dnnl_primitive_attr_t *attr,
+                            const char *lname)
 {
-    dnnl_primitive_desc_t pd;
-    dnnl_primitive_attr_t attr;
-    DNNL_CHECK(dnnl_primitive_attr_create(&attr), "attributes");
-    /* The scratchpad is ours (run() passes a padded buffer): some JIT kernels load whole
-     * vectors past the end of the library's exact-size scratchpad, which valgrind reports. */
-    dnnl_status_t as = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (as == dnnl_success)
-        as = dnnl_primitive_desc_create(&pd, desc, attr, eng, hint);
-    dnnl_primitive_attr_destroy(attr);
-    DNNL_CHECK(as, what);
+    DNNL_CHECK(extra ? dnnl_primitive_attr_clone(attr, extra) : dnnl_primitive_attr_create(attr),
+               "attributes");
+    dnnl_status_t s = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    if (s != dnnl_success)
+        dnnl_primitive_attr_destroy(*attr);
+    DNNL_CHECK(s, "scratchpad mode");
+    return MPQ_OK;
+}
+
+/* The primitive of a descriptor that @p made (the status of its creation) produced. */
+static mpq_status prim_from_pd(dnnl_status_t made, dnnl_primitive_desc_t pd,
+                               dnnl_primitive_t *prim, dnnl_primitive_desc_t *keep_pd,
+                               const char *lname, const char *what)
+{
+    DNNL_CHECK(made, what);
     dnnl_status_t s = dnnl_primitive_create(prim, pd);
-    if (s != dnnl_success) {
+    if (s != dnnl_success || !keep_pd)
         dnnl_primitive_desc_destroy(pd);
-        DNNL_CHECK(s, what);
-    }
+    DNNL_CHECK(s, what);
     if (keep_pd)
         *keep_pd = pd;
-    else
-        dnnl_primitive_desc_destroy(pd);
     return MPQ_OK;
+}
+
+mpq_status rt_prim_create(mpq_net *net, const_dnnl_op_desc_t desc,
+                          const_dnnl_primitive_attr_t extra, const_dnnl_primitive_desc_t hint,
+                          dnnl_primitive_t *prim, dnnl_primitive_desc_t *keep_pd,
+                          const char *lname, const char *what)
+{
+    dnnl_primitive_attr_t attr;
+    mpq_status st = attr_make(extra, &attr, lname);
+    if (st != MPQ_OK)
+        return st;
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t s = dnnl_primitive_desc_create(&pd, desc, attr, net->engine, hint);
+    dnnl_primitive_attr_destroy(attr);
+    return prim_from_pd(s, pd, prim, keep_pd, lname, what);
+}
+
+mpq_status rt_reorder_create(mpq_net *net, const dnnl_memory_desc_t *from,
+                             const dnnl_memory_desc_t *to, dnnl_primitive_t *prim,
+                             const char *lname)
+{
+    dnnl_primitive_attr_t attr;
+    mpq_status st = attr_make(NULL, &attr, lname);
+    if (st != MPQ_OK)
+        return st;
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t s =
+        dnnl_reorder_primitive_desc_create(&pd, from, net->engine, to, net->engine, attr);
+    dnnl_primitive_attr_destroy(attr);
+    return prim_from_pd(s, pd, prim, NULL, lname, "reorder");
 }
 
 /* Prepares @p wb for the weights (or weight gradient, @p to_user) layout that @p pd chose. */
@@ -169,22 +203,41 @@ static mpq_status wbuf_make(mpq_net *net, rt_wbuf *wb, const dnnl_memory_desc_t 
     wb->buf = calloc(1, dnnl_memory_desc_get_size(md) + 64);
     if (!wb->buf)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "layer '%s': out of memory", lname);
-    dnnl_primitive_desc_t rpd;
-    dnnl_primitive_attr_t attr;
-    DNNL_CHECK(dnnl_primitive_attr_create(&attr), "attributes");
-    dnnl_status_t as = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
-    if (as == dnnl_success)
-        as = to_user ? dnnl_reorder_primitive_desc_create(&rpd, md, net->engine, user,
-                                                          net->engine, attr)
-                     : dnnl_reorder_primitive_desc_create(&rpd, user, net->engine, md,
-                                                          net->engine, attr);
-    dnnl_primitive_attr_destroy(attr);
-    DNNL_CHECK(as, "reorder desc");
-    dnnl_status_t s = dnnl_primitive_create(&wb->reorder, rpd);
-    dnnl_primitive_desc_destroy(rpd);
-    DNNL_CHECK(s, "reorder");
-    return MPQ_OK;
+    return to_user ? rt_reorder_create(net, md, user, &wb->reorder, lname)
+                   : rt_reorder_create(net, user, md, &wb->reorder, lname);
 }
+
+/* Spatial geometry and algorithm of a layer, the same for its forward and backward primitives. */
+void rt_layer_geom(const rt_layer *l, rt_geom *g)
+{
+    int glob = l->d.op == MPQ_OP_GLOBAL_AVGPOOL;
+    int32_t kh = glob ? l->in_h : l->d.kernel, kw = glob ? l->in_w : l->d.kernel;
+    int32_t s = glob ? 1 : l->d.stride, p = glob ? 0 : l->d.pad;
+    g->strides[0] = g->strides[1] = s;
+    g->kernel[0] = kh;
+    g->kernel[1] = kw;
+    g->pad_l[0] = g->pad_l[1] = p;
+    /* Right padding that makes oneDNN's output extent equal the floor formula. */
+    g->pad_r[0] = (l->out_h - 1) * s + kh - l->in_h - p;
+    g->pad_r[1] = (l->out_w - 1) * s + kw - l->in_w - p;
+    g->beta = l->d.op == MPQ_OP_RELU6 ? 6.0f : 0.0f;
+    switch (l->d.op) {
+    case MPQ_OP_RELU: g->alg = dnnl_eltwise_relu; break;
+    case MPQ_OP_RELU6: g->alg = dnnl_eltwise_clip; break;
+    case MPQ_OP_MAXPOOL: g->alg = dnnl_pooling_max; break;
+    case MPQ_OP_AVGPOOL:
+    case MPQ_OP_GLOBAL_AVGPOOL: g->alg = dnnl_pooling_avg_exclude_padding; break;
+    default: g->alg = dnnl_convolution_direct; break;
+    }
+}
+
+/* A layer's primitive from an operation descriptor (no extra attributes); returns on error. */
+#define PRIM(desc, hint, prim, keep_pd, what)                                                  \
+    do {                                                                                       \
+        mpq_status ps_ = rt_prim_create(net, desc, NULL, hint, prim, keep_pd, lname, what);    \
+        if (ps_ != MPQ_OK)                                                                     \
+            return ps_;                                                                        \
+    } while (0)
 
 /* Forward primitives and buffers of one layer. */
 static mpq_status plan_layer_fwd(mpq_net *net, rt_plan *p, size_t i)
@@ -202,12 +255,8 @@ static mpq_status plan_layer_fwd(mpq_net *net, rt_plan *p, size_t i)
     lp->grad = calloc(osz, sizeof(float));
     if (!lp->out || !lp->grad)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "layer '%s': out of memory", lname);
-    dnnl_dims_t strides = {l->d.stride, l->d.stride};
-    dnnl_dims_t kernel = {l->d.kernel, l->d.kernel};
-    dnnl_dims_t pad_l = {l->d.pad, l->d.pad};
-    /* Right padding that makes oneDNN's output extent equal the floor formula. */
-    dnnl_dims_t pad_r = {(l->out_h - 1) * l->d.stride + l->d.kernel - l->in_h - l->d.pad,
-                         (l->out_w - 1) * l->d.stride + l->d.kernel - l->in_w - l->d.pad};
+    rt_geom gm;
+    rt_layer_geom(l, &gm);
     switch (l->d.op) {
     case MPQ_OP_CONV: {
         int32_t g = l->d.groups;
@@ -236,12 +285,10 @@ static mpq_status plan_layer_fwd(mpq_net *net, rt_plan *p, size_t i)
         dnnl_convolution_desc_t cd;
         DNNL_CHECK(dnnl_convolution_forward_desc_init(
                        &cd, dnnl_forward_training, dnnl_convolution_direct, &lp->src_md,
-                       &lp->w_any_md, l->nb ? &lp->b_md : NULL, &lp->dst_md, strides, pad_l,
-                       pad_r),
+                       &lp->w_any_md, l->nb ? &lp->b_md : NULL, &lp->dst_md, gm.strides, gm.pad_l,
+                       gm.pad_r),
                    "convolution forward desc");
-        if ((st = make_prim(&lp->fwd, &lp->fwd_pd, &cd, net->engine, NULL, lname,
-                            "convolution forward")) != MPQ_OK)
-            return st;
+        PRIM(&cd, NULL, &lp->fwd, &lp->fwd_pd, "convolution forward");
         if ((st = wbuf_make(net, &lp->wf, &lp->w_md, lp->fwd_pd, dnnl_query_weights_md, 0,
                             lname)) != MPQ_OK)
             return st;
@@ -261,9 +308,7 @@ static mpq_status plan_layer_fwd(mpq_net *net, rt_plan *p, size_t i)
                                                         &lp->src2d_md, &lp->w_md,
                                                         l->nb ? &lp->b_md : NULL, &lp->dst2d_md),
                    "inner product forward desc");
-        if ((st = make_prim(&lp->fwd, &lp->fwd_pd, &id, net->engine, NULL, lname,
-                            "inner product forward")) != MPQ_OK)
-            return st;
+        PRIM(&id, NULL, &lp->fwd, &lp->fwd_pd, "inner product forward");
         break;
     }
     case MPQ_OP_BATCHNORM: {
@@ -279,49 +324,32 @@ static mpq_status plan_layer_fwd(mpq_net *net, rt_plan *p, size_t i)
                                                               &lp->src_md, 1e-5f,
                                                               dnnl_use_scale | dnnl_use_shift),
                    "batchnorm forward desc");
-        if ((st = make_prim(&lp->fwd, &lp->fwd_pd, &bd, net->engine, NULL, lname,
-                            "batchnorm forward")) != MPQ_OK)
-            return st;
+        PRIM(&bd, NULL, &lp->fwd, &lp->fwd_pd, "batchnorm forward");
         DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(
                        &bd, dnnl_forward_inference, &lp->src_md, 1e-5f,
                        dnnl_use_scale | dnnl_use_shift | dnnl_use_global_stats),
                    "batchnorm inference desc");
-        if ((st = make_prim(&lp->fwd_inf, &lp->fwd_inf_pd, &bd, net->engine, NULL, lname,
-                            "batchnorm inference")) != MPQ_OK)
-            return st;
+        PRIM(&bd, NULL, &lp->fwd_inf, &lp->fwd_inf_pd, "batchnorm inference");
         break;
     }
     case MPQ_OP_RELU:
     case MPQ_OP_RELU6: {
         dnnl_eltwise_desc_t ed;
-        dnnl_alg_kind_t alg = l->d.op == MPQ_OP_RELU ? dnnl_eltwise_relu : dnnl_eltwise_clip;
-        float beta = l->d.op == MPQ_OP_RELU ? 0.0f : 6.0f;
-        DNNL_CHECK(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, alg, &lp->src_md,
-                                                  0.0f, beta),
+        DNNL_CHECK(dnnl_eltwise_forward_desc_init(&ed, dnnl_forward_training, gm.alg, &lp->src_md,
+                                                  0.0f, gm.beta),
                    "eltwise forward desc");
-        if ((st = make_prim(&lp->fwd, &lp->fwd_pd, &ed, net->engine, NULL, lname,
-                            "eltwise forward")) != MPQ_OK)
-            return st;
+        PRIM(&ed, NULL, &lp->fwd, &lp->fwd_pd, "eltwise forward");
         break;
     }
     case MPQ_OP_MAXPOOL:
     case MPQ_OP_AVGPOOL:
     case MPQ_OP_GLOBAL_AVGPOOL: {
-        dnnl_alg_kind_t alg = l->d.op == MPQ_OP_MAXPOOL ? dnnl_pooling_max
-                                                        : dnnl_pooling_avg_exclude_padding;
-        if (l->d.op == MPQ_OP_GLOBAL_AVGPOOL) {
-            strides[0] = strides[1] = 1;
-            kernel[0] = l->in_h;
-            kernel[1] = l->in_w;
-            pad_l[0] = pad_l[1] = pad_r[0] = pad_r[1] = 0;
-        }
         dnnl_pooling_desc_t pd;
-        DNNL_CHECK(dnnl_pooling_forward_desc_init(&pd, dnnl_forward_training, alg, &lp->src_md,
-                                                  &lp->dst_md, strides, kernel, pad_l, pad_r),
+        DNNL_CHECK(dnnl_pooling_forward_desc_init(&pd, dnnl_forward_training, gm.alg, &lp->src_md,
+                                                  &lp->dst_md, gm.strides, gm.kernel, gm.pad_l,
+                                                  gm.pad_r),
                    "pooling forward desc");
-        if ((st = make_prim(&lp->fwd, &lp->fwd_pd, &pd, net->engine, NULL, lname,
-                            "pooling forward")) != MPQ_OK)
-            return st;
+        PRIM(&pd, NULL, &lp->fwd, &lp->fwd_pd, "pooling forward");
         const dnnl_memory_desc_t *ws =
             dnnl_primitive_desc_query_md(lp->fwd_pd, dnnl_query_workspace_md, 0);
         if (ws && ws->ndims > 0) {
@@ -338,9 +366,7 @@ static mpq_status plan_layer_fwd(mpq_net *net, rt_plan *p, size_t i)
         DNNL_CHECK(dnnl_binary_desc_init(&bd, dnnl_binary_add, &lp->src_md, &lp->src_md,
                                          &lp->dst_md),
                    "binary add desc");
-        if ((st = make_prim(&lp->fwd, &lp->fwd_pd, &bd, net->engine, NULL, lname,
-                            "binary add")) != MPQ_OK)
-            return st;
+        PRIM(&bd, NULL, &lp->fwd, &lp->fwd_pd, "binary add");
         break;
     }
     case MPQ_OP_FLATTEN:
@@ -360,34 +386,27 @@ static mpq_status plan_layer_bwd(mpq_net *net, rt_plan *p, size_t i)
     rt_lplan *lp = &p->l[i];
     const char *lname = l->name;
     mpq_status st;
-    dnnl_dims_t strides = {l->d.stride, l->d.stride};
-    dnnl_dims_t kernel = {l->d.kernel, l->d.kernel};
-    dnnl_dims_t pad_l = {l->d.pad, l->d.pad};
-    dnnl_dims_t pad_r = {(l->out_h - 1) * l->d.stride + l->d.kernel - l->in_h - l->d.pad,
-                         (l->out_w - 1) * l->d.stride + l->d.kernel - l->in_w - l->d.pad};
+    rt_geom gm;
+    rt_layer_geom(l, &gm);
     int need_data = l->d.input >= 0;
     switch (l->d.op) {
     case MPQ_OP_CONV: {
         dnnl_convolution_desc_t cd;
         DNNL_CHECK(dnnl_convolution_backward_weights_desc_init(
                        &cd, dnnl_convolution_direct, &lp->src_md, &lp->w_any_md,
-                       l->nb ? &lp->b_md : NULL, &lp->dst_md, strides, pad_l, pad_r),
+                       l->nb ? &lp->b_md : NULL, &lp->dst_md, gm.strides, gm.pad_l, gm.pad_r),
                    "convolution backward weights desc");
-        if ((st = make_prim(&lp->bwd_w, &lp->bwd_w_pd, &cd, net->engine, lp->fwd_pd, lname,
-                            "convolution backward weights")) != MPQ_OK)
-            return st;
+        PRIM(&cd, lp->fwd_pd, &lp->bwd_w, &lp->bwd_w_pd, "convolution backward weights");
         if ((st = wbuf_make(net, &lp->gwb, &lp->w_md, lp->bwd_w_pd, dnnl_query_diff_weights_md,
                             1, lname)) != MPQ_OK)
             return st;
         if (need_data) {
             DNNL_CHECK(dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct,
                                                                 &lp->src_md, &lp->w_any_md,
-                                                                &lp->dst_md, strides, pad_l,
-                                                                pad_r),
+                                                                &lp->dst_md, gm.strides, gm.pad_l,
+                                                                gm.pad_r),
                        "convolution backward data desc");
-            if ((st = make_prim(&lp->bwd_data, &lp->bwd_data_pd, &cd, net->engine, lp->fwd_pd,
-                                lname, "convolution backward data")) != MPQ_OK)
-                return st;
+            PRIM(&cd, lp->fwd_pd, &lp->bwd_data, &lp->bwd_data_pd, "convolution backward data");
             if ((st = wbuf_make(net, &lp->wbd, &lp->w_md, lp->bwd_data_pd,
                                 dnnl_query_weights_md, 0, lname)) != MPQ_OK)
                 return st;
@@ -399,16 +418,12 @@ static mpq_status plan_layer_bwd(mpq_net *net, rt_plan *p, size_t i)
         DNNL_CHECK(dnnl_inner_product_backward_weights_desc_init(
                        &id, &lp->src2d_md, &lp->w_md, l->nb ? &lp->b_md : NULL, &lp->dst2d_md),
                    "inner product backward weights desc");
-        if ((st = make_prim(&lp->bwd_w, NULL, &id, net->engine, lp->fwd_pd, lname,
-                            "inner product backward weights")) != MPQ_OK)
-            return st;
+        PRIM(&id, lp->fwd_pd, &lp->bwd_w, NULL, "inner product backward weights");
         if (need_data) {
             DNNL_CHECK(dnnl_inner_product_backward_data_desc_init(&id, &lp->src2d_md, &lp->w_md,
                                                                   &lp->dst2d_md),
                        "inner product backward data desc");
-            if ((st = make_prim(&lp->bwd_data, NULL, &id, net->engine, lp->fwd_pd, lname,
-                                "inner product backward data")) != MPQ_OK)
-                return st;
+            PRIM(&id, lp->fwd_pd, &lp->bwd_data, NULL, "inner product backward data");
         }
         break;
     }
@@ -418,42 +433,26 @@ static mpq_status plan_layer_bwd(mpq_net *net, rt_plan *p, size_t i)
                                                                &lp->src_md, 1e-5f,
                                                                dnnl_use_scale | dnnl_use_shift),
                    "batchnorm backward desc");
-        if ((st = make_prim(&lp->bwd_data, NULL, &bd, net->engine, lp->fwd_pd, lname,
-                            "batchnorm backward")) != MPQ_OK)
-            return st;
+        PRIM(&bd, lp->fwd_pd, &lp->bwd_data, NULL, "batchnorm backward");
         break;
     }
     case MPQ_OP_RELU:
     case MPQ_OP_RELU6: {
         dnnl_eltwise_desc_t ed;
-        dnnl_alg_kind_t alg = l->d.op == MPQ_OP_RELU ? dnnl_eltwise_relu : dnnl_eltwise_clip;
-        float beta = l->d.op == MPQ_OP_RELU ? 0.0f : 6.0f;
-        DNNL_CHECK(dnnl_eltwise_backward_desc_init(&ed, alg, &lp->dst_md, &lp->src_md, 0.0f,
-                                                   beta),
-                   "eltwise backward desc");
-        if ((st = make_prim(&lp->bwd_data, NULL, &ed, net->engine, lp->fwd_pd, lname,
-                            "eltwise backward")) != MPQ_OK)
-            return st;
+        DNNL_CHECK(
+            dnnl_eltwise_backward_desc_init(&ed, gm.alg, &lp->dst_md, &lp->src_md, 0.0f, gm.beta),
+            "eltwise backward desc");
+        PRIM(&ed, lp->fwd_pd, &lp->bwd_data, NULL, "eltwise backward");
         break;
     }
     case MPQ_OP_MAXPOOL:
     case MPQ_OP_AVGPOOL:
     case MPQ_OP_GLOBAL_AVGPOOL: {
-        dnnl_alg_kind_t alg = l->d.op == MPQ_OP_MAXPOOL ? dnnl_pooling_max
-                                                        : dnnl_pooling_avg_exclude_padding;
-        if (l->d.op == MPQ_OP_GLOBAL_AVGPOOL) {
-            strides[0] = strides[1] = 1;
-            kernel[0] = l->in_h;
-            kernel[1] = l->in_w;
-            pad_l[0] = pad_l[1] = pad_r[0] = pad_r[1] = 0;
-        }
         dnnl_pooling_desc_t pd;
-        DNNL_CHECK(dnnl_pooling_backward_desc_init(&pd, alg, &lp->src_md, &lp->dst_md, strides,
-                                                   kernel, pad_l, pad_r),
+        DNNL_CHECK(dnnl_pooling_backward_desc_init(&pd, gm.alg, &lp->src_md, &lp->dst_md,
+                                                   gm.strides, gm.kernel, gm.pad_l, gm.pad_r),
                    "pooling backward desc");
-        if ((st = make_prim(&lp->bwd_data, NULL, &pd, net->engine, lp->fwd_pd, lname,
-                            "pooling backward")) != MPQ_OK)
-            return st;
+        PRIM(&pd, lp->fwd_pd, &lp->bwd_data, NULL, "pooling backward");
         break;
     }
     case MPQ_OP_ADD:
@@ -516,13 +515,7 @@ mpq_status rt_plan_get(mpq_net *net, int32_t batch, int backward, rt_plan **out)
 
 /* ---- execution --------------------------------------------------------------------------- */
 
-typedef struct exec_args {
-    dnnl_exec_arg_t a[12];
-    int n;
-    mpq_status st;
-} exec_args;
-
-static void arg(exec_args *e, mpq_net *net, int id, const dnnl_memory_desc_t *md, void *ptr)
+void rt_arg(rt_exec_args *e, mpq_net *net, int id, const dnnl_memory_desc_t *md, void *ptr)
 {
     if (e->st != MPQ_OK)
         return;
@@ -536,7 +529,7 @@ static void arg(exec_args *e, mpq_net *net, int id, const dnnl_memory_desc_t *md
     e->n++;
 }
 
-static mpq_status run(exec_args *e, mpq_net *net, dnnl_primitive_t prim, const char *lname)
+mpq_status rt_run(rt_exec_args *e, mpq_net *net, dnnl_primitive_t prim, const char *lname)
 {
     const_dnnl_primitive_desc_t pd = NULL;
     const dnnl_memory_desc_t *smd = NULL;
@@ -555,7 +548,7 @@ static mpq_status run(exec_args *e, mpq_net *net, dnnl_primitive_t prim, const c
                 net->scratchpad_size = need;
             }
         }
-        arg(e, net, DNNL_ARG_SCRATCHPAD, smd, net->scratchpad);
+        rt_arg(e, net, DNNL_ARG_SCRATCHPAD, smd, net->scratchpad);
     }
     mpq_status st = e->st;
     if (st == MPQ_OK) {
@@ -580,11 +573,11 @@ static mpq_status wbuf_in(mpq_net *net, rt_wbuf *wb, const dnnl_memory_desc_t *u
         *ptr = user;
         return MPQ_OK;
     }
-    exec_args e = {.n = 0, .st = MPQ_OK};
-    arg(&e, net, DNNL_ARG_FROM, user_md, user);
-    arg(&e, net, DNNL_ARG_TO, &wb->md, wb->buf);
+    rt_exec_args e = {.n = 0, .st = MPQ_OK};
+    rt_arg(&e, net, DNNL_ARG_FROM, user_md, user);
+    rt_arg(&e, net, DNNL_ARG_TO, &wb->md, wb->buf);
     *ptr = wb->buf;
-    return run(&e, net, wb->reorder, lname);
+    return rt_run(&e, net, wb->reorder, lname);
 }
 
 static mpq_status wbuf_out(mpq_net *net, rt_wbuf *wb, const dnnl_memory_desc_t *user_md,
@@ -592,10 +585,10 @@ static mpq_status wbuf_out(mpq_net *net, rt_wbuf *wb, const dnnl_memory_desc_t *
 {
     if (!wb->reorder)
         return MPQ_OK;
-    exec_args e = {.n = 0, .st = MPQ_OK};
-    arg(&e, net, DNNL_ARG_FROM, &wb->md, wb->buf);
-    arg(&e, net, DNNL_ARG_TO, user_md, user);
-    return run(&e, net, wb->reorder, lname);
+    rt_exec_args e = {.n = 0, .st = MPQ_OK};
+    rt_arg(&e, net, DNNL_ARG_FROM, &wb->md, wb->buf);
+    rt_arg(&e, net, DNNL_ARG_TO, user_md, user);
+    return rt_run(&e, net, wb->reorder, lname);
 }
 
 static float *layer_input(rt_plan *p, const rt_layer *l)
@@ -605,7 +598,7 @@ static float *layer_input(rt_plan *p, const rt_layer *l)
 
 mpq_status rt_forward(mpq_net *net, rt_plan *p, int training, float *calib_lo, float *calib_hi)
 {
-    int quant = net->policy_on && !calib_lo;
+    int quant = net->policy_on && !calib_lo && !p->i8;
     if (quant) {
         mpq_status qs = rt_quantize_weights(net);
         if (qs != MPQ_OK)
@@ -618,11 +611,15 @@ mpq_status rt_forward(mpq_net *net, rt_plan *p, int training, float *calib_lo, f
         const char *lname = l->name;
         float *x = layer_input(p, l);
         int64_t xs = act_size(n, l->in_c, l->in_h, l->in_w);
-        exec_args e = {.n = 0, .st = MPQ_OK};
+        rt_exec_args e = {.n = 0, .st = MPQ_OK};
         mpq_status st = MPQ_OK;
         switch (l->d.op) {
         case MPQ_OP_CONV:
         case MPQ_OP_FC: {
+            if (p->i8 && !calib_lo && !training) {
+                st = rt_i8_layer(net, p, i, x);
+                break;
+            }
             float *src = x;
             if (calib_lo) {
                 float lo = x[0], hi = x[0];
@@ -644,25 +641,25 @@ mpq_status rt_forward(mpq_net *net, rt_plan *p, int training, float *calib_lo, f
             void *wp = w;
             if (!fc && (st = wbuf_in(net, &lp->wf, &lp->w_md, w, &wp, lname)) != MPQ_OK)
                 return st;
-            arg(&e, net, DNNL_ARG_SRC, fc ? &lp->src2d_md : &lp->src_md, src);
-            arg(&e, net, DNNL_ARG_WEIGHTS, fc ? &lp->w_md : &lp->wf.md, wp);
+            rt_arg(&e, net, DNNL_ARG_SRC, fc ? &lp->src2d_md : &lp->src_md, src);
+            rt_arg(&e, net, DNNL_ARG_WEIGHTS, fc ? &lp->w_md : &lp->wf.md, wp);
             if (l->nb)
-                arg(&e, net, DNNL_ARG_BIAS, &lp->b_md, l->b);
-            arg(&e, net, DNNL_ARG_DST, fc ? &lp->dst2d_md : &lp->dst_md, lp->out);
-            st = run(&e, net, lp->fwd, lname);
+                rt_arg(&e, net, DNNL_ARG_BIAS, &lp->b_md, l->b);
+            rt_arg(&e, net, DNNL_ARG_DST, fc ? &lp->dst2d_md : &lp->dst_md, lp->out);
+            st = rt_run(&e, net, lp->fwd, lname);
             break;
         }
         case MPQ_OP_BATCHNORM: {
             dnnl_dims_t cd = {l->out_c};
             (void)cd;
-            arg(&e, net, DNNL_ARG_SRC, &lp->src_md, x);
-            arg(&e, net, DNNL_ARG_DST, &lp->dst_md, lp->out);
-            arg(&e, net, DNNL_ARG_SCALE, &lp->stat_md, l->w);
-            arg(&e, net, DNNL_ARG_SHIFT, &lp->stat_md, l->b);
+            rt_arg(&e, net, DNNL_ARG_SRC, &lp->src_md, x);
+            rt_arg(&e, net, DNNL_ARG_DST, &lp->dst_md, lp->out);
+            rt_arg(&e, net, DNNL_ARG_SCALE, &lp->stat_md, l->w);
+            rt_arg(&e, net, DNNL_ARG_SHIFT, &lp->stat_md, l->b);
             if (training) {
-                arg(&e, net, DNNL_ARG_MEAN, &lp->stat_md, lp->bn_mean);
-                arg(&e, net, DNNL_ARG_VARIANCE, &lp->stat_md, lp->bn_var);
-                st = run(&e, net, lp->fwd, lname);
+                rt_arg(&e, net, DNNL_ARG_MEAN, &lp->stat_md, lp->bn_mean);
+                rt_arg(&e, net, DNNL_ARG_VARIANCE, &lp->stat_md, lp->bn_var);
+                st = rt_run(&e, net, lp->fwd, lname);
                 if (st == MPQ_OK) {
                     /* PyTorch's running statistics: unbiased variance, rate bn_momentum. */
                     float mom = (float)net->param[MPQ_NET_BN_MOMENTUM];
@@ -674,9 +671,9 @@ mpq_status rt_forward(mpq_net *net, rt_plan *p, int training, float *calib_lo, f
                     }
                 }
             } else {
-                arg(&e, net, DNNL_ARG_MEAN, &lp->stat_md, l->run_mean);
-                arg(&e, net, DNNL_ARG_VARIANCE, &lp->stat_md, l->run_var);
-                st = run(&e, net, lp->fwd_inf, lname);
+                rt_arg(&e, net, DNNL_ARG_MEAN, &lp->stat_md, l->run_mean);
+                rt_arg(&e, net, DNNL_ARG_VARIANCE, &lp->stat_md, l->run_var);
+                st = rt_run(&e, net, lp->fwd_inf, lname);
             }
             break;
         }
@@ -685,17 +682,17 @@ mpq_status rt_forward(mpq_net *net, rt_plan *p, int training, float *calib_lo, f
         case MPQ_OP_MAXPOOL:
         case MPQ_OP_AVGPOOL:
         case MPQ_OP_GLOBAL_AVGPOOL:
-            arg(&e, net, DNNL_ARG_SRC, &lp->src_md, x);
-            arg(&e, net, DNNL_ARG_DST, &lp->dst_md, lp->out);
+            rt_arg(&e, net, DNNL_ARG_SRC, &lp->src_md, x);
+            rt_arg(&e, net, DNNL_ARG_DST, &lp->dst_md, lp->out);
             if (lp->has_ws)
-                arg(&e, net, DNNL_ARG_WORKSPACE, &lp->ws_md, lp->ws);
-            st = run(&e, net, lp->fwd, lname);
+                rt_arg(&e, net, DNNL_ARG_WORKSPACE, &lp->ws_md, lp->ws);
+            st = rt_run(&e, net, lp->fwd, lname);
             break;
         case MPQ_OP_ADD:
-            arg(&e, net, DNNL_ARG_SRC_0, &lp->src_md, x);
-            arg(&e, net, DNNL_ARG_SRC_1, &lp->src_md, p->l[l->d.input2].out);
-            arg(&e, net, DNNL_ARG_DST, &lp->dst_md, lp->out);
-            st = run(&e, net, lp->fwd, lname);
+            rt_arg(&e, net, DNNL_ARG_SRC_0, &lp->src_md, x);
+            rt_arg(&e, net, DNNL_ARG_SRC_1, &lp->src_md, p->l[l->d.input2].out);
+            rt_arg(&e, net, DNNL_ARG_DST, &lp->dst_md, lp->out);
+            st = rt_run(&e, net, lp->fwd, lname);
             break;
         case MPQ_OP_FLATTEN:
             memcpy(lp->out, x, (size_t)xs * sizeof(float));
@@ -778,7 +775,7 @@ mpq_status rt_backward(mpq_net *net, rt_plan *p)
         int64_t xs = act_size(n, l->in_c, l->in_h, l->in_w);
         int has_in = l->d.input >= 0;
         float *gx = has_in ? grad_target(p, net, l->d.input) : NULL;
-        exec_args e = {.n = 0, .st = MPQ_OK};
+        rt_exec_args e = {.n = 0, .st = MPQ_OK};
         mpq_status st = MPQ_OK;
         switch (l->d.op) {
         case MPQ_OP_CONV:
@@ -787,13 +784,13 @@ mpq_status rt_backward(mpq_net *net, rt_plan *p)
             int aq = net->policy_on && l->act_bits < MPQ_BITS_FLOAT;
             const dnnl_memory_desc_t *smd = fc ? &lp->src2d_md : &lp->src_md;
             const dnnl_memory_desc_t *dmd = fc ? &lp->dst2d_md : &lp->dst_md;
-            arg(&e, net, DNNL_ARG_SRC, smd, aq ? lp->xq : x);
-            arg(&e, net, DNNL_ARG_DIFF_DST, dmd, gy);
-            arg(&e, net, DNNL_ARG_DIFF_WEIGHTS, fc ? &lp->w_md : &lp->gwb.md,
+            rt_arg(&e, net, DNNL_ARG_SRC, smd, aq ? lp->xq : x);
+            rt_arg(&e, net, DNNL_ARG_DIFF_DST, dmd, gy);
+            rt_arg(&e, net, DNNL_ARG_DIFF_WEIGHTS, fc ? &lp->w_md : &lp->gwb.md,
                 fc || !lp->gwb.buf ? (void *)l->gw : lp->gwb.buf);
             if (l->nb)
-                arg(&e, net, DNNL_ARG_DIFF_BIAS, &lp->b_md, l->gb);
-            st = run(&e, net, lp->bwd_w, lname);
+                rt_arg(&e, net, DNNL_ARG_DIFF_BIAS, &lp->b_md, l->gb);
+            st = rt_run(&e, net, lp->bwd_w, lname);
             if (st == MPQ_OK && !fc)
                 st = wbuf_out(net, &lp->gwb, &lp->w_md, l->gw, lname);
             if (st == MPQ_OK && has_in) {
@@ -801,10 +798,10 @@ mpq_status rt_backward(mpq_net *net, rt_plan *p)
                 void *wp = w;
                 if (!fc && (st = wbuf_in(net, &lp->wbd, &lp->w_md, w, &wp, lname)) != MPQ_OK)
                     return st;
-                arg(&e, net, DNNL_ARG_DIFF_DST, dmd, gy);
-                arg(&e, net, DNNL_ARG_WEIGHTS, fc ? &lp->w_md : &lp->wbd.md, wp);
-                arg(&e, net, DNNL_ARG_DIFF_SRC, smd, gx);
-                st = run(&e, net, lp->bwd_data, lname);
+                rt_arg(&e, net, DNNL_ARG_DIFF_DST, dmd, gy);
+                rt_arg(&e, net, DNNL_ARG_WEIGHTS, fc ? &lp->w_md : &lp->wbd.md, wp);
+                rt_arg(&e, net, DNNL_ARG_DIFF_SRC, smd, gx);
+                st = rt_run(&e, net, lp->bwd_data, lname);
                 if (st == MPQ_OK && aq) {
                     /* Straight-through estimator clipped to the quantization range (Bengio et
                      * al., 2013; the PACT/HAQ convention): zero outside [lo, hi]. */
@@ -818,36 +815,36 @@ mpq_status rt_backward(mpq_net *net, rt_plan *p)
             break;
         }
         case MPQ_OP_BATCHNORM:
-            arg(&e, net, DNNL_ARG_SRC, &lp->src_md, x);
-            arg(&e, net, DNNL_ARG_MEAN, &lp->stat_md, lp->bn_mean);
-            arg(&e, net, DNNL_ARG_VARIANCE, &lp->stat_md, lp->bn_var);
-            arg(&e, net, DNNL_ARG_DIFF_DST, &lp->dst_md, gy);
-            arg(&e, net, DNNL_ARG_SCALE, &lp->stat_md, l->w);
-            arg(&e, net, DNNL_ARG_SHIFT, &lp->stat_md, l->b);
-            arg(&e, net, DNNL_ARG_DIFF_SRC, &lp->src_md, has_in ? gx : p->scratch);
-            arg(&e, net, DNNL_ARG_DIFF_SCALE, &lp->stat_md, l->gw);
-            arg(&e, net, DNNL_ARG_DIFF_SHIFT, &lp->stat_md, l->gb);
-            st = run(&e, net, lp->bwd_data, lname);
+            rt_arg(&e, net, DNNL_ARG_SRC, &lp->src_md, x);
+            rt_arg(&e, net, DNNL_ARG_MEAN, &lp->stat_md, lp->bn_mean);
+            rt_arg(&e, net, DNNL_ARG_VARIANCE, &lp->stat_md, lp->bn_var);
+            rt_arg(&e, net, DNNL_ARG_DIFF_DST, &lp->dst_md, gy);
+            rt_arg(&e, net, DNNL_ARG_SCALE, &lp->stat_md, l->w);
+            rt_arg(&e, net, DNNL_ARG_SHIFT, &lp->stat_md, l->b);
+            rt_arg(&e, net, DNNL_ARG_DIFF_SRC, &lp->src_md, has_in ? gx : p->scratch);
+            rt_arg(&e, net, DNNL_ARG_DIFF_SCALE, &lp->stat_md, l->gw);
+            rt_arg(&e, net, DNNL_ARG_DIFF_SHIFT, &lp->stat_md, l->gb);
+            st = rt_run(&e, net, lp->bwd_data, lname);
             break;
         case MPQ_OP_RELU:
         case MPQ_OP_RELU6:
             if (!has_in)
                 break;
-            arg(&e, net, DNNL_ARG_SRC, &lp->src_md, x);
-            arg(&e, net, DNNL_ARG_DIFF_DST, &lp->dst_md, gy);
-            arg(&e, net, DNNL_ARG_DIFF_SRC, &lp->src_md, gx);
-            st = run(&e, net, lp->bwd_data, lname);
+            rt_arg(&e, net, DNNL_ARG_SRC, &lp->src_md, x);
+            rt_arg(&e, net, DNNL_ARG_DIFF_DST, &lp->dst_md, gy);
+            rt_arg(&e, net, DNNL_ARG_DIFF_SRC, &lp->src_md, gx);
+            st = rt_run(&e, net, lp->bwd_data, lname);
             break;
         case MPQ_OP_MAXPOOL:
         case MPQ_OP_AVGPOOL:
         case MPQ_OP_GLOBAL_AVGPOOL:
             if (!has_in)
                 break;
-            arg(&e, net, DNNL_ARG_DIFF_DST, &lp->dst_md, gy);
+            rt_arg(&e, net, DNNL_ARG_DIFF_DST, &lp->dst_md, gy);
             if (lp->has_ws)
-                arg(&e, net, DNNL_ARG_WORKSPACE, &lp->ws_md, lp->ws);
-            arg(&e, net, DNNL_ARG_DIFF_SRC, &lp->src_md, gx);
-            st = run(&e, net, lp->bwd_data, lname);
+                rt_arg(&e, net, DNNL_ARG_WORKSPACE, &lp->ws_md, lp->ws);
+            rt_arg(&e, net, DNNL_ARG_DIFF_SRC, &lp->src_md, gx);
+            st = rt_run(&e, net, lp->bwd_data, lname);
             break;
         case MPQ_OP_ADD: {
             int64_t ys = xs;
@@ -933,7 +930,7 @@ static mpq_status check_output(const mpq_net *net)
     return MPQ_OK;
 }
 
-static mpq_status check_dataset(const mpq_net *net, const mpq_dataset *ds)
+mpq_status rt_check_dataset(const mpq_net *net, const mpq_dataset *ds)
 {
     mpq_status st = check_output(net);
     if (st != MPQ_OK)
@@ -960,7 +957,7 @@ mpq_status mpq_net_train(mpq_net *net, const mpq_dataset *ds, mpq_split split,
 {
     if (!net || !ds)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_train: net or ds NULL");
-    mpq_status st = check_dataset(net, ds);
+    mpq_status st = rt_check_dataset(net, ds);
     int64_t first = 0, count = 0;
     if (st == MPQ_OK)
         st = mpq_dataset_split_range(ds, split, &first, &count);
@@ -1067,7 +1064,7 @@ mpq_status mpq_net_evaluate(mpq_net *net, const mpq_dataset *ds, mpq_split split
     if (limit < 0)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_evaluate: limit %lld < 0",
                              (long long)limit);
-    mpq_status st = check_dataset(net, ds);
+    mpq_status st = rt_check_dataset(net, ds);
     int64_t first = 0, count = 0;
     if (st == MPQ_OK)
         st = mpq_dataset_split_range(ds, split, &first, &count);
@@ -1145,7 +1142,7 @@ mpq_status mpq_net_calibrate(mpq_net *net, const mpq_dataset *ds, int32_t batche
     if (method != MPQ_CALIB_MINMAX && method != MPQ_CALIB_MEAN_MAX)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_calibrate: method %d unknown",
                              (int)method);
-    mpq_status st = check_dataset(net, ds);
+    mpq_status st = rt_check_dataset(net, ds);
     int64_t first = 0, count = 0;
     if (st == MPQ_OK)
         st = mpq_dataset_split_range(ds, MPQ_SPLIT_TRAIN, &first, &count);

@@ -194,6 +194,8 @@ void mpq_net_destroy(mpq_net *net)
     if (!net)
         return;
     rt_plan_destroy(net->plan);
+    mpq_quantizer_destroy(net->wquant);
+    mpq_model_destroy(net->wmodel);
     for (size_t i = 0; i < net->count; i++)
         layer_free(&net->layers[i]);
     free(net->layers);
@@ -210,6 +212,11 @@ static void drop_plan(mpq_net *net)
 {
     rt_plan_destroy(net->plan);
     net->plan = NULL;
+    /* The weight quantizer serves one layout: rebuilt on the next quantized forward. */
+    mpq_quantizer_destroy(net->wquant);
+    mpq_model_destroy(net->wmodel);
+    net->wquant = NULL;
+    net->wmodel = NULL;
 }
 
 static int is_quantizable(mpq_net_op op) { return op == MPQ_OP_CONV || op == MPQ_OP_FC; }

@@ -6,7 +6,17 @@
 
 #include <mpq/core.h>
 #include <mpq/model.h>
+#include <mpq/quantizer.h>
 #include <mpq/runtime.h>
+
+/* Returns MPQ_ERR_INTERNAL naming the oneDNN call and the layer (a `lname` in scope). */
+#define DNNL_CHECK(call, what)                                                                 \
+    do {                                                                                       \
+        dnnl_status_t s_ = (call);                                                             \
+        if (s_ != dnnl_success)                                                                \
+            return mpq_set_error(MPQ_ERR_INTERNAL, "oneDNN %s failed (status %d) in layer '%s'", \
+                                 what, (int)s_, lname);                                        \
+    } while (0)
 
 /* A parsed IDX file: data points into the caller's buffer. */
 typedef struct mpq_idx {
@@ -71,10 +81,14 @@ typedef struct rt_lplan {
     int has_ws;
 } rt_lplan;
 
+struct rt_i8;
+
 typedef struct rt_plan {
     int32_t batch;
     size_t count;
     int has_bwd;
+    /* While set, rt_forward() runs the quantizable layers as int8 convolutions (int8.c). */
+    const struct rt_i8 *i8;
     float *input;
     float *scratch;
     rt_lplan *l;
@@ -95,10 +109,77 @@ struct mpq_net {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     rt_plan *plan;
+    /* The kernel-wise quantizer that fake-quantizes the weights (rt_quantize_weights) and the
+     * model it reads them from; created on first use, dropped when layers change. */
+    mpq_model *wmodel;
+    mpq_quantizer *wquant;
     /* oneDNN scratchpad shared by all primitives (user mode, padded: see exec.c). */
     void *scratchpad;
     size_t scratchpad_size;
 };
+
+/* Arguments of one primitive execution (rt_arg() collects, rt_run() executes and releases). */
+typedef struct rt_exec_args {
+    dnnl_exec_arg_t a[12];
+    int n;
+    mpq_status st;
+} rt_exec_args;
+
+/* Adds memory @p ptr described by @p md as argument @p id (errors kept in e->st). */
+void rt_arg(rt_exec_args *e, mpq_net *net, int id, const dnnl_memory_desc_t *md, void *ptr);
+/* Executes @p prim with the collected arguments and the network's shared scratchpad. */
+mpq_status rt_run(rt_exec_args *e, mpq_net *net, dnnl_primitive_t prim, const char *lname);
+
+/* Spatial geometry and algorithm of a layer's primitives. */
+typedef struct rt_geom {
+    dnnl_dims_t strides, kernel, pad_l, pad_r;
+    dnnl_alg_kind_t alg;
+    float beta;
+} rt_geom;
+void rt_layer_geom(const rt_layer *l, rt_geom *g);
+
+/* Primitive (and descriptor, kept in @p keep_pd or destroyed) from an operation descriptor with
+ * the attributes @p extra (NULL: none) and a user scratchpad. */
+mpq_status rt_prim_create(mpq_net *net, const_dnnl_op_desc_t desc,
+                          const_dnnl_primitive_attr_t extra, const_dnnl_primitive_desc_t hint,
+                          dnnl_primitive_t *prim, dnnl_primitive_desc_t *keep_pd,
+                          const char *lname, const char *what);
+/* Reorder primitive between two memory descriptors (user scratchpad). */
+mpq_status rt_reorder_create(mpq_net *net, const dnnl_memory_desc_t *from,
+                             const dnnl_memory_desc_t *to, dnnl_primitive_t *prim,
+                             const char *lname);
+
+/* ---- int8 inference (int8.c) ---- */
+
+/* One quantizable layer run as int8: input codes (u8, offset by zp so that signed grids are
+ * unsigned too), s8 weight codes, s32 accumulation, f32 output = s_x * s_w[oc] * acc + bias.
+ * With 8-bit inputs and 8-bit weights the AVX2 u8 x s8 pair products (vpmaddubsw) could
+ * saturate at 16 bits, so such a layer splits its input codes into x = 128 * hi + lo and runs
+ * two convolutions whose results add exactly. */
+typedef struct rt_i8layer {
+    int32_t act_bits, is_signed, zp, split;
+    int32_t qmin, qmax; /* activation code range before the zero-point offset */
+    float s_x;
+    int8_t *wcode;   /* plain layout (oihw / goihw / oi) */
+    float *wscale;   /* per kernel */
+    float *oscale;   /* per kernel: s_x * s_w */
+    uint8_t *xc, *xhi;
+    dnnl_memory_desc_t src_md, dst_md, w_md[2];
+    void *w[2];
+    dnnl_primitive_t conv[2]; /* [0]: low (or only) part; [1]: high part, adds to [0] */
+} rt_i8layer;
+
+typedef struct rt_i8 {
+    size_t count;
+    rt_i8layer *l; /* indexed like the network's layers; unused entries zeroed */
+} rt_i8;
+
+/* Checks that the installed policy is all <= 8 bits (errors name the layer) and builds the int8
+ * layers for plan @p p from the current float weights. */
+mpq_status rt_i8_create(mpq_net *net, const rt_plan *p, rt_i8 **out);
+void rt_i8_destroy(rt_i8 *q);
+/* Runs layer @p i of the network as int8 on input @p x into the plan's output buffer. */
+mpq_status rt_i8_layer(mpq_net *net, rt_plan *p, size_t i, const float *x);
 
 /* Builds (or reuses) the execution plan for @p batch images; @p backward adds the backward
  * primitives. */
@@ -113,11 +194,15 @@ mpq_status rt_forward(mpq_net *net, rt_plan *p, int training, float *calib_lo, f
 double rt_loss(mpq_net *net, rt_plan *p, const int *labels, int grad, int64_t *correct);
 /* Backward from the last layer's grad buffer into every parameter gradient. */
 mpq_status rt_backward(mpq_net *net, rt_plan *p);
-/* Recomputes the fake-quantized weights from the float weights. */
+/* Recomputes the fake-quantized weights from the float weights through the kernel-wise
+ * quantizer (mpq_quantizer_apply_layer). */
 mpq_status rt_quantize_weights(mpq_net *net);
 /* Fills the plan's input with images [first..] of a split (padding with zeros past the end). */
 void rt_fill_batch(const mpq_net *net, const mpq_dataset *ds, int64_t base, const int64_t *idx,
                    int32_t n, int32_t batch, float *input, int *labels);
+
+/* Checks that the network ends in class scores and fits the dataset's images. */
+mpq_status rt_check_dataset(const mpq_net *net, const mpq_dataset *ds);
 
 /* Copies parameters and quantization state between identical architectures. */
 void rt_net_copy_state(mpq_net *dst, const mpq_net *src);

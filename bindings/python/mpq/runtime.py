@@ -6,12 +6,42 @@ Everything here needs a library built with the runtime module; otherwise the cal
 
 import ctypes
 import os
-from ctypes import byref, c_double, c_int, c_int32, c_int64, c_void_p
+from ctypes import POINTER, byref, c_double, c_int, c_int32, c_int64, c_void_p
 
 from . import _lib
 from ._handle import Handle
-from ._lib import InvalidArgumentError, lib
+from ._lib import InvalidArgumentError, SizedStructure, lib
 from .model import Model
+
+
+class Int8Report(SizedStructure):
+    """Mirror of ``mpq_int8_report`` (real int8 inference against the fake-quant path)."""
+    _fields_ = [("size", ctypes.c_size_t), ("images", c_int64), ("accuracy", c_double),
+                ("fakequant_accuracy", c_double), ("agreement", c_double),
+                ("int8_images_per_second", c_double),
+                ("fakequant_images_per_second", c_double), ("int8_layers", c_int32),
+                ("split_layers", c_int32)]
+
+
+# Runtime functions added after the shared prototype table, declared the same way (argument
+# types, status check, a stub raising UnsupportedError when the library lacks them).
+_LOCAL_PROTOTYPES = {
+    "mpq_net_evaluate_int8": [c_void_p, c_void_p, c_int, c_int64, POINTER(Int8Report)],
+    "mpq_evaluator_evaluate_int8": [c_void_p, c_void_p, c_int, c_int64, POINTER(Int8Report)],
+}
+for _name, _argtypes in _LOCAL_PROTOTYPES.items():
+    if hasattr(lib, _name):
+        continue
+    try:
+        _fn = getattr(_lib._cdll, _name)
+    except AttributeError:
+        setattr(lib, _name, _lib._Missing(_name))
+        _lib.missing.append(_name)
+        continue
+    _fn.argtypes = _argtypes
+    _fn.restype = c_int
+    _fn.errcheck = _lib._errcheck
+    setattr(lib, _name, _lib._wrap(_fn, _name))
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 CALIB_METHODS = {"minmax": 0, "mean_max": 1}
@@ -105,6 +135,16 @@ class Net(Handle):
         lib.mpq_net_evaluate(self, dataset, _split(split), int(limit), byref(acc))
         return acc.value
 
+    def evaluate_int8(self, dataset, split="val", limit=0):
+        """Runs the installed policy (every bit width <= 8) as real int8 inference and compares
+        it with the fake-quant path on the same images. Returns a dict: ``images``,
+        ``accuracy`` (int8 top-1), ``fakequant_accuracy``, ``agreement`` (fraction of identical
+        predictions), ``int8_images_per_second``, ``fakequant_images_per_second``,
+        ``int8_layers``, ``split_layers``."""
+        r = Int8Report()
+        lib.mpq_net_evaluate_int8(self, dataset, _split(split), int(limit), byref(r))
+        return r.as_dict()
+
     def calibrate(self, dataset, batches=8, method="minmax"):
         lib.mpq_net_calibrate(self, dataset, int(batches), CALIB_METHODS.get(method, method))
 
@@ -148,6 +188,13 @@ class BuiltinEvaluator(Handle):
         return acc.value
 
     evaluate = __call__
+
+    def evaluate_int8(self, policy, split="val", limit=0):
+        """Real int8 inference of ``policy`` (every bit width <= 8) after the configured short
+        fine-tune, compared with the fake-quant path: a dict as :meth:`Net.evaluate_int8`."""
+        r = Int8Report()
+        lib.mpq_evaluator_evaluate_int8(self, policy, _split(split), int(limit), byref(r))
+        return r.as_dict()
 
     @property
     def cache_stats(self):

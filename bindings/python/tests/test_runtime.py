@@ -46,3 +46,28 @@ def test_builtin_evaluator_in_search(trained):
     best = s.run()
     assert len(s) == 4 and best is not None
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in s.history)
+
+
+@requires("mpq_evaluator_evaluate_int8")
+def test_int8_inference_agrees_with_fake_quant(trained):
+    ds, net = trained
+    ev = mpq.BuiltinEvaluator(net, ds, seed=0, limit=300)
+    p8 = mpq.Policy.uniform(ev.model, 8, 8)
+    r = ev.evaluate_int8(p8, "val", limit=300)
+    assert r["images"] == 300 and r["int8_layers"] == 5 and r["split_layers"] == 5
+    assert r["fakequant_accuracy"] == ev(p8)  # the same fake-quant path as the evaluator
+    assert r["agreement"] >= 0.99  # the paths differ only in float rounding
+    assert abs(r["accuracy"] - r["fakequant_accuracy"]) <= 1.0 - r["agreement"]
+    assert r["int8_images_per_second"] > 0 and r["fakequant_images_per_second"] > 0
+    with pytest.raises(mpq.InvalidArgumentError, match="'stem' has 16-bit activations"):
+        ev.evaluate_int8(mpq.Policy.uniform(ev.model, 8, 16))
+    # the same on the network itself, at 6 bits (one int8 convolution per layer)
+    net.calibrate(ds, batches=2)
+    with net.to_model() as m:
+        net.set_policy(mpq.Policy.uniform(m, 6, 6))
+    try:
+        r6 = net.evaluate_int8(ds, "val", limit=200)
+        assert r6["images"] == 200 and r6["split_layers"] == 0 and r6["agreement"] >= 0.99
+        assert r6["fakequant_accuracy"] == net.evaluate(ds, "val", limit=200)
+    finally:
+        net.set_policy(None)
