@@ -66,6 +66,64 @@ if "  cost " in commands:
     r = run("cost", "--model", "mobilenetv2", "--hw", "bismo-cloud", "--batch", "0")
     expect(r.returncode == 2, "cost batch 0")
 
+if "  search " in commands:
+    import csv
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # An impossible budget is refused before any episode: the minimum reachable value, and
+        # no (empty) list of history files.
+        r = run("search", "-M", "resnet18", "-b", "latency:0.05", "-q", "-o", tmp + "/x")
+        expect(r.returncode == 1 and "minimum reachable" in r.stderr
+               and "history so far" not in r.stderr, f"search impossible budget: {r.stderr!r}")
+
+        # -e on --resume raises the episode target of a finished run; the extended history equals
+        # an uninterrupted run of the same seed (HAQ's 20 episodes are its warm-up, uniform and
+        # random do not depend on the episode count).
+        def history(d):
+            with open(d + "/history.csv") as f:
+                return [{k: v for k, v in row.items() if k != "elapsed_s"}
+                        for row in csv.DictReader(f)]
+
+        for method in ("haq", "random", "uniform"):
+            base = ["search", "-M", "resnet18", "-m", method, "-q", "--set", "warmup=20"]
+            a, b = f"{tmp}/{method}-a", f"{tmp}/{method}-b"
+            r1 = run(*base, "-e", "10", "-o", a)
+            r2 = run(*base, "-e", "20", "-o", a, "--resume")
+            r3 = run(*base, "-e", "20", "-o", b)
+            ok = r1.returncode == r2.returncode == r3.returncode == 0
+            expect(ok and "episode target 20" in r2.stderr, f"search resume -e {method}: "
+                   f"{r1.stderr!r} {r2.stderr!r} {r3.stderr!r}")
+            if ok:
+                ha, hb = history(a), history(b)
+                expect(len(ha) == len(hb) == 20 and ha == hb, f"search resume -e {method}: "
+                       f"{len(ha)} vs {len(hb)} episodes, equal: {ha == hb}")
+
+if "  train " in commands and "  eval " in commands:
+    import json
+    import os
+    import tempfile
+
+    data = "/usr/share/datasets/fashion-mnist"
+    if os.path.exists(data + "/train-images-idx3-ubyte.gz"):
+        with tempfile.TemporaryDirectory() as tmp:
+            net = tmp + "/tiny.mpqnet"
+            r = run("train", "-n", "fashion-tiny", "-e", "1", "-q", "-o", net)
+            expect(r.returncode == 0 and os.path.exists(net), f"train tiny: {r.stderr!r}")
+            # int8 inference differs from fake-quant only in rounding: the same predictions.
+            r = run("eval", net, "-p", "uniform:8,8", "--int8", "--json")
+            ok = r.returncode == 0
+            expect(ok, f"eval --int8: {r.stderr!r}")
+            if ok:
+                res = json.loads(r.stdout)
+                expect(res["images"] == 5000 and res["int8"]["agreement"] >= 0.99
+                       and abs(res["int8"]["accuracy"] - res["accuracy"]) <= 0.01,
+                       f"eval --int8 figures: {res}")
+            # Refused before any evaluation runs, naming the layer and kernel.
+            r = run("eval", net, "-p", "uniform:16,8", "--int8")
+            expect(r.returncode == 1 and "kernel 0 has 16 weight bits" in r.stderr,
+                   f"eval --int8 16 bits: {r.stderr!r}")
+
 for f in failures:
     print("FAIL:", f)
 print(f"{len(failures)} failed")

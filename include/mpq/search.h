@@ -56,10 +56,18 @@
  * - uniform: every (w, a) pair in [w_min, w_max] x [a_min, a_max], one per episode; pairs over the
  *   budget are recorded (feasible = 0) but never become the best policy.
  * - random: layer-wise bits drawn uniformly from the ranges, lowered into the budget as HAQ does.
- * - greedy: starts from all layers at (w_max, a_max); each round measures every single-bit
- *   lowering (one episode each) and applies the one with the smallest accuracy loss per unit of
- *   budget cost saved (resource objective; until the policy fits), or the one with the largest
- *   reward gain (accuracy objective; until no lowering improves the reward).
+ * - greedy (libmpq's baseline, not a paper method): starts from all layers at (w_max, a_max);
+ *   a step lowers one layer's activation bits or all its weight bits by one, choosing the
+ *   lowering with the smallest accuracy loss per unit of budget cost saved (resource objective;
+ *   until the policy fits), or the largest reward gain (accuracy objective; until no lowering
+ *   improves the reward). Step rule (::MPQ_SEARCH_GREEDY_LAZY): lazy greedy (default; Minoux's
+ *   accelerated greedy): every candidate keeps the score measured on an earlier policy, each
+ *   step re-measures (one episode) only the candidate with the best such score, never-measured
+ *   candidates first, and accepts it once its fresh score is still at least as good as every
+ *   other candidate's; a step thus costs a few evaluations instead of 2 x layers, so that the
+ *   budget is reached within a few hundred evaluations (the full rule, 0, re-measures every
+ *   candidate per step). A run capped before the policy fits walls its current policy on the
+ *   last allowed episode.
  *
  * **Budget** (resource-constrained objective). The cost of the budget resource (latency, energy,
  * area or size) must not exceed budget x the cost of the all-8-bit policy on the same hardware.
@@ -70,6 +78,11 @@
  * when the wall runs, pinning them always, or leaving them free. At mpq_search_run() a budget
  * below the cheapest reachable policy (all layers at the minimum bits, first/last per the rule)
  * is refused with ::MPQ_ERR_INFEASIBLE and the minimum reachable fraction in the message.
+ * After the wall, the budget fill (::MPQ_SEARCH_BUDGET_FILL, ::mpq_budget_fill; a libmpq
+ * extension, default ::MPQ_FILL_MAX) raises bits again while the policy stays within the budget,
+ * largest 4^-b gain per unit of cost first: the wall's one-bit steps and the agents' cautious
+ * proposals otherwise leave part of the budget unused (HAQ and AutoQ on fashion-cnn ended at
+ * 0.41-0.45 of all-8-bit latency under a 0.5 budget). ::MPQ_FILL_NONE is the papers' behaviour.
  * Area means area_mm2 where the target models it (BitFusion), else BRAM36 (the FPGA resource
  * that depends on the policy); size is the weight storage in bytes.
  *
@@ -192,10 +205,30 @@ typedef enum mpq_search_param {
     MPQ_SEARCH_TIME_LIMIT = 36,       /**< "time_limit": wall-clock seconds for mpq_search_run(); 0 = none. */
     MPQ_SEARCH_MAX_UPDATES = 37,      /**< "max_updates": cap on the updates per episode of HAQ's agent
                                            and AutoQ's HLC (32; 0 = none, as HAQ's code). */
+    MPQ_SEARCH_BUDGET_FILL = 38,      /**< "budget_fill": an ::mpq_budget_fill applied after the
+                                           wall (libmpq extension; default ::MPQ_FILL_MAX). */
+    MPQ_SEARCH_GREEDY_LAZY = 39,      /**< "greedy_lazy": 1 lazy greedy steps (default), 0 every
+                                           candidate re-measured per step (see the file comment). */
+    MPQ_SEARCH_KEEP_TOP = 40,         /**< "keep_top": distinct feasible policies kept by reward for
+                                           a final re-evaluation, mpq_search_top() (5; libmpq). */
 } mpq_search_param;
 
 /** Number of ::mpq_search_param values. */
-#define MPQ_SEARCH_PARAM_COUNT 38
+#define MPQ_SEARCH_PARAM_COUNT 41
+
+/**
+ * Budget fill after the wall (::MPQ_SEARCH_BUDGET_FILL), a libmpq extension beyond HAQ and
+ * AutoQ: the wall (and the agent) may leave part of the budget unused; the fill raises single
+ * steps (one layer's activation bits, or every kernel of one layer by one weight bit) while the
+ * policy stays within the budget, most expected accuracy per unit of cost first (gain 4^-b of
+ * the step's current width b, the relative quantization-noise power a bit removes, over the
+ * step's budget cost). Values are pinned.
+ */
+typedef enum mpq_budget_fill {
+    MPQ_FILL_NONE = 0,     /**< No fill: HAQ's and AutoQ's behaviour. */
+    MPQ_FILL_PROPOSAL = 1, /**< Give back only bits the wall removed (never above the proposal). */
+    MPQ_FILL_MAX = 2,      /**< Raise up to w_max/a_max: every policy ends close to the budget. */
+} mpq_budget_fill;
 
 /**
  * One episode of the history. Plain data; grows only at the end; set @p size before reading.
@@ -442,6 +475,25 @@ MPQ_API int64_t mpq_search_history_count(const mpq_search *s);
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
 MPQ_API mpq_status mpq_search_history_get(const mpq_search *s, int64_t index,
                                           mpq_search_record *record);
+
+/**
+ * One of the best distinct feasible policies so far, ranked by reward (rank 0 is the policy of
+ * mpq_search_best()). The search keeps ::MPQ_SEARCH_KEEP_TOP of them so that the caller can
+ * re-evaluate the few best on more data than the episodes used (a single noisy episode score
+ * otherwise picks the winner; the demo re-scores them on the whole validation split).
+ * @param s the handle.
+ * @param rank 0 .. mpq_search_top_count() - 1.
+ * @param policy receives the policy (borrowed, valid until the next episode or destroy).
+ * @param record receives its history record (may be NULL; caller sets size).
+ * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT (NULL, or rank out of range).
+ */
+MPQ_API mpq_status mpq_search_top(const mpq_search *s, int64_t rank, const mpq_policy **policy,
+                                  mpq_search_record *record);
+
+/** Number of policies mpq_search_top() can return: min(keep_top, distinct feasible policies).
+ * @param s the handle.
+ * @return the count (0 for NULL). */
+MPQ_API int64_t mpq_search_top_count(const mpq_search *s);
 
 /**
  * Best feasible policy so far (borrowed, valid until the next episode or destroy).

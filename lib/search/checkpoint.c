@@ -7,7 +7,7 @@
 #include "search_internal.h"
 
 /* Version of the checkpoint layout; bumped on any change of the tensors below. */
-#define CHECKPOINT_VERSION 1
+#define CHECKPOINT_VERSION 2
 
 /* Scalars of the "state" tensor, in this order. */
 enum {
@@ -99,6 +99,77 @@ static mpq_status build_header(const mpq_search *s, char **out)
     if (!text)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search checkpoint: header text");
     *out = text;
+    return MPQ_OK;
+}
+
+/* The kept best policies: their history indices and bits, one row per policy. */
+static mpq_status save_top(const mpq_search *s, mpq_container *c)
+{
+    const int64_t n = s->top_count, K = s->kernels, L = (int64_t)s->layers;
+    uint8_t *kb = malloc((size_t)(n * K)), *ab = malloc((size_t)(n * L));
+    mpq_status st = MPQ_OK;
+    if (!kb || !ab)
+        st = mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search checkpoint: best policies");
+    for (int64_t i = 0; i < n && st == MPQ_OK; i++)
+        for (size_t l = 0; l < s->layers && st == MPQ_OK; l++) {
+            const uint8_t *bits;
+            int64_t m;
+            int a;
+            st = mpq_policy_weight_bits(s->top[i], l, &bits, &m);
+            if (st == MPQ_OK)
+                st = mpq_policy_act_bits(s->top[i], l, &a);
+            if (st == MPQ_OK) {
+                memcpy(kb + i * K + s->kernel_offset[l], bits, (size_t)m);
+                ab[i * L + (int64_t)l] = (uint8_t)a;
+            }
+        }
+    int64_t dims[2] = {n, K};
+    if (st == MPQ_OK)
+        st = mpq_container_add(c, "top_index", MPQ_DTYPE_I64, 1, dims, s->top_index);
+    if (st == MPQ_OK)
+        st = mpq_container_add(c, "top_kbits", MPQ_DTYPE_U8, 2, dims, kb);
+    dims[1] = L;
+    if (st == MPQ_OK)
+        st = mpq_container_add(c, "top_abits", MPQ_DTYPE_U8, 2, dims, ab);
+    free(kb);
+    free(ab);
+    return st;
+}
+
+static mpq_status restore_top(mpq_search *s, const mpq_container *c)
+{
+    mpq_tensor_info ti;
+    memset(&ti, 0, sizeof ti);
+    ti.size = sizeof ti;
+    if (mpq_container_find(c, "top_index", &ti) != MPQ_OK)
+        return MPQ_OK; /* nothing feasible yet */
+    const int64_t n = ti.count, K = s->kernels, L = (int64_t)s->layers;
+    if (ti.dtype != MPQ_DTYPE_I64 || n > (int64_t)s->params[MPQ_SEARCH_KEEP_TOP])
+        return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: tensor 'top_index' has the "
+                                             "wrong type or size");
+    const int64_t *idx = ti.data;
+    const void *kp, *ap;
+    mpq_status st;
+    if ((st = mpq_container_expect(c, "top_kbits", MPQ_DTYPE_U8, n * K, &kp)) != MPQ_OK ||
+        (st = mpq_container_expect(c, "top_abits", MPQ_DTYPE_U8, n * L, &ap)) != MPQ_OK)
+        return st;
+    const uint8_t *kb = kp, *ab = ap;
+    for (int64_t i = 0; i < n; i++) {
+        if (idx[i] < 0 || idx[i] >= s->history_count)
+            return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: best policy %lld refers to "
+                                                 "episode %lld of %lld",
+                                 (long long)i, (long long)idx[i], (long long)s->history_count);
+        mpq_policy *p = NULL;
+        if ((st = mpq_policy_create_kernelwise(&p, s->model, kb + i * K, K, ab + i * L)) != MPQ_OK)
+            return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: best policy %lld: %s",
+                                 (long long)i, mpq_last_error());
+        const mpq_search_record *r = &s->history[idx[i]];
+        mpq_policy_figures f = {sizeof f, r->accuracy, r->latency_s, r->energy_j, r->area,
+                                r->size_bytes};
+        mpq_policy_set_figures(p, &f);
+        if ((st = search_top_insert(s, p, idx[i])) != MPQ_OK)
+            return st;
+    }
     return MPQ_OK;
 }
 
@@ -221,6 +292,13 @@ mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
         goto done;
     dims[0] = (int64_t)s->layers;
     if ((st = mpq_container_add(c, "greedy_abits", MPQ_DTYPE_U8, 1, dims, s->greedy_abits)) !=
+        MPQ_OK)
+        goto done;
+    if (s->top_count > 0 && (st = save_top(s, c)) != MPQ_OK)
+        goto done;
+    dims[0] = 2 * (int64_t)s->layers;
+    dims[1] = GREEDY_FIELDS;
+    if ((st = mpq_container_add(c, "greedy_cand", MPQ_DTYPE_F64, 2, dims, s->greedy_cand)) !=
         MPQ_OK)
         goto done;
     uint8_t rng_state[MPQ_RNG_STATE_SIZE];
@@ -362,6 +440,8 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
             if ((st = search_cache_put(s, (uint64_t)keys[i], values[i])) != MPQ_OK)
                 return st;
     }
+    if ((st = restore_top(s, c)) != MPQ_OK)
+        return st;
     if (best_index >= 0) {
         const void *kb, *ab;
         if ((st = mpq_container_expect(c, "best_kbits", MPQ_DTYPE_U8, s->kernels, &kb)) != MPQ_OK ||
@@ -379,7 +459,11 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
         mpq_policy_destroy(s->best);
         s->best = best;
     }
-    const void *gk, *ga, *rs;
+    const void *gk, *ga, *rs, *gc;
+    if ((st = mpq_container_expect(c, "greedy_cand", MPQ_DTYPE_F64,
+                                   2 * (int64_t)s->layers * GREEDY_FIELDS, &gc)) != MPQ_OK)
+        return st;
+    memcpy(s->greedy_cand, gc, 2 * s->layers * GREEDY_FIELDS * sizeof(double));
     if ((st = mpq_container_expect(c, "greedy_kbits", MPQ_DTYPE_U8, s->kernels, &gk)) != MPQ_OK ||
         (st = mpq_container_expect(c, "greedy_abits", MPQ_DTYPE_U8, (int64_t)s->layers, &ga)) !=
             MPQ_OK ||
@@ -435,6 +519,7 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
 static void reset_run(mpq_search *s)
 {
     s->history_count = 0;
+    search_top_clear(s);
     s->cache_count = 0;
     if (s->cache_used)
         memset(s->cache_used, 0, (size_t)s->cache_capacity);

@@ -8,10 +8,8 @@
 mpq_status search_episode_haq(mpq_search *s)
 {
     const size_t L = s->layers;
-    const int wmin = search_param_int(s, MPQ_SEARCH_W_MIN_BITS);
-    const int wmax = search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
-    const int amin = search_param_int(s, MPQ_SEARCH_A_MIN_BITS);
-    const int amax = search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
+    const search_range rg = search_ranges(s);
+    const int wmin = rg.wmin, wmax = rg.wmax, amin = rg.amin, amax = rg.amax;
     float prev = 1.0f; /* linear_quantize_env.py initialises the previous action to 1.0 */
     mpq_status st;
     for (size_t t = 0; t < 2 * L; t++) {
@@ -86,10 +84,8 @@ static mpq_status sample_distinct(mpq_rng *rng, int64_t m, int64_t n, int64_t *o
 mpq_status search_episode_autoq(mpq_search *s)
 {
     const size_t L = s->layers;
-    const int wmin = search_param_int(s, MPQ_SEARCH_W_MIN_BITS);
-    const int wmax = search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
-    const int amin = search_param_int(s, MPQ_SEARCH_A_MIN_BITS);
-    const int amax = search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
+    const search_range rg = search_ranges(s);
+    const int wmin = rg.wmin, wmax = rg.wmax, amin = rg.amin, amax = rg.amax;
     const int64_t S = (int64_t)s->params[MPQ_SEARCH_AUTOQ_LLC_SAMPLES];
     float prev_goal = 1.0f, prev_act = 1.0f;
     int64_t picks = 0;
@@ -209,10 +205,8 @@ mpq_status search_episode_autoq(mpq_search *s)
 
 mpq_status search_episode_uniform(mpq_search *s)
 {
-    const int wmin = search_param_int(s, MPQ_SEARCH_W_MIN_BITS);
-    const int wmax = search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
-    const int amin = search_param_int(s, MPQ_SEARCH_A_MIN_BITS);
-    const int amax = search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
+    const search_range rg = search_ranges(s);
+    const int wmin = rg.wmin, wmax = rg.wmax, amin = rg.amin, amax = rg.amax;
     int64_t na = amax - amin + 1, total = (int64_t)(wmax - wmin + 1) * na;
     if (s->uniform_index >= total) { /* every pair played (episodes raised afterwards) */
         s->finished = 1;
@@ -235,10 +229,8 @@ mpq_status search_episode_uniform(mpq_search *s)
 
 mpq_status search_episode_random(mpq_search *s)
 {
-    const int wmin = search_param_int(s, MPQ_SEARCH_W_MIN_BITS);
-    const int wmax = search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
-    const int amin = search_param_int(s, MPQ_SEARCH_A_MIN_BITS);
-    const int amax = search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
+    const search_range rg = search_ranges(s);
+    const int wmin = rg.wmin, wmax = rg.wmax, amin = rg.amin, amax = rg.amax;
     mpq_status st;
     for (size_t l = 0; l < s->layers; l++) {
         uint64_t w, a;
@@ -290,6 +282,94 @@ static int greedy_candidate(mpq_search *s, int64_t c)
     return 1;
 }
 
+/* Applies candidate @p c to greedy's current policy with the figures measured for it. */
+static void greedy_accept(mpq_search *s, int64_t c)
+{
+    search_greedy *g = &s->greedy;
+    const double *row = s->greedy_cand + c * GREEDY_FIELDS;
+    greedy_candidate(s, c);
+    memcpy(s->greedy_kbits, s->kbits, (size_t)s->kernels);
+    memcpy(s->greedy_abits, s->abits, s->layers);
+    g->cur_accuracy = row[GREEDY_ACC];
+    g->cur_reward = row[GREEDY_REWARD];
+    g->cur_cost = row[GREEDY_COST];
+    /* Every score now belongs to the previous policy; candidates that could not be applied or
+     * saved nothing are looked at again (cheaply, without an evaluation). */
+    for (int64_t i = 0; i < 2 * (int64_t)s->layers; i++) {
+        double *r = s->greedy_cand + i * GREEDY_FIELDS;
+        r[GREEDY_FRESH] = 0.0;
+        if (isinf(r[GREEDY_SCORE]))
+            r[GREEDY_SCORE] = NAN;
+    }
+}
+
+/* Lazy greedy (Minoux's accelerated greedy): candidates keep the score measured on an earlier
+ * policy; each step re-measures only the candidate with the best stale score (never-measured
+ * ones first) and accepts it when its fresh score is still at least as good as every other
+ * stale score. One call plays at most one episode. */
+static mpq_status greedy_lazy(mpq_search *s, int resource)
+{
+    search_greedy *g = &s->greedy;
+    const int64_t C = 2 * (int64_t)s->layers;
+    mpq_status st;
+    for (;;) {
+        /* the best priority: NaN (never measured) first, then the lowest score */
+        int64_t top = -1;
+        for (int64_t i = 0; i < C; i++) {
+            double v = s->greedy_cand[i * GREEDY_FIELDS + GREEDY_SCORE];
+            if (isinf(v) && v > 0)
+                continue;
+            if (top < 0) {
+                top = i;
+                continue;
+            }
+            double t = s->greedy_cand[top * GREEDY_FIELDS + GREEDY_SCORE];
+            if (!isnan(t) && (isnan(v) || v < t))
+                top = i;
+        }
+        if (top < 0) { /* nothing left to lower */
+            s->finished = 1;
+            return MPQ_OK;
+        }
+        double *row = s->greedy_cand + top * GREEDY_FIELDS;
+        if (row[GREEDY_FRESH] != 0.0) {
+            if (!resource && !(row[GREEDY_REWARD] > g->cur_reward)) {
+                s->finished = 1; /* the best lowering does not improve the reward */
+                return MPQ_OK;
+            }
+            greedy_accept(s, top);
+            if (resource &&
+                g->cur_cost <= s->params[MPQ_SEARCH_BUDGET] *
+                                   s->ref_res[search_param_int(s, MPQ_SEARCH_BUDGET_RESOURCE)]) {
+                s->finished = 1;
+                return MPQ_OK;
+            }
+            continue;
+        }
+        if (!greedy_candidate(s, top)) {
+            row[GREEDY_SCORE] = INFINITY;
+            continue;
+        }
+        double cost;
+        if ((st = current_cost(s, &cost)) != MPQ_OK)
+            return st;
+        if (resource && !(cost < g->cur_cost)) {
+            row[GREEDY_SCORE] = INFINITY; /* saves nothing: not worth an evaluation */
+            continue;
+        }
+        mpq_search_record rec;
+        if ((st = search_finish_episode(s, 0, &rec)) != MPQ_OK)
+            return st;
+        row[GREEDY_SCORE] = resource ? (g->cur_accuracy - rec.accuracy) / (g->cur_cost - cost)
+                                     : -(rec.reward - g->cur_reward);
+        row[GREEDY_FRESH] = 1.0;
+        row[GREEDY_ACC] = rec.accuracy;
+        row[GREEDY_REWARD] = rec.reward;
+        row[GREEDY_COST] = cost;
+        return MPQ_OK; /* the next call accepts it if it is still the best */
+    }
+}
+
 mpq_status search_episode_greedy(mpq_search *s)
 {
     search_greedy *g = &s->greedy;
@@ -323,6 +403,8 @@ mpq_status search_episode_greedy(mpq_search *s)
         s->finished = 1;
         return MPQ_OK;
     }
+    if (search_param_int(s, MPQ_SEARCH_GREEDY_LAZY))
+        return greedy_lazy(s, resource);
     const int64_t candidates = 2 * (int64_t)s->layers;
     for (int rounds = 0; rounds < 2; rounds++) {
         while (g->candidate < candidates) {

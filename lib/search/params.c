@@ -91,6 +91,15 @@ static const param_row rows[MPQ_SEARCH_PARAM_COUNT] = {
     [MPQ_SEARCH_MAX_UPDATES] = {"max_updates", "cap on the updates per episode of HAQ's agent and "
         "AutoQ's HLC; 0 = none (HAQ code: one per step). libmpq choice 32: keeps ResNet-50 under "
         "0.2 s per episode", 0, 1e9, 32, 32, 1},
+    [MPQ_SEARCH_BUDGET_FILL] = {"budget_fill", "after the wall, raise bits while the policy stays "
+        "within the budget: 0 none (HAQ, AutoQ), 1 only bits the wall removed, 2 up to the "
+        "maximum bits (libmpq extension, default 2: the papers' wall leaves budget unused)",
+        0, 2, 2, 2, 1},
+    [MPQ_SEARCH_GREEDY_LAZY] = {"greedy_lazy", "greedy step rule: 1 lazy greedy (re-measure only "
+        "the candidate with the best stale score, accept it if it stays best; libmpq choice), 0 "
+        "re-measure every candidate per step", 0, 1, 1, 1, 1},
+    [MPQ_SEARCH_KEEP_TOP] = {"keep_top", "distinct feasible policies kept by reward for a final "
+        "re-evaluation on more data (mpq_search_top; libmpq choice 5)", 1, 1000, 5, 5, 1},
 };
 
 int search_param_is_integer(mpq_search_param id) { return rows[id].is_integer; }

@@ -44,24 +44,32 @@ int search_bits_from_action(double a, int lo, int hi)
     return b;
 }
 
+search_range search_ranges(const mpq_search *s)
+{
+    search_range r = {search_param_int(s, MPQ_SEARCH_W_MIN_BITS),
+                      search_param_int(s, MPQ_SEARCH_W_MAX_BITS),
+                      search_param_int(s, MPQ_SEARCH_A_MIN_BITS),
+                      search_param_int(s, MPQ_SEARCH_A_MAX_BITS)};
+    return r;
+}
+
+/* 8 bits clamped into [lo, hi]: the pinned width. */
+static int pin_bits(int lo, int hi)
+{
+    int v = 8 > hi ? hi : 8;
+    return v < lo ? lo : v;
+}
+
 int search_pin_w(const mpq_search *s)
 {
-    int v = 8;
-    if (v > search_param_int(s, MPQ_SEARCH_W_MAX_BITS))
-        v = search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
-    if (v < search_param_int(s, MPQ_SEARCH_W_MIN_BITS))
-        v = search_param_int(s, MPQ_SEARCH_W_MIN_BITS);
-    return v;
+    search_range r = search_ranges(s);
+    return pin_bits(r.wmin, r.wmax);
 }
 
 int search_pin_a(const mpq_search *s)
 {
-    int v = 8;
-    if (v > search_param_int(s, MPQ_SEARCH_A_MAX_BITS))
-        v = search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
-    if (v < search_param_int(s, MPQ_SEARCH_A_MIN_BITS))
-        v = search_param_int(s, MPQ_SEARCH_A_MIN_BITS);
-    return v;
+    search_range r = search_ranges(s);
+    return pin_bits(r.amin, r.amax);
 }
 
 /* Layers the wall (and greedy) may not lower: first and last under HAQ's and the pinned rule. */
@@ -161,12 +169,164 @@ static int lower_layer_weights(mpq_search *s, size_t layer, int wmin)
  * difference measured once), then confirmed with a full costing; if the cost model is not
  * additive the loop simply continues from the confirmed value. */
 static mpq_status wall(mpq_search *s, int64_t *lowered);
+static mpq_status fill(mpq_search *s, int mode, int64_t *lowered);
 
 mpq_status search_wall(mpq_search *s, int64_t *lowered)
 {
     double t0 = search_now();
+    int mode = search_param_int(s, MPQ_SEARCH_BUDGET_FILL);
+    if (mode == MPQ_FILL_PROPOSAL) {
+        memcpy(s->pre_kbits, s->kbits, (size_t)s->kernels);
+        memcpy(s->pre_abits, s->abits, s->layers);
+    }
     mpq_status st = wall(s, lowered);
+    if (st == MPQ_OK && mode != MPQ_FILL_NONE &&
+        search_param_int(s, MPQ_SEARCH_OBJECTIVE) == MPQ_OBJECTIVE_RESOURCE)
+        st = fill(s, mode, lowered);
     s->prof_cost += search_now() - t0;
+    return st;
+}
+
+/* Whether the fill may raise a layer: the pinned rule fixes first and last layer; under HAQ's
+ * rule they are only protected from lowering. */
+static int fill_frozen(const mpq_search *s, size_t layer)
+{
+    return search_param_int(s, MPQ_SEARCH_FIRST_LAST) == MPQ_FIRST_LAST_PINNED &&
+           (layer == 0 || layer + 1 == s->layers);
+}
+
+static int fill_wcap(const mpq_search *s, int mode, int64_t k)
+{
+    return mode == MPQ_FILL_PROPOSAL ? s->pre_kbits[k] : search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
+}
+
+static int fill_acap(const mpq_search *s, int mode, size_t layer)
+{
+    return mode == MPQ_FILL_PROPOSAL ? s->pre_abits[layer]
+                                     : search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
+}
+
+/* Raises one step of @p layer in place (step 0: every kernel below its cap by one weight bit,
+ * 1: the activation bits); returns the step's gain, sum of 4^-b over what it raises, 0 when
+ * nothing can be raised. The layer's weights are first copied to s->fill_tmp. */
+static double fill_raise(mpq_search *s, int mode, size_t layer, int step)
+{
+    if (step == 1) {
+        int a = s->abits[layer];
+        if (a >= fill_acap(s, mode, layer))
+            return 0.0;
+        s->abits[layer]++;
+        return ldexp(1.0, -2 * a);
+    }
+    int64_t off = s->kernel_offset[layer], M = s->kernel_offset[layer + 1] - off;
+    memcpy(s->fill_tmp, s->kbits + off, (size_t)M);
+    double gain = 0.0;
+    for (int64_t k = 0; k < M; k++)
+        if (s->kbits[off + k] < fill_wcap(s, mode, off + k)) {
+            gain += ldexp(1.0, -2 * s->kbits[off + k]) / (double)M;
+            s->kbits[off + k]++;
+        }
+    return gain;
+}
+
+static void fill_undo(mpq_search *s, size_t layer, int step)
+{
+    if (step == 1) {
+        s->abits[layer]--;
+        return;
+    }
+    int64_t off = s->kernel_offset[layer];
+    memcpy(s->kbits + off, s->fill_tmp, (size_t)(s->kernel_offset[layer + 1] - off));
+}
+
+/* Cost change and gain of both steps of @p layer (cost +inf when the step raises nothing). */
+static mpq_status fill_steps(mpq_search *s, int mode, size_t layer, double *gain)
+{
+    for (int step = 0; step < 2; step++) {
+        double *d = &s->fill_delta[2 * layer + (size_t)step];
+        *d = INFINITY;
+        gain[step] = 0.0;
+        if (fill_frozen(s, layer))
+            continue;
+        double g = fill_raise(s, mode, layer, step);
+        if (g > 0.0) {
+            double v;
+            mpq_status st = layer_resource(s, layer, &v);
+            fill_undo(s, layer, step);
+            if (st != MPQ_OK)
+                return st;
+            *d = v - s->layer_res[layer];
+            gain[step] = g;
+        }
+    }
+    return MPQ_OK;
+}
+
+/* The budget fill (MPQ_SEARCH_BUDGET_FILL): repeatedly apply the step with the largest gain per
+ * unit of budget cost that keeps the policy within the budget. Totals are tracked from per-layer
+ * costs as in the wall and confirmed at the end; a non-additive cost model that ends over the
+ * budget is walled again. */
+static mpq_status fill(mpq_search *s, int mode, int64_t *lowered)
+{
+    mpq_search_resource r = (mpq_search_resource)search_param_int(s, MPQ_SEARCH_BUDGET_RESOURCE);
+    double target = s->params[MPQ_SEARCH_BUDGET] * s->ref_res[r];
+    mpq_hw_cost c;
+    mpq_status st = search_policy_cost(s, s->kbits, s->abits, &c);
+    if (st != MPQ_OK)
+        return st;
+    double total = search_resource_of(&c, r);
+    if (!(total <= target))
+        return MPQ_OK;
+    double sum = 0.0;
+    for (size_t l = 0; l < s->layers; l++) {
+        if ((st = layer_resource(s, l, &s->layer_res[l])) != MPQ_OK)
+            return st;
+        sum += s->layer_res[l];
+    }
+    const double offset = total - sum;
+    /* gains live next to the deltas: layers x 2 after them */
+    double *gain = s->fill_delta + 2 * s->layers;
+    for (size_t l = 0; l < s->layers; l++)
+        if ((st = fill_steps(s, mode, l, gain + 2 * l)) != MPQ_OK)
+            return st;
+    int raised = 0;
+    for (;;) {
+        double est = offset + sum, best_ratio = -INFINITY;
+        size_t best = 0;
+        int found = 0;
+        for (size_t i = 0; i < 2 * s->layers; i++) {
+            double d = s->fill_delta[i];
+            if (!isfinite(d) || est + d > target)
+                continue;
+            double ratio = d > 0.0 ? gain[i] / d : INFINITY;
+            if (!found || ratio > best_ratio) {
+                found = 1;
+                best = i;
+                best_ratio = ratio;
+            }
+        }
+        if (!found)
+            break;
+        size_t l = best / 2;
+        fill_raise(s, mode, l, (int)(best % 2));
+        raised = 1;
+        double v;
+        if ((st = layer_resource(s, l, &v)) != MPQ_OK)
+            return st;
+        sum += v - s->layer_res[l];
+        s->layer_res[l] = v;
+        if ((st = fill_steps(s, mode, l, gain + 2 * l)) != MPQ_OK)
+            return st;
+    }
+    if (!raised)
+        return MPQ_OK;
+    if ((st = search_policy_cost(s, s->kbits, s->abits, &c)) != MPQ_OK)
+        return st;
+    if (search_resource_of(&c, r) <= target)
+        return MPQ_OK;
+    int64_t more = 0;
+    st = wall(s, &more);
+    *lowered += more;
     return st;
 }
 
@@ -322,6 +482,79 @@ mpq_status search_history_push(mpq_search *s, const mpq_search_record *rec)
     return MPQ_OK;
 }
 
+/* ---- the best few policies ---------------------------------------------------------------- */
+
+void search_top_clear(mpq_search *s)
+{
+    for (int64_t i = 0; i < s->top_count; i++)
+        mpq_policy_destroy(s->top[i]);
+    free(s->top);
+    free(s->top_index);
+    s->top = NULL;
+    s->top_index = NULL;
+    s->top_count = 0;
+}
+
+/* Takes @p policy (history record @p index, already in the history) into the ranking by reward,
+ * or destroys it. Ties keep the earlier episode first, as mpq_search_best() does. */
+mpq_status search_top_insert(mpq_search *s, mpq_policy *policy, int64_t index)
+{
+    const int64_t K = (int64_t)s->params[MPQ_SEARCH_KEEP_TOP];
+    if (!s->top) {
+        s->top = calloc((size_t)K, sizeof *s->top);
+        s->top_index = calloc((size_t)K, sizeof *s->top_index);
+        if (!s->top || !s->top_index) {
+            free(s->top);
+            free(s->top_index);
+            s->top = NULL;
+            s->top_index = NULL;
+            mpq_policy_destroy(policy);
+            return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: %lld best policies",
+                                 (long long)K);
+        }
+    }
+    double reward = s->history[index].reward;
+    int64_t pos = 0;
+    while (pos < s->top_count && s->history[s->top_index[pos]].reward >= reward)
+        pos++;
+    if (pos >= K) {
+        mpq_policy_destroy(policy);
+        return MPQ_OK;
+    }
+    if (s->top_count == K)
+        mpq_policy_destroy(s->top[--s->top_count]);
+    memmove(s->top + pos + 1, s->top + pos, (size_t)(s->top_count - pos) * sizeof *s->top);
+    memmove(s->top_index + pos + 1, s->top_index + pos,
+            (size_t)(s->top_count - pos) * sizeof *s->top_index);
+    s->top[pos] = policy;
+    s->top_index[pos] = index;
+    s->top_count++;
+    return MPQ_OK;
+}
+
+/* Offers the policy in s->work, just pushed as the last history record. */
+static mpq_status top_offer(mpq_search *s)
+{
+    const int64_t index = s->history_count - 1;
+    const mpq_search_record *r = &s->history[index];
+    if (!r->feasible)
+        return MPQ_OK;
+    for (int64_t i = 0; i < s->top_count; i++)
+        if (s->history[s->top_index[i]].policy_hash == r->policy_hash)
+            return MPQ_OK; /* an identical policy scores identically */
+    const int64_t K = (int64_t)s->params[MPQ_SEARCH_KEEP_TOP];
+    if (s->top_count == K && !(s->history[s->top_index[K - 1]].reward < r->reward))
+        return MPQ_OK;
+    mpq_policy *copy = NULL;
+    mpq_status st = mpq_policy_clone(s->work, &copy);
+    if (st != MPQ_OK)
+        return st;
+    mpq_policy_figures f = {sizeof f, r->accuracy, r->latency_s, r->energy_j, r->area,
+                            r->size_bytes};
+    mpq_policy_set_figures(copy, &f);
+    return search_top_insert(s, copy, index);
+}
+
 /* ---- evaluation and reward ---------------------------------------------------------------- */
 
 static mpq_status evaluate_work(mpq_search *s, double *accuracy, int *cached)
@@ -430,6 +663,8 @@ mpq_status search_finish_episode(mpq_search *s, int64_t bits_lowered, mpq_search
         s->run_start = search_now();
     r.elapsed_s = s->elapsed_before + (search_now() - s->run_start);
     if ((st = search_history_push(s, &r)) != MPQ_OK)
+        return st;
+    if ((st = top_offer(s)) != MPQ_OK)
         return st;
     s->episode++;
     if (out)
@@ -603,12 +838,18 @@ mpq_status mpq_search_create(mpq_search **out, mpq_search_method method, const m
     s->haq_states = calloc((2 * L + 1) * SEARCH_HAQ_STATE, sizeof(float));
     s->haq_actions = calloc(2 * L, sizeof(float));
     s->layer_res = calloc(L, sizeof(double));
+    s->pre_kbits = calloc((size_t)K, 1);
+    s->pre_abits = calloc(L, 1);
+    s->fill_tmp = calloc((size_t)MK + 1, 1);
+    s->fill_delta = calloc(4 * L, sizeof(double));
+    s->greedy_cand = calloc(2 * L * GREEDY_FIELDS, sizeof(double));
     s->layer_goal_bits = calloc(L, sizeof(double));
     s->layer_mean_bits = calloc(L, sizeof(double));
     if (!s->layer_feat || !s->kernel_feat || !s->kbits || !s->abits || !s->greedy_kbits ||
         !s->greedy_abits || !s->llc_states || !s->llc_goals || !s->llc_actions ||
         !s->hlc_states || !s->hlc_actions || !s->haq_states || !s->haq_actions ||
-        !s->layer_res || !s->layer_goal_bits || !s->layer_mean_bits) {
+        !s->layer_res || !s->layer_goal_bits || !s->layer_mean_bits || !s->pre_kbits ||
+        !s->pre_abits || !s->fill_tmp || !s->fill_delta || !s->greedy_cand) {
         st = mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: work space for %lld kernels",
                            (long long)K);
         goto fail;
@@ -666,9 +907,15 @@ void mpq_search_destroy(mpq_search *s)
     free(s->haq_states);
     free(s->haq_actions);
     free(s->layer_res);
+    free(s->pre_kbits);
+    free(s->pre_abits);
+    free(s->fill_tmp);
+    free(s->fill_delta);
+    free(s->greedy_cand);
     free(s->layer_goal_bits);
     free(s->layer_mean_bits);
     free(s->history);
+    search_top_clear(s);
     free(s->cache_keys);
     free(s->cache_values);
     free(s->cache_used);
@@ -951,6 +1198,12 @@ mpq_status mpq_search_prepare(mpq_search *s)
             return st;
         if ((st = mpq_rng_seed(s->rng, mix_seed((uint64_t)s->params[MPQ_SEARCH_SEED], 3))) != MPQ_OK)
             return st;
+        for (size_t i = 0; i < 2 * s->layers; i++) {
+            double *row = s->greedy_cand + i * GREEDY_FIELDS;
+            for (int f = 0; f < GREEDY_FIELDS; f++)
+                row[f] = 0.0;
+            row[GREEDY_SCORE] = NAN;
+        }
         memset(s->greedy_kbits, wmax, (size_t)s->kernels);
         memset(s->greedy_abits, amax, s->layers);
         if (search_param_int(s, MPQ_SEARCH_FIRST_LAST) == MPQ_FIRST_LAST_PINNED) {
@@ -1147,3 +1400,21 @@ mpq_status mpq_search_reference_cost(const mpq_search *s, mpq_hw_cost *cost)
 }
 
 double mpq_search_reference_accuracy(const mpq_search *s) { return s ? s->ref_accuracy : NAN; }
+
+int64_t mpq_search_top_count(const mpq_search *s) { return s ? s->top_count : 0; }
+
+mpq_status mpq_search_top(const mpq_search *s, int64_t rank, const mpq_policy **policy,
+                          mpq_search_record *record)
+{
+    if (!s || !policy)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/policy: NULL");
+    if (record && record->size < sizeof *record)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "record->size too small");
+    if (rank < 0 || rank >= s->top_count)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "rank: %lld outside 0..%lld",
+                             (long long)rank, (long long)s->top_count - 1);
+    *policy = s->top[rank];
+    if (record)
+        *record = s->history[s->top_index[rank]];
+    return MPQ_OK;
+}

@@ -16,6 +16,11 @@
 #define SEARCH_KERNEL_FEATURES 3
 #define SEARCH_LLC_STATE (SEARCH_LAYER_FEATURES + SEARCH_KERNEL_FEATURES)
 
+/* Lazy greedy's per-candidate row: score (NaN never measured on the current policy's
+ * predecessor, +inf not applicable), fresh (measured on the current policy), and the figures of
+ * that measurement. */
+enum { GREEDY_SCORE, GREEDY_FRESH, GREEDY_ACC, GREEDY_REWARD, GREEDY_COST, GREEDY_FIELDS };
+
 /* Greedy's per-round bookkeeping. */
 typedef struct search_greedy {
     int64_t candidate;    /* next candidate (layer * 2 + {0 weight, 1 act}) of the round */
@@ -70,6 +75,10 @@ struct mpq_search {
     float *haq_states;      /* (2 layers + 1) x SEARCH_HAQ_STATE */
     float *haq_actions;     /* 2 layers */
     double *layer_res;      /* per-layer budget-resource cost for the wall */
+    uint8_t *pre_kbits;     /* the policy before the wall (budget fill's cap, mode 1) */
+    uint8_t *pre_abits;
+    uint8_t *fill_tmp;      /* max kernels per layer: one layer's bits while a step is tried */
+    double *fill_delta;     /* layers x 2: budget cost of raising weights / activations */
     int64_t *llc_pick;      /* sampled kernels, layers x samples */
     float *llc_pick_state;  /* layers x samples x SEARCH_LLC_STATE */
     float *llc_pick_next;
@@ -89,6 +98,11 @@ struct mpq_search {
     uint8_t *cache_used;
     int64_t cache_capacity;
     int64_t cache_count;
+
+    /* the keep_top best distinct feasible policies by reward; top[0] is the best */
+    mpq_policy **top;
+    int64_t *top_index;     /* their history indices */
+    int64_t top_count;
 
     /* best */
     mpq_policy *best;
@@ -111,6 +125,7 @@ struct mpq_search {
     /* baselines */
     int64_t uniform_index;
     search_greedy greedy;
+    double *greedy_cand;    /* 2 layers x GREEDY_FIELDS: lazy greedy's per-candidate figures */
     uint8_t *greedy_kbits;
     uint8_t *greedy_abits;
 };
@@ -121,7 +136,13 @@ double search_param_default(mpq_search_method method, mpq_search_param id);
 const char *search_param_name(mpq_search_param id);
 mpq_status search_check_param(mpq_search_param id, double value);
 
+/* The bit ranges of the parameters, read together by every method. */
+typedef struct search_range {
+    int wmin, wmax, amin, amax;
+} search_range;
+
 /* search.c */
+search_range search_ranges(const mpq_search *s);
 double search_now(void);
 void search_log(const mpq_search *s, mpq_log_level level, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -145,6 +166,8 @@ mpq_status search_cache_put(mpq_search *s, uint64_t key, double value);
 int search_cache_get(const mpq_search *s, uint64_t key, double *value);
 mpq_status search_history_push(mpq_search *s, const mpq_search_record *rec);
 mpq_status search_load_policy(mpq_search *s, const uint8_t *kbits, const uint8_t *abits);
+mpq_status search_top_insert(mpq_search *s, mpq_policy *policy, int64_t index);
+void search_top_clear(mpq_search *s);
 
 mpq_status search_agent_learn(mpq_search *s, mpq_ddpg *agent, int64_t episode, int64_t steps,
                               double reward);

@@ -455,6 +455,8 @@ _PROTOTYPES = {
     "mpq_search_history_count": (c_int64, [vp]),
     "mpq_search_history_get": (S, [vp, c_int64, P(SearchRecord)]),
     "mpq_search_best": (S, [vp, P(vp), P(SearchRecord)]),
+    "mpq_search_top": (S, [vp, c_int64, P(vp), P(SearchRecord)]),
+    "mpq_search_top_count": (c_int64, [vp]),
     "mpq_search_reference_cost": (S, [vp, P(HwCost)]),
     "mpq_search_reference_accuracy": (c_double, [vp]),
     "mpq_search_history_csv": (S, [vp, P(vp)]),

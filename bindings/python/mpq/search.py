@@ -13,7 +13,7 @@ from ._lib import (SEARCH_RECORD_FIELDS, CancelledError, Error, HwCost, InvalidA
                    ParamInfo, SearchRecord, StateError, lib)
 from .model import Policy
 
-PARAM_COUNT = 38
+PARAM_COUNT = 40
 OBJECTIVES = {"resource": 0, "accuracy": 1}
 FIRST_LAST = {"free": 0, "haq": 1, "pinned": 2}
 RESOURCES = ("latency", "energy", "area", "size")
@@ -327,6 +327,19 @@ class Search(Handle):
         out = c_void_p()
         lib.mpq_policy_clone(pol, byref(out))
         return Policy(self.model, out), _record_dict(rec)
+
+    @property
+    def top(self):
+        """[(policy, record)] of the best distinct feasible policies by reward (at most
+        ``keep_top``), best first: candidates to re-evaluate on more data."""
+        out = []
+        for rank in range(lib.mpq_search_top_count(self)):
+            pol, rec = c_void_p(), SearchRecord()
+            lib.mpq_search_top(self, rank, byref(pol), byref(rec))
+            copy = c_void_p()
+            lib.mpq_policy_clone(pol, byref(copy))
+            out.append((Policy(self.model, copy), _record_dict(rec)))
+        return out
 
     @property
     def best_policy(self):

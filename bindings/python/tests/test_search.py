@@ -79,6 +79,35 @@ def test_step_interactive_and_params():
         s["no_such_param"] = 1
 
 
+def test_budget_fill_and_greedy_rule_parameters():
+    info = mpq.search_params("haq")
+    assert info["budget_fill"]["default"] == 2 and info["greedy_lazy"]["default"] == 1
+    used = {}
+    for fill in (0, 2):
+        s = make("random", budget_fill=fill, episodes=8)
+        assert s["budget_fill"] == fill
+        s.run()
+        used[fill] = max(r["latency_ratio"] for r in s.history)
+        assert used[fill] <= 0.6 + 1e-12
+    assert used[2] > used[0]  # the fill spends budget the wall left over
+    g = make("greedy", greedy_lazy=0, episodes=5)
+    assert g["greedy_lazy"] == 0
+
+
+def test_top_policies_ranked_and_distinct():
+    s = make("random", episodes=12, keep_top=3)
+    assert s.top == []
+    s.run()
+    top = s.top
+    assert 1 <= len(top) <= 3
+    rewards = [r["reward"] for _, r in top]
+    assert rewards == sorted(rewards, reverse=True)
+    assert len({r["policy_hash"] for _, r in top}) == len(top)
+    assert all(r["feasible"] for _, r in top)
+    assert top[0][1] == s.best_record
+    assert top[0][0].avg_weight_bits == s.best_policy.avg_weight_bits
+
+
 def test_evaluator_exception_is_reraised_with_traceback():
     def evaluator(policy):
         if evaluator.calls == 4:
