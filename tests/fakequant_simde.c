@@ -15,49 +15,11 @@
 #include <mpq/fakequant.h>
 
 #include "fq_impl.h"
+#include "fakequant_inputs.h"
 
 const mpq__fq_kernels *mpq__fq_kernels_avx512_simde(void);
 
 static int under_valgrind(void) { return getenv("MPQ_UNDER_VALGRIND") != NULL; }
-
-static uint32_t lcg(uint32_t *s)
-{
-    *s = *s * 1664525u + 1013904223u;
-    return *s;
-}
-
-/* Rounding ties and grid points, huge and subnormal magnitudes, signed zeros, runs of equal
- * values, +-FLT_MAX (as test-fakequant.c's generator). */
-static void gen_adversarial(float *x, size_t n, uint32_t seed, float scale)
-{
-    uint32_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t r = lcg(&s) >> 8;
-        switch (r % 9) {
-        case 0:
-            x[i] = ((float)(int)(lcg(&s) % 41) - 20.0f) * 0.5f * scale;
-            break;
-        case 1:
-            x[i] = (lcg(&s) & 1 ? -1.0f : 1.0f) * (float)(lcg(&s) % 7) * 1e37f;
-            break;
-        case 2:
-            x[i] = (lcg(&s) & 1 ? -1.0f : 1.0f) * (float)(lcg(&s) % 1000) * 1e-42f;
-            break;
-        case 3:
-            x[i] = lcg(&s) & 1 ? -0.0f : 0.0f;
-            break;
-        case 4:
-            x[i] = i > 0 ? x[i - 1] : 1.0f;
-            break;
-        case 5:
-            x[i] = (lcg(&s) & 1 ? -FLT_MAX : FLT_MAX);
-            break;
-        default:
-            x[i] = ((float)(lcg(&s) >> 8) * 0x1p-24f - 0.5f) * 20.0f * scale;
-            break;
-        }
-    }
-}
 
 typedef struct path {
     const char *name;

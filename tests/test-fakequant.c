@@ -8,6 +8,7 @@
 #include <mpq/fakequant.h>
 
 #include "fq_impl.h"
+#include "fakequant_inputs.h"
 
 /* Under valgrind every instruction costs ~50x: exhaustive sweeps shrink, the claims stay. */
 static int under_valgrind(void) { return getenv("MPQ_UNDER_VALGRIND") != NULL; }
@@ -19,12 +20,6 @@ static mpq_fq_config cfg_default(void)
     return c;
 }
 
-static uint32_t lcg(uint32_t *s)
-{
-    *s = *s * 1664525u + 1013904223u;
-    return *s;
-}
-
 /* Same generator as the numpy reference in the HAQ threshold test (float32 operations). */
 static void gen_cubic(float *x, size_t n, uint32_t seed)
 {
@@ -33,39 +28,6 @@ static void gen_cubic(float *x, size_t n, uint32_t seed)
         float u = (float)(lcg(&s) >> 8) * 0x1p-24f;
         float t = 2.0f * u - 1.0f;
         x[i] = t * t * t * 3.0f;
-    }
-}
-
-/* Random and adversarial values for the path comparisons: rounding ties of the grid, huge and
- * subnormal magnitudes, signed zeros, runs of equal values. */
-static void gen_adversarial(float *x, size_t n, uint32_t seed, float scale)
-{
-    uint32_t s = seed;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t r = lcg(&s) >> 8;
-        switch (r % 9) {
-        case 0:
-            x[i] = ((float)(int)(lcg(&s) % 41) - 20.0f) * 0.5f * scale; /* ties and grid points */
-            break;
-        case 1:
-            x[i] = (lcg(&s) & 1 ? -1.0f : 1.0f) * (float)(lcg(&s) % 7) * 1e37f;
-            break;
-        case 2:
-            x[i] = (lcg(&s) & 1 ? -1.0f : 1.0f) * (float)(lcg(&s) % 1000) * 1e-42f;
-            break;
-        case 3:
-            x[i] = lcg(&s) & 1 ? -0.0f : 0.0f;
-            break;
-        case 4:
-            x[i] = i > 0 ? x[i - 1] : 1.0f;
-            break;
-        case 5:
-            x[i] = (lcg(&s) & 1 ? -FLT_MAX : FLT_MAX);
-            break;
-        default:
-            x[i] = ((float)(lcg(&s) >> 8) * 0x1p-24f - 0.5f) * 20.0f * scale;
-            break;
-        }
     }
 }
 
