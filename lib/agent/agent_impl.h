@@ -104,6 +104,13 @@ typedef struct mpq__agent_codec {
     mpq_status (*read)(void **out, const mpq_container *c);
 } mpq__agent_codec;
 
+/* Parameter-table lookups behind mpq_X_param_info / mpq_X_param_find; @p fn names the public
+ * function in messages, @p what the kind of parameter ("DDPG"). */
+mpq_status mpq__param_table_info(const mpq_param_info *table, int count, int param,
+                                 mpq_param_info *info, const char *fn);
+mpq_status mpq__param_table_find(const mpq_param_info *table, int count, const char *name,
+                                 int *param, const char *fn, const char *what);
+
 /* Checks the container header's "format" field. */
 mpq_status mpq__check_format(const mpq_container *c, const char *want);
 mpq_status mpq__agent_save(const mpq__agent_codec *k, const void *agent, const char *path);
@@ -112,5 +119,47 @@ mpq_status mpq__agent_to_memory(const mpq__agent_codec *k, const void *agent, vo
 mpq_status mpq__agent_load(const mpq__agent_codec *k, void **out, const char *path);
 mpq_status mpq__agent_from_memory(const mpq__agent_codec *k, void **out, const void *data,
                                   size_t size);
+
+/* Defines the public save/load/to_memory/from_memory functions of agent type TYPE (its
+ * mpq_NAME_to_container / mpq_NAME_from_container at the empty prefix, header format "mpq-NAME")
+ * on top of the envelope above. */
+#define MPQ__AGENT_FILE_FUNCTIONS(NAME, TYPE)                                                    \
+    static mpq_status write_##NAME(const void *agent, mpq_container *c)                         \
+    {                                                                                           \
+        return TYPE##_to_container(agent, c, "");                                               \
+    }                                                                                           \
+    static mpq_status read_##NAME(void **out, const mpq_container *c)                           \
+    {                                                                                           \
+        TYPE *a = NULL;                                                                         \
+        mpq_status st = TYPE##_from_container(&a, c, "");                                       \
+        *out = a;                                                                               \
+        return st;                                                                              \
+    }                                                                                           \
+    static const mpq__agent_codec NAME##_codec = {"mpq-" #NAME, #NAME, write_##NAME,            \
+                                                  read_##NAME};                                 \
+    mpq_status TYPE##_save(const TYPE *agent, const char *path)                                 \
+    {                                                                                           \
+        return mpq__agent_save(&NAME##_codec, agent, path);                                     \
+    }                                                                                           \
+    mpq_status TYPE##_to_memory(const TYPE *agent, void **data, size_t *size)                   \
+    {                                                                                           \
+        return mpq__agent_to_memory(&NAME##_codec, agent, data, size);                          \
+    }                                                                                           \
+    mpq_status TYPE##_load(TYPE **out, const char *path)                                        \
+    {                                                                                           \
+        void *a = NULL;                                                                         \
+        mpq_status st = mpq__agent_load(&NAME##_codec, out ? &a : NULL, path);                  \
+        if (!st)                                                                                \
+            *out = a;                                                                           \
+        return st;                                                                              \
+    }                                                                                           \
+    mpq_status TYPE##_from_memory(TYPE **out, const void *data, size_t size)                    \
+    {                                                                                           \
+        void *a = NULL;                                                                         \
+        mpq_status st = mpq__agent_from_memory(&NAME##_codec, out ? &a : NULL, data, size);     \
+        if (!st)                                                                                \
+            *out = a;                                                                           \
+        return st;                                                                              \
+    }
 
 #endif /* MPQ_AGENT_IMPL_H */

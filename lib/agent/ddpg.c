@@ -360,27 +360,17 @@ mpq_status mpq_ddpg_get_param(const mpq_ddpg *ddpg, mpq_ddpg_param param, double
 
 mpq_status mpq_ddpg_param_info(mpq_ddpg_param param, mpq_param_info *info)
 {
-    if (!info || info->size < sizeof(mpq_param_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_ddpg_param_info: info is NULL or info->size too small");
-    if ((int)param < 0 || (int)param >= MPQ_DDPG_PARAM_COUNT)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_param_info: unknown parameter %d",
-                             (int)param);
-    *info = ddpg_params[param];
-    return MPQ_OK;
+    return mpq__param_table_info(ddpg_params, MPQ_DDPG_PARAM_COUNT, (int)param, info, "mpq_ddpg_param_info");
 }
 
 mpq_status mpq_ddpg_param_find(const char *name, mpq_ddpg_param *param)
 {
-    if (!name || !param)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_ddpg_param_find: name or param is NULL");
-    for (int i = 0; i < MPQ_DDPG_PARAM_COUNT; i++)
-        if (strcmp(ddpg_params[i].name, name) == 0) {
-            *param = (mpq_ddpg_param)i;
-            return MPQ_OK;
-        }
-    return mpq_set_error(MPQ_ERR_NOT_FOUND, "DDPG parameter '%s' does not exist", name);
+    int index = 0;
+    mpq_status st = mpq__param_table_find(ddpg_params, MPQ_DDPG_PARAM_COUNT, name, param ? &index : NULL,
+                                          "mpq_ddpg_param_find", "DDPG");
+    if (!st)
+        *param = (mpq_ddpg_param)index;
+    return st;
 }
 
 /* ---- acting -------------------------------------------------------------------------------- */
@@ -885,45 +875,4 @@ mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const
     return MPQ_OK;
 }
 
-static mpq_status write_ddpg(const void *agent, mpq_container *c)
-{
-    return mpq_ddpg_to_container(agent, c, "");
-}
-
-static mpq_status read_ddpg(void **out, const mpq_container *c)
-{
-    mpq_ddpg *a = NULL;
-    mpq_status st = mpq_ddpg_from_container(&a, c, "");
-    *out = a;
-    return st;
-}
-
-static const mpq__agent_codec ddpg_codec = {"mpq-ddpg", "ddpg", write_ddpg, read_ddpg};
-
-mpq_status mpq_ddpg_save(const mpq_ddpg *ddpg, const char *path)
-{
-    return mpq__agent_save(&ddpg_codec, ddpg, path);
-}
-
-mpq_status mpq_ddpg_to_memory(const mpq_ddpg *ddpg, void **data, size_t *size)
-{
-    return mpq__agent_to_memory(&ddpg_codec, ddpg, data, size);
-}
-
-mpq_status mpq_ddpg_load(mpq_ddpg **out, const char *path)
-{
-    void *a = NULL;
-    mpq_status st = mpq__agent_load(&ddpg_codec, out ? &a : NULL, path);
-    if (!st)
-        *out = a;
-    return st;
-}
-
-mpq_status mpq_ddpg_from_memory(mpq_ddpg **out, const void *data, size_t size)
-{
-    void *a = NULL;
-    mpq_status st = mpq__agent_from_memory(&ddpg_codec, out ? &a : NULL, data, size);
-    if (!st)
-        *out = a;
-    return st;
-}
+MPQ__AGENT_FILE_FUNCTIONS(ddpg, mpq_ddpg)

@@ -220,27 +220,17 @@ mpq_status mpq_hier_get_param(const mpq_hier *hier, mpq_hier_param param, double
 
 mpq_status mpq_hier_param_info(mpq_hier_param param, mpq_param_info *info)
 {
-    if (!info || info->size < sizeof(mpq_param_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_hier_param_info: info is NULL or info->size too small");
-    if ((int)param < 0 || (int)param >= MPQ_HIER_PARAM_COUNT)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_hier_param_info: unknown parameter %d",
-                             (int)param);
-    *info = hier_params[param];
-    return MPQ_OK;
+    return mpq__param_table_info(hier_params, MPQ_HIER_PARAM_COUNT, (int)param, info, "mpq_hier_param_info");
 }
 
 mpq_status mpq_hier_param_find(const char *name, mpq_hier_param *param)
 {
-    if (!name || !param)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_hier_param_find: name or param is NULL");
-    for (int i = 0; i < MPQ_HIER_PARAM_COUNT; i++)
-        if (strcmp(hier_params[i].name, name) == 0) {
-            *param = (mpq_hier_param)i;
-            return MPQ_OK;
-        }
-    return mpq_set_error(MPQ_ERR_NOT_FOUND, "hierarchical parameter '%s' does not exist", name);
+    int index = 0;
+    mpq_status st = mpq__param_table_find(hier_params, MPQ_HIER_PARAM_COUNT, name, param ? &index : NULL,
+                                          "mpq_hier_param_find", "hierarchical");
+    if (!st)
+        *param = (mpq_hier_param)index;
+    return st;
 }
 
 static mpq_status level_of(mpq_hier *h, mpq_hier_level level, mpq_ddpg **d, const char *fn)
@@ -892,45 +882,4 @@ mpq_status mpq_hier_from_container(mpq_hier **out, const mpq_container *c, const
     return MPQ_OK;
 }
 
-static mpq_status write_hier(const void *agent, mpq_container *c)
-{
-    return mpq_hier_to_container(agent, c, "");
-}
-
-static mpq_status read_hier(void **out, const mpq_container *c)
-{
-    mpq_hier *a = NULL;
-    mpq_status st = mpq_hier_from_container(&a, c, "");
-    *out = a;
-    return st;
-}
-
-static const mpq__agent_codec hier_codec = {"mpq-hier", "hier", write_hier, read_hier};
-
-mpq_status mpq_hier_save(const mpq_hier *hier, const char *path)
-{
-    return mpq__agent_save(&hier_codec, hier, path);
-}
-
-mpq_status mpq_hier_to_memory(const mpq_hier *hier, void **data, size_t *size)
-{
-    return mpq__agent_to_memory(&hier_codec, hier, data, size);
-}
-
-mpq_status mpq_hier_load(mpq_hier **out, const char *path)
-{
-    void *a = NULL;
-    mpq_status st = mpq__agent_load(&hier_codec, out ? &a : NULL, path);
-    if (!st)
-        *out = a;
-    return st;
-}
-
-mpq_status mpq_hier_from_memory(mpq_hier **out, const void *data, size_t size)
-{
-    void *a = NULL;
-    mpq_status st = mpq__agent_from_memory(&hier_codec, out ? &a : NULL, data, size);
-    if (!st)
-        *out = a;
-    return st;
-}
+MPQ__AGENT_FILE_FUNCTIONS(hier, mpq_hier)

@@ -104,27 +104,17 @@ mpq_status mpq_noise_get_param(const mpq_noise *noise, mpq_noise_param param, do
 
 mpq_status mpq_noise_param_info(mpq_noise_param param, mpq_param_info *info)
 {
-    if (!info || info->size < sizeof(mpq_param_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_noise_param_info: info is NULL or info->size too small");
-    if ((int)param < 0 || (int)param >= MPQ_NOISE_PARAM_COUNT)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_noise_param_info: unknown parameter %d", (int)param);
-    *info = noise_params[param];
-    return MPQ_OK;
+    return mpq__param_table_info(noise_params, MPQ_NOISE_PARAM_COUNT, (int)param, info, "mpq_noise_param_info");
 }
 
 mpq_status mpq_noise_param_find(const char *name, mpq_noise_param *param)
 {
-    if (!name || !param)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_noise_param_find: name or param is NULL");
-    for (int i = 0; i < MPQ_NOISE_PARAM_COUNT; i++)
-        if (strcmp(noise_params[i].name, name) == 0) {
-            *param = (mpq_noise_param)i;
-            return MPQ_OK;
-        }
-    return mpq_set_error(MPQ_ERR_NOT_FOUND, "noise parameter '%s' does not exist", name);
+    int index = 0;
+    mpq_status st = mpq__param_table_find(noise_params, MPQ_NOISE_PARAM_COUNT, name, param ? &index : NULL,
+                                          "mpq_noise_param_find", "noise");
+    if (!st)
+        *param = (mpq_noise_param)index;
+    return st;
 }
 
 static double sigma_at(const mpq_noise *n, int64_t episode)
