@@ -168,6 +168,19 @@ static int lower_layer_weights(mpq_search *s, size_t layer, int wmin)
  * from per-layer costs (the constant part of the total, e.g. the accelerator's own area, is the
  * difference measured once), then confirmed with a full costing; if the cost model is not
  * additive the loop simply continues from the confirmed value. */
+/* Re-measures @p layer after a bit change and moves the running sum of the layers' costs by the
+ * difference (the wall and the fill track the total without re-costing every layer). */
+static mpq_status remeasure_layer(mpq_search *s, size_t layer, double *sum)
+{
+    double v;
+    mpq_status st = layer_resource(s, layer, &v);
+    if (st != MPQ_OK)
+        return st;
+    *sum += v - s->layer_res[layer];
+    s->layer_res[layer] = v;
+    return MPQ_OK;
+}
+
 static mpq_status wall(mpq_search *s, int64_t *lowered);
 static mpq_status fill(mpq_search *s, int mode, int64_t *lowered);
 
@@ -310,11 +323,8 @@ static mpq_status fill(mpq_search *s, int mode, int64_t *lowered)
         size_t l = best / 2;
         fill_raise(s, mode, l, (int)(best % 2));
         raised = 1;
-        double v;
-        if ((st = layer_resource(s, l, &v)) != MPQ_OK)
+        if ((st = remeasure_layer(s, l, &sum)) != MPQ_OK)
             return st;
-        sum += v - s->layer_res[l];
-        s->layer_res[l] = v;
         if ((st = fill_steps(s, mode, l, gain + 2 * l)) != MPQ_OK)
             return st;
     }
@@ -371,11 +381,8 @@ static mpq_status wall(mpq_search *s, int64_t *lowered)
                     s->abits[i]--;
                     (*lowered)++;
                     progress = 1;
-                    double v;
-                    if ((st = layer_resource(s, i, &v)) != MPQ_OK)
+                    if ((st = remeasure_layer(s, i, &sum)) != MPQ_OK)
                         return st;
-                    sum += v - s->layer_res[i];
-                    s->layer_res[i] = v;
                     est = offset + sum;
                     if (est <= target)
                         break;
@@ -383,11 +390,8 @@ static mpq_status wall(mpq_search *s, int64_t *lowered)
                 if (lower_layer_weights(s, i, wmin)) {
                     (*lowered)++;
                     progress = 1;
-                    double v;
-                    if ((st = layer_resource(s, i, &v)) != MPQ_OK)
+                    if ((st = remeasure_layer(s, i, &sum)) != MPQ_OK)
                         return st;
-                    sum += v - s->layer_res[i];
-                    s->layer_res[i] = v;
                     est = offset + sum;
                     if (est <= target)
                         break;

@@ -237,6 +237,15 @@ SEARCH_RECORD_FIELDS = [
     ("elapsed_s", c_double)]
 
 
+class Int8Report(SizedStructure):
+    """Mirror of ``mpq_int8_report`` (real int8 inference against the fake-quant path)."""
+    _fields_ = [("size", c_size_t), ("images", c_int64), ("accuracy", c_double),
+                ("fakequant_accuracy", c_double), ("agreement", c_double),
+                ("int8_images_per_second", c_double),
+                ("fakequant_images_per_second", c_double), ("int8_layers", c_int32),
+                ("split_layers", c_int32)]
+
+
 class SearchRecord(SizedStructure):
     _fields_ = [("size", c_size_t)] + SEARCH_RECORD_FIELDS
 
@@ -419,6 +428,7 @@ _PROTOTYPES = {
     "mpq_net_get_param": (S, [vp, c_int, P(c_double)]),
     "mpq_net_train": (S, [vp, vp, c_int, P(c_double)]),
     "mpq_net_evaluate": (S, [vp, vp, c_int, c_int64, P(c_double)]),
+    "mpq_net_evaluate_int8": (S, [vp, vp, c_int, c_int64, P(Int8Report)]),
     "mpq_net_calibrate": (S, [vp, vp, c_int32, c_int]),
     "mpq_net_set_policy": (S, [vp, vp]),
     "mpq_evaluator_create": (S, [P(vp), vp, vp, c_uint64]),
@@ -428,6 +438,7 @@ _PROTOTYPES = {
     "mpq_evaluator_param_find": (S, [c_char_p, P(c_int)]),
     "mpq_evaluator_model": (vp, [vp]),
     "mpq_evaluator_evaluate": (S, [vp, vp, P(c_double)]),
+    "mpq_evaluator_evaluate_int8": (S, [vp, vp, c_int, c_int64, P(Int8Report)]),
     "mpq_evaluator_callback": (S, [vp, vp, P(c_double)]),
     "mpq_evaluator_cache_stats": (S, [vp, P(c_int64), P(c_int64)]),
     # search

@@ -6,42 +6,13 @@ Everything here needs a library built with the runtime module; otherwise the cal
 
 import ctypes
 import os
-from ctypes import POINTER, byref, c_double, c_int, c_int32, c_int64, c_void_p
+from ctypes import byref, c_double, c_int, c_int32, c_int64, c_void_p
 
 from . import _lib
 from ._handle import Handle
-from ._lib import InvalidArgumentError, SizedStructure, lib
+from ._lib import Int8Report, InvalidArgumentError, lib
 from .model import Model
 
-
-class Int8Report(SizedStructure):
-    """Mirror of ``mpq_int8_report`` (real int8 inference against the fake-quant path)."""
-    _fields_ = [("size", ctypes.c_size_t), ("images", c_int64), ("accuracy", c_double),
-                ("fakequant_accuracy", c_double), ("agreement", c_double),
-                ("int8_images_per_second", c_double),
-                ("fakequant_images_per_second", c_double), ("int8_layers", c_int32),
-                ("split_layers", c_int32)]
-
-
-# Runtime functions added after the shared prototype table, declared the same way (argument
-# types, status check, a stub raising UnsupportedError when the library lacks them).
-_LOCAL_PROTOTYPES = {
-    "mpq_net_evaluate_int8": [c_void_p, c_void_p, c_int, c_int64, POINTER(Int8Report)],
-    "mpq_evaluator_evaluate_int8": [c_void_p, c_void_p, c_int, c_int64, POINTER(Int8Report)],
-}
-for _name, _argtypes in _LOCAL_PROTOTYPES.items():
-    if hasattr(lib, _name):
-        continue
-    try:
-        _fn = getattr(_lib._cdll, _name)
-    except AttributeError:
-        setattr(lib, _name, _lib._Missing(_name))
-        _lib.missing.append(_name)
-        continue
-    _fn.argtypes = _argtypes
-    _fn.restype = c_int
-    _fn.errcheck = _lib._errcheck
-    setattr(lib, _name, _lib._wrap(_fn, _name))
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
 CALIB_METHODS = {"minmax": 0, "mean_max": 1}
