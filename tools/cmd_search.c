@@ -70,6 +70,8 @@ static void search_usage(FILE *out)
             "      --demo-finetune N  final fine-tune epochs per best policy (default 1)\n"
             "                         search episodes are scored on 2000 validation images\n"
             "                         (--eval-set limit=0 for all 5000)\n"
+            "The demo's budget wall treats the first and last layer like the others\n"
+            "(first_last=0); --set first_last=1 restores HAQ's forcing of them to 8 bit.\n"
             "\n"
             "Files written to DIR (per method in DIR/METHOD for the demo): history.csv (every\n"
             "episode), best_policy.json, pareto.csv and pareto.svg (accuracy against latency,\n"
@@ -580,6 +582,13 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
         st = mpq_search_set_param(s, MPQ_SEARCH_EPISODES, (double)episodes);
     if (st == MPQ_OK && episodes > 0 && (method == MPQ_SEARCH_HAQ || method == MPQ_SEARCH_AUTOQ))
         st = scale_schedule(s, method, episodes);
+    /* The demo compares methods on equal terms, so its wall treats every layer alike. HAQ's rule
+     * (first/last forced to 8 bit only when the wall runs) makes the result depend on whether a
+     * proposal lands over budget: AutoQ, whose kernel-wise proposals often do, fell to 64.6% test
+     * top-1 at a 0.4 latency budget under it (88.5% free); at 0.5, 3 seeds: AutoQ 90.07 -> 90.52%,
+     * HAQ 90.50 -> 90.27%, greedy 87.85 -> 90.23%. --set first_last=1 restores HAQ's rule. */
+    if (st == MPQ_OK && o->demo)
+        st = mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE);
     if (st == MPQ_OK)
         st = apply_sets(s, o);
     if (st == MPQ_OK && method == MPQ_SEARCH_UNIFORM) {
