@@ -961,15 +961,22 @@ static void trained_tiny(mpq_dataset **ds, mpq_net **net)
     ck_assert_int_eq(mpq_net_train(*net, *ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
 }
 
+/* An evaluator over trained_tiny's network (the evaluator keeps its own copy of the net). */
+static mpq_evaluator *tiny_evaluator(mpq_dataset **ds)
+{
+    mpq_net *net;
+    trained_tiny(ds, &net);
+    mpq_evaluator *ev;
+    ck_assert_int_eq(mpq_evaluator_create(&ev, net, *ds, 7), MPQ_OK);
+    mpq_net_destroy(net);
+    return ev;
+}
+
 START_TEST(evaluator_uniform8_matches_float)
 {
     int vg = under_valgrind();
     mpq_dataset *ds;
-    mpq_net *net;
-    trained_tiny(&ds, &net);
-    mpq_evaluator *ev;
-    ck_assert_int_eq(mpq_evaluator_create(&ev, net, ds, 7), MPQ_OK);
-    mpq_net_destroy(net); /* the evaluator holds its own copy */
+    mpq_evaluator *ev = tiny_evaluator(&ds);
     if (vg)
         ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_BATCH_SIZE, 16), MPQ_OK);
     const mpq_model *m = mpq_evaluator_model(ev);
@@ -1299,11 +1306,7 @@ START_TEST(int8_agrees_with_fake_quant)
      * (measured: 100% on 1000 validation images for both policies). */
     int vg = under_valgrind();
     mpq_dataset *ds;
-    mpq_net *net;
-    trained_tiny(&ds, &net);
-    mpq_evaluator *ev;
-    ck_assert_int_eq(mpq_evaluator_create(&ev, net, ds, 7), MPQ_OK);
-    mpq_net_destroy(net);
+    mpq_evaluator *ev = tiny_evaluator(&ds);
     if (vg)
         ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_BATCH_SIZE, 16), MPQ_OK);
     int64_t limit = vg ? 32 : 1000;

@@ -213,6 +213,16 @@ static char *history_text(const mpq_search *s)
     return csv;
 }
 
+/* Runs the budget wall on the search's current bits, with the policy's cost before and after. */
+static int64_t wall_with_costs(mpq_search *s, mpq_hw_cost *before, mpq_hw_cost *after)
+{
+    ck_assert_int_eq(search_policy_cost(s, s->kbits, s->abits, before), MPQ_OK);
+    int64_t lowered = -1;
+    ck_assert_int_eq(search_wall(s, &lowered), MPQ_OK);
+    ck_assert_int_eq(search_policy_cost(s, s->kbits, s->abits, after), MPQ_OK);
+    return lowered;
+}
+
 /* ---- names, parameters, mapping ----------------------------------------------------------- */
 
 START_TEST(names_and_budget_specs)
@@ -382,10 +392,7 @@ START_TEST(wall_always_ends_within_budget)
                 uint8_t before_a[NL];
                 memcpy(before_a, s->abits, NL);
                 mpq_hw_cost c0, c1;
-                ck_assert_int_eq(search_policy_cost(s, s->kbits, s->abits, &c0), MPQ_OK);
-                int64_t lowered = -1;
-                ck_assert_int_eq(search_wall(s, &lowered), MPQ_OK);
-                ck_assert_int_eq(search_policy_cost(s, s->kbits, s->abits, &c1), MPQ_OK);
+                int64_t lowered = wall_with_costs(s, &c0, &c1);
                 ck_assert(c1.latency_s <= target);
                 if (c0.latency_s <= target) {
                     ck_assert_int_eq(lowered, 0); /* within budget: untouched */
@@ -462,10 +469,7 @@ START_TEST(budget_fill_uses_the_budget)
             memcpy(kb0, s->kbits, (size_t)s->kernels);
             memcpy(ab0, s->abits, NL);
             mpq_hw_cost c0, c1;
-            ck_assert_int_eq(search_policy_cost(s, s->kbits, s->abits, &c0), MPQ_OK);
-            int64_t lowered = -1;
-            ck_assert_int_eq(search_wall(s, &lowered), MPQ_OK);
-            ck_assert_int_eq(search_policy_cost(s, s->kbits, s->abits, &c1), MPQ_OK);
+            wall_with_costs(s, &c0, &c1);
             ck_assert(c1.latency_s <= target);
             if (mode == MPQ_FILL_PROPOSAL) {
                 /* only what the wall took is given back: never above the proposal, and a
