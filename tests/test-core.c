@@ -74,6 +74,17 @@ START_TEST(last_error_is_thread_local)
 }
 END_TEST
 
+/* Wrapping the previous failure in context must keep its text whole (issue 20, item 7: the
+ * message was composed over itself and came out as "ctx: ctx: dden: ..."). */
+START_TEST(error_wraps_previous_message)
+{
+    mpq_set_error(MPQ_ERR_FORMAT, "hidden: 0 outside [1, 4096]");
+    mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: %s", mpq_last_error());
+    mpq_set_error(MPQ_ERR_FORMAT, "resume: %s", mpq_last_error());
+    ck_assert_str_eq(mpq_last_error(), "resume: search checkpoint: hidden: 0 outside [1, 4096]");
+}
+END_TEST
+
 START_TEST(version_matches_headers)
 {
     ck_assert_uint_eq(mpq_version_number(), MPQ_VERSION_NUMBER);
@@ -451,6 +462,7 @@ int main(void)
     TCase *t = tcase_create("errors");
     tcase_add_test(t, status_values_are_pinned);
     tcase_add_test(t, last_error_is_thread_local);
+    tcase_add_test(t, error_wraps_previous_message);
     tcase_add_test(t, version_matches_headers);
     suite_add_tcase(s, t);
     t = tcase_create("rng");

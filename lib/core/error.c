@@ -1,6 +1,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <mpq/core.h>
 
@@ -45,10 +46,14 @@ mpq_status mpq_set_error(mpq_status status, const char *format, ...)
         last_message[0] = '\0';
         return status;
     }
+    /* Callers wrap the previous failure ("context: %s", mpq_last_error()): composing in place
+     * would read the message while overwriting it, so compose aside and copy once. */
+    char composed[sizeof last_message];
     va_list ap;
     va_start(ap, format);
-    vsnprintf(last_message, sizeof last_message, format, ap);
+    vsnprintf(composed, sizeof composed, format, ap);
     va_end(ap);
+    memcpy(last_message, composed, sizeof last_message);
     return status;
 }
 
