@@ -630,8 +630,10 @@ MPQ_API mpq_status mpq_ddpg_end_episode(mpq_ddpg *ddpg, double final_reward);
  * @param ddpg Agent.
  * @param critic_loss Receives the critic loss (may be NULL).
  * @param actor_loss Receives the actor loss (may be NULL).
- * @return ::MPQ_OK, ::MPQ_ERR_STATE (empty buffer), ::MPQ_ERR_NUMERIC (a non-finite gradient:
- *         the agent is left as before the call), ::MPQ_ERR_OUT_OF_MEMORY.
+ * @return ::MPQ_OK, ::MPQ_ERR_STATE (empty buffer), ::MPQ_ERR_NUMERIC (a non-finite gradient,
+ *         or a step that would leave a weight, target weight or Adam moment non-finite, e.g. a
+ *         squared gradient overflowing float: the agent is left as before the call),
+ *         ::MPQ_ERR_OUT_OF_MEMORY.
  */
 MPQ_API mpq_status mpq_ddpg_update(mpq_ddpg *ddpg, double *critic_loss, double *actor_loss);
 
@@ -670,7 +672,11 @@ MPQ_API mpq_status mpq_ddpg_network(mpq_ddpg *ddpg, mpq_ddpg_net which, mpq_mlp 
  * @param ddpg Agent.
  * @param c Container (tensors are added; the header is not touched).
  * @param prefix Name prefix, may be "" (at most 64 bytes).
+ * The state is first checked with the loader's own rules (finite weights and moments, Adam
+ * second moments >= 0, consistent counters): what mpq_ddpg_from_container() would refuse is
+ * not written.
  * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT (also when a name already exists),
+ *         ::MPQ_ERR_NUMERIC (the state holds NaN or infinity; nothing added),
  *         ::MPQ_ERR_OUT_OF_MEMORY.
  */
 MPQ_API mpq_status mpq_ddpg_to_container(const mpq_ddpg *ddpg, mpq_container *c,
@@ -678,7 +684,11 @@ MPQ_API mpq_status mpq_ddpg_to_container(const mpq_ddpg *ddpg, mpq_container *c,
 
 /**
  * Creates an agent from tensors written by mpq_ddpg_to_container() with the same prefix.
- * Every tensor is checked (presence, type, size, consistency, finite values).
+ * Every tensor is checked (presence, type, size, consistency, finite values, Adam second
+ * moments >= 0). The sizes of the networks, Adam moments, replay rows and noise state that the
+ * stored dimensions and hidden widths imply must equal the element counts of the stored tensors
+ * before anything is allocated, so a small file cannot demand a large allocation; the replay
+ * buffer grows with its content up to its capacity.
  * @param out Receives the agent; untouched on failure.
  * @param c Container.
  * @param prefix Name prefix.
@@ -687,6 +697,45 @@ MPQ_API mpq_status mpq_ddpg_to_container(const mpq_ddpg *ddpg, mpq_container *c,
  */
 MPQ_API mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c,
                                            const char *prefix);
+
+/** A field of ::mpq_ddpg_shape that mpq_ddpg_from_container_expect() does not check. */
+#define MPQ_DDPG_SHAPE_ANY (-1)
+
+/** Widths and structural sizes of an agent: what a stored agent must match to be used in a
+ * given context (a search's states and actions). Grows only at the end; set @p size. */
+typedef struct mpq_ddpg_shape {
+    size_t size;             /**< Caller sets sizeof(mpq_ddpg_shape). */
+    int64_t state_dim;       /**< State width. */
+    int64_t goal_dim;        /**< Goal width (0: no goals). */
+    int64_t action_dim;      /**< Action width. */
+    int64_t hidden1;         /**< ::MPQ_DDPG_HIDDEN1. */
+    int64_t hidden2;         /**< ::MPQ_DDPG_HIDDEN2 (0: one hidden layer). */
+    int64_t replay_capacity; /**< ::MPQ_DDPG_REPLAY_CAPACITY. */
+} mpq_ddpg_shape;
+
+/**
+ * The shape of an agent (fills min(shape->size, sizeof(mpq_ddpg_shape)) bytes).
+ * @param ddpg Agent.
+ * @param shape Receives the shape; the caller sets shape->size.
+ * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT.
+ */
+MPQ_API mpq_status mpq_ddpg_get_shape(const mpq_ddpg *ddpg, mpq_ddpg_shape *shape);
+
+/**
+ * mpq_ddpg_from_container() for a context: every field of @p expect that is not
+ * ::MPQ_DDPG_SHAPE_ANY (and lies within expect->size) must equal the stored value, checked before
+ * anything is allocated. A search resuming from a checkpoint uses it, so that an agent with
+ * other widths than the search's states and actions is refused instead of being used.
+ * @param out Receives the agent; untouched on failure.
+ * @param c Container.
+ * @param prefix Name prefix.
+ * @param expect Required shape (expect->size set by the caller).
+ * @return ::MPQ_OK, ::MPQ_ERR_MISMATCH (naming the field and both values), ::MPQ_ERR_FORMAT,
+ *         ::MPQ_ERR_VERSION, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_OUT_OF_MEMORY.
+ */
+MPQ_API mpq_status mpq_ddpg_from_container_expect(mpq_ddpg **out, const mpq_container *c,
+                                                  const char *prefix,
+                                                  const mpq_ddpg_shape *expect);
 
 /** Saves to a container file atomically (header {"format":"mpq-ddpg"}). @param ddpg Agent.
  * @param path File. @return ::MPQ_OK, ::MPQ_ERR_IO, ::MPQ_ERR_INVALID_ARGUMENT. */

@@ -57,6 +57,18 @@ mpq_status mpq__get_any(const mpq_container *c, const char *prefix, const char *
 int mpq__all_finite(const float *x, int64_t n);
 mpq_status mpq__check_prefix(const char *fn, const char *prefix);
 
+/* Largest counter (episodes, steps, updates, Adam steps) a file may hold: exact as a double and
+ * far from int64 overflow when counted on. */
+#define MPQ__COUNTER_MAX ((int64_t)1 << 53)
+
+/* What a loader refuses in an Adam state, NULL when nothing: non-finite moments, a negative
+ * second moment (its square root is NaN), a step outside 0..MPQ__COUNTER_MAX. Saves run the same
+ * check so that nothing unreadable is written. */
+const char *mpq__adam_problem(const float *m, const float *v, int64_t n, int64_t step);
+
+/* MPQ_ERR_NUMERIC naming @p what when a save finds state its loader would refuse. */
+mpq_status mpq__unsaveable(const char *fn, const char *prefix, const char *what);
+
 mpq_status mpq__adam_to_container(const mpq_adam *a, mpq_container *c, const char *prefix);
 mpq_status mpq__adam_load(mpq_adam *a, const mpq_container *c, const char *prefix);
 
@@ -65,9 +77,12 @@ mpq_status mpq__replay_to_container(const mpq_replay *r, mpq_container *c, const
 mpq_status mpq__replay_from_container(mpq_replay **out, const mpq_container *c,
                                       const char *prefix, int64_t state_dim, int64_t action_dim,
                                       int64_t goal_dim);
-/* Pushes staged step i into the ring (with the reward mode's reward and done flag). */
-void mpq__replay_commit_staged(mpq_replay *r, int64_t i, mpq_reward_mode mode,
-                               double final_reward);
+/* Pushes staged step i into the ring (with the reward mode's reward and done flag);
+ * MPQ_ERR_OUT_OF_MEMORY when the ring cannot grow to hold it. */
+mpq_status mpq__replay_commit_staged(mpq_replay *r, int64_t i, mpq_reward_mode mode,
+                                     double final_reward);
+/* What the loader would refuse in the buffer's rows, NULL when nothing. */
+const char *mpq__replay_problem(const mpq_replay *r);
 int64_t mpq__replay_staged(const mpq_replay *r);
 void mpq__replay_clear_staged(mpq_replay *r);
 void mpq__replay_rng_save(const mpq_replay *r, uint8_t state[MPQ_RNG_STATE_SIZE]);
@@ -77,6 +92,8 @@ int64_t mpq__replay_head(const mpq_replay *r);
 
 mpq_status mpq__noise_to_container(const mpq_noise *n, mpq_container *c, const char *prefix);
 mpq_status mpq__noise_load(mpq_noise *n, const mpq_container *c, const char *prefix);
+/* What the loader would refuse in the noise state, NULL when nothing. */
+const char *mpq__noise_problem(const mpq_noise *n);
 
 /* Hook used by the hierarchical pair to relabel the goal part of sampled high-level actions
  * before a DDPG update. `actions` is [batch][action_dim], `indices` the replay slots. */

@@ -25,7 +25,9 @@ struct mpq_ddpg {
     int64_t scratch_batch;
     float *buf;
     int64_t *idx;
-    float *backup; /* critic parameters and Adam moments, restored if the actor step fails */
+    /* online and target parameters and Adam moments of both networks, restored when an update
+     * fails part-way or would leave any of them non-finite */
+    float *backup;
 };
 
 static const mpq_param_info ddpg_params[MPQ_DDPG_PARAM_COUNT] = {
@@ -203,7 +205,8 @@ static mpq_status build(const mpq_ddpg *d, const double *p, parts *x)
     if (!st)
         st = noise_configure(x->noise, p);
     if (!st) {
-        x->backup = malloc((size_t)(3 * x->critic->n_params) * sizeof(float));
+        x->backup = malloc((size_t)(4 * (x->critic->n_params + x->actor->n_params)) *
+                           sizeof(float));
         if (!x->backup)
             st = mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "ddpg: out of memory");
     }
@@ -469,6 +472,62 @@ mpq_status mpq_ddpg_observe(mpq_ddpg *ddpg, const float *state, const float *goa
 
 /* ---- update -------------------------------------------------------------------------------- */
 
+/* Backup layout: critic params, m, v; actor params, m, v; target actor; target critic. */
+static void backup_state(mpq_ddpg *d)
+{
+    const int64_t nc = d->critic->n_params, na = d->actor->n_params;
+    const size_t fc = (size_t)nc * sizeof(float), fa = (size_t)na * sizeof(float);
+    float *b = d->backup;
+    memcpy(b, d->critic->params, fc);
+    memcpy(b + nc, d->opt_c->m, fc);
+    memcpy(b + 2 * nc, d->opt_c->v, fc);
+    b += 3 * nc;
+    memcpy(b, d->actor->params, fa);
+    memcpy(b + na, d->opt_a->m, fa);
+    memcpy(b + 2 * na, d->opt_a->v, fa);
+    memcpy(b + 3 * na, d->actor_t->params, fa);
+    memcpy(b + 4 * na, d->critic_t->params, fc);
+}
+
+/* Undoes the critic step and, with @p actor_stepped, the actor step and the target updates. */
+static void restore_state(mpq_ddpg *d, int actor_stepped)
+{
+    const int64_t nc = d->critic->n_params, na = d->actor->n_params;
+    const size_t fc = (size_t)nc * sizeof(float), fa = (size_t)na * sizeof(float);
+    const float *b = d->backup;
+    memcpy(d->critic->params, b, fc);
+    memcpy(d->opt_c->m, b + nc, fc);
+    memcpy(d->opt_c->v, b + 2 * nc, fc);
+    d->opt_c->step--;
+    if (!actor_stepped)
+        return;
+    b += 3 * nc;
+    memcpy(d->actor->params, b, fa);
+    memcpy(d->opt_a->m, b + na, fa);
+    memcpy(d->opt_a->v, b + 2 * na, fa);
+    memcpy(d->actor_t->params, b + 3 * na, fa);
+    memcpy(d->critic_t->params, b + 4 * na, fc);
+    d->opt_a->step--;
+}
+
+/* Names the first part of the learned state that the loader would refuse, NULL when none. */
+static const char *state_problem(const mpq_ddpg *d)
+{
+    if (!mpq__all_finite(d->actor->params, d->actor->n_params))
+        return "the actor's weights";
+    if (!mpq__all_finite(d->critic->params, d->critic->n_params))
+        return "the critic's weights";
+    if (!mpq__all_finite(d->actor_t->params, d->actor_t->n_params))
+        return "the target actor's weights";
+    if (!mpq__all_finite(d->critic_t->params, d->critic_t->n_params))
+        return "the target critic's weights";
+    if (mpq__adam_problem(d->opt_a->m, d->opt_a->v, d->opt_a->n, d->opt_a->step))
+        return "the actor's Adam moments";
+    if (mpq__adam_problem(d->opt_c->m, d->opt_c->v, d->opt_c->n, d->opt_c->step))
+        return "the critic's Adam moments";
+    return NULL;
+}
+
 static mpq_status ensure_scratch(mpq_ddpg *d, int64_t B)
 {
     if (B <= d->scratch_batch)
@@ -561,9 +620,7 @@ mpq_status mpq__ddpg_update_ex(mpq_ddpg *d, mpq__relabel_fn relabel, void *ctx,
         st = mpq_set_error(MPQ_ERR_NUMERIC, "mpq_ddpg_update: critic gradient is not finite");
         goto fail;
     }
-    memcpy(d->backup, d->critic->params, (size_t)nc * sizeof(float));
-    memcpy(d->backup + nc, d->opt_c->m, (size_t)nc * sizeof(float));
-    memcpy(d->backup + 2 * nc, d->opt_c->v, (size_t)nc * sizeof(float));
+    backup_state(d);
     mpq_adam_step(d->opt_c, d->critic->params, d->critic->grads, nc);
     /* Actor step on -mean Q(s, mu(s)) through the critic just updated (HAQ's order). */
     concat3(xa, B, s, d->sd, g, d->gd, NULL, 0);
@@ -592,16 +649,24 @@ mpq_status mpq__ddpg_update_ex(mpq_ddpg *d, mpq__relabel_fn relabel, void *ctx,
     if (!st && !mpq__all_finite(d->actor->grads, d->actor->n_params))
         st = mpq_set_error(MPQ_ERR_NUMERIC, "mpq_ddpg_update: actor gradient is not finite");
     if (st) {
-        memcpy(d->critic->params, d->backup, (size_t)nc * sizeof(float));
-        memcpy(d->opt_c->m, d->backup + nc, (size_t)nc * sizeof(float));
-        memcpy(d->opt_c->v, d->backup + 2 * nc, (size_t)nc * sizeof(float));
-        d->opt_c->step--;
+        restore_state(d, 0);
         goto fail;
     }
     mpq_adam_step(d->opt_a, d->actor->params, d->actor->grads, d->actor->n_params);
     const double tau = d->p[MPQ_DDPG_TAU];
     mpq_mlp_soft_update(d->actor_t, d->actor, tau);
     mpq_mlp_soft_update(d->critic_t, d->critic, tau);
+    /* Finite gradients can still overflow a step: a squared gradient above FLT_MAX makes an Adam
+     * second moment infinite while the weights stay finite, and such an agent could neither
+     * learn nor be saved and loaded again. Refuse the step instead of carrying it on. */
+    const char *bad = state_problem(d);
+    if (bad) {
+        restore_state(d, 1);
+        st = mpq_set_error(MPQ_ERR_NUMERIC, "mpq_ddpg_update: the step would leave %s "
+                           "non-finite (rewards or gradients too large); the agent is unchanged",
+                           bad);
+        goto fail;
+    }
     d->baseline = base;
     d->baseline_init = 1;
     d->closs = closs;
@@ -634,8 +699,8 @@ mpq_status mpq__ddpg_end_episode_ex(mpq_ddpg *d, double final_reward, mpq__relab
     const int64_t per = (int64_t)d->p[MPQ_DDPG_UPDATES_PER_STEP];
     mpq_status st = MPQ_OK;
     /* HAQ appends one transition and then updates, step by step (rl_quantize.py). */
-    for (int64_t i = 0; i < n; i++) {
-        mpq__replay_commit_staged(d->replay, i, mode, final_reward);
+    for (int64_t i = 0; i < n && !st; i++) {
+        st = mpq__replay_commit_staged(d->replay, i, mode, final_reward);
         for (int64_t k = 0; learn && !st && k < per; k++)
             st = mpq__ddpg_update_ex(d, relabel, ctx, NULL, NULL);
     }
@@ -734,6 +799,20 @@ static mpq_status sub(char *buf, size_t cap, const char *prefix, const char *par
     return MPQ_OK;
 }
 
+/* Counters and scalars as the loader accepts them; NULL when fine. */
+static const char *counters_problem(const int64_t counters[5], const double scalars[3])
+{
+    for (int i = 0; i < 3; i++)
+        if (counters[i] < 0 || counters[i] > MPQ__COUNTER_MAX)
+            return "episode, step or update counter outside 0..2^53";
+    if ((counters[3] != 0 && counters[3] != 1) || (counters[4] != 0 && counters[4] != 1))
+        return "started/baseline flags are not 0 or 1";
+    for (int i = 0; i < 3; i++)
+        if (!isfinite(scalars[i]))
+            return "baseline or last loss is not finite";
+    return NULL;
+}
+
 mpq_status mpq_ddpg_to_container(const mpq_ddpg *ddpg, mpq_container *c, const char *prefix)
 {
     if (!ddpg || !c)
@@ -747,6 +826,17 @@ mpq_status mpq_ddpg_to_container(const mpq_ddpg *ddpg, mpq_container *c, const c
     int64_t dims[4] = {DDPG_FORMAT_VERSION, d->sd, d->gd, d->ad};
     int64_t counters[5] = {d->episode, d->steps, d->updates, d->started, d->baseline_init};
     double scalars[3] = {d->baseline, d->closs, d->aloss};
+    /* The loader's checks, all before the first tensor is added: never write what cannot be
+     * read back. */
+    const char *bad = counters_problem(counters, scalars);
+    if (!bad)
+        bad = state_problem(d);
+    if (!bad)
+        bad = mpq__replay_problem(d->replay);
+    if (!bad)
+        bad = mpq__noise_problem(d->noise);
+    if (bad)
+        return mpq__unsaveable("mpq_ddpg_to_container", prefix, bad);
     st = mpq__add_i64(c, prefix, "dims", dims, 4);
     if (!st)
         st = mpq__add_f64(c, prefix, "params", d->p, MPQ_DDPG_PARAM_COUNT);
@@ -787,16 +877,34 @@ static mpq_status load_net(mpq_mlp *m, const mpq_container *c, const char *prefi
     return MPQ_OK;
 }
 
-mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const char *prefix)
+/* Parameter count of build()'s networks: widths in, h1, h2 (0 = one hidden layer), out. With
+ * widths below 2^22 and hidden sizes below 2^17 no product overflows. */
+static int64_t mlp_count(int64_t in, int64_t h1, int64_t h2, int64_t out)
 {
-    if (!out || !c)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_ddpg_from_container: out or container is NULL");
-    mpq_status st = mpq__check_prefix("mpq_ddpg_from_container", prefix);
-    if (st)
-        return st;
+    if (h2 > 0)
+        return in * h1 + h1 + h1 * h2 + h2 + h2 * out + out;
+    return in * h1 + h1 + h1 * out + out;
+}
+
+/* The scalar part of a stored agent, checked on its own and against @p expect. */
+typedef struct stored {
+    int64_t dims[4], counters[5];
+    double p[MPQ_DDPG_PARAM_COUNT], scalars[3];
+} stored;
+
+static mpq_status expect_field(const char *prefix, const char *what, int64_t have, int64_t want)
+{
+    if (want == MPQ_DDPG_SHAPE_ANY || have == want)
+        return MPQ_OK;
+    return mpq_set_error(MPQ_ERR_MISMATCH, "agent '%s': %s %lld, expected %lld", prefix, what,
+                         (long long)have, (long long)want);
+}
+
+static mpq_status read_stored(const mpq_container *c, const char *prefix,
+                              const mpq_ddpg_shape *expect, stored *x)
+{
     const void *pd, *pp, *pc, *ps;
-    st = mpq__get(c, prefix, "dims", MPQ_DTYPE_I64, 4, &pd);
+    mpq_status st = mpq__get(c, prefix, "dims", MPQ_DTYPE_I64, 4, &pd);
     if (!st)
         st = mpq__get(c, prefix, "params", MPQ_DTYPE_F64, MPQ_DDPG_PARAM_COUNT, &pp);
     if (!st)
@@ -805,12 +913,11 @@ mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const
         st = mpq__get(c, prefix, "scalars", MPQ_DTYPE_F64, 3, &ps);
     if (st)
         return st;
-    int64_t dims[4], counters[5];
-    double p[MPQ_DDPG_PARAM_COUNT], scalars[3];
-    memcpy(dims, pd, sizeof dims);
-    memcpy(p, pp, sizeof p);
-    memcpy(counters, pc, sizeof counters);
-    memcpy(scalars, ps, sizeof scalars);
+    memcpy(x->dims, pd, sizeof x->dims);
+    memcpy(x->p, pp, sizeof x->p);
+    memcpy(x->counters, pc, sizeof x->counters);
+    memcpy(x->scalars, ps, sizeof x->scalars);
+    const int64_t *dims = x->dims;
     if (dims[0] != DDPG_FORMAT_VERSION)
         return mpq_set_error(MPQ_ERR_VERSION, "tensor '%sdims': agent format version %lld, this "
                              "library reads %d", prefix, (long long)dims[0], DDPG_FORMAT_VERSION);
@@ -818,15 +925,58 @@ mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const
         dims[3] > (1 << 20))
         return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%sdims': dimensions out of range", prefix);
     for (int i = 0; i < MPQ_DDPG_PARAM_COUNT; i++)
-        if (check_value(i, "agent file", p[i]))
+        if (check_value(i, "agent file", x->p[i]))
             return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%sparams': %s = %g out of range", prefix,
-                                 ddpg_params[i].name, p[i]);
-    for (int i = 0; i < 3; i++)
-        if (counters[i] < 0 || !isfinite(scalars[i]))
-            return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%scounters/scalars': bad value",
-                                 prefix);
+                                 ddpg_params[i].name, x->p[i]);
+    const char *bad = counters_problem(x->counters, x->scalars);
+    if (bad)
+        return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%scounters/scalars': %s", prefix, bad);
+    if (expect) {
+        mpq_ddpg_shape e = {sizeof e, MPQ_DDPG_SHAPE_ANY, MPQ_DDPG_SHAPE_ANY, MPQ_DDPG_SHAPE_ANY,
+                            MPQ_DDPG_SHAPE_ANY, MPQ_DDPG_SHAPE_ANY, MPQ_DDPG_SHAPE_ANY};
+        memcpy(&e, expect, expect->size < sizeof e ? expect->size : sizeof e);
+        if ((st = expect_field(prefix, "state width", dims[1], e.state_dim)) ||
+            (st = expect_field(prefix, "goal width", dims[2], e.goal_dim)) ||
+            (st = expect_field(prefix, "action width", dims[3], e.action_dim)) ||
+            (st = expect_field(prefix, "hidden1", (int64_t)x->p[MPQ_DDPG_HIDDEN1], e.hidden1)) ||
+            (st = expect_field(prefix, "hidden2", (int64_t)x->p[MPQ_DDPG_HIDDEN2], e.hidden2)) ||
+            (st = expect_field(prefix, "replay capacity",
+                               (int64_t)x->p[MPQ_DDPG_REPLAY_CAPACITY], e.replay_capacity)))
+            return st;
+    }
+    /* Every network and moment tensor must hold what the widths imply before the agent is
+     * built from them: a few edited numbers must not make the loader allocate and initialise
+     * gigabytes only to refuse the file afterwards. */
+    const int64_t h1 = (int64_t)x->p[MPQ_DDPG_HIDDEN1], h2 = (int64_t)x->p[MPQ_DDPG_HIDDEN2];
+    const int64_t in_a = dims[1] + dims[2], na = mlp_count(in_a, h1, h2, dims[3]);
+    const int64_t nc = mlp_count(in_a + dims[3], h1, h2, 1);
+    static const char *const nets[] = {"actor", "actor_target", "adam_actor/m", "adam_actor/v",
+                                       "critic", "critic_target", "adam_critic/m",
+                                       "adam_critic/v"};
+    const void *unused;
+    for (int i = 0; i < 8 && !st; i++)
+        st = mpq__get(c, prefix, nets[i], MPQ_DTYPE_F32, i < 4 ? na : nc, &unused);
+    if (!st)
+        st = mpq__get(c, prefix, "noise/ou", MPQ_DTYPE_F64, dims[3], &unused);
+    return st;
+}
+
+static mpq_status from_container(mpq_ddpg **out, const mpq_container *c, const char *prefix,
+                                 const mpq_ddpg_shape *expect, const char *fn)
+{
+    if (!out || !c)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: out or container is NULL", fn);
+    if (expect && expect->size < sizeof(size_t))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: expect->size %zu too small", fn,
+                             expect->size);
+    mpq_status st = mpq__check_prefix(fn, prefix);
+    if (st)
+        return st;
+    stored x;
+    if ((st = read_stored(c, prefix, expect, &x)) != MPQ_OK)
+        return st;
     mpq_ddpg *d;
-    st = create_with(&d, dims[1], dims[2], dims[3], p);
+    st = create_with(&d, x.dims[1], x.dims[2], x.dims[3], x.p);
     if (st)
         return st == MPQ_ERR_OUT_OF_MEMORY ? st
                                            : mpq_set_error(MPQ_ERR_FORMAT, "agent file: %s",
@@ -851,10 +1001,10 @@ mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const
     if (!st) {
         int64_t cap;
         mpq_replay_size(rb, NULL, &cap, NULL);
-        if (cap != (int64_t)p[MPQ_DDPG_REPLAY_CAPACITY])
+        if (cap != (int64_t)x.p[MPQ_DDPG_REPLAY_CAPACITY])
             st = mpq_set_error(MPQ_ERR_FORMAT, "tensor '%sreplay/meta': capacity %lld differs "
                                "from replay_capacity %g", prefix, (long long)cap,
-                               p[MPQ_DDPG_REPLAY_CAPACITY]);
+                               x.p[MPQ_DDPG_REPLAY_CAPACITY]);
     }
     if (st) {
         mpq_replay_destroy(rb);
@@ -863,15 +1013,47 @@ mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const
     }
     mpq_replay_destroy(d->replay);
     d->replay = rb;
-    d->episode = counters[0];
-    d->steps = counters[1];
-    d->updates = counters[2];
-    d->started = counters[3] != 0;
-    d->baseline_init = counters[4] != 0;
-    d->baseline = scalars[0];
-    d->closs = scalars[1];
-    d->aloss = scalars[2];
+    d->episode = x.counters[0];
+    d->steps = x.counters[1];
+    d->updates = x.counters[2];
+    d->started = x.counters[3] != 0;
+    d->baseline_init = x.counters[4] != 0;
+    d->baseline = x.scalars[0];
+    d->closs = x.scalars[1];
+    d->aloss = x.scalars[2];
     *out = d;
+    return MPQ_OK;
+}
+
+mpq_status mpq_ddpg_from_container(mpq_ddpg **out, const mpq_container *c, const char *prefix)
+{
+    return from_container(out, c, prefix, NULL, "mpq_ddpg_from_container");
+}
+
+mpq_status mpq_ddpg_from_container_expect(mpq_ddpg **out, const mpq_container *c,
+                                          const char *prefix, const mpq_ddpg_shape *expect)
+{
+    if (!expect)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_from_container_expect: expect is NULL");
+    return from_container(out, c, prefix, expect, "mpq_ddpg_from_container_expect");
+}
+
+mpq_status mpq_ddpg_get_shape(const mpq_ddpg *ddpg, mpq_ddpg_shape *shape)
+{
+    if (!ddpg || !shape || shape->size < sizeof(size_t))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_ddpg_get_shape: ddpg or shape is NULL, or shape->size unset");
+    const mpq_ddpg_shape x = {sizeof x,
+                              ddpg->sd,
+                              ddpg->gd,
+                              ddpg->ad,
+                              (int64_t)ddpg->p[MPQ_DDPG_HIDDEN1],
+                              (int64_t)ddpg->p[MPQ_DDPG_HIDDEN2],
+                              (int64_t)ddpg->p[MPQ_DDPG_REPLAY_CAPACITY]};
+    const size_t keep = shape->size;
+    memcpy(shape, &x, keep < sizeof x ? keep : sizeof x);
+    shape->size = keep;
     return MPQ_OK;
 }
 

@@ -768,33 +768,62 @@ mpq_status mpq_hier_from_container(mpq_hier **out, const mpq_container *c, const
         return mpq_set_error(MPQ_ERR_VERSION, "tensor '%shier/dims': format version %lld, this "
                              "library reads %d", prefix, (long long)dims[0], HIER_FORMAT_VERSION);
     if (dims[1] < 1 || dims[1] > (1 << 20) || dims[2] < 1 || dims[2] > (1 << 20) || dims[3] < 0 ||
-        dims[3] > (1 << 20) || dims[4] < 1 || dims[4] > (1 << 20) || dims[5] < 0 ||
+        dims[3] > (1 << 20) || dims[4] < 1 || dims[4] > (1 << 20) || dims[5] < 0 || dims[5] > MPQ__COUNTER_MAX ||
         dims[6] < 1 || dims[6] > 100000000 || dims[7] < 0 || dims[7] > (1 << 30) ||
         dims[8] < 0 || dims[8] > (1 << 30) || (dims[9] != 0 && dims[9] != 1))
         return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%shier/dims': values out of range", prefix);
-    mpq_hier *h;
-    st = create_raw(&h, dims[1], dims[2], dims[3], dims[4], 0, 0);
+    /* Every array the pair allocates from these sizes must be present in full before anything
+     * is allocated: the file's own tensors justify the memory. Widths <= 2^20, cap <= 1e8 and
+     * segment counts <= 2^30 keep every product below 2^63. */
+    const int64_t sd = dims[1], gd = dims[2], lad = dims[4], had = gd + dims[3];
+    const int64_t cap = dims[6], nseg = dims[7], nlow = dims[8];
+    struct {
+        const char *name;
+        mpq_dtype dt;
+        int64_t count;
+    } arrays[] = {
+        {"hier/rs_n", MPQ_DTYPE_I64, cap},
+        {"hier/rs_states", MPQ_DTYPE_F32, cap * RELABEL_STEPS * sd},
+        {"hier/rs_actions", MPQ_DTYPE_F32, cap * RELABEL_STEPS * lad},
+        {"hier/rs_ach", MPQ_DTYPE_F32, cap * gd},
+        {"hier/pending_state", MPQ_DTYPE_F32, sd},
+        {"hier/seg_state", MPQ_DTYPE_F32, nseg * sd},
+        {"hier/seg_action", MPQ_DTYPE_F32, nseg * had},
+        {"hier/seg_ach", MPQ_DTYPE_F32, nseg * gd},
+        {"hier/seg_first", MPQ_DTYPE_I64, nseg},
+        {"hier/seg_n", MPQ_DTYPE_I64, nseg},
+        {"hier/seg_has_ach", MPQ_DTYPE_U8, nseg},
+        {"hier/low_state", MPQ_DTYPE_F32, nlow * sd},
+        {"hier/low_action", MPQ_DTYPE_F32, nlow * lad},
+        {"hier/low_next", MPQ_DTYPE_F32, nlow * sd},
+        {"hier/low_reward", MPQ_DTYPE_F64, nlow},
+        {"hier/low_done", MPQ_DTYPE_U8, nlow},
+    };
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0] && !st; i++) {
+        const void *unused;
+        st = mpq__get(c, prefix, arrays[i].name, arrays[i].dt, arrays[i].count, &unused);
+    }
     if (st)
         return st;
+    mpq_hier *h;
+    st = create_raw(&h, sd, gd, dims[3], lad, 0, 0);
+    if (st)
+        return st;
+    /* The level agents must fit the pair's widths before the pair uses them: the high level
+     * acts on states and proposes goal + extra, the low level acts on [state, goal] and proposes
+     * the low-level action; the relabelling store is indexed by high-level replay slot. */
     char pre[160];
+    const mpq_ddpg_shape hs = {sizeof hs, sd, 0, had, MPQ_DDPG_SHAPE_ANY, MPQ_DDPG_SHAPE_ANY, cap};
+    const mpq_ddpg_shape ls = {sizeof ls, sd, gd, lad, MPQ_DDPG_SHAPE_ANY, MPQ_DDPG_SHAPE_ANY,
+                               MPQ_DDPG_SHAPE_ANY};
     snprintf(pre, sizeof pre, "%shigh/", prefix);
-    st = mpq_ddpg_from_container(&h->high, c, pre);
+    st = mpq_ddpg_from_container_expect(&h->high, c, pre, &hs);
     snprintf(pre, sizeof pre, "%slow/", prefix);
     if (!st)
-        st = mpq_ddpg_from_container(&h->low, c, pre);
-    if (!st) {
-        int64_t hsd = 0, had = 0, lsd = 0;
-        double hc = 0;
-        mpq_mlp *m;
-        mpq_ddpg_network(h->high, MPQ_DDPG_ACTOR, &m);
-        mpq_mlp_shape(m, NULL, NULL, &hsd, &had);
-        mpq_ddpg_network(h->low, MPQ_DDPG_ACTOR, &m);
-        mpq_mlp_shape(m, NULL, NULL, &lsd, NULL);
-        mpq_ddpg_get_param(h->high, MPQ_DDPG_REPLAY_CAPACITY, &hc);
-        if (hsd != h->sd || had != h->had || lsd != h->sd + h->gd || (int64_t)hc != dims[6])
-            st = mpq_set_error(MPQ_ERR_FORMAT, "'%shier/dims': level agents do not match the "
-                               "pair's dimensions", prefix);
-    }
+        st = mpq_ddpg_from_container_expect(&h->low, c, pre, &ls);
+    if (st == MPQ_ERR_MISMATCH)
+        st = mpq_set_error(MPQ_ERR_FORMAT, "tensor '%shier/dims': level agents do not match the "
+                           "pair: %s", prefix, mpq_last_error());
     if (!st)
         st = alloc_relabel(h, dims[6]);
     const void *pp;
@@ -814,7 +843,6 @@ mpq_status mpq_hier_from_container(mpq_hier **out, const mpq_container *c, const
         st = mpq__get(c, prefix, "hier/rng", MPQ_DTYPE_U8, MPQ_RNG_STATE_SIZE, &rs);
     if (!st && mpq_rng_set_state(h->rng, rs))
         st = mpq_set_error(MPQ_ERR_FORMAT, "tensor '%shier/rng': invalid generator state", prefix);
-    const int64_t cap = dims[6];
     if (!st)
         st = copy_in(c, prefix, "hier/rs_n", MPQ_DTYPE_I64, cap, h->rs_n);
     for (int64_t i = 0; !st && i < cap; i++)
@@ -830,7 +858,6 @@ mpq_status mpq_hier_from_container(mpq_hier **out, const mpq_container *c, const
         st = copy_in(c, prefix, "hier/rs_ach", MPQ_DTYPE_F32, cap * h->gd, h->rs_ach);
     if (!st)
         st = copy_in(c, prefix, "hier/pending_state", MPQ_DTYPE_F32, h->sd, h->pending_state);
-    const int64_t nseg = dims[7], nlow = dims[8];
     while (!st && h->seg_cap < nseg)
         st = (h->nseg = h->seg_cap, reserve_seg(h));
     while (!st && h->low_cap < nlow)

@@ -512,8 +512,31 @@ mpq_status mpq_adam_state(const mpq_adam *adam, const float **m, const float **v
     return MPQ_OK;
 }
 
+const char *mpq__adam_problem(const float *m, const float *v, int64_t n, int64_t step)
+{
+    if (step < 0 || step > MPQ__COUNTER_MAX)
+        return "step outside 0..2^53";
+    if (!mpq__all_finite(m, n))
+        return "first moment holds NaN or infinity";
+    if (!mpq__all_finite(v, n))
+        return "second moment holds NaN or infinity";
+    int neg = 0;
+    for (int64_t i = 0; i < n; i++)
+        neg |= v[i] < 0.0f;
+    return neg ? "second moment is negative" : NULL;
+}
+
+mpq_status mpq__unsaveable(const char *fn, const char *prefix, const char *what)
+{
+    return mpq_set_error(MPQ_ERR_NUMERIC, "%s: '%s': %s; not written (it could not be loaded "
+                         "again)", fn, prefix, what);
+}
+
 mpq_status mpq__adam_to_container(const mpq_adam *a, mpq_container *c, const char *prefix)
 {
+    const char *bad = mpq__adam_problem(a->m, a->v, a->n, a->step);
+    if (bad)
+        return mpq__unsaveable("Adam state", prefix, bad);
     mpq_status st = mpq__add_f32(c, prefix, "m", a->m, a->n);
     if (!st)
         st = mpq__add_f32(c, prefix, "v", a->v, a->n);
@@ -534,9 +557,9 @@ mpq_status mpq__adam_load(mpq_adam *a, const mpq_container *c, const char *prefi
         return st;
     int64_t step;
     memcpy(&step, s, sizeof step);
-    if (step < 0 || !mpq__all_finite(m, a->n) || !mpq__all_finite(v, a->n))
-        return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%sm/v/step': negative step or non-finite "
-                             "moments", prefix);
+    const char *bad = mpq__adam_problem(m, v, a->n, step);
+    if (bad)
+        return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%sm/v/step': %s", prefix, bad);
     memcpy(a->m, m, (size_t)a->n * sizeof(float));
     memcpy(a->v, v, (size_t)a->n * sizeof(float));
     a->step = step;

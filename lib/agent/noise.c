@@ -203,8 +203,24 @@ mpq_status mpq_noise_apply(mpq_noise *noise, int64_t episode, const float *mu, f
     return MPQ_OK;
 }
 
+const char *mpq__noise_problem(const mpq_noise *n)
+{
+    for (int i = 0; i < MPQ_NOISE_PARAM_COUNT; i++) {
+        const mpq_param_info *info = &noise_params[i];
+        if (!isfinite(n->p[i]) || n->p[i] < info->min_value || n->p[i] > info->max_value)
+            return "noise parameter out of range";
+    }
+    for (int64_t i = 0; i < n->dim; i++)
+        if (!isfinite(n->ou[i]))
+            return "noise state holds NaN or infinity";
+    return NULL;
+}
+
 mpq_status mpq__noise_to_container(const mpq_noise *n, mpq_container *c, const char *prefix)
 {
+    const char *bad = mpq__noise_problem(n);
+    if (bad)
+        return mpq__unsaveable("noise", prefix, bad);
     uint8_t rs[MPQ_RNG_STATE_SIZE];
     mpq_rng_get_state(n->rng, rs);
     mpq_status st = mpq__add_u8(c, prefix, "rng", rs, MPQ_RNG_STATE_SIZE);

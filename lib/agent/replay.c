@@ -1,4 +1,6 @@
-/* Fixed-capacity replay ring with per-episode staging (HAQ's final-reward assignment). */
+/* Fixed-capacity replay ring with per-episode staging (HAQ's final-reward assignment). The ring's
+ * rows are allocated as transitions arrive, so that the capacity (up to 2^32) costs nothing
+ * until it is used and a loaded buffer takes only the memory of what its file holds. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@ struct mpq_replay {
     int64_t cap, sd, ad, gd;
     int64_t size, head;
     rows ring;
+    int64_t ring_rows; /* rows allocated in ring, <= cap */
     rows stage;
     int64_t staged, stage_cap;
     mpq_rng *rng;
@@ -30,6 +33,46 @@ static void rows_free(rows *r)
     free(r->r);
     free(r->d);
     memset(r, 0, sizeof *r);
+}
+
+/* Grows every array of @p x to @p n rows; on failure the arrays already grown keep their new
+ * blocks (realloc leaves the old one valid), so nothing leaks and @p x stays usable. */
+static int rows_grow(rows *x, int64_t n, int64_t sd, int64_t ad, int64_t gd)
+{
+    int failed = 0;
+#define GROW(field, per)                                                                          \
+    do {                                                                                          \
+        void *p_ = realloc(x->field, (size_t)(n * (per)) * sizeof *x->field);                     \
+        if (p_)                                                                                   \
+            x->field = p_;                                                                        \
+        else                                                                                      \
+            failed = 1;                                                                           \
+    } while (0)
+    GROW(s, sd);
+    GROW(a, ad);
+    GROW(s2, sd);
+    GROW(g, gd ? gd : 1);
+    GROW(r, 1);
+    GROW(d, 1);
+#undef GROW
+    return failed ? -1 : 0;
+}
+
+/* Makes room in the ring for slot @p i (< cap). */
+static mpq_status ring_reserve(mpq_replay *r, int64_t i)
+{
+    if (i < r->ring_rows)
+        return MPQ_OK;
+    int64_t n = r->ring_rows < 32 ? 64 : 2 * r->ring_rows;
+    if (n < i + 1)
+        n = i + 1;
+    if (n > r->cap)
+        n = r->cap;
+    if (rows_grow(&r->ring, n, r->sd, r->ad, r->gd))
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "replay: out of memory for %lld transitions",
+                             (long long)n);
+    r->ring_rows = n;
+    return MPQ_OK;
 }
 
 static int rows_alloc(rows *r, int64_t n, int64_t sd, int64_t ad, int64_t gd)
@@ -71,8 +114,7 @@ mpq_status mpq_replay_create(mpq_replay **out, int64_t capacity, int64_t state_d
     r->sd = state_dim;
     r->ad = action_dim;
     r->gd = goal_dim;
-    if (rows_alloc(&r->ring, capacity, state_dim, action_dim, goal_dim) ||
-        mpq_rng_create(&r->rng, seed)) {
+    if (ring_reserve(r, 0) || mpq_rng_create(&r->rng, seed)) {
         mpq_replay_destroy(r);
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY,
                              "mpq_replay_create: out of memory for %lld transitions",
@@ -128,13 +170,17 @@ static void put(const mpq_replay *r, rows *dst, int64_t i, const float *s, const
     dst->d[i] = done ? 1 : 0;
 }
 
-static void ring_push(mpq_replay *r, const float *s, const float *a, double rew, const float *s2,
-                      int done, const float *g)
+static mpq_status ring_push(mpq_replay *r, const float *s, const float *a, double rew,
+                            const float *s2, int done, const float *g)
 {
+    mpq_status st = ring_reserve(r, r->head);
+    if (st)
+        return st;
     put(r, &r->ring, r->head, s, a, rew, s2, done, g);
     r->head = (r->head + 1) % r->cap;
     if (r->size < r->cap)
         r->size++;
+    return MPQ_OK;
 }
 
 mpq_status mpq_replay_push(mpq_replay *replay, const float *state, const float *action,
@@ -144,8 +190,7 @@ mpq_status mpq_replay_push(mpq_replay *replay, const float *state, const float *
                                      next_state, goal);
     if (st)
         return st;
-    ring_push(replay, state, action, reward, next_state, done, goal);
-    return MPQ_OK;
+    return ring_push(replay, state, action, reward, next_state, done, goal);
 }
 
 mpq_status mpq_replay_stage(mpq_replay *replay, const float *state, const float *action,
@@ -193,23 +238,25 @@ mpq_status mpq_replay_end_episode(mpq_replay *replay, mpq_reward_mode mode, doub
                              "mpq_replay_end_episode: final_reward %g is not finite",
                              final_reward);
     mpq_replay *r = replay;
-    for (int64_t i = 0; i < r->staged; i++)
-        mpq__replay_commit_staged(r, i, mode, final_reward);
+    mpq_status st = MPQ_OK;
+    int64_t i = 0;
+    for (; i < r->staged && !st; i++)
+        st = mpq__replay_commit_staged(r, i, mode, final_reward);
     if (committed)
-        *committed = r->staged;
+        *committed = st ? i - 1 : r->staged;
     r->staged = 0;
-    return MPQ_OK;
+    return st;
 }
 
-void mpq__replay_commit_staged(mpq_replay *r, int64_t i, mpq_reward_mode mode,
-                               double final_reward)
+mpq_status mpq__replay_commit_staged(mpq_replay *r, int64_t i, mpq_reward_mode mode,
+                                     double final_reward)
 {
     const rows *s = &r->stage;
     double rew = mode == MPQ_REWARD_EPISODE_FINAL ? final_reward : s->r[i];
     /* In HAQ's scheme the episode's last step is the terminal one, whatever was staged. */
     int done = mode == MPQ_REWARD_EPISODE_FINAL ? (i == r->staged - 1 || s->d[i]) : s->d[i];
-    ring_push(r, s->s + i * r->sd, s->a + i * r->ad, rew, s->s2 + i * r->sd, done,
-              r->gd ? s->g + i * r->gd : NULL);
+    return ring_push(r, s->s + i * r->sd, s->a + i * r->ad, rew, s->s2 + i * r->sd, done,
+                     r->gd ? s->g + i * r->gd : NULL);
 }
 
 int64_t mpq__replay_staged(const mpq_replay *r) { return r->staged; }
@@ -375,8 +422,28 @@ out:
     return st;
 }
 
+static const char *rows_problem(const mpq_replay *r, const rows *x, int64_t n)
+{
+    if (!mpq__all_finite(x->s, n * r->sd) || !mpq__all_finite(x->a, n * r->ad) ||
+        !mpq__all_finite(x->s2, n * r->sd) || (r->gd && !mpq__all_finite(x->g, n * r->gd)))
+        return "replay transitions hold NaN or infinity";
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x->r[i]) || x->d[i] > 1)
+            return "replay rewards are not finite or done flags not 0/1";
+    return NULL;
+}
+
+const char *mpq__replay_problem(const mpq_replay *r)
+{
+    const char *bad = rows_problem(r, &r->ring, r->size);
+    return bad ? bad : rows_problem(r, &r->stage, r->staged);
+}
+
 mpq_status mpq__replay_to_container(const mpq_replay *r, mpq_container *c, const char *prefix)
 {
+    const char *bad = mpq__replay_problem(r);
+    if (bad)
+        return mpq__unsaveable("replay", prefix, bad);
     int64_t meta[7] = {r->cap, r->sd, r->ad, r->gd, r->size, r->head, r->staged};
     mpq_status st = mpq__add_i64(c, prefix, "meta", meta, 7);
     if (st)
@@ -388,6 +455,24 @@ mpq_status mpq__replay_to_container(const mpq_replay *r, mpq_container *c, const
         st = add_rows(c, prefix, "ring", r, &r->ring, r->size);
     if (!st)
         st = add_rows(c, prefix, "stage", r, &r->stage, r->staged);
+    return st;
+}
+
+/* The row tensors of @p tag must hold @p n transitions: checked before rows are allocated. */
+static mpq_status rows_present(const mpq_container *c, const char *prefix, const char *tag,
+                               const int64_t *m, int64_t n)
+{
+    static const char *const field[6] = {"s", "a", "s2", "g", "r", "d"};
+    const int64_t count[6] = {n * m[1], n * m[2], n * m[1], n * m[3], n, n};
+    const mpq_dtype dt[6] = {MPQ_DTYPE_F32, MPQ_DTYPE_F32, MPQ_DTYPE_F32,
+                             MPQ_DTYPE_F32, MPQ_DTYPE_F64, MPQ_DTYPE_U8};
+    char sfx[32];
+    const void *p;
+    mpq_status st = MPQ_OK;
+    for (int i = 0; i < 6 && !st; i++) {
+        snprintf(sfx, sizeof sfx, "%s_%s", tag, field[i]);
+        st = mpq__get(c, prefix, sfx, dt[i], count[i], &p);
+    }
     return st;
 }
 
@@ -440,12 +525,21 @@ mpq_status mpq__replay_from_container(mpq_replay **out, const mpq_container *c,
                              prefix);
     const void *rs;
     st = mpq__get(c, prefix, "rng", MPQ_DTYPE_U8, MPQ_RNG_STATE_SIZE, &rs);
+    /* m[1..3] are the agent's widths (<= 2^20) and m[4], m[6] <= 2^32: no count overflows. */
+    if (!st)
+        st = rows_present(c, prefix, "ring", m, m[4]);
+    if (!st)
+        st = rows_present(c, prefix, "stage", m, m[6]);
     if (st)
         return st;
-    mpq_replay *r;
+    mpq_replay *r = NULL;
     st = mpq_replay_create(&r, m[0], m[1], m[2], m[3], 0);
-    if (st)
+    if (!st && m[4] > 0)
+        st = ring_reserve(r, m[4] - 1);
+    if (st) {
+        mpq_replay_destroy(r);
         return st;
+    }
     if (mpq_rng_set_state(r->rng, rs)) {
         mpq_replay_destroy(r);
         return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%srng': invalid generator state", prefix);
