@@ -44,6 +44,34 @@ static void record_to_row(const mpq_search_record *r, double *row)
     memcpy(row, v, sizeof v);
 }
 
+/* Whether @p v is an integer in [lo, hi]: checked before any stored double is cast to an
+ * integer, since the cast of a value outside the target's range (1e300, NaN) is undefined. */
+static int int_in(double v, double lo, double hi)
+{
+    return v >= lo && v <= hi && v == floor(v);
+}
+
+/* Largest counter a checkpoint may hold (episodes, lowered bits): exact in a double. */
+#define COUNTER_MAX 9007199254740992.0
+
+/* What is wrong with history row @p i, NULL when nothing. The fields that become integers and
+ * the ones the search computes with (reward, accuracy) are checked; costs and ratios may be NaN
+ * when a target does not model them. */
+static const char *row_problem(const double *v, int64_t i)
+{
+    if (!int_in(v[0], (double)i, (double)i))
+        return "episode number is not its position";
+    if (!int_in(v[13], 0, 1) || !int_in(v[14], 0, 1))
+        return "cached/feasible flag is not 0 or 1";
+    if (!int_in(v[15], 0, COUNTER_MAX))
+        return "lowered-bit count is not an integer in 0..2^53";
+    if (!isfinite(v[1]))
+        return "reward is not finite";
+    if (!(v[2] >= 0.0 && v[2] <= 1.0))
+        return "accuracy outside [0,1]";
+    return NULL;
+}
+
 static void row_to_record(const double *v, uint64_t hash, mpq_search_record *r)
 {
     memset(r, 0, sizeof *r);
@@ -173,6 +201,57 @@ static mpq_status restore_top(mpq_search *s, const mpq_container *c)
     return MPQ_OK;
 }
 
+/* Greedy's stored policy: every free layer's bits within the search's ranges (a pinned layer's
+ * bits lie in them too). */
+static mpq_status check_greedy_bits(const mpq_search *s, const uint8_t *kb, const uint8_t *ab)
+{
+    const search_range rg = search_ranges(s);
+    for (size_t l = 0; l < s->layers; l++) {
+        if (ab[l] < rg.amin || ab[l] > rg.amax)
+            return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: greedy activation bits %d "
+                                 "of layer %zu outside %d..%d", ab[l], l, rg.amin, rg.amax);
+        for (int64_t k = s->kernel_offset[l]; k < s->kernel_offset[l + 1]; k++)
+            if (kb[k] < rg.wmin || kb[k] > rg.wmax)
+                return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: greedy weight bits %d "
+                                     "of kernel %lld outside %d..%d", kb[k], (long long)k,
+                                     rg.wmin, rg.wmax);
+    }
+    return MPQ_OK;
+}
+
+/* The scalars of the "state" tensor, every one checked before it is cast or used as an index. */
+static mpq_status check_state(const mpq_search *s, const double *v)
+{
+    const char *bad = NULL;
+    const double C = 2.0 * (double)s->layers; /* greedy's candidates */
+    const search_range rg = search_ranges(s);
+    const double pairs = (double)(rg.wmax - rg.wmin + 1) * (double)(rg.amax - rg.amin + 1);
+    if (!int_in(v[ST_EPISODE], 0, COUNTER_MAX))
+        bad = "episode is not an integer in 0..2^53";
+    else if (!int_in(v[ST_BEST_INDEX], -1, v[ST_EPISODE] - 1))
+        bad = "best episode is not -1 or a played episode";
+    else if (!int_in(v[ST_FINISHED], 0, 1))
+        bad = "finished flag is not 0 or 1";
+    else if (!isfinite(v[ST_BEST_REWARD]))
+        bad = "best reward is not finite";
+    else if (!isnan(v[ST_REF_ACCURACY]) && !(v[ST_REF_ACCURACY] >= 0 && v[ST_REF_ACCURACY] <= 1))
+        bad = "reference accuracy outside [0,1]";
+    else if (!(v[ST_ELAPSED] >= 0 && v[ST_ELAPSED] <= 1e15))
+        bad = "elapsed seconds outside 0..1e15";
+    else if (!int_in(v[ST_UNIFORM_INDEX], 0, pairs))
+        bad = "uniform baseline index outside the bit pairs";
+    else if (!int_in(v[ST_G_CANDIDATE], 0, C))
+        bad = "greedy candidate outside 0..2 x layers";
+    else if (!int_in(v[ST_G_BEST_CANDIDATE], -1, C - 1))
+        bad = "greedy best candidate is not -1 or a candidate";
+    else if (!isnan(v[ST_G_CUR_ACCURACY]) &&
+             !(v[ST_G_CUR_ACCURACY] >= 0 && v[ST_G_CUR_ACCURACY] <= 1))
+        bad = "greedy accuracy outside [0,1]";
+    if (!bad)
+        return MPQ_OK;
+    return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: tensor 'state': %s", bad);
+}
+
 mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
 {
     if (!s || !path)
@@ -213,6 +292,13 @@ mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
     state[ST_G_CAND_ACCURACY] = s->greedy.cand_accuracy;
     state[ST_G_CAND_REWARD] = s->greedy.cand_reward;
     state[ST_G_CAND_COST] = s->greedy.cand_cost;
+    /* The loader's checks first: a checkpoint that resume would refuse is not written, and the
+     * previous file stays. */
+    if ((st = check_state(s, state)) != MPQ_OK ||
+        (st = check_greedy_bits(s, s->greedy_kbits, s->greedy_abits)) != MPQ_OK) {
+        st = mpq_set_error(MPQ_ERR_INTERNAL, "%s; not written", mpq_last_error());
+        goto done;
+    }
     dims[0] = ST_COUNT;
     if ((st = mpq_container_add(c, "state", MPQ_DTYPE_F64, 1, dims, state)) != MPQ_OK)
         goto done;
@@ -226,6 +312,12 @@ mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
         for (int64_t i = 0; i < s->history_count; i++) {
             record_to_row(&s->history[i], hist + i * HISTORY_FIELDS);
             hashes[i] = (int64_t)s->history[i].policy_hash;
+            const char *bad = row_problem(hist + i * HISTORY_FIELDS, i);
+            if (bad) {
+                st = mpq_set_error(MPQ_ERR_INTERNAL, "search checkpoint: history record %lld: "
+                                   "%s; not written", (long long)i, bad);
+                goto done;
+            }
         }
         dims[0] = s->history_count;
         dims[1] = HISTORY_FIELDS;
@@ -307,12 +399,13 @@ mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
     dims[0] = MPQ_RNG_STATE_SIZE;
     if ((st = mpq_container_add(c, "rng", MPQ_DTYPE_U8, 1, dims, rng_state)) != MPQ_OK)
         goto done;
-    if (s->agent && (st = mpq_ddpg_to_container(s->agent, c, "haq/")) != MPQ_OK)
+    if ((s->agent && (st = mpq_ddpg_to_container(s->agent, c, "haq/")) != MPQ_OK) ||
+        (s->hlc && (st = mpq_ddpg_to_container(s->hlc, c, "hlc/")) != MPQ_OK) ||
+        (s->llc && (st = mpq_ddpg_to_container(s->llc, c, "llc/")) != MPQ_OK)) {
+        st = mpq_set_error(st, "search checkpoint %s not written, the previous file is kept: %s",
+                           path, mpq_last_error());
         goto done;
-    if (s->hlc && (st = mpq_ddpg_to_container(s->hlc, c, "hlc/")) != MPQ_OK)
-        goto done;
-    if (s->llc && (st = mpq_ddpg_to_container(s->llc, c, "llc/")) != MPQ_OK)
-        goto done;
+    }
     st = mpq_container_save(c, path);
     if (st == MPQ_OK)
         search_log(s, MPQ_LOG_INFO, "checkpoint after episode %lld written to %s",
@@ -373,7 +466,41 @@ static mpq_status header_check(const mpq_search *s, const char *text)
     return st;
 }
 
-static mpq_status restore(mpq_search *s, const mpq_container *c)
+/* The agents of the checkpoint, loaded against the widths this search gives its states and
+ * actions and the sizes its (restored) parameters give the networks and replay buffers: a
+ * stored agent of any other shape is refused before it is built, never acted with. */
+static mpq_status load_agents(const mpq_search *s, const mpq_container *c, mpq_ddpg **agent,
+                              mpq_ddpg **hlc, mpq_ddpg **llc)
+{
+    const int64_t hidden = (int64_t)s->params[MPQ_SEARCH_HIDDEN];
+    int64_t replay = (int64_t)s->params[MPQ_SEARCH_REPLAY];
+    mpq_status st = MPQ_OK;
+    if (s->method == MPQ_SEARCH_HAQ) {
+        if (replay == 0)
+            replay = 128 * (int64_t)s->layers; /* search_create_agents()'s rule */
+        const mpq_ddpg_shape e = {sizeof e, SEARCH_HAQ_STATE, 0, 1, hidden, hidden, replay};
+        st = mpq_ddpg_from_container_expect(agent, c, "haq/", &e);
+    } else if (s->method == MPQ_SEARCH_AUTOQ) {
+        if (replay == 0)
+            replay = 2000;
+        const mpq_ddpg_shape eh = {sizeof eh, SEARCH_HLC_STATE, 0, 2, hidden, hidden, replay};
+        const mpq_ddpg_shape el = {sizeof el, SEARCH_LLC_STATE, 1, 1, hidden, hidden, replay};
+        st = mpq_ddpg_from_container_expect(hlc, c, "hlc/", &eh);
+        if (st == MPQ_OK && (st = mpq_ddpg_from_container_expect(llc, c, "llc/", &el)) != MPQ_OK) {
+            mpq_ddpg_destroy(*hlc);
+            *hlc = NULL;
+        }
+    }
+    if (st == MPQ_ERR_MISMATCH) /* the file disagrees with itself: damaged or edited */
+        st = mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: %s (this %s search on '%s' needs "
+                           "the shape its parameters give)",
+                           mpq_last_error(), mpq_search_method_name(s->method),
+                           mpq_model_name(s->model));
+    return st;
+}
+
+static mpq_status restore(mpq_search *s, const mpq_container *c, mpq_ddpg **agent,
+                          mpq_ddpg **hlc, mpq_ddpg **llc)
 {
     mpq_status st;
     const void *p;
@@ -390,6 +517,10 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
     params[MPQ_SEARCH_TIME_LIMIT] = s->params[MPQ_SEARCH_TIME_LIMIT];
     memcpy(s->params, params, sizeof params);
     s->prepared = 0;
+    /* Before mpq_search_prepare() builds fresh agents from these parameters: a file whose own
+     * agents do not have the size its parameters announce must not make it allocate them. */
+    if ((st = load_agents(s, c, agent, hlc, llc)) != MPQ_OK)
+        return st;
     if ((st = mpq_search_prepare(s)) != MPQ_OK)
         return st;
 
@@ -397,12 +528,10 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
         return st;
     double state[ST_COUNT];
     memcpy(state, p, sizeof state);
+    if ((st = check_state(s, state)) != MPQ_OK)
+        return st;
     int64_t episode = (int64_t)state[ST_EPISODE];
     int64_t best_index = (int64_t)state[ST_BEST_INDEX];
-    if (episode < 0 || best_index < -1 || best_index >= (episode > 0 ? episode : 1))
-        return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: state holds episode %lld, best "
-                                             "%lld",
-                             (long long)episode, (long long)best_index);
     mpq_tensor_info ti;
     memset(&ti, 0, sizeof ti);
     ti.size = sizeof ti;
@@ -418,6 +547,10 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
             return st;
         const int64_t *hh = hp;
         for (int64_t i = 0; i < n; i++) {
+            const char *bad = row_problem(h + i * HISTORY_FIELDS, i);
+            if (bad)
+                return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: history record %lld: %s",
+                                     (long long)i, bad);
             mpq_search_record r;
             row_to_record(h + i * HISTORY_FIELDS, (uint64_t)hh[i], &r);
             if ((st = search_history_push(s, &r)) != MPQ_OK)
@@ -436,9 +569,14 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
         if ((st = mpq_container_expect(c, "cache_values", MPQ_DTYPE_F64, ti.count, &vp)) != MPQ_OK)
             return st;
         const double *values = vp;
-        for (int64_t i = 0; i < ti.count; i++)
+        for (int64_t i = 0; i < ti.count; i++) {
+            /* cached accuracies feed rewards as measured ones do */
+            if (!(values[i] >= 0.0 && values[i] <= 1.0))
+                return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: cached accuracy %g "
+                                     "outside [0,1]", values[i]);
             if ((st = search_cache_put(s, (uint64_t)keys[i], values[i])) != MPQ_OK)
                 return st;
+        }
     }
     if ((st = restore_top(s, c)) != MPQ_OK)
         return st;
@@ -469,31 +607,25 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
             MPQ_OK ||
         (st = mpq_container_expect(c, "rng", MPQ_DTYPE_U8, MPQ_RNG_STATE_SIZE, &rs)) != MPQ_OK)
         return st;
+    if ((st = check_greedy_bits(s, gk, ga)) != MPQ_OK)
+        return st;
     memcpy(s->greedy_kbits, gk, (size_t)s->kernels);
     memcpy(s->greedy_abits, ga, s->layers);
     if ((st = mpq_rng_set_state(s->rng, rs)) != MPQ_OK)
         return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: rng: %s", mpq_last_error());
 
-    mpq_ddpg *agent = NULL, *hlc = NULL, *llc = NULL;
-    if (s->method == MPQ_SEARCH_HAQ && (st = mpq_ddpg_from_container(&agent, c, "haq/")) != MPQ_OK)
-        return st;
-    if (s->method == MPQ_SEARCH_AUTOQ) {
-        if ((st = mpq_ddpg_from_container(&hlc, c, "hlc/")) != MPQ_OK)
-            return st;
-        if ((st = mpq_ddpg_from_container(&llc, c, "llc/")) != MPQ_OK) {
-            mpq_ddpg_destroy(hlc);
-            return st;
-        }
-    }
-    if (agent) {
+    if (*agent) {
         mpq_ddpg_destroy(s->agent);
-        s->agent = agent;
+        s->agent = *agent;
+        *agent = NULL;
     }
-    if (hlc) {
+    if (*hlc) {
         mpq_ddpg_destroy(s->hlc);
-        s->hlc = hlc;
+        s->hlc = *hlc;
+        *hlc = NULL;
         mpq_ddpg_destroy(s->llc);
-        s->llc = llc;
+        s->llc = *llc;
+        *llc = NULL;
     }
     s->episode = episode;
     s->finished = state[ST_FINISHED] != 0.0;
@@ -545,9 +677,13 @@ mpq_status mpq_search_resume(mpq_search *s, const char *path)
         return st;
     double saved[MPQ_SEARCH_PARAM_COUNT];
     memcpy(saved, s->params, sizeof saved);
+    mpq_ddpg *agent = NULL, *hlc = NULL, *llc = NULL;
     st = header_check(s, mpq_container_header(c));
     if (st == MPQ_OK)
-        st = restore(s, c);
+        st = restore(s, c, &agent, &hlc, &llc);
+    mpq_ddpg_destroy(agent);
+    mpq_ddpg_destroy(hlc);
+    mpq_ddpg_destroy(llc);
     mpq_container_destroy(c);
     if (st != MPQ_OK) {
         char msg[1024];
