@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpq/agent.h>
@@ -1110,6 +1112,253 @@ START_TEST(hier_fixed_interval_and_intrinsic_reward)
 }
 END_TEST
 
+/* ---- hostile and unsaveable agent state (issue 20) ----------------------------------------- */
+
+/* A copy of @p src in which element @p index of tensor @p name (F32, F64 or I64) is @p value. */
+static mpq_container *forge(const mpq_container *src, const char *name, int64_t index,
+                            double value)
+{
+    mpq_container *out;
+    ck_assert_int_eq(mpq_container_create(&out), MPQ_OK);
+    ck_assert_int_eq(mpq_container_set_header(out, mpq_container_header(src)), MPQ_OK);
+    int found = 0;
+    for (size_t i = 0; i < mpq_container_count(src); i++) {
+        mpq_tensor_info ti = {.size = sizeof ti};
+        ck_assert_int_eq(mpq_container_at(src, i, &ti), MPQ_OK);
+        if (strcmp(ti.name, name) != 0) {
+            ck_assert_int_eq(mpq_container_add(out, ti.name, ti.dtype, ti.rank, ti.dims, ti.data),
+                             MPQ_OK);
+            continue;
+        }
+        found = 1;
+        ck_assert_int_lt(index, ti.count);
+        size_t bytes = (size_t)ti.count * mpq_dtype_size(ti.dtype);
+        unsigned char *copy = malloc(bytes);
+        memcpy(copy, ti.data, bytes);
+        if (ti.dtype == MPQ_DTYPE_F32)
+            ((float *)copy)[index] = (float)value;
+        else if (ti.dtype == MPQ_DTYPE_F64)
+            ((double *)copy)[index] = value;
+        else if (ti.dtype == MPQ_DTYPE_I64)
+            ((int64_t *)copy)[index] = value >= 9.2e18 ? INT64_MAX : (int64_t)value;
+        else
+            ck_abort_msg("forge: dtype %d", (int)ti.dtype);
+        ck_assert_int_eq(mpq_container_add(out, ti.name, ti.dtype, ti.rank, ti.dims, copy),
+                         MPQ_OK);
+        free(copy);
+    }
+    ck_assert_msg(found, "no tensor %s", name);
+    return out;
+}
+
+static long peak_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+START_TEST(ddpg_load_refuses_what_it_cannot_use)
+{
+    mpq_ddpg *a = small_agent(5);
+    float acts[6];
+    for (int e = 0; e < 4; e++)
+        small_episode(a, e, acts);
+    mpq_container *c;
+    ck_assert_int_eq(mpq_container_create(&c), MPQ_OK);
+    ck_assert_int_eq(mpq_ddpg_to_container(a, c, "x/"), MPQ_OK);
+    mpq_ddpg *bad = NULL;
+
+    /* a negative Adam second moment: sqrt() of it made the next step's actor NaN */
+    mpq_container *f = forge(c, "x/adam_actor/v", 3, -1.0);
+    ck_assert_int_eq(mpq_ddpg_from_container(&bad, f, "x/"), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "second moment is negative"));
+    ck_assert_ptr_null(bad);
+    mpq_container_destroy(f);
+    f = forge(c, "x/adam_critic/v", 0, INFINITY);
+    ck_assert_int_eq(mpq_ddpg_from_container(&bad, f, "x/"), MPQ_ERR_FORMAT);
+    mpq_container_destroy(f);
+
+    /* counters that would overflow when counted on */
+    f = forge(c, "x/counters", 0, 1e300);
+    ck_assert_int_eq(mpq_ddpg_from_container(&bad, f, "x/"), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "counter"));
+    mpq_container_destroy(f);
+    f = forge(c, "x/adam_actor/step", 0, 1e300);
+    ck_assert_int_eq(mpq_ddpg_from_container(&bad, f, "x/"), MPQ_ERR_FORMAT);
+    mpq_container_destroy(f);
+
+    /* hidden sizes of 8192 with the tensors of 16 x 12: refused before the networks are built
+     * (it allocated and initialised gigabytes first) */
+    mpq_container *f1 = forge(c, "x/params", MPQ_DDPG_HIDDEN1, 8192);
+    f = forge(f1, "x/params", MPQ_DDPG_HIDDEN2, 8192);
+    mpq_container_destroy(f1);
+    long rss0 = peak_rss_kb();
+    double t0 = now_s();
+    ck_assert_int_eq(mpq_ddpg_from_container(&bad, f, "x/"), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "x/actor"));
+    ck_assert_msg(peak_rss_kb() - rss0 < 100 * 1024, "peak RSS grew by %ld kB",
+                  peak_rss_kb() - rss0);
+    ck_assert_msg(now_s() - t0 < 2.0, "refusal took %.1f s", now_s() - t0);
+    ck_assert_ptr_null(bad);
+    mpq_container_destroy(f);
+
+    /* a replay buffer announcing 2^32 staged steps it does not hold */
+    f = forge(c, "x/replay/meta", 6, 4294967296.0);
+    rss0 = peak_rss_kb();
+    ck_assert_int_eq(mpq_ddpg_from_container(&bad, f, "x/"), MPQ_ERR_FORMAT);
+    ck_assert_int_lt(peak_rss_kb() - rss0, 100 * 1024);
+    mpq_container_destroy(f);
+
+    /* the expected shape of a context: checked field by field, ANY skips one */
+    mpq_ddpg_shape sh = {.size = sizeof sh};
+    ck_assert_int_eq(mpq_ddpg_get_shape(a, &sh), MPQ_OK);
+    ck_assert_int_eq(sh.size, sizeof sh);
+    ck_assert_int_eq(sh.state_dim, 3);
+    ck_assert_int_eq(sh.goal_dim, 0);
+    ck_assert_int_eq(sh.action_dim, 2);
+    ck_assert_int_eq(sh.hidden1, 16);
+    ck_assert_int_eq(sh.hidden2, 12);
+    ck_assert_int_eq(sh.replay_capacity, 20);
+    mpq_ddpg *ok = NULL;
+    ck_assert_int_eq(mpq_ddpg_from_container_expect(&ok, c, "x/", &sh), MPQ_OK);
+    mpq_ddpg_destroy(ok);
+    sh.action_dim = 64;
+    ck_assert_int_eq(mpq_ddpg_from_container_expect(&bad, c, "x/", &sh), MPQ_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "action width 2, expected 64"));
+    ck_assert_ptr_null(bad);
+    sh.action_dim = MPQ_DDPG_SHAPE_ANY;
+    sh.hidden2 = 300;
+    ck_assert_int_eq(mpq_ddpg_from_container_expect(&bad, c, "x/", &sh), MPQ_ERR_MISMATCH);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "hidden2 12, expected 300"));
+    sh.hidden2 = MPQ_DDPG_SHAPE_ANY;
+    sh.state_dim = 4000;
+    ck_assert_int_eq(mpq_ddpg_from_container_expect(&bad, c, "x/", &sh), MPQ_ERR_MISMATCH);
+    ck_assert_int_eq(mpq_ddpg_from_container_expect(&bad, c, "x/", NULL),
+                     MPQ_ERR_INVALID_ARGUMENT);
+    mpq_container_destroy(c);
+    mpq_ddpg_destroy(a);
+}
+END_TEST
+
+START_TEST(ddpg_never_writes_what_it_cannot_read)
+{
+    char dir[] = "/tmp/mpq-test-agent-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[300];
+    snprintf(path, sizeof path, "%s/agent.mpq", dir);
+    mpq_ddpg *a = small_agent(6);
+    float acts[6];
+    for (int e = 0; e < 3; e++)
+        small_episode(a, e, acts);
+    ck_assert_int_eq(mpq_ddpg_save(a, path), MPQ_OK);
+
+    /* Rewards of +-1e30 are finite, but their squared gradients overflow float: the update
+     * made an Adam second moment infinite and still returned MPQ_OK, and the agent could then
+     * be saved but not loaded. It is refused now and leaves the agent as it was. */
+    float s[3] = {0.1f, 0.2f, 0.3f}, act[2] = {0.5f, 0.5f};
+    for (int k = 0; k < 16; k++) {
+        s[0] = 0.05f * (float)k;
+        ck_assert_int_eq(mpq_ddpg_observe(a, s, NULL, act, k % 2 ? 1e30 : -1e30, s, k == 15),
+                         MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_ddpg_set_param(a, MPQ_DDPG_REWARD_MODE, MPQ_REWARD_PER_STEP), MPQ_OK);
+    ck_assert_int_eq(mpq_ddpg_set_param(a, MPQ_DDPG_UPDATES_PER_STEP, 0), MPQ_OK);
+    ck_assert_int_eq(mpq_ddpg_end_episode(a, 0), MPQ_OK);
+    void *before, *after;
+    size_t nb, na;
+    ck_assert_int_eq(mpq_ddpg_to_memory(a, &before, &nb), MPQ_OK);
+    int refused = 0;
+    for (int u = 0; u < 20; u++) {
+        mpq_status st = mpq_ddpg_update(a, NULL, NULL);
+        if (st != MPQ_OK) {
+            ck_assert_int_eq(st, MPQ_ERR_NUMERIC);
+            ck_assert_ptr_nonnull(strstr(mpq_last_error(), "non-finite"));
+            refused++;
+        }
+        /* whatever happened, the agent stays saveable and loadable */
+        ck_assert_int_eq(mpq_ddpg_to_memory(a, &after, &na), MPQ_OK);
+        mpq_ddpg *back = NULL;
+        ck_assert_msg(mpq_ddpg_from_memory(&back, after, na) == MPQ_OK, "%s", mpq_last_error());
+        mpq_ddpg_destroy(back);
+        mpq_free(after);
+    }
+    ck_assert_int_gt(refused, 0);
+    mpq_free(before);
+
+    /* a weight made NaN by hand: the save refuses and the previous file stays loadable */
+    mpq_ddpg *b = small_agent(7);
+    small_episode(b, 0, acts);
+    mpq_mlp *actor;
+    float *w;
+    ck_assert_int_eq(mpq_ddpg_network(b, MPQ_DDPG_CRITIC_TARGET, &actor), MPQ_OK);
+    ck_assert_int_eq(mpq_mlp_params(actor, &w, NULL, NULL), MPQ_OK);
+    w[5] = NAN;
+    ck_assert_int_eq(mpq_ddpg_save(b, path), MPQ_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "not written"));
+    mpq_container *c;
+    ck_assert_int_eq(mpq_container_create(&c), MPQ_OK);
+    ck_assert_int_eq(mpq_ddpg_to_container(b, c, "p/"), MPQ_ERR_NUMERIC);
+    ck_assert_int_eq(mpq_container_count(c), 0); /* nothing added */
+    mpq_container_destroy(c);
+    mpq_ddpg *back = NULL;
+    ck_assert_int_eq(mpq_ddpg_load(&back, path), MPQ_OK);
+    mpq_ddpg_destroy(back);
+    mpq_ddpg_destroy(b);
+    mpq_ddpg_destroy(a);
+    remove(path);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(hier_load_refuses_level_agents_of_other_widths)
+{
+    mpq_hier *h = ht_agent(3, 8, 1);
+    float ta[18];
+    ht_episode(h, 1, 1, ta);
+    mpq_container *c;
+    ck_assert_int_eq(mpq_container_create(&c), MPQ_OK);
+    ck_assert_int_eq(mpq_hier_to_container(h, c, "h/"), MPQ_OK);
+    /* the low level replaced by a self-consistent agent with 64 actions */
+    mpq_ddpg *low, *wide;
+    ck_assert_int_eq(mpq_hier_level_agent(h, MPQ_HIER_LOW, &low), MPQ_OK);
+    mpq_ddpg_shape sh = {.size = sizeof sh};
+    ck_assert_int_eq(mpq_ddpg_get_shape(low, &sh), MPQ_OK);
+    for (int v = 0; v < 2; v++) {
+        ck_assert_int_eq(mpq_ddpg_create(&wide, v ? 4000 : sh.state_dim, sh.goal_dim,
+                                         v ? sh.action_dim : 64, 1),
+                         MPQ_OK);
+        mpq_container *f;
+        ck_assert_int_eq(mpq_container_create(&f), MPQ_OK);
+        for (size_t i = 0; i < mpq_container_count(c); i++) {
+            mpq_tensor_info ti = {.size = sizeof ti};
+            mpq_container_at(c, i, &ti);
+            if (strncmp(ti.name, "h/low/", 6) != 0)
+                mpq_container_add(f, ti.name, ti.dtype, ti.rank, ti.dims, ti.data);
+        }
+        ck_assert_int_eq(mpq_ddpg_to_container(wide, f, "h/low/"), MPQ_OK);
+        mpq_hier *bad = NULL;
+        ck_assert_int_eq(mpq_hier_from_container(&bad, f, "h/"), MPQ_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(mpq_last_error(), v ? "state width 4000" : "action width 64"));
+        ck_assert_ptr_null(bad);
+        mpq_container_destroy(f);
+        mpq_ddpg_destroy(wide);
+    }
+    mpq_hier *ok = NULL;
+    ck_assert_int_eq(mpq_hier_from_container(&ok, c, "h/"), MPQ_OK);
+    mpq_hier_destroy(ok);
+    mpq_container_destroy(c);
+    mpq_hier_destroy(h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("agent");
@@ -1137,6 +1386,9 @@ int main(void)
     tcase_add_test(t, ddpg_bad_input_leaves_state_untouched);
     tcase_add_test(t, hier_save_load_and_bad_input);
     tcase_add_test(t, hier_fixed_interval_and_intrinsic_reward);
+    tcase_add_test(t, ddpg_load_refuses_what_it_cannot_use);
+    tcase_add_test(t, ddpg_never_writes_what_it_cannot_read);
+    tcase_add_test(t, hier_load_refuses_level_agents_of_other_widths);
     suite_add_tcase(s, t);
     t = tcase_create("learning");
     tcase_set_timeout(t, 300);

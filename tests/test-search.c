@@ -3,11 +3,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <mpq/mpq.h>
 
 #include "search_internal.h"
+
+/* Doubles per history record in a checkpoint (checkpoint.c's HISTORY_FIELDS). */
+#define HISTORY_FIELDS_TEST 18
 
 /* Under valgrind every instruction costs ~50x: the learning-quality comparisons (hundreds of
  * agent updates) run only in the plain and sanitizer runs; everything else runs everywhere with
@@ -804,6 +808,354 @@ START_TEST(checkpoint_refuses_other_search_and_damage)
 }
 END_TEST
 
+/* ---- hostile checkpoints (issue 20) ------------------------------------------------------- */
+
+/* Rewrites checkpoint @p path with every tensor named @p drop (or starting with @p drop_prefix)
+ * left out; returns the loaded original for the caller to add replacements to. */
+static mpq_container *checkpoint_without(const char *path, const char *drop,
+                                         const char *drop_prefix, mpq_container **original)
+{
+    mpq_container *src = NULL, *out = NULL;
+    ck_assert_int_eq(mpq_container_load(&src, path), MPQ_OK);
+    ck_assert_int_eq(mpq_container_create(&out), MPQ_OK);
+    ck_assert_int_eq(mpq_container_set_header(out, mpq_container_header(src)), MPQ_OK);
+    for (size_t i = 0; i < mpq_container_count(src); i++) {
+        mpq_tensor_info ti = {.size = sizeof ti};
+        ck_assert_int_eq(mpq_container_at(src, i, &ti), MPQ_OK);
+        if ((drop && strcmp(ti.name, drop) == 0) ||
+            (drop_prefix && strncmp(ti.name, drop_prefix, strlen(drop_prefix)) == 0))
+            continue;
+        ck_assert_int_eq(mpq_container_add(out, ti.name, ti.dtype, ti.rank, ti.dims, ti.data),
+                         MPQ_OK);
+    }
+    *original = src;
+    return out;
+}
+
+typedef double (*edit_fn)(int64_t i, double old);
+
+/* Writes @p to: checkpoint @p from with tensor @p name (F32, F64 or I64) changed by @p fn, or
+ * only its element @p index set to @p value when fn is NULL. */
+static void edit_checkpoint(const char *from, const char *to, const char *name, int64_t index,
+                            double value, edit_fn fn)
+{
+    mpq_container *src, *out = checkpoint_without(from, name, NULL, &src);
+    mpq_tensor_info ti = {.size = sizeof ti};
+    ck_assert_int_eq(mpq_container_find(src, name, &ti), MPQ_OK);
+    size_t bytes = (size_t)ti.count * mpq_dtype_size(ti.dtype);
+    unsigned char *v = malloc(bytes);
+    memcpy(v, ti.data, bytes);
+    for (int64_t i = 0; i < ti.count; i++) {
+        if (!fn && i != index)
+            continue;
+        double x = ti.dtype == MPQ_DTYPE_F32   ? ((float *)v)[i]
+                   : ti.dtype == MPQ_DTYPE_F64 ? ((double *)v)[i]
+                   : ti.dtype == MPQ_DTYPE_I64 ? (double)((int64_t *)v)[i]
+                                               : ((uint8_t *)v)[i];
+        x = fn ? fn(i, x) : value;
+        if (ti.dtype == MPQ_DTYPE_F32)
+            ((float *)v)[i] = (float)x;
+        else if (ti.dtype == MPQ_DTYPE_F64)
+            ((double *)v)[i] = x;
+        else if (ti.dtype == MPQ_DTYPE_I64)
+            ((int64_t *)v)[i] = (int64_t)x;
+        else
+            ((uint8_t *)v)[i] = (uint8_t)x;
+    }
+    ck_assert_int_eq(mpq_container_add(out, name, ti.dtype, ti.rank, ti.dims, v), MPQ_OK);
+    ck_assert_int_eq(mpq_container_save(out, to), MPQ_OK);
+    free(v);
+    mpq_container_destroy(out);
+    mpq_container_destroy(src);
+}
+
+/* Writes @p to: checkpoint @p from with the agent under @p prefix replaced by a fresh,
+ * self-consistent one of widths (sd, gd, ad) and the given hidden and replay sizes. */
+static void replace_agent(const char *from, const char *to, const char *prefix, int64_t sd,
+                          int64_t gd, int64_t ad, int hidden, int64_t replay)
+{
+    mpq_ddpg *d = NULL;
+    ck_assert_int_eq(mpq_ddpg_create(&d, sd, gd, ad, 1), MPQ_OK);
+    ck_assert_int_eq(mpq_ddpg_set_param(d, MPQ_DDPG_HIDDEN1, hidden), MPQ_OK);
+    ck_assert_int_eq(mpq_ddpg_set_param(d, MPQ_DDPG_HIDDEN2, hidden), MPQ_OK);
+    ck_assert_int_eq(mpq_ddpg_set_param(d, MPQ_DDPG_REPLAY_CAPACITY, (double)replay), MPQ_OK);
+    mpq_container *src, *out = checkpoint_without(from, NULL, prefix, &src);
+    ck_assert_int_eq(mpq_ddpg_to_container(d, out, prefix), MPQ_OK);
+    ck_assert_int_eq(mpq_container_save(out, to), MPQ_OK);
+    mpq_container_destroy(out);
+    mpq_container_destroy(src);
+    mpq_ddpg_destroy(d);
+}
+
+/* Resuming @p path must fail with @p status and a message containing @p text; the search is
+ * left fresh and usable. */
+static void assert_resume_refused(fixture *f, mpq_search_method method, const char *path,
+                                  mpq_status status, const char *text)
+{
+    mpq_search *s = make_search(f, method, 1, 0.5);
+    mpq_status st = mpq_search_resume(s, path);
+    ck_assert_msg(st == status, "resume gave %s (%s), expected %s", mpq_status_string(st),
+                  mpq_last_error(), mpq_status_string(status));
+    ck_assert_msg(strstr(mpq_last_error(), text), "'%s' lacks '%s'", mpq_last_error(), text);
+    ck_assert_int_eq(mpq_search_history_count(s), 0);
+    ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
+    ck_assert_int_eq(mpq_search_history_count(s), 1);
+    mpq_search_destroy(s);
+}
+
+static void run_with_checkpoint(fixture *f, mpq_search_method method, int episodes,
+                                const char *path)
+{
+    mpq_search *s = make_search(f, method, episodes, 0.5);
+    ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
+    ck_assert_int_eq(mpq_search_save_checkpoint(s, path), MPQ_OK);
+    mpq_search_destroy(s);
+}
+
+START_TEST(resume_refuses_agents_of_other_widths)
+{
+    make_tmpdir();
+    fixture f;
+    fixture_init(&f);
+    char good[300], bad[300];
+    snprintf(good, sizeof good, "%s/good.ckpt", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.ckpt", tmpdir);
+    /* HAQ: 64 actions made the next act write past the action buffer, a state width of 4000
+     * read past the state rows */
+    run_with_checkpoint(&f, MPQ_SEARCH_HAQ, 2, good);
+    replace_agent(good, bad, "haq/", SEARCH_HAQ_STATE, 0, 64, 64, 128 * NL);
+    assert_resume_refused(&f, MPQ_SEARCH_HAQ, bad, MPQ_ERR_FORMAT, "action width 64, expected 1");
+    replace_agent(good, bad, "haq/", 4000, 0, 1, 64, 128 * NL);
+    assert_resume_refused(&f, MPQ_SEARCH_HAQ, bad, MPQ_ERR_FORMAT,
+                          "state width 4000, expected 10");
+    replace_agent(good, bad, "haq/", SEARCH_HAQ_STATE - 1, 1, 1, 64, 128 * NL);
+    assert_resume_refused(&f, MPQ_SEARCH_HAQ, bad, MPQ_ERR_FORMAT, "state width 9");
+    /* AutoQ's low-level agent the same, and its high level */
+    run_with_checkpoint(&f, MPQ_SEARCH_AUTOQ, 2, good);
+    replace_agent(good, bad, "llc/", SEARCH_LLC_STATE, 1, 8, 64, 2000);
+    assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'llc/': action width 8");
+    replace_agent(good, bad, "llc/", 4000, 1, 1, 64, 2000);
+    assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'llc/': state width 4000");
+    replace_agent(good, bad, "hlc/", SEARCH_HLC_STATE, 0, 3, 64, 2000);
+    assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'hlc/': action width 3");
+    /* a replay capacity other than the parameters give */
+    replace_agent(good, bad, "llc/", SEARCH_LLC_STATE, 1, 1, 64, 7);
+    assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "replay capacity 7");
+    /* the untouched file still resumes */
+    mpq_search *s = make_search(&f, MPQ_SEARCH_AUTOQ, 3, 0.5);
+    ck_assert_int_eq(mpq_search_resume(s, good), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, 3), MPQ_OK);
+    ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
+    ck_assert_int_eq(mpq_search_history_count(s), 3);
+    mpq_search_destroy(s);
+    fixture_free(&f);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(resume_refuses_bad_indices_and_counters)
+{
+    make_tmpdir();
+    fixture f;
+    fixture_init(&f);
+    char good[300], bad[300];
+    snprintf(good, sizeof good, "%s/good.ckpt", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.ckpt", tmpdir);
+    run_with_checkpoint(&f, MPQ_SEARCH_GREEDY, 5, good);
+    static const struct {
+        const char *tensor;
+        int64_t index;
+        double value;
+        const char *message;
+    } cases[] = {
+        /* greedy's candidate index was used unchecked: a wild read 8 MB before the bits */
+        {"state", 7 /* ST_G_CANDIDATE */, -1000000, "greedy candidate"},
+        {"state", 7, 2.0 * NL + 1, "greedy candidate"},
+        {"state", 8 /* ST_G_BEST_CANDIDATE */, 1e6, "greedy best candidate"},
+        /* stored doubles cast to int64 without a range check (undefined behaviour) */
+        {"state", 0 /* ST_EPISODE */, 1e300, "episode"},
+        {"state", 0, NAN, "episode"},
+        {"state", 1 /* ST_FINISHED */, 1e300, "finished"},
+        {"state", 2 /* ST_BEST_INDEX */, -1e300, "best episode"},
+        {"state", 6 /* ST_UNIFORM_INDEX */, 1e300, "uniform"},
+        {"history", 0 * HISTORY_FIELDS_TEST + 0, 1e300, "history record 0"},
+        {"history", 2 * HISTORY_FIELDS_TEST + 15, -1e300, "history record 2"},
+        {"history", 1 * HISTORY_FIELDS_TEST + 13, 1e300, "history record 1"},
+        {"history", 3 * HISTORY_FIELDS_TEST + 2, 7.0, "accuracy outside"},
+        {"cache_values", 0, -3.0, "cached accuracy"},
+        {"greedy_kbits", 5, 0, "greedy weight bits 0"},
+        {"greedy_abits", 2, 200, "greedy activation bits 200"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        edit_checkpoint(good, bad, cases[i].tensor, cases[i].index, cases[i].value, NULL);
+        assert_resume_refused(&f, MPQ_SEARCH_GREEDY, bad, MPQ_ERR_FORMAT, cases[i].message);
+    }
+    /* an agent's counter and a negative Adam second moment (it made the actor NaN) */
+    run_with_checkpoint(&f, MPQ_SEARCH_HAQ, 2, good);
+    edit_checkpoint(good, bad, "haq/adam_actor/v", 10, -1.0, NULL);
+    assert_resume_refused(&f, MPQ_SEARCH_HAQ, bad, MPQ_ERR_FORMAT, "second moment is negative");
+    edit_checkpoint(good, bad, "haq/counters", 0, 9.0e18, NULL);
+    assert_resume_refused(&f, MPQ_SEARCH_HAQ, bad, MPQ_ERR_FORMAT, "counter");
+    fixture_free(&f);
+    remove_tmpdir();
+}
+END_TEST
+
+static long peak_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+START_TEST(resume_refuses_oversized_agents_fast)
+{
+    make_tmpdir();
+    fixture f;
+    fixture_init(&f);
+    char good[300], bad[300], worse[300];
+    snprintf(good, sizeof good, "%s/good.ckpt", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.ckpt", tmpdir);
+    snprintf(worse, sizeof worse, "%s/worse.ckpt", tmpdir);
+    run_with_checkpoint(&f, MPQ_SEARCH_HAQ, 2, good);
+    /* The agent's own hidden sizes raised to 8192 (its tensors stay 64 wide): the loader built
+     * and initialised networks of 67 M parameters before it found the tensors too short. */
+    edit_checkpoint(good, bad, "haq/params", MPQ_DDPG_HIDDEN1, 8192, NULL);
+    edit_checkpoint(bad, worse, "haq/params", MPQ_DDPG_HIDDEN2, 8192, NULL);
+    long rss0 = peak_rss_kb();
+    double t0 = search_now();
+    assert_resume_refused(&f, MPQ_SEARCH_HAQ, worse, MPQ_ERR_FORMAT, "hidden1 8192, expected 64");
+    ck_assert_msg(search_now() - t0 < 5.0, "refusal took %.1f s", search_now() - t0);
+    ck_assert_msg(peak_rss_kb() - rss0 < 150 * 1024, "peak RSS grew by %ld kB",
+                  peak_rss_kb() - rss0);
+    /* The search's hidden width raised to 4096: prepare() built agents of that width from the
+     * parameters before the stored 64-wide agents were looked at. */
+    edit_checkpoint(good, bad, "params", MPQ_SEARCH_HIDDEN, 4096, NULL);
+    rss0 = peak_rss_kb();
+    t0 = search_now();
+    assert_resume_refused(&f, MPQ_SEARCH_HAQ, bad, MPQ_ERR_FORMAT, "hidden1 64, expected 4096");
+    ck_assert_msg(search_now() - t0 < 5.0, "refusal took %.1f s", search_now() - t0);
+    ck_assert_msg(peak_rss_kb() - rss0 < 150 * 1024, "peak RSS grew by %ld kB",
+                  peak_rss_kb() - rss0);
+    fixture_free(&f);
+    remove_tmpdir();
+}
+END_TEST
+
+static double alternate_huge(int64_t i, double old)
+{
+    (void)old;
+    return i % 2 ? 1e30 : -1e30;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    void *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    ck_assert_int_eq(mpq_read_file(a, &x, &nx), MPQ_OK);
+    ck_assert_int_eq(mpq_read_file(b, &y, &ny), MPQ_OK);
+    int same = nx == ny && memcmp(x, y, nx) == 0;
+    mpq_free(x);
+    mpq_free(y);
+    return same;
+}
+
+START_TEST(nonfinite_agent_is_an_error_and_keeps_the_checkpoint)
+{
+    make_tmpdir();
+    fixture f;
+    fixture_init(&f);
+    char good[300], path[300], keep[300];
+    snprintf(good, sizeof good, "%s/good.ckpt", tmpdir);
+    snprintf(path, sizeof path, "%s/run.ckpt", tmpdir);
+    snprintf(keep, sizeof keep, "%s/keep.ckpt", tmpdir);
+    mpq_search *s = make_search(&f, MPQ_SEARCH_HAQ, 2, 0.5);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_WARMUP, 0), MPQ_OK);
+    ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
+    ck_assert_int_eq(mpq_search_save_checkpoint(s, good), MPQ_OK);
+    mpq_search_destroy(s);
+    /* Replay rewards of +-1e30 are finite and load; learning from them overflowed an Adam
+     * second moment while the run returned MPQ_OK, and the final checkpoint replaced the last
+     * good one with a file resume refuses. */
+    edit_checkpoint(good, path, "haq/replay/ring_r", 0, 0, alternate_huge);
+    edit_checkpoint(good, keep, "haq/replay/ring_r", 0, 0, alternate_huge);
+    s = make_search(&f, MPQ_SEARCH_HAQ, 2, 0.5);
+    ck_assert_int_eq(mpq_search_resume(s, path), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, 6), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_CHECKPOINT_EVERY, 1), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_checkpoint(s, path), MPQ_OK);
+    mpq_status st = mpq_search_run(s);
+    ck_assert_msg(st == MPQ_ERR_NUMERIC, "run gave %s: %s", mpq_status_string(st),
+                  mpq_last_error());
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "non-finite"));
+    mpq_search_destroy(s);
+    ck_assert(same_file(path, keep)); /* the last good checkpoint is untouched */
+    s = make_search(&f, MPQ_SEARCH_HAQ, 2, 0.5);
+    ck_assert_int_eq(mpq_search_resume(s, path), MPQ_OK);
+    mpq_search_destroy(s);
+
+    /* A save never writes an agent its loader would refuse, and keeps the previous file. */
+    s = make_search(&f, MPQ_SEARCH_HAQ, 2, 0.5);
+    ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
+    mpq_mlp *net;
+    float *w;
+    ck_assert_int_eq(mpq_ddpg_network(s->agent, MPQ_DDPG_CRITIC_TARGET, &net), MPQ_OK);
+    ck_assert_int_eq(mpq_mlp_params(net, &w, NULL, NULL), MPQ_OK);
+    w[0] = INFINITY;
+    ck_assert_int_eq(mpq_search_save_checkpoint(s, good), MPQ_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "not written"));
+    mpq_search_destroy(s);
+    s = make_search(&f, MPQ_SEARCH_HAQ, 2, 0.5);
+    ck_assert_int_eq(mpq_search_resume(s, good), MPQ_OK);
+    mpq_search_destroy(s);
+    fixture_free(&f);
+    remove_tmpdir();
+}
+END_TEST
+
+static mpq_status constant_eval(void *user, const mpq_policy *p, double *accuracy)
+{
+    (void)user;
+    (void)p;
+    *accuracy = 0.5;
+    return MPQ_OK;
+}
+
+/* The crafted files of the issue (tests/data/README.md): each crashed the resumed run. */
+START_TEST(repro_checkpoints_are_refused)
+{
+    const char *root = getenv("MPQ_SOURCE_ROOT");
+    ck_assert_msg(root != NULL, "MPQ_SOURCE_ROOT is not set (run through meson test)");
+    mpq_model *m = NULL;
+    mpq_hw *hw = NULL;
+    ck_assert_int_eq(mpq_model_zoo(&m, "resnet18"), MPQ_OK);
+    ck_assert_int_eq(mpq_hw_create(&hw, "zynq7020"), MPQ_OK);
+    static const struct {
+        const char *file;
+        mpq_search_method method;
+        const char *message;
+    } cases[] = {
+        {"checkpoint-haq-agent-64-actions.mpq", MPQ_SEARCH_HAQ, "action width 64, expected 1"},
+        {"checkpoint-greedy-bad-candidate.mpq", MPQ_SEARCH_GREEDY, "greedy candidate"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/tests/data/%s", root, cases[i].file);
+        mpq_search *s = NULL;
+        ck_assert_int_eq(mpq_search_create(&s, cases[i].method, m, hw, constant_eval, NULL),
+                         MPQ_OK);
+        ck_assert_int_eq(mpq_search_resume(s, path), MPQ_ERR_FORMAT);
+        ck_assert_msg(strstr(mpq_last_error(), cases[i].message), "%s", mpq_last_error());
+        ck_assert_ptr_nonnull(strstr(mpq_last_error(), cases[i].file));
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, 1), MPQ_OK);
+        ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
+        mpq_search_destroy(s);
+    }
+    mpq_hw_destroy(hw);
+    mpq_model_destroy(m);
+}
+END_TEST
+
 /* ---- failing evaluators ------------------------------------------------------------------ */
 
 START_TEST(failing_evaluator_stops_and_keeps_history)
@@ -1081,6 +1433,11 @@ int main(void)
     tcase_add_test(t, resume_autoq);
     tcase_add_test(t, resume_greedy_random);
     tcase_add_test(t, checkpoint_refuses_other_search_and_damage);
+    tcase_add_test(t, resume_refuses_agents_of_other_widths);
+    tcase_add_test(t, resume_refuses_bad_indices_and_counters);
+    tcase_add_test(t, resume_refuses_oversized_agents_fast);
+    tcase_add_test(t, nonfinite_agent_is_an_error_and_keeps_the_checkpoint);
+    tcase_add_test(t, repro_checkpoints_are_refused);
     tcase_add_test(t, failing_evaluator_stops_and_keeps_history);
     tcase_add_test(t, uniform_enumerates_and_cache_answers_repeats);
     tcase_add_test(t, greedy_ends_within_budget);
