@@ -699,8 +699,13 @@ mpq_status mpq__ddpg_end_episode_ex(mpq_ddpg *d, double final_reward, mpq__relab
     const int64_t per = (int64_t)d->p[MPQ_DDPG_UPDATES_PER_STEP];
     mpq_status st = MPQ_OK;
     /* HAQ appends one transition and then updates, step by step (rl_quantize.py). */
-    for (int64_t i = 0; i < n && !st; i++) {
-        st = mpq__replay_commit_staged(d->replay, i, mode, final_reward);
+    /* A failed update stops the updates, not the storing of the episode's steps. */
+    for (int64_t i = 0; i < n; i++) {
+        mpq_status cst = mpq__replay_commit_staged(d->replay, i, mode, final_reward);
+        if (cst) {
+            st = cst;
+            break;
+        }
         for (int64_t k = 0; learn && !st && k < per; k++)
             st = mpq__ddpg_update_ex(d, relabel, ctx, NULL, NULL);
     }
