@@ -25,8 +25,8 @@ struct mpq_ddpg {
     int64_t scratch_batch;
     float *buf;
     int64_t *idx;
-    /* online and target parameters and Adam moments of both networks, restored when an update
-     * fails part-way or would leave any of them non-finite */
+    /* parameters and Adam moments of actor and critic, restored when an update fails part-way
+     * or would leave any of them non-finite */
     float *backup;
 };
 
@@ -205,7 +205,7 @@ static mpq_status build(const mpq_ddpg *d, const double *p, parts *x)
     if (!st)
         st = noise_configure(x->noise, p);
     if (!st) {
-        x->backup = malloc((size_t)(4 * (x->critic->n_params + x->actor->n_params)) *
+        x->backup = malloc((size_t)(3 * (x->critic->n_params + x->actor->n_params)) *
                            sizeof(float));
         if (!x->backup)
             st = mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "ddpg: out of memory");
@@ -472,7 +472,8 @@ mpq_status mpq_ddpg_observe(mpq_ddpg *ddpg, const float *state, const float *goa
 
 /* ---- update -------------------------------------------------------------------------------- */
 
-/* Backup layout: critic params, m, v; actor params, m, v; target actor; target critic. */
+/* Backup layout: critic params, m, v; actor params, m, v. The targets need none: they are only
+ * updated once both steps have been checked. */
 static void backup_state(mpq_ddpg *d)
 {
     const int64_t nc = d->critic->n_params, na = d->actor->n_params;
@@ -485,11 +486,9 @@ static void backup_state(mpq_ddpg *d)
     memcpy(b, d->actor->params, fa);
     memcpy(b + na, d->opt_a->m, fa);
     memcpy(b + 2 * na, d->opt_a->v, fa);
-    memcpy(b + 3 * na, d->actor_t->params, fa);
-    memcpy(b + 4 * na, d->critic_t->params, fc);
 }
 
-/* Undoes the critic step and, with @p actor_stepped, the actor step and the target updates. */
+/* Undoes the critic step and, with @p actor_stepped, the actor step. */
 static void restore_state(mpq_ddpg *d, int actor_stepped)
 {
     const int64_t nc = d->critic->n_params, na = d->actor->n_params;
@@ -505,21 +504,20 @@ static void restore_state(mpq_ddpg *d, int actor_stepped)
     memcpy(d->actor->params, b, fa);
     memcpy(d->opt_a->m, b + na, fa);
     memcpy(d->opt_a->v, b + 2 * na, fa);
-    memcpy(d->actor_t->params, b + 3 * na, fa);
-    memcpy(d->critic_t->params, b + 4 * na, fc);
     d->opt_a->step--;
 }
 
-/* Names the first part of the learned state that the loader would refuse, NULL when none. */
-static const char *state_problem(const mpq_ddpg *d)
+/* Names the first part of the trained state (online networks and Adam moments; with
+ * @p targets the target networks too) that the loader would refuse, NULL when none. */
+static const char *state_problem(const mpq_ddpg *d, int targets)
 {
     if (!mpq__all_finite(d->actor->params, d->actor->n_params))
         return "the actor's weights";
     if (!mpq__all_finite(d->critic->params, d->critic->n_params))
         return "the critic's weights";
-    if (!mpq__all_finite(d->actor_t->params, d->actor_t->n_params))
+    if (targets && !mpq__all_finite(d->actor_t->params, d->actor_t->n_params))
         return "the target actor's weights";
-    if (!mpq__all_finite(d->critic_t->params, d->critic_t->n_params))
+    if (targets && !mpq__all_finite(d->critic_t->params, d->critic_t->n_params))
         return "the target critic's weights";
     if (mpq__adam_problem(d->opt_a->m, d->opt_a->v, d->opt_a->n, d->opt_a->step))
         return "the actor's Adam moments";
@@ -653,13 +651,10 @@ mpq_status mpq__ddpg_update_ex(mpq_ddpg *d, mpq__relabel_fn relabel, void *ctx,
         goto fail;
     }
     mpq_adam_step(d->opt_a, d->actor->params, d->actor->grads, d->actor->n_params);
-    const double tau = d->p[MPQ_DDPG_TAU];
-    mpq_mlp_soft_update(d->actor_t, d->actor, tau);
-    mpq_mlp_soft_update(d->critic_t, d->critic, tau);
     /* Finite gradients can still overflow a step: a squared gradient above FLT_MAX makes an Adam
      * second moment infinite while the weights stay finite, and such an agent could neither
      * learn nor be saved and loaded again. Refuse the step instead of carrying it on. */
-    const char *bad = state_problem(d);
+    const char *bad = state_problem(d, 0);
     if (bad) {
         restore_state(d, 1);
         st = mpq_set_error(MPQ_ERR_NUMERIC, "mpq_ddpg_update: the step would leave %s "
@@ -667,6 +662,10 @@ mpq_status mpq__ddpg_update_ex(mpq_ddpg *d, mpq__relabel_fn relabel, void *ctx,
                            bad);
         goto fail;
     }
+    /* A convex combination of finite weights stays finite. */
+    const double tau = d->p[MPQ_DDPG_TAU];
+    mpq_mlp_soft_update(d->actor_t, d->actor, tau);
+    mpq_mlp_soft_update(d->critic_t, d->critic, tau);
     d->baseline = base;
     d->baseline_init = 1;
     d->closs = closs;
@@ -835,7 +834,7 @@ mpq_status mpq_ddpg_to_container(const mpq_ddpg *ddpg, mpq_container *c, const c
      * read back. */
     const char *bad = counters_problem(counters, scalars);
     if (!bad)
-        bad = state_problem(d);
+        bad = state_problem(d, 1);
     if (!bad)
         bad = mpq__replay_problem(d->replay);
     if (!bad)

@@ -518,12 +518,18 @@ const char *mpq__adam_problem(const float *m, const float *v, int64_t n, int64_t
         return "step outside 0..2^53";
     if (!mpq__all_finite(m, n))
         return "first moment holds NaN or infinity";
-    if (!mpq__all_finite(v, n))
+    /* One pass on the bits, as mpq__all_finite: it runs after every agent update. Above
+     * 0x80000000 are the negative values other than -0 (and -inf, negative NaNs). */
+    uint32_t nonfinite = 0, negative = 0;
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof u);
+        nonfinite |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+        negative |= (uint32_t)(u > 0x80000000u);
+    }
+    if (nonfinite)
         return "second moment holds NaN or infinity";
-    int neg = 0;
-    for (int64_t i = 0; i < n; i++)
-        neg |= v[i] < 0.0f;
-    return neg ? "second moment is negative" : NULL;
+    return negative ? "second moment is negative" : NULL;
 }
 
 mpq_status mpq__unsaveable(const char *fn, const char *prefix, const char *what)
