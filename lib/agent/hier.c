@@ -768,9 +768,10 @@ mpq_status mpq_hier_from_container(mpq_hier **out, const mpq_container *c, const
         return mpq_set_error(MPQ_ERR_VERSION, "tensor '%shier/dims': format version %lld, this "
                              "library reads %d", prefix, (long long)dims[0], HIER_FORMAT_VERSION);
     if (dims[1] < 1 || dims[1] > (1 << 20) || dims[2] < 1 || dims[2] > (1 << 20) || dims[3] < 0 ||
-        dims[3] > (1 << 20) || dims[4] < 1 || dims[4] > (1 << 20) || dims[5] < 0 || dims[5] > MPQ__COUNTER_MAX ||
-        dims[6] < 1 || dims[6] > 100000000 || dims[7] < 0 || dims[7] > (1 << 30) ||
-        dims[8] < 0 || dims[8] > (1 << 30) || (dims[9] != 0 && dims[9] != 1))
+        dims[3] > (1 << 20) || dims[4] < 1 || dims[4] > (1 << 20) || dims[5] < 0 ||
+        dims[5] > MPQ__COUNTER_MAX || dims[6] < 1 || dims[6] > 100000000 || dims[7] < 0 ||
+        dims[7] > (1 << 30) || dims[8] < 0 || dims[8] > (1 << 30) ||
+        (dims[9] != 0 && dims[9] != 1))
         return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%shier/dims': values out of range", prefix);
     /* Every array the pair allocates from these sizes must be present in full before anything
      * is allocated: the file's own tensors justify the memory. Widths <= 2^20, cap <= 1e8 and
