@@ -151,6 +151,23 @@ MPQ_API mpq_status mpq_dataset_sample(const mpq_dataset *ds, mpq_split split, in
 /** @name Networks
  * @{ */
 
+/** Largest input height or width, kernel, stride and pad, and output height or width of any layer
+ * of an ::mpq_net. */
+#define MPQ_NET_MAX_EXTENT 4096
+/** Largest channel count of a network's input. */
+#define MPQ_NET_MAX_INPUT_CHANNELS 4096
+/** Largest out_channels of a convolution or fully connected layer. */
+#define MPQ_NET_MAX_OUT_CHANNELS 65536
+/** Largest number of values (channels x height x width) of the input or any layer's output, per
+ * image (2^28: 1 GiB of floats). */
+#define MPQ_NET_MAX_VALUES ((int64_t)1 << 28)
+/** Largest weight count of one layer (2^31). */
+#define MPQ_NET_MAX_WEIGHTS ((int64_t)1 << 31)
+/** Largest multiply-accumulate count of one layer per image (2^40). */
+#define MPQ_NET_MAX_MACS ((int64_t)1 << 40)
+/** Largest number of layers of a network. */
+#define MPQ_NET_MAX_LAYERS 4096
+
 /** Kind of a network layer. */
 typedef enum mpq_net_op {
     MPQ_OP_CONV = 1,        /**< 2-D convolution, any groups (groups == channels: depthwise). */
