@@ -8,6 +8,8 @@
 
 #include <mpq/model.h>
 
+#include "policy_internal.h"
+
 static char tmpdir[256];
 
 static void make_tmpdir(void)
@@ -731,6 +733,85 @@ START_TEST(policy_json_refusals_name_the_path)
 }
 END_TEST
 
+/* Replaces the first @p from in @p json by @p to (caller frees). */
+static char *replaced(const char *json, const char *from, const char *to)
+{
+    const char *at = strstr(json, from);
+    ck_assert_msg(at != NULL, "'%s' not in %s", from, json);
+    char *mod = malloc(strlen(json) + strlen(to) + 1);
+    memcpy(mod, json, (size_t)(at - json));
+    strcpy(mod + (at - json), to);
+    strcat(mod, at + strlen(from));
+    return mod;
+}
+
+START_TEST(policy_figures_in_documented_ranges)
+{
+    mpq_model *m = small_model_with_weights();
+    mpq_policy *p = NULL;
+    ck_assert_int_eq(mpq_policy_create_uniform(&p, m, 4, 8), MPQ_OK);
+    mpq_policy_figures f = {sizeof f, 0.5, 0.25, 2.0, 100.0, 64.0};
+    ck_assert_int_eq(mpq_policy_set_figures(p, &f), MPQ_OK);
+    /* the setter: accuracy is a fraction in [0, 1], costs are finite and >= 0 */
+    mpq_policy_figures b = f;
+    b.accuracy = 1e308;
+    ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "accuracy 1e+308 is outside [0, 1]"));
+    b = f;
+    b.latency = -5;
+    ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "latency -5"));
+    b = f;
+    b.size_bytes = INFINITY;
+    ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_ERR_INVALID_ARGUMENT);
+    b = f;
+    b.energy = NAN; /* not measured */
+    ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_set_figures(p, &f), MPQ_OK);
+
+    /* the reader */
+    char *json = NULL;
+    ck_assert_int_eq(mpq_policy_to_json(p, m, &json), MPQ_OK);
+    static const char *const edits[][3] = {
+        {"\"accuracy\": 0.5", "\"accuracy\": 1e308", "figures.accuracy: 1e+308 is outside [0, 1]"},
+        {"\"accuracy\": 0.5", "\"accuracy\": 91.5", "figures.accuracy: 91.5 is outside [0, 1]"},
+        {"\"accuracy\": 0.5", "\"accuracy\": -0.1", "figures.accuracy"},
+        {"\"latency\": 0.25", "\"latency\": -5", "figures.latency: -5 is not a finite number >= 0"},
+        {"\"energy\": 2.0", "\"energy\": -1e-9", "figures.energy"},
+        {"\"area\": 100.0", "\"area\": -100", "figures.area"},
+        {"\"size_bytes\": 64.0", "\"size_bytes\": -64", "figures.size_bytes"},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
+        char *mod = replaced(json, edits[i][0], edits[i][1]);
+        mpq_policy *r = NULL;
+        ck_assert_int_eq(mpq_policy_from_json(&r, m, mod), MPQ_ERR_FORMAT);
+        ck_assert_ptr_null(r);
+        ck_assert_msg(strstr(mpq_last_error(), edits[i][2]) != NULL, "'%s' lacks '%s'",
+                      mpq_last_error(), edits[i][2]);
+        free(mod);
+    }
+    mpq_free(json);
+
+    /* the writer refuses what the reader would (figures and bits reached behind the setters) */
+    make_tmpdir();
+    char path[400];
+    snprintf(path, sizeof path, "%s/p.json", tmpdir);
+    p->figures.latency = -5;
+    ck_assert_int_eq(mpq_policy_save(p, m, path), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "figures.latency -5"));
+    p->figures.latency = 0.25;
+    p->act[1] = 0;
+    ck_assert_int_eq(mpq_policy_save(p, m, path), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "act_bits 0"));
+    ck_assert_int_ne(access(path, F_OK), 0);
+    p->act[1] = 8;
+    ck_assert_int_eq(mpq_policy_save(p, m, path), MPQ_OK);
+    remove_tmpdir();
+    mpq_policy_destroy(p);
+    mpq_model_destroy(m);
+}
+END_TEST
+
 START_TEST(policy_from_spec_forms)
 {
     mpq_model *m = zoo("squeezenet1_1");
@@ -783,6 +864,7 @@ static Suite *model_suite(void)
     tcase_add_loop_test(tc, policy_json_refusals_name_the_path, 0,
                         (int)(sizeof bad_jsons / sizeof bad_jsons[0]));
     tcase_add_test(tc, policy_from_spec_forms);
+    tcase_add_test(tc, policy_figures_in_documented_ranges);
     suite_add_tcase(s, tc);
     return s;
 }

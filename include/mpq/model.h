@@ -263,7 +263,9 @@ MPQ_API mpq_status mpq_policy_layer_avg_weight_bits(const mpq_policy *p, size_t 
 MPQ_API mpq_status mpq_policy_avg_weight_bits(const mpq_policy *p, const mpq_model *m,
                                               double *avg);
 
-/** Optional measured figures stored with a policy in its JSON file. NaN = not measured. */
+/** Optional measured figures stored with a policy in its JSON file. NaN = not measured; a
+ * measured accuracy lies in [0, 1] and a measured cost is finite and >= 0 (the setter, the writer
+ * and the reader refuse anything else). */
 typedef struct mpq_policy_figures {
     size_t size;      /**< sizeof(mpq_policy_figures). */
     double accuracy;  /**< Top-1 in [0,1]. */
@@ -273,7 +275,8 @@ typedef struct mpq_policy_figures {
     double size_bytes;/**< Model size in bytes. */
 } mpq_policy_figures;
 
-/** Attaches measured figures (copied). */
+/** Attaches measured figures (copied); a figure outside its documented range (see
+ * ::mpq_policy_figures) gives ::MPQ_ERR_INVALID_ARGUMENT naming it and its value. */
 MPQ_API mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f);
 
 /** Reads the figures (all NaN when none were set). */
@@ -289,13 +292,15 @@ MPQ_API mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, c
 /**
  * Parses a policy for model @p m. Malformed JSON, a policy for another model (model name, layer
  * count, layer names, kernel counts, or in_channels/groups when present differ), bits out of
- * range or run lengths that do not cover the layer give ::MPQ_ERR_FORMAT with the JSON path of
- * the problem in the message ("layers[3].weight_bits[0][1]"); another version gives
+ * range, run lengths that do not cover the layer, or figures outside their documented ranges
+ * (::mpq_policy_figures) give ::MPQ_ERR_FORMAT with the JSON path of the problem and the value in
+ * the message ("layers[3].weight_bits[0][1]", "figures.latency: -5 is ..."); another version gives
  * ::MPQ_ERR_VERSION. Unknown keys are ignored.
  */
 MPQ_API mpq_status mpq_policy_from_json(mpq_policy **out, const mpq_model *m, const char *json);
 
-/** mpq_policy_to_json() written atomically to @p path. */
+/** mpq_policy_to_json() written atomically to @p path; like mpq_policy_to_json() it refuses
+ * (::MPQ_ERR_INVALID_ARGUMENT) a policy the reader would refuse. */
 MPQ_API mpq_status mpq_policy_save(const mpq_policy *p, const mpq_model *m, const char *path);
 
 /** Reads and parses a policy file for model @p m. */
