@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpq/model.h>
@@ -463,6 +464,105 @@ START_TEST(model_file_round_trip_and_damage)
 }
 END_TEST
 
+START_TEST(model_file_tensor_errors_name_the_file)
+{
+    make_tmpdir();
+    char path[400];
+    snprintf(path, sizeof path, "%s/m.mpqm", tmpdir);
+    mpq_model *m = small_model_with_weights();
+    ck_assert_int_eq(mpq_model_save(m, path), MPQ_OK);
+    /* the same file with layer 1's weight tensor one element short */
+    mpq_container *c = NULL, *e = NULL;
+    ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
+    ck_assert_int_eq(mpq_container_create(&e), MPQ_OK);
+    ck_assert_int_eq(mpq_container_set_header(e, mpq_container_header(c)), MPQ_OK);
+    for (size_t i = 0; i < mpq_container_count(c); i++) {
+        mpq_tensor_info ti;
+        ti.size = sizeof ti;
+        ck_assert_int_eq(mpq_container_at(c, i, &ti), MPQ_OK);
+        int64_t dims[1] = {ti.dims[0] - (strcmp(ti.name, "layers.1.weight") == 0)};
+        ck_assert_int_eq(mpq_container_add(e, ti.name, ti.dtype, 1, dims, ti.data), MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_container_save(e, path), MPQ_OK);
+    mpq_container_destroy(c);
+    mpq_container_destroy(e);
+    mpq_model *r = NULL;
+    ck_assert_int_eq(mpq_model_load(&r, path), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(mpq_last_error(), path) && strstr(mpq_last_error(), "layers[1] 'dw'") &&
+                      strstr(mpq_last_error(), "layers.1.weight"),
+                  "%s", mpq_last_error());
+    mpq_model_destroy(m);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(model_totals_bounded)
+{
+    /* 2^52 MACs per layer (the per-layer limit): 2048 such layers overflowed the int64 totals */
+    mpq_model *m = NULL;
+    ck_assert_int_eq(mpq_model_create(&m, "huge"), MPQ_OK);
+    mpq_layer_shape s = {.size = sizeof s};
+    ck_assert_int_eq(mpq_layer_shape_conv(&s, 1 << 14, 1 << 14, 1, 1, 0, 1, 4096, 4096), MPQ_OK);
+    char name[32];
+    for (int i = 0; i < 256; i++) {
+        snprintf(name, sizeof name, "l%d", i);
+        ck_assert_int_eq(mpq_model_add_layer(m, name, &s), MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_model_add_layer(m, "l256", &s), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "past 2^60 MACs"));
+    int64_t macs = 0;
+    ck_assert_int_eq(mpq_model_totals(m, &macs, NULL, NULL, NULL), MPQ_OK);
+    ck_assert_int_eq(macs, (int64_t)1 << 60);
+    mpq_model_destroy(m);
+    /* 2^40 weights per layer: 2^48 in all, the bound the policy's exact bit sums rely on */
+    ck_assert_int_eq(mpq_model_create(&m, "wide"), MPQ_OK);
+    ck_assert_int_eq(mpq_layer_shape_fc(&s, 1 << 20, 1 << 20), MPQ_OK);
+    for (int i = 0; i < 256; i++) {
+        snprintf(name, sizeof name, "l%d", i);
+        ck_assert_int_eq(mpq_model_add_layer(m, name, &s), MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_model_add_layer(m, "l256", &s), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "past 2^48 weights"));
+    mpq_model_destroy(m);
+}
+END_TEST
+
+START_TEST(many_layer_names_checked_in_linear_time)
+{
+    /* Duplicate names were found by comparing each new layer with every other: 65536 layers (a
+     * 20 MB model file) took 42 s. */
+    mpq_model *m = NULL, *c = NULL;
+    ck_assert_int_eq(mpq_model_create(&m, "deep"), MPQ_OK);
+    mpq_layer_shape s = {.size = sizeof s};
+    ck_assert_int_eq(mpq_layer_shape_fc(&s, 4, 4), MPQ_OK);
+    const int n = getenv("MPQ_UNDER_VALGRIND") ? 3000 : 65536;
+    char name[64];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "features.block%d.conv", i);
+        ck_assert_int_eq(mpq_model_add_layer(m, name, &s), MPQ_OK);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    ck_assert_msg(getenv("MPQ_UNDER_VALGRIND") || sec < 5.0, "%d layers took %.1f s", n, sec);
+    ck_assert_int_eq(mpq_model_add_layer(m, "features.block7.conv", &s),
+                     MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "already used by layer 7"));
+    /* a clone keeps refusing duplicates and accepts new names */
+    ck_assert_int_eq(mpq_model_clone(m, &c), MPQ_OK);
+    ck_assert_int_eq(mpq_model_add_layer(c, "features.block0.conv", &s),
+                     MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_model_add_layer(c, "head", &s), MPQ_OK);
+    size_t idx = 0;
+    ck_assert_int_eq(mpq_model_find_layer(c, "head", &idx), MPQ_OK);
+    ck_assert_uint_eq(idx, (size_t)n);
+    mpq_model_destroy(c);
+    mpq_model_destroy(m);
+}
+END_TEST
+
 /* ---- policies --------------------------------------------------------------------------- */
 
 START_TEST(policy_constructors_and_accessors)
@@ -858,6 +958,9 @@ static Suite *model_suite(void)
     tcase_add_test(tc, model_argument_errors);
     tcase_add_test(tc, weights_attach_clone_and_refuse_bad_values);
     tcase_add_test(tc, model_file_round_trip_and_damage);
+    tcase_add_test(tc, model_file_tensor_errors_name_the_file);
+    tcase_add_test(tc, model_totals_bounded);
+    tcase_add_test(tc, many_layer_names_checked_in_linear_time);
     tcase_add_test(tc, policy_constructors_and_accessors);
     tcase_add_test(tc, policy_hash_is_fnv1a_of_documented_encoding);
     tcase_add_test(tc, policy_json_round_trip_and_rle);

@@ -105,7 +105,9 @@ MPQ_API const char *mpq_model_zoo_name(size_t index);
 /**
  * Appends a layer after validating its shape: channels divisible by groups, positive sizes, an
  * output size >= 1 (and equal to the derived one when given). Errors name the layer and field.
- * Names are unique within a model (1..127 bytes).
+ * Names are unique within a model (1..127 bytes). Sizes are bounded so that every count stays
+ * exact in int64: at most 2^40 weights and 2^52 multiply-accumulates per layer, 2^48 weights and
+ * 2^60 multiply-accumulates per model (::MPQ_ERR_INVALID_ARGUMENT).
  */
 MPQ_API mpq_status mpq_model_add_layer(mpq_model *m, const char *name,
                                        const mpq_layer_shape *shape);

@@ -176,7 +176,8 @@ static mpq_status parse_layers(const char *path, json_t *root, mpq_model *m,
         if (mpq_container_find(c, tname, &info) == MPQ_OK) {
             st = mpq_container_expect(c, tname, MPQ_DTYPE_F32, want, &w);
             if (st)
-                return st;
+                return mpq_set_error(st, "model file '%s': header.layers[%zu] '%s': %s", path, i,
+                                     l->name, prev_error(prevbuf));
         }
         snprintf(tname, sizeof tname, "layers.%zu.bias", i);
         if (mpq_container_find(c, tname, &info) == MPQ_OK) {
@@ -185,7 +186,8 @@ static mpq_status parse_layers(const char *path, json_t *root, mpq_model *m,
                                      "weight tensor", path, tname);
             st = mpq_container_expect(c, tname, MPQ_DTYPE_F32, l->shape.out_channels, &b);
             if (st)
-                return st;
+                return mpq_set_error(st, "model file '%s': header.layers[%zu] '%s': %s", path, i,
+                                     l->name, prev_error(prevbuf));
         }
         if (w) {
             st = mpq_model_set_weights(m, m->count - 1, w, want, b, b ? l->shape.out_channels : 0);
