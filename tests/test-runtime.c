@@ -166,6 +166,26 @@ START_TEST(idx_files_load_and_refuse)
     ck_assert_ptr_null(ds);
     /* missing file */
     ck_assert_int_eq(mpq_dataset_load_idx(&ds, "/nonexistent/x", p[1], p[2], gz, 5), MPQ_ERR_IO);
+    write_file(p[0], buf, make_idx(buf, 3, ti));
+    /* a label of 255: the message names the label file and the index */
+    n = make_idx(buf, 1, tl);
+    buf[8 + 13] = 255;
+    write_file(p[1], buf, n);
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[0], p[1], p[2], gz, 5), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), p[1]));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "label 13 is 255"));
+    ck_assert_ptr_null(ds);
+    write_file(p[1], buf, make_idx(buf, 1, tl));
+    /* images wider than any dataset mpq_dataset_create_memory() accepts (4096) */
+    uint8_t *wide = malloc(16 + 2 * 5000);
+    uint32_t wi[3] = {2, 1, 5000}, wl[1] = {2};
+    write_file(p[0], wide, make_idx(wide, 3, wi));
+    write_file(p[1], buf, make_idx(buf, 1, wl));
+    free(wide);
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[0], p[1], p[0], p[1], 1), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "image dimension 2 is 5000, more than 4096"));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), p[0]));
+    ck_assert_ptr_null(ds);
     remove_tmpdir();
 }
 END_TEST

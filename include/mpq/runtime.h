@@ -81,7 +81,9 @@ MPQ_API mpq_status mpq_dataset_load(mpq_dataset **out, const char *dir);
 /**
  * Loads a dataset from four explicit IDX files (gzipped or not). Magic numbers, ranks, extents
  * and sizes are validated; a truncated or foreign file gives ::MPQ_ERR_FORMAT naming the file
- * and the field. Labels must lie in 0..254; the class count is the largest label plus one.
+ * and the field. Image channels, height and width are at most 4096 (as for
+ * mpq_dataset_create_memory()); labels must lie in 0..254 (a 255 is refused naming the file and
+ * the index); the class count is the largest label plus one.
  * @param out receives the dataset.
  * @param train_images IDX3 (or IDX4: N x C x H x W) uint8 training images.
  * @param train_labels IDX1 uint8 training labels, same count.
