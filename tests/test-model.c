@@ -845,14 +845,21 @@ static char *replaced(const char *json, const char *from, const char *to)
     return mod;
 }
 
-START_TEST(policy_figures_in_documented_ranges)
+static mpq_policy *policy_with_figures(const mpq_model *m)
 {
-    mpq_model *m = small_model_with_weights();
     mpq_policy *p = NULL;
     ck_assert_int_eq(mpq_policy_create_uniform(&p, m, 4, 8), MPQ_OK);
     mpq_policy_figures f = {sizeof f, 0.5, 0.25, 2.0, 100.0, 64.0};
     ck_assert_int_eq(mpq_policy_set_figures(p, &f), MPQ_OK);
-    /* the setter: accuracy is a fraction in [0, 1], costs are finite and >= 0 */
+    return p;
+}
+
+START_TEST(policy_set_figures_checks_ranges)
+{
+    /* accuracy is a fraction in [0, 1], costs are finite and >= 0, NaN means not measured */
+    mpq_model *m = small_model_with_weights();
+    mpq_policy *p = policy_with_figures(m);
+    const mpq_policy_figures f = {sizeof f, 0.5, 0.25, 2.0, 100.0, 64.0};
     mpq_policy_figures b = f;
     b.accuracy = 1e308;
     ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_ERR_INVALID_ARGUMENT);
@@ -865,34 +872,47 @@ START_TEST(policy_figures_in_documented_ranges)
     b.size_bytes = INFINITY;
     ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_ERR_INVALID_ARGUMENT);
     b = f;
-    b.energy = NAN; /* not measured */
+    b.energy = NAN;
     ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_OK);
-    ck_assert_int_eq(mpq_policy_set_figures(p, &f), MPQ_OK);
+    mpq_policy_destroy(p);
+    mpq_model_destroy(m);
+}
+END_TEST
 
-    /* the reader */
+static const char *const figure_edits[][3] = {
+    {"\"accuracy\": 0.5", "\"accuracy\": 1e308", "figures.accuracy: 1e+308 is outside [0, 1]"},
+    {"\"accuracy\": 0.5", "\"accuracy\": 91.5", "figures.accuracy: 91.5 is outside [0, 1]"},
+    {"\"accuracy\": 0.5", "\"accuracy\": -0.1", "figures.accuracy"},
+    {"\"latency\": 0.25", "\"latency\": -5", "figures.latency: -5 is not a finite number >= 0"},
+    {"\"energy\": 2.0", "\"energy\": -1e-9", "figures.energy"},
+    {"\"area\": 100.0", "\"area\": -100", "figures.area"},
+    {"\"size_bytes\": 64.0", "\"size_bytes\": -64", "figures.size_bytes"},
+};
+
+START_TEST(policy_reader_checks_figures)
+{
+    mpq_model *m = small_model_with_weights();
+    mpq_policy *p = policy_with_figures(m);
     char *json = NULL;
     ck_assert_int_eq(mpq_policy_to_json(p, m, &json), MPQ_OK);
-    static const char *const edits[][3] = {
-        {"\"accuracy\": 0.5", "\"accuracy\": 1e308", "figures.accuracy: 1e+308 is outside [0, 1]"},
-        {"\"accuracy\": 0.5", "\"accuracy\": 91.5", "figures.accuracy: 91.5 is outside [0, 1]"},
-        {"\"accuracy\": 0.5", "\"accuracy\": -0.1", "figures.accuracy"},
-        {"\"latency\": 0.25", "\"latency\": -5", "figures.latency: -5 is not a finite number >= 0"},
-        {"\"energy\": 2.0", "\"energy\": -1e-9", "figures.energy"},
-        {"\"area\": 100.0", "\"area\": -100", "figures.area"},
-        {"\"size_bytes\": 64.0", "\"size_bytes\": -64", "figures.size_bytes"},
-    };
-    for (size_t i = 0; i < sizeof edits / sizeof edits[0]; i++) {
-        char *mod = replaced(json, edits[i][0], edits[i][1]);
-        mpq_policy *r = NULL;
-        ck_assert_int_eq(mpq_policy_from_json(&r, m, mod), MPQ_ERR_FORMAT);
-        ck_assert_ptr_null(r);
-        ck_assert_msg(strstr(mpq_last_error(), edits[i][2]) != NULL, "'%s' lacks '%s'",
-                      mpq_last_error(), edits[i][2]);
-        free(mod);
-    }
+    char *mod = replaced(json, figure_edits[_i][0], figure_edits[_i][1]);
+    mpq_policy *r = NULL;
+    ck_assert_int_eq(mpq_policy_from_json(&r, m, mod), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(mpq_last_error(), figure_edits[_i][2]) != NULL, "'%s' lacks '%s'",
+                  mpq_last_error(), figure_edits[_i][2]);
+    free(mod);
     mpq_free(json);
+    mpq_policy_destroy(p);
+    mpq_model_destroy(m);
+}
+END_TEST
 
-    /* the writer refuses what the reader would (figures and bits reached behind the setters) */
+START_TEST(policy_writer_refuses_what_reader_refuses)
+{
+    /* figures and bits reached behind the setters */
+    mpq_model *m = small_model_with_weights();
+    mpq_policy *p = policy_with_figures(m);
     make_tmpdir();
     char path[400];
     snprintf(path, sizeof path, "%s/p.json", tmpdir);
@@ -967,7 +987,10 @@ static Suite *model_suite(void)
     tcase_add_loop_test(tc, policy_json_refusals_name_the_path, 0,
                         (int)(sizeof bad_jsons / sizeof bad_jsons[0]));
     tcase_add_test(tc, policy_from_spec_forms);
-    tcase_add_test(tc, policy_figures_in_documented_ranges);
+    tcase_add_test(tc, policy_set_figures_checks_ranges);
+    tcase_add_loop_test(tc, policy_reader_checks_figures, 0,
+                        (int)(sizeof figure_edits / sizeof figure_edits[0]));
+    tcase_add_test(tc, policy_writer_refuses_what_reader_refuses);
     suite_add_tcase(s, tc);
     return s;
 }

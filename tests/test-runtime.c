@@ -166,26 +166,49 @@ START_TEST(idx_files_load_and_refuse)
     ck_assert_ptr_null(ds);
     /* missing file */
     ck_assert_int_eq(mpq_dataset_load_idx(&ds, "/nonexistent/x", p[1], p[2], gz, 5), MPQ_ERR_IO);
-    write_file(p[0], buf, make_idx(buf, 3, ti));
-    /* a label of 255: the message names the label file and the index */
-    n = make_idx(buf, 1, tl);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(idx_label_255_names_the_file)
+{
+    make_tmpdir();
+    uint8_t buf[512];
+    char pi[300], pl[300];
+    snprintf(pi, sizeof pi, "%s/images", tmpdir);
+    snprintf(pl, sizeof pl, "%s/labels", tmpdir);
+    uint32_t ti[3] = {20, 3, 4}, tl[1] = {20};
+    write_file(pi, buf, make_idx(buf, 3, ti));
+    size_t n = make_idx(buf, 1, tl);
     buf[8 + 13] = 255;
-    write_file(p[1], buf, n);
-    ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[0], p[1], p[2], gz, 5), MPQ_ERR_FORMAT);
-    ck_assert_ptr_nonnull(strstr(mpq_last_error(), p[1]));
-    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "label 13 is 255"));
+    write_file(pl, buf, n);
+    mpq_dataset *ds = NULL;
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, pi, pl, pi, pl, 5), MPQ_ERR_FORMAT);
     ck_assert_ptr_null(ds);
-    write_file(p[1], buf, make_idx(buf, 1, tl));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), pl));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "label 13 is 255"));
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(idx_image_extent_bounded)
+{
     /* images wider than any dataset mpq_dataset_create_memory() accepts (4096) */
+    make_tmpdir();
+    uint8_t buf[64];
+    char pi[300], pl[300];
+    snprintf(pi, sizeof pi, "%s/images", tmpdir);
+    snprintf(pl, sizeof pl, "%s/labels", tmpdir);
     uint8_t *wide = malloc(16 + 2 * 5000);
     uint32_t wi[3] = {2, 1, 5000}, wl[1] = {2};
-    write_file(p[0], wide, make_idx(wide, 3, wi));
-    write_file(p[1], buf, make_idx(buf, 1, wl));
+    write_file(pi, wide, make_idx(wide, 3, wi));
+    write_file(pl, buf, make_idx(buf, 1, wl));
     free(wide);
-    ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[0], p[1], p[0], p[1], 1), MPQ_ERR_FORMAT);
-    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "image dimension 2 is 5000, more than 4096"));
-    ck_assert_ptr_nonnull(strstr(mpq_last_error(), p[0]));
+    mpq_dataset *ds = NULL;
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, pi, pl, pi, pl, 1), MPQ_ERR_FORMAT);
     ck_assert_ptr_null(ds);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "image dimension 2 is 5000, more than 4096"));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), pi));
     remove_tmpdir();
 }
 END_TEST
@@ -1004,11 +1027,11 @@ START_TEST(net_file_shape_overflow_refused)
 }
 END_TEST
 
-START_TEST(net_shapes_bounded)
+START_TEST(net_window_must_fit)
 {
+    /* a 3x3 window with stride 2 does not fit a 2x2 input: (2 - 3) / 2 + 1 rounded to 1 */
     mpq_net *net;
     mpq_net_layer d;
-    /* a 3x3 window with stride 2 does not fit a 2x2 input: (2 - 3) / 2 + 1 rounded to 1 */
     ck_assert_int_eq(mpq_net_create(&net, 1, 2, 2, 10, 1), MPQ_OK);
     mpq_net_layer_init(&d, MPQ_OP_MAXPOOL);
     d.kernel = 3;
@@ -1018,6 +1041,13 @@ START_TEST(net_shapes_bounded)
     d.kernel = 2;
     ck_assert_int_eq(mpq_net_add(net, "p", &d, NULL), MPQ_OK);
     mpq_net_destroy(net);
+}
+END_TEST
+
+START_TEST(net_weights_bounded)
+{
+    mpq_net *net;
+    mpq_net_layer d;
     /* an FC over 2^28 inputs with 65536 outputs: 2^44 weights refused before any allocation */
     ck_assert_int_eq(mpq_net_create(&net, 16, 4096, 4096, 10, 1), MPQ_OK);
     mpq_net_layer_init(&d, MPQ_OP_FC);
@@ -1032,11 +1062,20 @@ START_TEST(net_shapes_bounded)
     d.kernel = 4096;
     d.pad = 4095;
     ck_assert_int_eq(mpq_net_add(net, "conv", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "layer 'conv': out_channels 65536"));
     mpq_net_destroy(net);
-    /* the input itself: 4096^3 values */
+}
+END_TEST
+
+START_TEST(net_input_and_layer_count_bounded)
+{
+    mpq_net *net = NULL;
+    /* 4096^3 input values: an int32 C*H*W overflowed for an FC on the image */
     ck_assert_int_eq(mpq_net_create(&net, 4096, 4096, 4096, 10, 1), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "at most 268435456 values"));
     /* at most MPQ_NET_MAX_LAYERS layers */
     ck_assert_int_eq(mpq_net_create(&net, 1, 4, 4, 10, 1), MPQ_OK);
+    mpq_net_layer d;
     mpq_net_layer_init(&d, MPQ_OP_RELU);
     char name[16];
     for (int i = 0; i < MPQ_NET_MAX_LAYERS; i++) {
@@ -1049,12 +1088,11 @@ START_TEST(net_shapes_bounded)
 }
 END_TEST
 
-START_TEST(net_save_refuses_what_load_refuses)
+START_TEST(net_save_refuses_non_finite)
 {
     make_tmpdir();
-    char path[300], bad[300];
+    char path[300];
     snprintf(path, sizeof path, "%s/net.mpq", tmpdir);
-    snprintf(bad, sizeof bad, "%s/bad.mpq", tmpdir);
     mpq_net *net, *back = NULL;
     ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
     /* ranges that are not finite floats (1e39 in a float): the old save dropped the layer from
@@ -1083,7 +1121,17 @@ START_TEST(net_save_refuses_what_load_refuses)
     ck_assert(back->layers[0].act_hi == 1.0f);
     mpq_net_destroy(back);
     mpq_net_destroy(net);
-    /* unfinished networks: no layers, or a last layer that does not give the class scores */
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(net_save_refuses_unfinished)
+{
+    /* no layers, or a last layer that does not give the class scores: the load refuses both */
+    make_tmpdir();
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.mpq", tmpdir);
+    mpq_net *net;
     ck_assert_int_eq(mpq_net_create(&net, 1, 8, 8, 10, 1), MPQ_OK);
     ck_assert_int_eq(mpq_net_save(net, bad), MPQ_ERR_STATE);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "no layers"));
@@ -1095,49 +1143,80 @@ START_TEST(net_save_refuses_what_load_refuses)
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "last layer 'c' has 4 outputs for 10 classes"));
     ck_assert_int_ne(access(bad, F_OK), 0);
     mpq_net_destroy(net);
+    remove_tmpdir();
+}
+END_TEST
 
-    /* the loader's side: every stored value against its context */
-    refused_after_edit(path, bad, "\"act_hi\":1.0", "\"act_hi\":1e39", MPQ_ERR_FORMAT,
-                       "layers[0]: layer 'stem': act_hi 1e+39 is not a finite float");
-    refused_after_edit(path, bad, "\"act_lo\":0.0", "\"act_lo\":3.0", MPQ_ERR_FORMAT,
-                       "act_lo 3 is above act_hi 1");
-    /* 2^32 + 28 used to be truncated to 28 */
-    refused_after_edit(path, bad, "[1,28,28]", "[1,4294967324,28]", MPQ_ERR_FORMAT,
-                       "header.input[1] is not an integer in 1..4096");
-    refused_after_edit(path, bad, "\"kernel\":3", "\"kernel\":4294967299", MPQ_ERR_FORMAT,
-                       "layers[0].kernel 4294967299 outside");
-    /* a 70-byte name used to be cut to 63 */
-    refused_after_edit(path, bad, "\"name\":\"fashion-tiny\"",
-                       "\"name\":\"fashion-tiny-fashion-tiny-fashion-tiny-fashion-tiny-fashion-"
-                       "tiny0\"",
-                       MPQ_ERR_FORMAT, "header.name");
-    refused_after_edit(path, bad, "\"out_channels\":16", "\"out_channels\":17", MPQ_ERR_FORMAT,
-                       "tensor 'stem.w': expected dtype");
-    refused_after_edit(path, bad, "\"bias\":0", "\"bias\":1", MPQ_ERR_FORMAT,
-                       "container has no tensor 'stem.b'");
-    refused_after_edit(path, bad, "\"op\":\"relu\"", "\"op\":\"sigmoid\"", MPQ_ERR_FORMAT,
-                       "op 'sigmoid' unknown");
-    /* a stray tensor (a BN turned into a ReLU leaves its four tensors behind) */
-    refused_after_edit(path, bad, "\"op\":\"batchnorm\"", "\"op\":\"relu\"", MPQ_ERR_FORMAT,
-                       "belongs to no layer");
-    refused_after_edit(path, bad, "\"calibrated\":false", "\"calibrated\":0", MPQ_ERR_FORMAT,
-                       "header.calibrated");
-    refused_after_edit(path, bad, "\"version\":1", "\"version\":2", MPQ_ERR_VERSION, "version 2");
+/* Header edits of a saved fashion-tiny (stem: act range [0, 1]) the loader must refuse. */
+typedef struct net_edit {
+    const char *from, *to;
+    mpq_status status;
+    const char *needle;
+} net_edit;
 
-    /* negative BN variance, stored in a valid container */
-    mpq_container *c;
+static const net_edit net_edits[] = {
+    {"\"act_hi\":1.0", "\"act_hi\":1e39", MPQ_ERR_FORMAT,
+     "layers[0]: layer 'stem': act_hi 1e+39 is not a finite float"},
+    {"\"act_lo\":0.0", "\"act_lo\":3.0", MPQ_ERR_FORMAT, "act_lo 3 is above act_hi 1"},
+    /* 2^32 + 28 was truncated to 28 */
+    {"[1,28,28]", "[1,4294967324,28]", MPQ_ERR_FORMAT, "header.input[1] is not an integer"},
+    {"\"kernel\":3", "\"kernel\":4294967299", MPQ_ERR_FORMAT,
+     "layers[0].kernel 4294967299 outside"},
+    /* a 70-byte name was cut to 63 */
+    {"\"name\":\"fashion-tiny\"",
+     "\"name\":\"fashion-tiny-fashion-tiny-fashion-tiny-fashion-tiny-fashion-tiny0\"",
+     MPQ_ERR_FORMAT, "header.name"},
+    {"\"out_channels\":16", "\"out_channels\":17", MPQ_ERR_FORMAT,
+     "tensor 'stem.w': expected dtype"},
+    {"\"bias\":0", "\"bias\":1", MPQ_ERR_FORMAT, "container has no tensor 'stem.b'"},
+    {"\"op\":\"relu\"", "\"op\":\"sigmoid\"", MPQ_ERR_FORMAT, "op 'sigmoid' unknown"},
+    /* a BN turned into a ReLU leaves its four tensors behind */
+    {"\"op\":\"batchnorm\"", "\"op\":\"relu\"", MPQ_ERR_FORMAT, "belongs to no layer"},
+    {"\"calibrated\":false", "\"calibrated\":0", MPQ_ERR_FORMAT, "header.calibrated"},
+    {"\"version\":1", "\"version\":2", MPQ_ERR_VERSION, "version 2"},
+};
+
+START_TEST(net_load_checks_every_value)
+{
+    make_tmpdir();
+    char path[300], bad[300];
+    snprintf(path, sizeof path, "%s/net.mpq", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.mpq", tmpdir);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
+    net->layers[0].act_hi = 1.0f;
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
+    mpq_net_destroy(net);
+    const net_edit *e = &net_edits[_i];
+    refused_after_edit(path, bad, e->from, e->to, e->status, e->needle);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(net_load_refuses_negative_variance)
+{
+    make_tmpdir();
+    char path[300], bad[300];
+    snprintf(path, sizeof path, "%s/net.mpq", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.mpq", tmpdir);
+    mpq_net *net, *back = NULL;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
+    mpq_net_destroy(net);
+    /* the same tensors but one BN variance negative, in a valid container */
+    mpq_container *c, *e;
     ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
-    mpq_container *e;
     ck_assert_int_eq(mpq_container_create(&e), MPQ_OK);
     ck_assert_int_eq(mpq_container_set_header(e, mpq_container_header(c)), MPQ_OK);
     for (size_t i = 0; i < mpq_container_count(c); i++) {
         mpq_tensor_info ti;
         ti.size = sizeof ti;
         ck_assert_int_eq(mpq_container_at(c, i, &ti), MPQ_OK);
-        float v[4096];
+        float v[16];
         const float *data = ti.data;
         if (strcmp(ti.name, "stem.bn.var") == 0) {
-            memcpy(v, ti.data, (size_t)ti.count * sizeof(float));
+            ck_assert_int_eq(ti.count, 16);
+            memcpy(v, ti.data, sizeof v);
             v[2] = -1.0f;
             data = v;
         }
@@ -1147,6 +1226,7 @@ START_TEST(net_save_refuses_what_load_refuses)
     mpq_container_destroy(c);
     mpq_container_destroy(e);
     ck_assert_int_eq(mpq_net_load(&back, bad, 1), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(back);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "tensor 'stem.bn.var': element 2 is -1"));
     remove_tmpdir();
 }
@@ -1608,6 +1688,8 @@ static Suite *runtime_suite(void)
     tcase_set_timeout(tc, 300); /* inflating 30 MB of IDX under sanitizers on a shared machine */
     tcase_add_test(tc, idx_parse_validates);
     tcase_add_test(tc, idx_files_load_and_refuse);
+    tcase_add_test(tc, idx_label_255_names_the_file);
+    tcase_add_test(tc, idx_image_extent_bounded);
     tcase_add_test(tc, fashion_mnist_counts);
     suite_add_tcase(s, tc);
     tc = tcase_create("layers");
@@ -1634,8 +1716,14 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, training_is_deterministic);
     tcase_add_test(tc, save_load_roundtrip);
     tcase_add_test(tc, net_file_shape_overflow_refused);
-    tcase_add_test(tc, net_shapes_bounded);
-    tcase_add_test(tc, net_save_refuses_what_load_refuses);
+    tcase_add_test(tc, net_window_must_fit);
+    tcase_add_test(tc, net_weights_bounded);
+    tcase_add_test(tc, net_input_and_layer_count_bounded);
+    tcase_add_test(tc, net_save_refuses_non_finite);
+    tcase_add_test(tc, net_save_refuses_unfinished);
+    tcase_add_loop_test(tc, net_load_checks_every_value, 0,
+                        (int)(sizeof net_edits / sizeof net_edits[0]));
+    tcase_add_test(tc, net_load_refuses_negative_variance);
     tcase_add_test(tc, policy_checks);
     tcase_add_test(tc, evaluator_uniform8_matches_float);
     tcase_add_test(tc, weights_through_quantizer_match_fakequant);
