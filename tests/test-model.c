@@ -497,6 +497,22 @@ START_TEST(model_file_tensor_errors_name_the_file)
 }
 END_TEST
 
+START_TEST(model_names_are_utf8)
+{
+    /* a model file and a policy file are JSON: the old save failed with "out of memory" */
+    mpq_model *m = NULL;
+    ck_assert_int_eq(mpq_model_create(&m, "net\xff"), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "UTF-8"));
+    ck_assert_int_eq(mpq_model_create(&m, "r\xc3\xa9seau"), MPQ_OK);
+    mpq_layer_shape s = {.size = sizeof s};
+    ck_assert_int_eq(mpq_layer_shape_fc(&s, 4, 4), MPQ_OK);
+    ck_assert_int_eq(mpq_model_add_layer(m, "fc\xc3", &s), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "UTF-8"));
+    ck_assert_int_eq(mpq_model_add_layer(m, "fc", &s), MPQ_OK);
+    mpq_model_destroy(m);
+}
+END_TEST
+
 START_TEST(model_totals_bounded)
 {
     /* 2^52 MACs per layer (the per-layer limit): 2048 such layers overflowed the int64 totals */
@@ -979,6 +995,7 @@ static Suite *model_suite(void)
     tcase_add_test(tc, weights_attach_clone_and_refuse_bad_values);
     tcase_add_test(tc, model_file_round_trip_and_damage);
     tcase_add_test(tc, model_file_tensor_errors_name_the_file);
+    tcase_add_test(tc, model_names_are_utf8);
     tcase_add_test(tc, model_totals_bounded);
     tcase_add_test(tc, many_layer_names_checked_in_linear_time);
     tcase_add_test(tc, policy_constructors_and_accessors);

@@ -1088,6 +1088,20 @@ START_TEST(net_input_and_layer_count_bounded)
 }
 END_TEST
 
+START_TEST(net_layer_names_are_utf8)
+{
+    /* the old save dropped such a layer from the JSON header and returned OK */
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create(&net, 1, 4, 4, 10, 1), MPQ_OK);
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_FLATTEN);
+    ck_assert_int_eq(mpq_net_add(net, "flat\xff", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "UTF-8"));
+    ck_assert_int_eq(mpq_net_add(net, "flat\xc3\xa9", &d, NULL), MPQ_OK);
+    mpq_net_destroy(net);
+}
+END_TEST
+
 START_TEST(net_save_refuses_non_finite)
 {
     make_tmpdir();
@@ -1719,6 +1733,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, net_window_must_fit);
     tcase_add_test(tc, net_weights_bounded);
     tcase_add_test(tc, net_input_and_layer_count_bounded);
+    tcase_add_test(tc, net_layer_names_are_utf8);
     tcase_add_test(tc, net_save_refuses_non_finite);
     tcase_add_test(tc, net_save_refuses_unfinished);
     tcase_add_loop_test(tc, net_load_checks_every_value, 0,

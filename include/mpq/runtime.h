@@ -254,7 +254,7 @@ MPQ_API mpq_status mpq_net_clone(const mpq_net *net, mpq_net **out);
  * output values, ::MPQ_NET_MAX_WEIGHTS weights and ::MPQ_NET_MAX_MACS multiply-accumulates per
  * layer, ::MPQ_NET_MAX_LAYERS layers (::MPQ_ERR_INVALID_ARGUMENT).
  * @param net the network.
- * @param name unique layer name (1..63 bytes), used in files and in the exposed model.
+ * @param name unique layer name (1..63 bytes of UTF-8), used in files and in the exposed model.
  * @param layer description (size set).
  * @param index receives the new layer's index (may be NULL).
  */

@@ -1,3 +1,4 @@
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,12 +8,17 @@
 /* The draft 0.1 struct ended at `batch`; callers compiled against it pass that size. */
 #define SHAPE_MIN_SIZE (offsetof(mpq_layer_shape, batch) + sizeof(int32_t))
 
+/* 1..127 bytes of UTF-8: names go into JSON headers and policy files, which hold only UTF-8. */
 static int name_ok(const char *name)
 {
     if (!name)
         return 0;
     size_t n = strlen(name);
-    return n >= 1 && n <= MPQ_MODEL_NAME_MAX;
+    if (n < 1 || n > MPQ_MODEL_NAME_MAX)
+        return 0;
+    json_t *j = json_string(name);
+    json_decref(j);
+    return j != NULL;
 }
 
 mpq_status mpq_layer_shape_conv(mpq_layer_shape *s, int32_t in_channels, int32_t out_channels,
@@ -62,7 +68,8 @@ mpq_status mpq_model_create(mpq_model **out, const char *name)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_create: out is NULL");
     if (!name_ok(name))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_model_create: name must be 1..%d bytes", MPQ_MODEL_NAME_MAX);
+                             "mpq_model_create: name must be 1..%d bytes of UTF-8",
+                             MPQ_MODEL_NAME_MAX);
     mpq_model *m = calloc(1, sizeof *m);
     if (!m)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_model_create: out of memory");
@@ -271,8 +278,8 @@ mpq_status mpq_model_add_layer(mpq_model *m, const char *name, const mpq_layer_s
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_add_layer: m is NULL");
     if (!name_ok(name))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_model_add_layer: layer %zu: name must be 1..%d bytes", m->count,
-                             MPQ_MODEL_NAME_MAX);
+                             "mpq_model_add_layer: layer %zu: name must be 1..%d bytes of UTF-8",
+                             m->count, MPQ_MODEL_NAME_MAX);
     if (!index_reserve(m))
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_model_add_layer: out of memory");
     const size_t slot = slot_of(m, name);

@@ -471,6 +471,12 @@ static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *l
     if (len == 0 || len >= RT_NAME_MAX)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: name length %zu not 1..%d",
                              len, RT_NAME_MAX - 1);
+    /* Names are stored in the file's JSON header, which holds only UTF-8: a name json_pack()
+     * refused made mpq_net_save() drop the layer. */
+    json_t *jname = json_string(name);
+    json_decref(jname);
+    if (!jname)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: name is not UTF-8");
     if (net->count >= MPQ_NET_MAX_LAYERS)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: layer '%s': the network "
                              "already has the maximum of %d layers", name, MPQ_NET_MAX_LAYERS);
