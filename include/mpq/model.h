@@ -80,7 +80,8 @@ MPQ_API mpq_status mpq_layer_shape_fc(mpq_layer_shape *s, int32_t in_features,
 /** Opaque model: an ordered list of quantizable layers. */
 typedef struct mpq_model mpq_model;
 
-/** Creates an empty model named @p name (1..127 bytes of UTF-8; used in policy files to match models). */
+/** Creates an empty model named @p name (1..127 bytes of UTF-8; used in policy files to match
+ * models). */
 MPQ_API mpq_status mpq_model_create(mpq_model **out, const char *name);
 
 /** Destroys a model. NULL is a no-op. */
@@ -105,9 +106,9 @@ MPQ_API const char *mpq_model_zoo_name(size_t index);
 /**
  * Appends a layer after validating its shape: channels divisible by groups, positive sizes, an
  * output size >= 1 (and equal to the derived one when given). Errors name the layer and field.
- * Names are unique within a model (1..127 bytes of UTF-8). Sizes are bounded so that every count stays
- * exact in int64: at most 2^40 weights and 2^52 multiply-accumulates per layer, 2^48 weights and
- * 2^60 multiply-accumulates per model (::MPQ_ERR_INVALID_ARGUMENT).
+ * Names are unique within a model (1..127 bytes of UTF-8). Sizes are bounded so that every count
+ * stays exact in int64: at most 2^40 weights and 2^52 multiply-accumulates per layer, 2^48
+ * weights and 2^60 multiply-accumulates per model (::MPQ_ERR_INVALID_ARGUMENT).
  */
 MPQ_API mpq_status mpq_model_add_layer(mpq_model *m, const char *name,
                                        const mpq_layer_shape *shape);
