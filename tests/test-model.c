@@ -818,6 +818,11 @@ static const bad_json bad_jsons[] = {
     {"[\n     4,\n     4\n    ]", "[\n     4,\n     5\n    ]", MPQ_ERR_FORMAT,
      "layers[0].weight_bits[0][1]"},
     {"\"groups\": 4", "\"groups\": 2", MPQ_ERR_FORMAT, "layers[1].groups"},
+    {"\"kind\": \"conv\"", "\"kind\": \"fc\"", MPQ_ERR_FORMAT, "layers[0].kind: 'fc'"},
+    {"\"kind\": \"conv\"", "\"kind\": 3", MPQ_ERR_FORMAT, "layers[0].kind"},
+    {"\"kernel\": [\n    3,", "\"kernel\": [\n    5,", MPQ_ERR_FORMAT,
+     "layers[0].kernel: [5, 3], model layer 'conv' has [3, 3]"},
+    {"\"kernel\": [\n    3,", "\"kernel\": [\n    \"3\",", MPQ_ERR_FORMAT, "layers[0].kernel"},
     {"{", "[", MPQ_ERR_FORMAT, "(root)"},
     {"\"layers\"", "\"layerz\"", MPQ_ERR_FORMAT, "layers"},
 };

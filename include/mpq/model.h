@@ -294,8 +294,8 @@ MPQ_API mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, c
 
 /**
  * Parses a policy for model @p m. Malformed JSON, a policy for another model (model name, layer
- * count, layer names, kernel counts, or in_channels/groups when present differ), bits out of
- * range, run lengths that do not cover the layer, or figures outside their documented ranges
+ * count, layer names, kernel counts, or kind/in_channels/kernel/groups when present differ), bits
+ * out of range, run lengths that do not cover the layer, or figures outside their documented ranges
  * (::mpq_policy_figures) give ::MPQ_ERR_FORMAT with the JSON path of the problem and the value in
  * the message ("layers[3].weight_bits[0][1]", "figures.latency: -5 is ..."); another version gives
  * ::MPQ_ERR_VERSION. Unknown keys are ignored.

@@ -202,8 +202,8 @@ static mpq_status parse_layer(json_t *o, size_t i, const mpq_model *m, mpq_polic
         return mpq_set_error(MPQ_ERR_FORMAT,
                              "policy JSON: %s.out_channels: %lld kernels, model layer '%s' has %d",
                              path, v, l->name, l->shape.out_channels);
-    /* in_channels, kernel and groups are written for people and tools; only present ones are
-     * checked, so a hand-written policy may give just name, out_channels and the bits. */
+    /* kind, in_channels, kernel and groups are written for people and tools; only present ones
+     * are checked, so a hand-written policy may give just name, out_channels and the bits. */
     if (json_object_get(o, "in_channels")) {
         st = get_int(o, "in_channels", path, 1, INT32_MAX, &v);
         if (st)
@@ -212,6 +212,32 @@ static mpq_status parse_layer(json_t *o, size_t i, const mpq_model *m, mpq_polic
             return mpq_set_error(MPQ_ERR_FORMAT,
                                  "policy JSON: %s.in_channels: %lld, model layer '%s' has %d",
                                  path, v, l->name, l->shape.in_channels);
+    }
+    json_t *kind = json_object_get(o, "kind");
+    if (kind) {
+        const char *want = l->shape.kind == MPQ_LAYER_FC ? "fc" : "conv";
+        snprintf(sub, sizeof sub, "%s.kind", path);
+        if (!json_is_string(kind))
+            return perr(sub, "not a string");
+        if (strcmp(json_string_value(kind), want) != 0)
+            return mpq_set_error(MPQ_ERR_FORMAT,
+                                 "policy JSON: %s: '%s', model layer '%s' is '%s'", sub,
+                                 json_string_value(kind), l->name, want);
+    }
+    json_t *kernel = json_object_get(o, "kernel");
+    if (kernel) {
+        snprintf(sub, sizeof sub, "%s.kernel", path);
+        json_t *kh = json_array_get(kernel, 0), *kw = json_array_get(kernel, 1);
+        if (!json_is_array(kernel) || json_array_size(kernel) != 2 || !json_is_integer(kh) ||
+            !json_is_integer(kw))
+            return perr(sub, "not a [height, width] pair of integers");
+        if (json_integer_value(kh) != l->shape.kernel_h ||
+            json_integer_value(kw) != l->shape.kernel_w)
+            return mpq_set_error(MPQ_ERR_FORMAT,
+                                 "policy JSON: %s: [%lld, %lld], model layer '%s' has [%d, %d]",
+                                 sub, (long long)json_integer_value(kh),
+                                 (long long)json_integer_value(kw), l->name, l->shape.kernel_h,
+                                 l->shape.kernel_w);
     }
     if (json_object_get(o, "groups")) {
         st = get_int(o, "groups", path, 1, INT32_MAX, &v);
