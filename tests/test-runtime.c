@@ -1173,7 +1173,7 @@ static const net_edit net_edits[] = {
      "layers[0]: layer 'stem': act_hi 1e+39 is not a finite float"},
     {"\"act_lo\":0.0", "\"act_lo\":3.0", MPQ_ERR_FORMAT, "act_lo 3 is above act_hi 1"},
     /* 2^32 + 28 was truncated to 28 */
-    {"[1,28,28]", "[1,4294967324,28]", MPQ_ERR_FORMAT, "header.input[1] is not an integer"},
+    {"[1,28,28]", "[1,4294967324,28]", MPQ_ERR_FORMAT, "header.input[1] 4294967324 outside 1..4096"},
     {"\"kernel\":3", "\"kernel\":4294967299", MPQ_ERR_FORMAT,
      "layers[0].kernel 4294967299 outside"},
     /* a 70-byte name was cut to 63 */

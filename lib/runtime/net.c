@@ -997,10 +997,14 @@ static mpq_status net_parse(const mpq_container *c, const char *path, uint64_t s
     }
     for (size_t i = 0; i < 3; i++) {
         json_t *v = json_array_get(input, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-            json_integer_value(v) > MPQ_NET_MAX_EXTENT) {
-            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.input[%zu] is not an integer in 1..%d",
-                               path, i, MPQ_NET_MAX_EXTENT);
+        if (!json_is_integer(v)) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.input[%zu] is not an integer", path,
+                               i);
+            goto done;
+        }
+        if (json_integer_value(v) < 1 || json_integer_value(v) > MPQ_NET_MAX_EXTENT) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.input[%zu] %lld outside 1..%d", path,
+                               i, (long long)json_integer_value(v), MPQ_NET_MAX_EXTENT);
             goto done;
         }
         shape[i] = (int32_t)json_integer_value(v);
