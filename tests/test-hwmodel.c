@@ -533,6 +533,37 @@ START_TEST(bad_input_is_refused)
 }
 END_TEST
 
+START_TEST(table_nul_byte_refused)
+{
+    /* strtod() stopped at the NUL and "5\0junk" loaded as 5 */
+    mpq_hw *bad = NULL;
+    static const char nul[] = "layer,weight_bits,act_bits,latency\n0,1,1,5\0junk\n";
+    ck_assert_int_eq(mpq_hw_create_table_from_memory(&bad, nul, sizeof nul - 1), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "line 2: NUL byte"));
+    ck_assert_ptr_null(bad);
+}
+END_TEST
+
+START_TEST(table_total_overflow_refused)
+{
+    /* finite entries whose network total overflows: evaluations reported an infinite latency */
+    mpq_hw *bad = NULL;
+    char big[512] = "layer,weight_bits,act_bits,latency,energy\n";
+    for (int l = 0; l < 2; l++)
+        snprintf(big + strlen(big), sizeof big - strlen(big), "%d,1,1,%s,1\n", l,
+                 l ? "1e306" : "1e300");
+    ck_assert_int_eq(mpq_hw_create_table_from_memory(&bad, big, strlen(big)), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "line 3: latency 1e+306 is too large"));
+    ck_assert_ptr_null(bad);
+    snprintf(big, sizeof big, "layer,weight_bits,act_bits,latency,energy\n0,1,1,1,1e306\n");
+    ck_assert_int_eq(mpq_hw_create_table_from_memory(&bad, big, strlen(big)), MPQ_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "line 2: energy 1e+306 is too large"));
+    snprintf(big, sizeof big, "layer,weight_bits,act_bits,latency,energy\n0,1,1,1e300,1e300\n");
+    ok(mpq_hw_create_table_from_memory(&bad, big, strlen(big)));
+    mpq_hw_destroy(bad);
+}
+END_TEST
+
 START_TEST(parameters_are_described)
 {
     static const char *const names[] = {"bismo-edge", "bismo-cloud", "bitfusion", "zynq7020"};
@@ -641,6 +672,8 @@ static Suite *hwmodel_suite(void)
     TCase *tc = tcase_create("hwmodel");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, haq_cloud_table_is_reproduced);
+    tcase_add_test(tc, table_nul_byte_refused);
+    tcase_add_test(tc, table_total_overflow_refused);
     tcase_add_test(tc, bismo_edge_conv_by_hand);
     tcase_add_test(tc, bismo_cloud_depthwise_and_fc_by_hand);
     tcase_add_test(tc, kernelwise_grouping_is_optimal);

@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpq/model.h>
+
+#include "policy_internal.h"
 
 static char tmpdir[256];
 
@@ -461,6 +464,121 @@ START_TEST(model_file_round_trip_and_damage)
 }
 END_TEST
 
+START_TEST(model_file_tensor_errors_name_the_file)
+{
+    make_tmpdir();
+    char path[400];
+    snprintf(path, sizeof path, "%s/m.mpqm", tmpdir);
+    mpq_model *m = small_model_with_weights();
+    ck_assert_int_eq(mpq_model_save(m, path), MPQ_OK);
+    /* the same file with layer 1's weight tensor one element short */
+    mpq_container *c = NULL, *e = NULL;
+    ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
+    ck_assert_int_eq(mpq_container_create(&e), MPQ_OK);
+    ck_assert_int_eq(mpq_container_set_header(e, mpq_container_header(c)), MPQ_OK);
+    for (size_t i = 0; i < mpq_container_count(c); i++) {
+        mpq_tensor_info ti;
+        ti.size = sizeof ti;
+        ck_assert_int_eq(mpq_container_at(c, i, &ti), MPQ_OK);
+        int64_t dims[1] = {ti.dims[0] - (strcmp(ti.name, "layers.1.weight") == 0)};
+        ck_assert_int_eq(mpq_container_add(e, ti.name, ti.dtype, 1, dims, ti.data), MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_container_save(e, path), MPQ_OK);
+    mpq_container_destroy(c);
+    mpq_container_destroy(e);
+    mpq_model *r = NULL;
+    ck_assert_int_eq(mpq_model_load(&r, path), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(mpq_last_error(), path) && strstr(mpq_last_error(), "layers[1] 'dw'") &&
+                      strstr(mpq_last_error(), "layers.1.weight"),
+                  "%s", mpq_last_error());
+    mpq_model_destroy(m);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(model_names_are_utf8)
+{
+    /* a model file and a policy file are JSON: the old save failed with "out of memory" */
+    mpq_model *m = NULL;
+    ck_assert_int_eq(mpq_model_create(&m, "net\xff"), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "UTF-8"));
+    ck_assert_int_eq(mpq_model_create(&m, "r\xc3\xa9seau"), MPQ_OK);
+    mpq_layer_shape s = {.size = sizeof s};
+    ck_assert_int_eq(mpq_layer_shape_fc(&s, 4, 4), MPQ_OK);
+    ck_assert_int_eq(mpq_model_add_layer(m, "fc\xc3", &s), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "UTF-8"));
+    ck_assert_int_eq(mpq_model_add_layer(m, "fc", &s), MPQ_OK);
+    mpq_model_destroy(m);
+}
+END_TEST
+
+START_TEST(model_totals_bounded)
+{
+    /* 2^52 MACs per layer (the per-layer limit): 2048 such layers overflowed the int64 totals */
+    mpq_model *m = NULL;
+    ck_assert_int_eq(mpq_model_create(&m, "huge"), MPQ_OK);
+    mpq_layer_shape s = {.size = sizeof s};
+    ck_assert_int_eq(mpq_layer_shape_conv(&s, 1 << 14, 1 << 14, 1, 1, 0, 1, 4096, 4096), MPQ_OK);
+    char name[32];
+    for (int i = 0; i < 256; i++) {
+        snprintf(name, sizeof name, "l%d", i);
+        ck_assert_int_eq(mpq_model_add_layer(m, name, &s), MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_model_add_layer(m, "l256", &s), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "past 2^60 MACs"));
+    int64_t macs = 0;
+    ck_assert_int_eq(mpq_model_totals(m, &macs, NULL, NULL, NULL), MPQ_OK);
+    ck_assert_int_eq(macs, (int64_t)1 << 60);
+    mpq_model_destroy(m);
+    /* 2^40 weights per layer: 2^48 in all, the bound the policy's exact bit sums rely on */
+    ck_assert_int_eq(mpq_model_create(&m, "wide"), MPQ_OK);
+    ck_assert_int_eq(mpq_layer_shape_fc(&s, 1 << 20, 1 << 20), MPQ_OK);
+    for (int i = 0; i < 256; i++) {
+        snprintf(name, sizeof name, "l%d", i);
+        ck_assert_int_eq(mpq_model_add_layer(m, name, &s), MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_model_add_layer(m, "l256", &s), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "past 2^48 weights"));
+    mpq_model_destroy(m);
+}
+END_TEST
+
+START_TEST(many_layer_names_checked_in_linear_time)
+{
+    /* Duplicate names were found by comparing each new layer with every other: 65536 layers (a
+     * 20 MB model file) took 42 s. */
+    mpq_model *m = NULL, *c = NULL;
+    ck_assert_int_eq(mpq_model_create(&m, "deep"), MPQ_OK);
+    mpq_layer_shape s = {.size = sizeof s};
+    ck_assert_int_eq(mpq_layer_shape_fc(&s, 4, 4), MPQ_OK);
+    const int n = getenv("MPQ_UNDER_VALGRIND") ? 3000 : 65536;
+    char name[64];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "features.block%d.conv", i);
+        ck_assert_int_eq(mpq_model_add_layer(m, name, &s), MPQ_OK);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    ck_assert_msg(getenv("MPQ_UNDER_VALGRIND") || sec < 5.0, "%d layers took %.1f s", n, sec);
+    ck_assert_int_eq(mpq_model_add_layer(m, "features.block7.conv", &s),
+                     MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "already used by layer 7"));
+    /* a clone keeps refusing duplicates and accepts new names */
+    ck_assert_int_eq(mpq_model_clone(m, &c), MPQ_OK);
+    ck_assert_int_eq(mpq_model_add_layer(c, "features.block0.conv", &s),
+                     MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_model_add_layer(c, "head", &s), MPQ_OK);
+    size_t idx = 0;
+    ck_assert_int_eq(mpq_model_find_layer(c, "head", &idx), MPQ_OK);
+    ck_assert_uint_eq(idx, (size_t)n);
+    mpq_model_destroy(c);
+    mpq_model_destroy(m);
+}
+END_TEST
+
 /* ---- policies --------------------------------------------------------------------------- */
 
 START_TEST(policy_constructors_and_accessors)
@@ -700,6 +818,11 @@ static const bad_json bad_jsons[] = {
     {"[\n     4,\n     4\n    ]", "[\n     4,\n     5\n    ]", MPQ_ERR_FORMAT,
      "layers[0].weight_bits[0][1]"},
     {"\"groups\": 4", "\"groups\": 2", MPQ_ERR_FORMAT, "layers[1].groups"},
+    {"\"kind\": \"conv\"", "\"kind\": \"fc\"", MPQ_ERR_FORMAT, "layers[0].kind: 'fc'"},
+    {"\"kind\": \"conv\"", "\"kind\": 3", MPQ_ERR_FORMAT, "layers[0].kind"},
+    {"\"kernel\": [\n    3,", "\"kernel\": [\n    5,", MPQ_ERR_FORMAT,
+     "layers[0].kernel: [5, 3], model layer 'conv' has [3, 3]"},
+    {"\"kernel\": [\n    3,", "\"kernel\": [\n    \"3\",", MPQ_ERR_FORMAT, "layers[0].kernel"},
     {"{", "[", MPQ_ERR_FORMAT, "(root)"},
     {"\"layers\"", "\"layerz\"", MPQ_ERR_FORMAT, "layers"},
 };
@@ -726,6 +849,105 @@ START_TEST(policy_json_refusals_name_the_path)
                   mpq_last_error(), b->path);
     free(mod);
     mpq_free(json);
+    mpq_policy_destroy(p);
+    mpq_model_destroy(m);
+}
+END_TEST
+
+/* Replaces the first @p from in @p json by @p to (caller frees). */
+static char *replaced(const char *json, const char *from, const char *to)
+{
+    const char *at = strstr(json, from);
+    ck_assert_msg(at != NULL, "'%s' not in %s", from, json);
+    char *mod = malloc(strlen(json) + strlen(to) + 1);
+    memcpy(mod, json, (size_t)(at - json));
+    strcpy(mod + (at - json), to);
+    strcat(mod, at + strlen(from));
+    return mod;
+}
+
+static mpq_policy *policy_with_figures(const mpq_model *m)
+{
+    mpq_policy *p = NULL;
+    ck_assert_int_eq(mpq_policy_create_uniform(&p, m, 4, 8), MPQ_OK);
+    mpq_policy_figures f = {sizeof f, 0.5, 0.25, 2.0, 100.0, 64.0};
+    ck_assert_int_eq(mpq_policy_set_figures(p, &f), MPQ_OK);
+    return p;
+}
+
+START_TEST(policy_set_figures_checks_ranges)
+{
+    /* accuracy is a fraction in [0, 1], costs are finite and >= 0, NaN means not measured */
+    mpq_model *m = small_model_with_weights();
+    mpq_policy *p = policy_with_figures(m);
+    const mpq_policy_figures f = {sizeof f, 0.5, 0.25, 2.0, 100.0, 64.0};
+    mpq_policy_figures b = f;
+    b.accuracy = 1e308;
+    ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "accuracy 1e+308 is outside [0, 1]"));
+    b = f;
+    b.latency = -5;
+    ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "latency -5"));
+    b = f;
+    b.size_bytes = INFINITY;
+    ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_ERR_INVALID_ARGUMENT);
+    b = f;
+    b.energy = NAN;
+    ck_assert_int_eq(mpq_policy_set_figures(p, &b), MPQ_OK);
+    mpq_policy_destroy(p);
+    mpq_model_destroy(m);
+}
+END_TEST
+
+static const char *const figure_edits[][3] = {
+    {"\"accuracy\": 0.5", "\"accuracy\": 1e308", "figures.accuracy: 1e+308 is outside [0, 1]"},
+    {"\"accuracy\": 0.5", "\"accuracy\": 91.5", "figures.accuracy: 91.5 is outside [0, 1]"},
+    {"\"accuracy\": 0.5", "\"accuracy\": -0.1", "figures.accuracy"},
+    {"\"latency\": 0.25", "\"latency\": -5", "figures.latency: -5 is not a finite number >= 0"},
+    {"\"energy\": 2.0", "\"energy\": -1e-9", "figures.energy"},
+    {"\"area\": 100.0", "\"area\": -100", "figures.area"},
+    {"\"size_bytes\": 64.0", "\"size_bytes\": -64", "figures.size_bytes"},
+};
+
+START_TEST(policy_reader_checks_figures)
+{
+    mpq_model *m = small_model_with_weights();
+    mpq_policy *p = policy_with_figures(m);
+    char *json = NULL;
+    ck_assert_int_eq(mpq_policy_to_json(p, m, &json), MPQ_OK);
+    char *mod = replaced(json, figure_edits[_i][0], figure_edits[_i][1]);
+    mpq_policy *r = NULL;
+    ck_assert_int_eq(mpq_policy_from_json(&r, m, mod), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(mpq_last_error(), figure_edits[_i][2]) != NULL, "'%s' lacks '%s'",
+                  mpq_last_error(), figure_edits[_i][2]);
+    free(mod);
+    mpq_free(json);
+    mpq_policy_destroy(p);
+    mpq_model_destroy(m);
+}
+END_TEST
+
+START_TEST(policy_writer_refuses_what_reader_refuses)
+{
+    /* figures and bits reached behind the setters */
+    mpq_model *m = small_model_with_weights();
+    mpq_policy *p = policy_with_figures(m);
+    make_tmpdir();
+    char path[400];
+    snprintf(path, sizeof path, "%s/p.json", tmpdir);
+    p->figures.latency = -5;
+    ck_assert_int_eq(mpq_policy_save(p, m, path), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "figures.latency -5"));
+    p->figures.latency = 0.25;
+    p->act[1] = 0;
+    ck_assert_int_eq(mpq_policy_save(p, m, path), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "act_bits 0"));
+    ck_assert_int_ne(access(path, F_OK), 0);
+    p->act[1] = 8;
+    ck_assert_int_eq(mpq_policy_save(p, m, path), MPQ_OK);
+    remove_tmpdir();
     mpq_policy_destroy(p);
     mpq_model_destroy(m);
 }
@@ -777,12 +999,20 @@ static Suite *model_suite(void)
     tcase_add_test(tc, model_argument_errors);
     tcase_add_test(tc, weights_attach_clone_and_refuse_bad_values);
     tcase_add_test(tc, model_file_round_trip_and_damage);
+    tcase_add_test(tc, model_file_tensor_errors_name_the_file);
+    tcase_add_test(tc, model_names_are_utf8);
+    tcase_add_test(tc, model_totals_bounded);
+    tcase_add_test(tc, many_layer_names_checked_in_linear_time);
     tcase_add_test(tc, policy_constructors_and_accessors);
     tcase_add_test(tc, policy_hash_is_fnv1a_of_documented_encoding);
     tcase_add_test(tc, policy_json_round_trip_and_rle);
     tcase_add_loop_test(tc, policy_json_refusals_name_the_path, 0,
                         (int)(sizeof bad_jsons / sizeof bad_jsons[0]));
     tcase_add_test(tc, policy_from_spec_forms);
+    tcase_add_test(tc, policy_set_figures_checks_ranges);
+    tcase_add_loop_test(tc, policy_reader_checks_figures, 0,
+                        (int)(sizeof figure_edits / sizeof figure_edits[0]));
+    tcase_add_test(tc, policy_writer_refuses_what_reader_refuses);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -170,6 +170,49 @@ START_TEST(idx_files_load_and_refuse)
 }
 END_TEST
 
+START_TEST(idx_label_255_names_the_file)
+{
+    make_tmpdir();
+    uint8_t buf[512];
+    char pi[300], pl[300];
+    snprintf(pi, sizeof pi, "%s/images", tmpdir);
+    snprintf(pl, sizeof pl, "%s/labels", tmpdir);
+    uint32_t ti[3] = {20, 3, 4}, tl[1] = {20};
+    write_file(pi, buf, make_idx(buf, 3, ti));
+    size_t n = make_idx(buf, 1, tl);
+    buf[8 + 13] = 255;
+    write_file(pl, buf, n);
+    mpq_dataset *ds = NULL;
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, pi, pl, pi, pl, 5), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(ds);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), pl));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "label 13 is 255"));
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(idx_image_extent_bounded)
+{
+    /* images wider than any dataset mpq_dataset_create_memory() accepts (4096) */
+    make_tmpdir();
+    uint8_t buf[64];
+    char pi[300], pl[300];
+    snprintf(pi, sizeof pi, "%s/images", tmpdir);
+    snprintf(pl, sizeof pl, "%s/labels", tmpdir);
+    uint8_t *wide = malloc(16 + 2 * 5000);
+    uint32_t wi[3] = {2, 1, 5000}, wl[1] = {2};
+    write_file(pi, wide, make_idx(wide, 3, wi));
+    write_file(pl, buf, make_idx(buf, 1, wl));
+    free(wide);
+    mpq_dataset *ds = NULL;
+    ck_assert_int_eq(mpq_dataset_load_idx(&ds, pi, pl, pi, pl, 1), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(ds);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "image dimension 2 is 5000, more than 4096"));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), pi));
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(fashion_mnist_counts)
 {
     if (under_valgrind())
@@ -919,6 +962,290 @@ START_TEST(save_load_roundtrip)
 }
 END_TEST
 
+/* ---- hostile network files ------------------------------------------------------------- */
+
+static const char *data_path(const char *name)
+{
+    const char *root = getenv("MPQ_SOURCE_ROOT");
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/tests/data/%s", root ? root : ".", name);
+    return path;
+}
+
+/* Rewrites the JSON header of container file @p path, replacing the first @p from by @p to. */
+static void edit_header(const char *path, const char *from, const char *to)
+{
+    mpq_container *c;
+    ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
+    const char *h = mpq_container_header(c);
+    const char *at = strstr(h, from);
+    ck_assert_msg(at != NULL, "'%s' not in the header", from);
+    size_t n = strlen(h) - strlen(from) + strlen(to) + 1;
+    char *e = malloc(n);
+    snprintf(e, n, "%.*s%s%s", (int)(at - h), h, to, at + strlen(from));
+    ck_assert_int_eq(mpq_container_set_header(c, e), MPQ_OK);
+    free(e);
+    ck_assert_int_eq(mpq_container_save(c, path), MPQ_OK);
+    mpq_container_destroy(c);
+}
+
+/* A saved fashion-tiny, its file at @p path, refused after @p from -> @p to with @p status and a
+ * message holding @p needle. */
+static void refused_after_edit(const char *good, const char *path, const char *from,
+                               const char *to, mpq_status status, const char *needle)
+{
+    void *data;
+    size_t size;
+    ck_assert_int_eq(mpq_read_file(good, &data, &size), MPQ_OK);
+    write_file(path, data, size);
+    mpq_free(data);
+    edit_header(path, from, to);
+    mpq_net *net = NULL;
+    ck_assert_int_eq(mpq_net_load(&net, path, 1), status);
+    ck_assert_ptr_null(net);
+    ck_assert_msg(strstr(mpq_last_error(), needle) != NULL, "'%s' lacks '%s'", mpq_last_error(),
+                  needle);
+    ck_assert_msg(strstr(mpq_last_error(), path) != NULL, "'%s' lacks the path",
+                  mpq_last_error());
+}
+
+START_TEST(net_file_shape_overflow_refused)
+{
+    /* kernel 2e9, pad 1.5e9: the output extent overflowed int32 (UBSan), then 4e18 weights */
+    mpq_net *net = NULL;
+    const char *p = data_path("min-net-pad-overflow.mpqnet");
+    ck_assert_int_eq(mpq_net_load(&net, p, 1), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(net);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), p));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "layers[0]: layer 'c': kernel 2000000000"));
+    /* a 65536 x 4096 x 4096 map: its flatten overflowed int32 (UBSan) */
+    p = data_path("net_flat.mpqnet");
+    ck_assert_int_eq(mpq_net_load(&net, p, 1), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(net);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "layer 'c': out_channels 65536"));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "65536x4096x4096"));
+}
+END_TEST
+
+START_TEST(net_window_must_fit)
+{
+    /* a 3x3 window with stride 2 does not fit a 2x2 input: (2 - 3) / 2 + 1 rounded to 1 */
+    mpq_net *net;
+    mpq_net_layer d;
+    ck_assert_int_eq(mpq_net_create(&net, 1, 2, 2, 10, 1), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_MAXPOOL);
+    d.kernel = 3;
+    d.stride = 2;
+    ck_assert_int_eq(mpq_net_add(net, "p", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "kernel 3 larger than the 2x2 input"));
+    d.kernel = 2;
+    ck_assert_int_eq(mpq_net_add(net, "p", &d, NULL), MPQ_OK);
+    mpq_net_destroy(net);
+}
+END_TEST
+
+START_TEST(net_weights_bounded)
+{
+    mpq_net *net;
+    mpq_net_layer d;
+    /* an FC over 2^28 inputs with 65536 outputs: 2^44 weights refused before any allocation */
+    ck_assert_int_eq(mpq_net_create(&net, 16, 4096, 4096, 10, 1), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_FC);
+    d.out_channels = 65536;
+    ck_assert_int_eq(mpq_net_add(net, "fc", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "more than 2147483648 weights"));
+    /* a conv whose k*k*in_c*out overflows int64 */
+    mpq_net_layer_init(&d, MPQ_OP_FLATTEN);
+    ck_assert_int_eq(mpq_net_add(net, "flat", &d, NULL), MPQ_OK);
+    mpq_net_layer_init(&d, MPQ_OP_CONV);
+    d.out_channels = 65536;
+    d.kernel = 4096;
+    d.pad = 4095;
+    ck_assert_int_eq(mpq_net_add(net, "conv", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "layer 'conv': out_channels 65536"));
+    mpq_net_destroy(net);
+}
+END_TEST
+
+START_TEST(net_input_and_layer_count_bounded)
+{
+    mpq_net *net = NULL;
+    /* 4096^3 input values: an int32 C*H*W overflowed for an FC on the image */
+    ck_assert_int_eq(mpq_net_create(&net, 4096, 4096, 4096, 10, 1), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "at most 268435456 values"));
+    /* at most MPQ_NET_MAX_LAYERS layers */
+    ck_assert_int_eq(mpq_net_create(&net, 1, 4, 4, 10, 1), MPQ_OK);
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_RELU);
+    char name[16];
+    for (int i = 0; i < MPQ_NET_MAX_LAYERS; i++) {
+        snprintf(name, sizeof name, "r%d", i);
+        ck_assert_int_eq(mpq_net_add(net, name, &d, NULL), MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_net_add(net, "one-more", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "maximum of 4096 layers"));
+    mpq_net_destroy(net);
+}
+END_TEST
+
+START_TEST(net_layer_names_are_utf8)
+{
+    /* the old save dropped such a layer from the JSON header and returned OK */
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create(&net, 1, 4, 4, 10, 1), MPQ_OK);
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_FLATTEN);
+    ck_assert_int_eq(mpq_net_add(net, "flat\xff", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "UTF-8"));
+    ck_assert_int_eq(mpq_net_add(net, "flat\xc3\xa9", &d, NULL), MPQ_OK);
+    mpq_net_destroy(net);
+}
+END_TEST
+
+START_TEST(net_save_refuses_non_finite)
+{
+    make_tmpdir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/net.mpq", tmpdir);
+    mpq_net *net, *back = NULL;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
+    /* ranges that are not finite floats (1e39 in a float): the old save dropped the layer from
+     * the header, returned OK, and the file then failed with "no layers" */
+    net->layers[0].act_lo = -INFINITY;
+    net->layers[0].act_hi = INFINITY;
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "layer 'stem': act_lo -inf"));
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), path));
+    ck_assert_int_ne(access(path, F_OK), 0);
+    net->layers[0].act_lo = 2.0f;
+    net->layers[0].act_hi = 1.0f;
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "act_lo 2 is above act_hi 1"));
+    net->layers[0].act_lo = 0.0f;
+    /* a diverged weight */
+    float keep = net->layers[0].w[3];
+    net->layers[0].w[3] = NAN;
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "tensor 'stem.w': element 3 is nan"));
+    net->layers[0].w[3] = keep;
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
+    ck_assert_int_eq(mpq_net_load(&back, path, 1), MPQ_OK);
+    ck_assert_uint_eq(mpq_net_layer_count(back), mpq_net_layer_count(net));
+    ck_assert(back->layers[0].act_hi == 1.0f);
+    mpq_net_destroy(back);
+    mpq_net_destroy(net);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(net_save_refuses_unfinished)
+{
+    /* no layers, or a last layer that does not give the class scores: the load refuses both */
+    make_tmpdir();
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.mpq", tmpdir);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create(&net, 1, 8, 8, 10, 1), MPQ_OK);
+    ck_assert_int_eq(mpq_net_save(net, bad), MPQ_ERR_STATE);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "no layers"));
+    mpq_net_layer d;
+    mpq_net_layer_init(&d, MPQ_OP_CONV);
+    d.out_channels = 4;
+    ck_assert_int_eq(mpq_net_add(net, "c", &d, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_net_save(net, bad), MPQ_ERR_STATE);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "last layer 'c' has 4 outputs for 10 classes"));
+    ck_assert_int_ne(access(bad, F_OK), 0);
+    mpq_net_destroy(net);
+    remove_tmpdir();
+}
+END_TEST
+
+/* Header edits of a saved fashion-tiny (stem: act range [0, 1]) the loader must refuse. */
+typedef struct net_edit {
+    const char *from, *to;
+    mpq_status status;
+    const char *needle;
+} net_edit;
+
+static const net_edit net_edits[] = {
+    {"\"act_hi\":1.0", "\"act_hi\":1e39", MPQ_ERR_FORMAT,
+     "layers[0]: layer 'stem': act_hi 1e+39 is not a finite float"},
+    {"\"act_lo\":0.0", "\"act_lo\":3.0", MPQ_ERR_FORMAT, "act_lo 3 is above act_hi 1"},
+    /* 2^32 + 28 was truncated to 28 */
+    {"[1,28,28]", "[1,4294967324,28]", MPQ_ERR_FORMAT, "header.input[1] 4294967324 outside 1..4096"},
+    {"\"kernel\":3", "\"kernel\":4294967299", MPQ_ERR_FORMAT,
+     "layers[0].kernel 4294967299 outside"},
+    /* a 70-byte name was cut to 63 */
+    {"\"name\":\"fashion-tiny\"",
+     "\"name\":\"fashion-tiny-fashion-tiny-fashion-tiny-fashion-tiny-fashion-tiny0\"",
+     MPQ_ERR_FORMAT, "header.name"},
+    {"\"out_channels\":16", "\"out_channels\":17", MPQ_ERR_FORMAT,
+     "tensor 'stem.w': expected dtype"},
+    {"\"bias\":0", "\"bias\":1", MPQ_ERR_FORMAT, "container has no tensor 'stem.b'"},
+    {"\"op\":\"relu\"", "\"op\":\"sigmoid\"", MPQ_ERR_FORMAT, "op 'sigmoid' unknown"},
+    /* a BN turned into a ReLU leaves its four tensors behind */
+    {"\"op\":\"batchnorm\"", "\"op\":\"relu\"", MPQ_ERR_FORMAT, "belongs to no layer"},
+    {"\"calibrated\":false", "\"calibrated\":0", MPQ_ERR_FORMAT, "header.calibrated"},
+    {"\"version\":1", "\"version\":2", MPQ_ERR_VERSION, "version 2"},
+};
+
+START_TEST(net_load_checks_every_value)
+{
+    make_tmpdir();
+    char path[300], bad[300];
+    snprintf(path, sizeof path, "%s/net.mpq", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.mpq", tmpdir);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
+    net->layers[0].act_hi = 1.0f;
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
+    mpq_net_destroy(net);
+    const net_edit *e = &net_edits[_i];
+    refused_after_edit(path, bad, e->from, e->to, e->status, e->needle);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(net_load_refuses_negative_variance)
+{
+    make_tmpdir();
+    char path[300], bad[300];
+    snprintf(path, sizeof path, "%s/net.mpq", tmpdir);
+    snprintf(bad, sizeof bad, "%s/bad.mpq", tmpdir);
+    mpq_net *net, *back = NULL;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
+    ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
+    mpq_net_destroy(net);
+    /* the same tensors but one BN variance negative, in a valid container */
+    mpq_container *c, *e;
+    ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
+    ck_assert_int_eq(mpq_container_create(&e), MPQ_OK);
+    ck_assert_int_eq(mpq_container_set_header(e, mpq_container_header(c)), MPQ_OK);
+    for (size_t i = 0; i < mpq_container_count(c); i++) {
+        mpq_tensor_info ti;
+        ti.size = sizeof ti;
+        ck_assert_int_eq(mpq_container_at(c, i, &ti), MPQ_OK);
+        float v[16];
+        const float *data = ti.data;
+        if (strcmp(ti.name, "stem.bn.var") == 0) {
+            ck_assert_int_eq(ti.count, 16);
+            memcpy(v, ti.data, sizeof v);
+            v[2] = -1.0f;
+            data = v;
+        }
+        ck_assert_int_eq(mpq_container_add(e, ti.name, ti.dtype, ti.rank, ti.dims, data), MPQ_OK);
+    }
+    ck_assert_int_eq(mpq_container_save(e, bad), MPQ_OK);
+    mpq_container_destroy(c);
+    mpq_container_destroy(e);
+    ck_assert_int_eq(mpq_net_load(&back, bad, 1), MPQ_ERR_FORMAT);
+    ck_assert_ptr_null(back);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "tensor 'stem.bn.var': element 2 is -1"));
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(fake_quant_grids)
 {
     /* weights: 4 bits, c = 1.4 -> s = 0.2; 1 bit: c * sign */
@@ -1375,6 +1702,8 @@ static Suite *runtime_suite(void)
     tcase_set_timeout(tc, 300); /* inflating 30 MB of IDX under sanitizers on a shared machine */
     tcase_add_test(tc, idx_parse_validates);
     tcase_add_test(tc, idx_files_load_and_refuse);
+    tcase_add_test(tc, idx_label_255_names_the_file);
+    tcase_add_test(tc, idx_image_extent_bounded);
     tcase_add_test(tc, fashion_mnist_counts);
     suite_add_tcase(s, tc);
     tc = tcase_create("layers");
@@ -1400,6 +1729,16 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, training_reduces_loss);
     tcase_add_test(tc, training_is_deterministic);
     tcase_add_test(tc, save_load_roundtrip);
+    tcase_add_test(tc, net_file_shape_overflow_refused);
+    tcase_add_test(tc, net_window_must_fit);
+    tcase_add_test(tc, net_weights_bounded);
+    tcase_add_test(tc, net_input_and_layer_count_bounded);
+    tcase_add_test(tc, net_layer_names_are_utf8);
+    tcase_add_test(tc, net_save_refuses_non_finite);
+    tcase_add_test(tc, net_save_refuses_unfinished);
+    tcase_add_loop_test(tc, net_load_checks_every_value, 0,
+                        (int)(sizeof net_edits / sizeof net_edits[0]));
+    tcase_add_test(tc, net_load_refuses_negative_variance);
     tcase_add_test(tc, policy_checks);
     tcase_add_test(tc, evaluator_uniform8_matches_float);
     tcase_add_test(tc, weights_through_quantizer_match_fakequant);

@@ -155,7 +155,9 @@ MPQ_API const char *mpq_hw_target_name(size_t index);
  * table units, converted to seconds by the ::MPQ_HW_PARAM_TABLE_UNIT_S parameter; energy (optional
  * column) in units of ::MPQ_HW_PARAM_TABLE_ENERGY_UNIT_J. HAQ's released table
  * (tests/data/haq_mobilenetv2_cloud_latency_lut.csv) loads as is. Missing or duplicate rows,
- * non-numeric or negative values give ::MPQ_ERR_FORMAT naming the line.
+ * non-numeric, non-finite or negative values, a NUL byte, or values so large that a network's
+ * total at the largest unit parameter would overflow give ::MPQ_ERR_FORMAT naming the file and
+ * the line.
  * @param out receives the new handle (NULL on failure).
  * @param path CSV file.
  * @return ::MPQ_OK, ::MPQ_ERR_IO, ::MPQ_ERR_FORMAT, ::MPQ_ERR_INVALID_ARGUMENT or ::MPQ_ERR_OUT_OF_MEMORY.

@@ -80,7 +80,8 @@ MPQ_API mpq_status mpq_layer_shape_fc(mpq_layer_shape *s, int32_t in_features,
 /** Opaque model: an ordered list of quantizable layers. */
 typedef struct mpq_model mpq_model;
 
-/** Creates an empty model named @p name (1..127 bytes; used in policy files to match models). */
+/** Creates an empty model named @p name (1..127 bytes of UTF-8; used in policy files to match
+ * models). */
 MPQ_API mpq_status mpq_model_create(mpq_model **out, const char *name);
 
 /** Destroys a model. NULL is a no-op. */
@@ -105,7 +106,9 @@ MPQ_API const char *mpq_model_zoo_name(size_t index);
 /**
  * Appends a layer after validating its shape: channels divisible by groups, positive sizes, an
  * output size >= 1 (and equal to the derived one when given). Errors name the layer and field.
- * Names are unique within a model (1..127 bytes).
+ * Names are unique within a model (1..127 bytes of UTF-8). Sizes are bounded so that every count
+ * stays exact in int64: at most 2^40 weights and 2^52 multiply-accumulates per layer, 2^48
+ * weights and 2^60 multiply-accumulates per model (::MPQ_ERR_INVALID_ARGUMENT).
  */
 MPQ_API mpq_status mpq_model_add_layer(mpq_model *m, const char *name,
                                        const mpq_layer_shape *shape);
@@ -263,7 +266,9 @@ MPQ_API mpq_status mpq_policy_layer_avg_weight_bits(const mpq_policy *p, size_t 
 MPQ_API mpq_status mpq_policy_avg_weight_bits(const mpq_policy *p, const mpq_model *m,
                                               double *avg);
 
-/** Optional measured figures stored with a policy in its JSON file. NaN = not measured. */
+/** Optional measured figures stored with a policy in its JSON file. NaN = not measured; a
+ * measured accuracy lies in [0, 1] and a measured cost is finite and >= 0 (the setter, the writer
+ * and the reader refuse anything else). */
 typedef struct mpq_policy_figures {
     size_t size;      /**< sizeof(mpq_policy_figures). */
     double accuracy;  /**< Top-1 in [0,1]. */
@@ -273,7 +278,8 @@ typedef struct mpq_policy_figures {
     double size_bytes;/**< Model size in bytes. */
 } mpq_policy_figures;
 
-/** Attaches measured figures (copied). */
+/** Attaches measured figures (copied); a figure outside its documented range (see
+ * ::mpq_policy_figures) gives ::MPQ_ERR_INVALID_ARGUMENT naming it and its value. */
 MPQ_API mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f);
 
 /** Reads the figures (all NaN when none were set). */
@@ -288,14 +294,16 @@ MPQ_API mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, c
 
 /**
  * Parses a policy for model @p m. Malformed JSON, a policy for another model (model name, layer
- * count, layer names, kernel counts, or in_channels/groups when present differ), bits out of
- * range or run lengths that do not cover the layer give ::MPQ_ERR_FORMAT with the JSON path of
- * the problem in the message ("layers[3].weight_bits[0][1]"); another version gives
+ * count, layer names, kernel counts, or kind/in_channels/kernel/groups when present differ), bits
+ * out of range, run lengths that do not cover the layer, or figures outside their documented ranges
+ * (::mpq_policy_figures) give ::MPQ_ERR_FORMAT with the JSON path of the problem and the value in
+ * the message ("layers[3].weight_bits[0][1]", "figures.latency: -5 is ..."); another version gives
  * ::MPQ_ERR_VERSION. Unknown keys are ignored.
  */
 MPQ_API mpq_status mpq_policy_from_json(mpq_policy **out, const mpq_model *m, const char *json);
 
-/** mpq_policy_to_json() written atomically to @p path. */
+/** mpq_policy_to_json() written atomically to @p path; like mpq_policy_to_json() it refuses
+ * (::MPQ_ERR_INVALID_ARGUMENT) a policy the reader would refuse. */
 MPQ_API mpq_status mpq_policy_save(const mpq_policy *p, const mpq_model *m, const char *path);
 
 /** Reads and parses a policy file for model @p m. */

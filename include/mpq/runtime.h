@@ -81,7 +81,9 @@ MPQ_API mpq_status mpq_dataset_load(mpq_dataset **out, const char *dir);
 /**
  * Loads a dataset from four explicit IDX files (gzipped or not). Magic numbers, ranks, extents
  * and sizes are validated; a truncated or foreign file gives ::MPQ_ERR_FORMAT naming the file
- * and the field. Labels must lie in 0..254; the class count is the largest label plus one.
+ * and the field. Image channels, height and width are at most 4096 (as for
+ * mpq_dataset_create_memory()); labels must lie in 0..254 (a 255 is refused naming the file and
+ * the index); the class count is the largest label plus one.
  * @param out receives the dataset.
  * @param train_images IDX3 (or IDX4: N x C x H x W) uint8 training images.
  * @param train_labels IDX1 uint8 training labels, same count.
@@ -151,6 +153,23 @@ MPQ_API mpq_status mpq_dataset_sample(const mpq_dataset *ds, mpq_split split, in
 /** @name Networks
  * @{ */
 
+/** Largest input height or width, kernel, stride and pad, and output height or width of any layer
+ * of an ::mpq_net. */
+#define MPQ_NET_MAX_EXTENT 4096
+/** Largest channel count of a network's input. */
+#define MPQ_NET_MAX_INPUT_CHANNELS 4096
+/** Largest out_channels of a convolution or fully connected layer. */
+#define MPQ_NET_MAX_OUT_CHANNELS 65536
+/** Largest number of values (channels x height x width) of the input or any layer's output, per
+ * image (2^28: 1 GiB of floats). */
+#define MPQ_NET_MAX_VALUES ((int64_t)1 << 28)
+/** Largest weight count of one layer (2^31). */
+#define MPQ_NET_MAX_WEIGHTS ((int64_t)1 << 31)
+/** Largest multiply-accumulate count of one layer per image (2^40). */
+#define MPQ_NET_MAX_MACS ((int64_t)1 << 40)
+/** Largest number of layers of a network. */
+#define MPQ_NET_MAX_LAYERS 4096
+
 /** Kind of a network layer. */
 typedef enum mpq_net_op {
     MPQ_OP_CONV = 1,        /**< 2-D convolution, any groups (groups == channels: depthwise). */
@@ -196,10 +215,10 @@ typedef struct mpq_net mpq_net;
 /**
  * Creates an empty network for C x H x W inputs and @p classes outputs.
  * @param out receives the network.
- * @param channels input channels.
- * @param height input height.
- * @param width input width.
- * @param classes number of classes (the last layer must produce this many features).
+ * @param channels input channels (1..::MPQ_NET_MAX_INPUT_CHANNELS).
+ * @param height input height (1..::MPQ_NET_MAX_EXTENT).
+ * @param width input width (1..::MPQ_NET_MAX_EXTENT); C x H x W at most ::MPQ_NET_MAX_VALUES.
+ * @param classes number of classes, 2..100000 (the last layer must produce this many features).
  * @param seed seeds the per-handle generator (weight initialisation, shuffling).
  */
 MPQ_API mpq_status mpq_net_create(mpq_net **out, int32_t channels, int32_t height,
@@ -229,9 +248,13 @@ MPQ_API mpq_status mpq_net_clone(const mpq_net *net, mpq_net **out);
 
 /**
  * Appends a layer, checking shapes (errors name the layer and field). Parameters are initialised
- * with He-normal weights (He et al., 2015), zero biases, unit BN scales.
+ * with He-normal weights (He et al., 2015), zero biases, unit BN scales. Sizes are bounded before
+ * anything is allocated: kernel, stride and output height/width 1..::MPQ_NET_MAX_EXTENT,
+ * 0 <= pad < kernel, out_channels 1..::MPQ_NET_MAX_OUT_CHANNELS, at most ::MPQ_NET_MAX_VALUES
+ * output values, ::MPQ_NET_MAX_WEIGHTS weights and ::MPQ_NET_MAX_MACS multiply-accumulates per
+ * layer, ::MPQ_NET_MAX_LAYERS layers (::MPQ_ERR_INVALID_ARGUMENT).
  * @param net the network.
- * @param name unique layer name (1..63 bytes), used in files and in the exposed model.
+ * @param name unique layer name (1..63 bytes of UTF-8), used in files and in the exposed model.
  * @param layer description (size set).
  * @param index receives the new layer's index (may be NULL).
  */
@@ -281,15 +304,21 @@ MPQ_API const char *mpq_net_name(const mpq_net *net);
 
 /**
  * Saves the architecture (JSON header), parameters, BN running statistics and activation ranges
- * to a container file, atomically.
+ * to a container file, atomically. Nothing is written that mpq_net_load() would refuse: a
+ * parameter or activation range that is not finite (or a negative BN variance, or act_lo above
+ * act_hi) gives ::MPQ_ERR_NUMERIC naming the layer; a network without layers or whose last layer
+ * does not produce the class scores gives ::MPQ_ERR_STATE.
  * @param net the network.
  * @param path destination file.
  */
 MPQ_API mpq_status mpq_net_save(const mpq_net *net, const char *path);
 
 /**
- * Loads a network written by mpq_net_save(); the architecture is re-validated and every tensor's
- * size checked (damage: ::MPQ_ERR_FORMAT).
+ * Loads a network written by mpq_net_save(); every stored value is checked against the limits of
+ * mpq_net_create() and mpq_net_add() before anything is allocated for it, every tensor's size
+ * and values (finite, variances >= 0) and every activation range (finite floats, act_lo <=
+ * act_hi) are checked, and a tensor that belongs to no layer is refused. Damage gives
+ * ::MPQ_ERR_FORMAT with a message naming the file, the layer, the field and the value.
  * @param out receives the network.
  * @param path file to read.
  * @param seed seeds the new handle's generator.

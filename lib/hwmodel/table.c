@@ -68,6 +68,15 @@ mpq_status mpq__hw_table_parse(mpq_hw *hw, const char *text, size_t length)
     size_t nrows = 0, cap = 0;
     mpq_status st = MPQ_OK;
 
+    /* strtod() would stop at a NUL and take "5\0junk" for 5. */
+    const char *nul = memchr(text, '\0', length);
+    if (nul) {
+        size_t at = 1;
+        for (const char *q = text; q < nul; q++)
+            at += *q == '\n';
+        return mpq_set_error(MPQ_ERR_FORMAT, "line %zu: NUL byte (a lookup table is text)", at);
+    }
+
     while (p < end && st == MPQ_OK) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         if (!e)
@@ -214,6 +223,42 @@ mpq_status mpq__hw_table_parse(mpq_hw *hw, const char *text, size_t length)
                                bits);
             goto done;
         }
+    /* A network's total (every layer at its costliest entry, times the largest unit the
+     * parameters allow) must stay finite, or the evaluation reports an infinite latency. */
+    for (int col = 0; col < 2 && (col == 0 || en); col++) {
+        const double *v = col == 0 ? lat : en;
+        mpq_param_info info;
+        info.size = sizeof info;
+        mpq_status ps = mpq_hw_param_info(hw, col == 0 ? MPQ_HW_PARAM_TABLE_UNIT_S
+                                                       : MPQ_HW_PARAM_TABLE_ENERGY_UNIT_J,
+                                          &info);
+        if (ps) {
+            st = ps;
+            goto done;
+        }
+        double sum = 0.0, biggest = 0.0;
+        size_t biggest_at = 0;
+        const size_t per = (size_t)bits * (size_t)bits;
+        for (size_t l = 0; l < (size_t)layers; l++) {
+            double mx = 0.0;
+            for (size_t k = 0; k < per; k++) {
+                mx = fmax(mx, v[l * per + k]);
+                if (v[l * per + k] > biggest) {
+                    biggest = v[l * per + k];
+                    biggest_at = seen[l * per + k];
+                }
+            }
+            sum += mx;
+        }
+        if (!isfinite(sum * info.max_value)) {
+            st = mpq_set_error(MPQ_ERR_FORMAT,
+                               "line %zu: %s %g is too large: the table's network total times "
+                               "%s up to %g would overflow",
+                               biggest_at, col_names[COL_LAT + col], biggest, info.name,
+                               info.max_value);
+            goto done;
+        }
+    }
     hw->table_layers = (size_t)layers;
     hw->table_bits = (int)bits;
     hw->table_latency = lat;

@@ -1,3 +1,4 @@
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,12 +8,17 @@
 /* The draft 0.1 struct ended at `batch`; callers compiled against it pass that size. */
 #define SHAPE_MIN_SIZE (offsetof(mpq_layer_shape, batch) + sizeof(int32_t))
 
+/* 1..127 bytes of UTF-8: names go into JSON headers and policy files, which hold only UTF-8. */
 static int name_ok(const char *name)
 {
     if (!name)
         return 0;
     size_t n = strlen(name);
-    return n >= 1 && n <= MPQ_MODEL_NAME_MAX;
+    if (n < 1 || n > MPQ_MODEL_NAME_MAX)
+        return 0;
+    json_t *j = json_string(name);
+    json_decref(j);
+    return j != NULL;
 }
 
 mpq_status mpq_layer_shape_conv(mpq_layer_shape *s, int32_t in_channels, int32_t out_channels,
@@ -62,7 +68,8 @@ mpq_status mpq_model_create(mpq_model **out, const char *name)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_create: out is NULL");
     if (!name_ok(name))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_model_create: name must be 1..%d bytes", MPQ_MODEL_NAME_MAX);
+                             "mpq_model_create: name must be 1..%d bytes of UTF-8",
+                             MPQ_MODEL_NAME_MAX);
     mpq_model *m = calloc(1, sizeof *m);
     if (!m)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_model_create: out of memory");
@@ -80,6 +87,7 @@ void mpq_model_destroy(mpq_model *m)
         free(m->layers[i].bias);
     }
     free(m->layers);
+    free(m->slots);
     free(m);
 }
 
@@ -102,6 +110,8 @@ mpq_status mpq_model_clone(const mpq_model *m, mpq_model **out)
     if (!c)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_model_clone: out of memory");
     memcpy(c->name, m->name, sizeof c->name);
+    c->total_weights = m->total_weights;
+    c->total_macs = m->total_macs;
     if (m->count) {
         c->layers = calloc(m->count, sizeof *c->layers);
         if (!c->layers) {
@@ -225,22 +235,72 @@ mpq_status mpq_model_validate_shape(const char *name, const mpq_layer_shape *in,
     return MPQ_OK;
 }
 
+static uint64_t name_hash(const char *s)
+{
+    /* FNV-1a 64 */
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* Slot of @p name in the index: the one holding it, or the empty one where it would go. */
+static size_t slot_of(const mpq_model *m, const char *name)
+{
+    size_t mask = m->nslots - 1, i = (size_t)name_hash(name) & mask;
+    while (m->slots[i] && strcmp(m->layers[m->slots[i] - 1].name, name) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Makes room in the index for one more name (rebuilding it from the layers when needed). */
+static int index_reserve(mpq_model *m)
+{
+    if (m->slots && 2 * (m->count + 1) <= m->nslots)
+        return 1;
+    size_t n = 64;
+    while (n < 4 * (m->count + 1))
+        n *= 2;
+    size_t *slots = calloc(n, sizeof *slots);
+    if (!slots)
+        return 0;
+    free(m->slots);
+    m->slots = slots;
+    m->nslots = n;
+    for (size_t i = 0; i < m->count; i++)
+        m->slots[slot_of(m, m->layers[i].name)] = i + 1;
+    return 1;
+}
+
 mpq_status mpq_model_add_layer(mpq_model *m, const char *name, const mpq_layer_shape *shape)
 {
     if (!m)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_add_layer: m is NULL");
     if (!name_ok(name))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_model_add_layer: layer %zu: name must be 1..%d bytes", m->count,
-                             MPQ_MODEL_NAME_MAX);
-    for (size_t i = 0; i < m->count; i++)
-        if (strcmp(m->layers[i].name, name) == 0)
-            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                                 "layer '%s': name already used by layer %zu", name, i);
+                             "mpq_model_add_layer: layer %zu: name must be 1..%d bytes of UTF-8",
+                             m->count, MPQ_MODEL_NAME_MAX);
+    if (!index_reserve(m))
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_model_add_layer: out of memory");
+    const size_t slot = slot_of(m, name);
+    if (m->slots[slot])
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "layer '%s': name already used by layer %zu", name,
+                             m->slots[slot] - 1);
     mpq_layer_shape s;
     mpq_status st = mpq_model_validate_shape(name, shape, &s);
     if (st)
         return st;
+    /* Per layer at most 2^40 weights and 2^52 MACs: the sums below cannot overflow. */
+    const int64_t w = mpq_shape_weight_count(&s), macs = mpq_shape_macs(&s);
+    if (m->total_weights + w > MPQ_MODEL_MAX_WEIGHTS)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "layer '%s': its %lld weights take model '%s' past 2^48 weights",
+                             name, (long long)w, m->name);
+    if (m->total_macs + macs > MPQ_MODEL_MAX_MACS)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "layer '%s': its %lld MACs take model '%s' past 2^60 MACs", name,
+                             (long long)macs, m->name);
     if (m->count == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 16;
         mpq_layer *l = realloc(m->layers, cap * sizeof *l);
@@ -254,6 +314,9 @@ mpq_status mpq_model_add_layer(mpq_model *m, const char *name, const mpq_layer_s
     strcpy(l->name, name);
     l->shape = s;
     m->count++;
+    m->total_weights += w;
+    m->total_macs += macs;
+    m->slots[slot] = m->count;
     return MPQ_OK;
 }
 

@@ -16,10 +16,20 @@ typedef struct mpq_layer {
     int64_t bias_len;
 } mpq_layer;
 
+/* Whole-model bounds: the sums over layers (mpq_model_totals(), the policy's weighted bit counts,
+ * 32 * weights < 2^53) then stay exact and far from int64 overflow whatever the layer count. */
+#define MPQ_MODEL_MAX_WEIGHTS ((int64_t)1 << 48)
+#define MPQ_MODEL_MAX_MACS ((int64_t)1 << 60)
+
 struct mpq_model {
     char name[MPQ_MODEL_NAME_MAX + 1];
     mpq_layer *layers;
     size_t count, cap;
+    int64_t total_weights, total_macs; /* over the layers, bounded by the limits above */
+    /* Open-addressing index of the layer names (layer index + 1, 0 = empty; nslots a power of
+     * two, at most half full, rebuilt on demand): a file of many layers costs linear time to
+     * check for duplicate names, not quadratic. */
+    size_t *slots, nslots;
 };
 
 /* Validates @p in for the layer called @p name and writes the normalised shape (size set to the

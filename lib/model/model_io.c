@@ -154,11 +154,13 @@ static mpq_status parse_layers(const char *path, json_t *root, mpq_model *m,
                                  "'%s' is not \"conv\" or \"fc\"", path, i, kind);
         for (size_t f = 0; f < SHAPE_FIELD_COUNT; f++) {
             json_t *v = json_object_get(o, shape_fields[f].key);
-            if (!json_is_integer(v) || json_integer_value(v) < INT32_MIN ||
-                json_integer_value(v) > INT32_MAX)
+            if (!json_is_integer(v))
                 return mpq_set_error(MPQ_ERR_FORMAT, "model file '%s': header.layers[%zu].%s is "
-                                     "missing or not a 32-bit integer", path, i,
-                                     shape_fields[f].key);
+                                     "missing or not an integer", path, i, shape_fields[f].key);
+            if (json_integer_value(v) < INT32_MIN || json_integer_value(v) > INT32_MAX)
+                return mpq_set_error(MPQ_ERR_FORMAT, "model file '%s': header.layers[%zu].%s "
+                                     "%lld is not a 32-bit integer", path, i,
+                                     shape_fields[f].key, (long long)json_integer_value(v));
             *field_ptr(&s, f) = (int32_t)json_integer_value(v);
         }
         mpq_status st = mpq_model_add_layer(m, json_string_value(jn), &s);
@@ -176,7 +178,8 @@ static mpq_status parse_layers(const char *path, json_t *root, mpq_model *m,
         if (mpq_container_find(c, tname, &info) == MPQ_OK) {
             st = mpq_container_expect(c, tname, MPQ_DTYPE_F32, want, &w);
             if (st)
-                return st;
+                return mpq_set_error(st, "model file '%s': header.layers[%zu] '%s': %s", path, i,
+                                     l->name, prev_error(prevbuf));
         }
         snprintf(tname, sizeof tname, "layers.%zu.bias", i);
         if (mpq_container_find(c, tname, &info) == MPQ_OK) {
@@ -185,7 +188,8 @@ static mpq_status parse_layers(const char *path, json_t *root, mpq_model *m,
                                      "weight tensor", path, tname);
             st = mpq_container_expect(c, tname, MPQ_DTYPE_F32, l->shape.out_channels, &b);
             if (st)
-                return st;
+                return mpq_set_error(st, "model file '%s': header.layers[%zu] '%s': %s", path, i,
+                                     l->name, prev_error(prevbuf));
         }
         if (w) {
             st = mpq_model_set_weights(m, m->count - 1, w, want, b, b ? l->shape.out_channels : 0);

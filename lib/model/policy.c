@@ -403,6 +403,29 @@ mpq_status mpq_policy_avg_weight_bits(const mpq_policy *p, const mpq_model *m, d
     return MPQ_OK;
 }
 
+const char *const mpq_policy_figure_names[5] = {"accuracy", "latency", "energy", "area",
+                                                "size_bytes"};
+
+double *mpq_policy_figure_slot(mpq_policy_figures *f, int i)
+{
+    switch (i) {
+    case 0: return &f->accuracy;
+    case 1: return &f->latency;
+    case 2: return &f->energy;
+    case 3: return &f->area;
+    default: return &f->size_bytes;
+    }
+}
+
+const char *mpq_policy_figure_problem(int i, double v)
+{
+    if (isnan(v))
+        return NULL;
+    if (i == 0)
+        return v >= 0.0 && v <= 1.0 ? NULL : "outside [0, 1] (top-1 accuracy as a fraction)";
+    return isfinite(v) && v >= 0.0 ? NULL : "not a finite number >= 0";
+}
+
 mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f)
 {
     if (!p || !f)
@@ -414,12 +437,13 @@ mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f)
                              "(mpq_policy_figures) = %zu",
                              f->size, sizeof *f);
     const double v[5] = {f->accuracy, f->latency, f->energy, f->area, f->size_bytes};
-    static const char *const names[5] = {"accuracy", "latency", "energy", "area", "size_bytes"};
-    for (int i = 0; i < 5; i++)
-        if (isinf(v[i]))
+    for (int i = 0; i < 5; i++) {
+        const char *why = mpq_policy_figure_problem(i, v[i]);
+        if (why)
             return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                                 "mpq_policy_set_figures: %s is infinite (NaN means not measured)",
-                                 names[i]);
+                                 "mpq_policy_set_figures: %s %g is %s (NaN means not measured)",
+                                 mpq_policy_figure_names[i], v[i], why);
+    }
     p->figures = *f;
     p->figures.size = sizeof p->figures;
     return MPQ_OK;

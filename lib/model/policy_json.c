@@ -27,19 +27,6 @@ static const char *prev_error(char buf[1024])
 #define POLICY_FORMAT "mpq-policy"
 #define POLICY_VERSION 1
 
-static const char *const figure_keys[5] = {"accuracy", "latency", "energy", "area", "size_bytes"};
-
-static double *figure_slot(mpq_policy_figures *f, int i)
-{
-    switch (i) {
-    case 0: return &f->accuracy;
-    case 1: return &f->latency;
-    case 2: return &f->energy;
-    case 3: return &f->area;
-    default: return &f->size_bytes;
-    }
-}
-
 static mpq_status oom(const char *fn) { return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn); }
 
 /* json_object_set_new / json_array_append_new steal the reference even on failure. */
@@ -75,6 +62,24 @@ mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, char **js
     mpq_status st = mpq_policy_check_model(p, m);
     if (st)
         return st;
+    /* What the reader refuses is never written. */
+    for (size_t i = 0; i < p->layers; i++) {
+        if (!mpq_bits_valid(p->act[i]))
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: layer %zu '%s': act_bits %d not "
+                                 "in 1..16 or 32", fn, i, p->names[i], p->act[i]);
+        for (int64_t k = 0; k < p->kernels[i]; k++)
+            if (!mpq_bits_valid(p->bits[p->offset[i] + k]))
+                return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: layer %zu '%s': kernel %lld "
+                                     "weight bits %d not in 1..16 or 32", fn, i, p->names[i],
+                                     (long long)k, p->bits[p->offset[i] + k]);
+    }
+    for (int i = 0; i < 5; i++) {
+        double v = *mpq_policy_figure_slot((mpq_policy_figures *)&p->figures, i);
+        const char *why = mpq_policy_figure_problem(i, v);
+        if (why)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: figures.%s %g is %s", fn,
+                                 mpq_policy_figure_names[i], v, why);
+    }
     json_t *root = json_object();
     json_t *layers = json_array();
     int bad = !root || !layers;
@@ -111,14 +116,14 @@ mpq_status mpq_policy_to_json(const mpq_policy *p, const mpq_model *m, char **js
     }
     int any_figure = 0;
     for (int i = 0; i < 5; i++)
-        any_figure |= !isnan(*figure_slot((mpq_policy_figures *)&p->figures, i));
+        any_figure |= !isnan(*mpq_policy_figure_slot((mpq_policy_figures *)&p->figures, i));
     if (!bad && any_figure) {
         json_t *f = json_object();
         bad = set(root, "figures", f);
         for (int i = 0; !bad && i < 5; i++) {
-            double v = *figure_slot((mpq_policy_figures *)&p->figures, i);
+            double v = *mpq_policy_figure_slot((mpq_policy_figures *)&p->figures, i);
             if (!isnan(v))
-                bad = set(f, figure_keys[i], json_real(v));
+                bad = set(f, mpq_policy_figure_names[i], json_real(v));
         }
     }
     if (bad) {
@@ -197,8 +202,8 @@ static mpq_status parse_layer(json_t *o, size_t i, const mpq_model *m, mpq_polic
         return mpq_set_error(MPQ_ERR_FORMAT,
                              "policy JSON: %s.out_channels: %lld kernels, model layer '%s' has %d",
                              path, v, l->name, l->shape.out_channels);
-    /* in_channels, kernel and groups are written for people and tools; only present ones are
-     * checked, so a hand-written policy may give just name, out_channels and the bits. */
+    /* kind, in_channels, kernel and groups are written for people and tools; only present ones
+     * are checked, so a hand-written policy may give just name, out_channels and the bits. */
     if (json_object_get(o, "in_channels")) {
         st = get_int(o, "in_channels", path, 1, INT32_MAX, &v);
         if (st)
@@ -207,6 +212,32 @@ static mpq_status parse_layer(json_t *o, size_t i, const mpq_model *m, mpq_polic
             return mpq_set_error(MPQ_ERR_FORMAT,
                                  "policy JSON: %s.in_channels: %lld, model layer '%s' has %d",
                                  path, v, l->name, l->shape.in_channels);
+    }
+    json_t *kind = json_object_get(o, "kind");
+    if (kind) {
+        const char *want = l->shape.kind == MPQ_LAYER_FC ? "fc" : "conv";
+        snprintf(sub, sizeof sub, "%s.kind", path);
+        if (!json_is_string(kind))
+            return perr(sub, "not a string");
+        if (strcmp(json_string_value(kind), want) != 0)
+            return mpq_set_error(MPQ_ERR_FORMAT,
+                                 "policy JSON: %s: '%s', model layer '%s' is '%s'", sub,
+                                 json_string_value(kind), l->name, want);
+    }
+    json_t *kernel = json_object_get(o, "kernel");
+    if (kernel) {
+        snprintf(sub, sizeof sub, "%s.kernel", path);
+        json_t *kh = json_array_get(kernel, 0), *kw = json_array_get(kernel, 1);
+        if (!json_is_array(kernel) || json_array_size(kernel) != 2 || !json_is_integer(kh) ||
+            !json_is_integer(kw))
+            return perr(sub, "not a [height, width] pair of integers");
+        if (json_integer_value(kh) != l->shape.kernel_h ||
+            json_integer_value(kw) != l->shape.kernel_w)
+            return mpq_set_error(MPQ_ERR_FORMAT,
+                                 "policy JSON: %s: [%lld, %lld], model layer '%s' has [%d, %d]",
+                                 sub, (long long)json_integer_value(kh),
+                                 (long long)json_integer_value(kw), l->name, l->shape.kernel_h,
+                                 l->shape.kernel_w);
     }
     if (json_object_get(o, "groups")) {
         st = get_int(o, "groups", path, 1, INT32_MAX, &v);
@@ -299,14 +330,19 @@ static mpq_status parse_root(json_t *root, const mpq_model *m, mpq_policy *p)
         if (!json_is_object(fig))
             return perr("figures", "not an object");
         for (int i = 0; i < 5; i++) {
-            json_t *v = json_object_get(fig, figure_keys[i]);
+            json_t *v = json_object_get(fig, mpq_policy_figure_names[i]);
             if (!v)
                 continue;
             char path[64];
-            snprintf(path, sizeof path, "figures.%s", figure_keys[i]);
+            snprintf(path, sizeof path, "figures.%s", mpq_policy_figure_names[i]);
             if (!json_is_number(v))
                 return perr(path, "not a number");
-            *figure_slot(&p->figures, i) = json_number_value(v);
+            double x = json_number_value(v);
+            const char *why = mpq_policy_figure_problem(i, x);
+            if (why)
+                return mpq_set_error(MPQ_ERR_FORMAT, "policy JSON: %s: %.17g is %s", path, x,
+                                     why);
+            *mpq_policy_figure_slot(&p->figures, i) = x;
         }
     }
     return MPQ_OK;

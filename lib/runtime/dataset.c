@@ -10,6 +10,9 @@
  * 28); 1 GiB leaves room for colour datasets while refusing a decompression bomb. */
 #define IDX_MAX_BYTES ((size_t)1 << 30)
 
+/* Largest image channel count, height or width (mpq_dataset_create_memory()). */
+#define DATASET_MAX_EXTENT 4096
+
 static uint32_t be32(const unsigned char *p)
 {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -141,6 +144,20 @@ mpq_status mpq_dataset_load_idx(mpq_dataset **out, const char *train_images,
                                    paths[i + 1], idx[i + 1].dims[0], idx[i].dims[0], paths[i]);
         }
     }
+    /* The image extents mpq_dataset_create_memory() accepts, and labels it accepts, checked here
+     * so that the message names the file. */
+    for (int i = 0; i < 4 && st == MPQ_OK; i += 2)
+        for (int k = 1; k < idx[i].rank && st == MPQ_OK; k++)
+            if (idx[i].dims[k] > DATASET_MAX_EXTENT)
+                st = mpq_set_error(MPQ_ERR_FORMAT,
+                                   "%s: image dimension %d is %u, more than %d", paths[i], k,
+                                   idx[i].dims[k], DATASET_MAX_EXTENT);
+    for (int i = 1; i < 4 && st == MPQ_OK; i += 2) {
+        const uint8_t *bad = memchr(idx[i].data, 255, (size_t)idx[i].count);
+        if (bad)
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: label %lld is 255 (labels are 0..254)",
+                               paths[i], (long long)(bad - idx[i].data));
+    }
     if (st == MPQ_OK) {
         int r = idx[0].rank;
         c = r == 4 ? (int32_t)idx[0].dims[1] : 1;
@@ -214,8 +231,8 @@ mpq_status mpq_dataset_create_memory(mpq_dataset **out, const uint8_t *images,
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "mpq_dataset_create_memory: train_count %lld / test_count %lld",
                              (long long)train_count, (long long)test_count);
-    if (channels < 1 || height < 1 || width < 1 || channels > 4096 || height > 4096 ||
-        width > 4096)
+    if (channels < 1 || height < 1 || width < 1 || channels > DATASET_MAX_EXTENT ||
+        height > DATASET_MAX_EXTENT || width > DATASET_MAX_EXTENT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "mpq_dataset_create_memory: image shape %dx%dx%d", channels, height,
                              width);

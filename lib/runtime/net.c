@@ -1,6 +1,8 @@
 /* Network description: layers, parameters, hyper-parameters, the built-in networks, file I/O and
  * the view of the quantizable layers as an mpq_model. */
 #include <jansson.h>
+#include <stdio.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,8 +134,9 @@ mpq_status mpq_net_layer_init(mpq_net_layer *layer, mpq_net_op op)
     return MPQ_OK;
 }
 
+/* @p engine 0 gives a network that only holds shapes (mpq_net_save's check of its own file). */
 static mpq_status net_alloc(mpq_net **out, int32_t c, int32_t h, int32_t w, int32_t classes,
-                            uint64_t seed)
+                            uint64_t seed, int engine)
 {
     mpq_net *net = calloc(1, sizeof *net);
     if (!net)
@@ -143,9 +146,10 @@ static mpq_status net_alloc(mpq_net **out, int32_t c, int32_t h, int32_t w, int3
         free(net);
         return st;
     }
-    if (dnnl_engine_create(&net->engine, dnnl_cpu, 0) != dnnl_success ||
-        dnnl_stream_create(&net->stream, net->engine, dnnl_stream_default_flags) !=
-            dnnl_success) {
+    if (engine &&
+        (dnnl_engine_create(&net->engine, dnnl_cpu, 0) != dnnl_success ||
+         dnnl_stream_create(&net->stream, net->engine, dnnl_stream_default_flags) !=
+             dnnl_success)) {
         mpq_net_destroy(net);
         return mpq_set_error(MPQ_ERR_INTERNAL, "mpq_net_create: oneDNN CPU engine unavailable");
     }
@@ -160,19 +164,32 @@ static mpq_status net_alloc(mpq_net **out, int32_t c, int32_t h, int32_t w, int3
     return MPQ_OK;
 }
 
+static mpq_status check_input_shape(int32_t channels, int32_t height, int32_t width,
+                                    int32_t classes)
+{
+    if (channels < 1 || height < 1 || width < 1 || channels > MPQ_NET_MAX_INPUT_CHANNELS ||
+        height > MPQ_NET_MAX_EXTENT || width > MPQ_NET_MAX_EXTENT ||
+        (int64_t)channels * height * width > MPQ_NET_MAX_VALUES)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_net_create: input shape %dx%dx%d (channels 1..%d, height and "
+                             "width 1..%d, at most %lld values)",
+                             channels, height, width, MPQ_NET_MAX_INPUT_CHANNELS,
+                             MPQ_NET_MAX_EXTENT, (long long)MPQ_NET_MAX_VALUES);
+    if (classes < 2 || classes > 100000)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_create: classes %d (2..100000)",
+                             classes);
+    return MPQ_OK;
+}
+
 mpq_status mpq_net_create(mpq_net **out, int32_t channels, int32_t height, int32_t width,
                           int32_t classes, uint64_t seed)
 {
     if (!out)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_create: out is NULL");
-    if (channels < 1 || height < 1 || width < 1 || channels > 4096 || height > 4096 ||
-        width > 4096)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_create: input shape %dx%dx%d",
-                             channels, height, width);
-    if (classes < 2 || classes > 100000)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_create: classes %d (>= 2)",
-                             classes);
-    return net_alloc(out, channels, height, width, classes, seed);
+    mpq_status st = check_input_shape(channels, height, width, classes);
+    if (st != MPQ_OK)
+        return st;
+    return net_alloc(out, channels, height, width, classes, seed, 1);
 }
 
 static void layer_free(rt_layer *l)
@@ -225,24 +242,11 @@ static const char *const op_names[] = {"",        "conv",    "batchnorm", "relu"
                                        "relu6",   "maxpool", "avgpool",   "global_avgpool",
                                        "fc",      "add",     "flatten"};
 
-/* Allocates parameter arrays (zeroed) for a validated layer. */
+/* Allocates parameter arrays (zeroed) for a validated layer; nw and nb are set by layer_shape(). */
 static mpq_status layer_alloc_params(rt_layer *l)
 {
-    switch (l->d.op) {
-    case MPQ_OP_CONV:
-        l->nw = (int64_t)l->out_c * (l->in_c / l->d.groups) * l->d.kernel * l->d.kernel;
-        l->nb = l->d.bias ? l->out_c : 0;
-        break;
-    case MPQ_OP_FC:
-        l->nw = (int64_t)l->out_c * l->in_c * l->in_h * l->in_w;
-        l->nb = l->d.bias ? l->out_c : 0;
-        break;
-    case MPQ_OP_BATCHNORM:
-        l->nw = l->nb = l->out_c;
-        break;
-    default:
+    if (l->nw == 0)
         return MPQ_OK;
-    }
     size_t nw = (size_t)l->nw, nb = (size_t)(l->nb ? l->nb : 1);
     l->w = calloc(nw, sizeof(float));
     l->gw = calloc(nw, sizeof(float));
@@ -291,12 +295,25 @@ static mpq_status layer_init_params(mpq_net *net, rt_layer *l)
     return MPQ_OK;
 }
 
-static int32_t out_extent(int32_t in, int32_t k, int32_t s, int32_t p)
+/* a * b for non-negative operands, or -1 when the product exceeds @p limit (never overflows). */
+static int64_t mul_capped(int64_t a, int64_t b, int64_t limit)
 {
-    return (in + 2 * p - k) / s + 1;
+    if (b != 0 && a > limit / b)
+        return -1;
+    return a * b <= limit ? a * b : -1;
 }
 
-/* Validates @p l (input already resolved) against the network and fills the shapes. */
+/* Output extent of a window over @p in (all operands already bounded by MPQ_NET_MAX_EXTENT, so
+ * the arithmetic stays far from overflow); -1 when the kernel does not fit the padded input. */
+static int64_t out_extent(int64_t in, int64_t k, int64_t s, int64_t p)
+{
+    int64_t span = in + 2 * p - k;
+    return span < 0 ? -1 : span / s + 1;
+}
+
+/* Validates @p l (input already resolved) against the network, fills the shapes and the
+ * parameter counts. Every size is bounded by the MPQ_NET_MAX_* limits before it is used, so no
+ * product overflows and no allocation follows from an unchecked number. */
 static mpq_status layer_shape(mpq_net *net, rt_layer *l)
 {
     const mpq_net_layer *d = &l->d;
@@ -317,46 +334,69 @@ static mpq_status layer_shape(mpq_net *net, rt_layer *l)
     l->out_c = l->in_c;
     l->out_h = l->in_h;
     l->out_w = l->in_w;
+    l->nw = l->nb = 0;
+    /* Inputs are a validated layer's output or the network input: C*H*W <= MPQ_NET_MAX_VALUES. */
+    const int64_t in_values = (int64_t)l->in_c * l->in_h * l->in_w;
     switch (d->op) {
     case MPQ_OP_CONV:
     case MPQ_OP_MAXPOOL:
-    case MPQ_OP_AVGPOOL:
-        if (d->kernel < 1 || d->stride < 1 || d->pad < 0 || d->pad >= d->kernel)
+    case MPQ_OP_AVGPOOL: {
+        if (d->kernel < 1 || d->kernel > MPQ_NET_MAX_EXTENT)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "layer '%s': kernel %d outside 1..%d",
+                                 l->name, d->kernel, MPQ_NET_MAX_EXTENT);
+        if (d->stride < 1 || d->stride > MPQ_NET_MAX_EXTENT)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "layer '%s': stride %d outside 1..%d",
+                                 l->name, d->stride, MPQ_NET_MAX_EXTENT);
+        if (d->pad < 0 || d->pad >= d->kernel)
             return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                                 "layer '%s': kernel %d stride %d pad %d (need kernel, stride "
-                                 ">= 1, 0 <= pad < kernel)",
-                                 l->name, d->kernel, d->stride, d->pad);
-        l->out_h = out_extent(l->in_h, d->kernel, d->stride, d->pad);
-        l->out_w = out_extent(l->in_w, d->kernel, d->stride, d->pad);
-        if (l->out_h < 1 || l->out_w < 1)
+                                 "layer '%s': pad %d outside 0..%d (0 <= pad < kernel %d)",
+                                 l->name, d->pad, d->kernel - 1, d->kernel);
+        int64_t oh = out_extent(l->in_h, d->kernel, d->stride, d->pad);
+        int64_t ow = out_extent(l->in_w, d->kernel, d->stride, d->pad);
+        if (oh < 1 || ow < 1)
             return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                                 "layer '%s': kernel %d larger than the padded %dx%d input",
-                                 l->name, d->kernel, l->in_h, l->in_w);
+                                 "layer '%s': kernel %d larger than the %dx%d input padded by %d",
+                                 l->name, d->kernel, l->in_h, l->in_w, d->pad);
+        if (oh > MPQ_NET_MAX_EXTENT || ow > MPQ_NET_MAX_EXTENT)
+            return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                                 "layer '%s': output %lldx%lld (pad %d) exceeds %d", l->name,
+                                 (long long)oh, (long long)ow, d->pad, MPQ_NET_MAX_EXTENT);
+        l->out_h = (int32_t)oh;
+        l->out_w = (int32_t)ow;
         if (d->op == MPQ_OP_CONV) {
-            if (d->out_channels < 1 || d->out_channels > 65536)
+            if (d->out_channels < 1 || d->out_channels > MPQ_NET_MAX_OUT_CHANNELS)
                 return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                                     "layer '%s': out_channels %d outside 1..65536", l->name,
-                                     d->out_channels);
+                                     "layer '%s': out_channels %d outside 1..%d", l->name,
+                                     d->out_channels, MPQ_NET_MAX_OUT_CHANNELS);
             if (d->groups < 1 || l->in_c % d->groups || d->out_channels % d->groups)
                 return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                                      "layer '%s': groups %d must divide in %d and out %d",
                                      l->name, d->groups, l->in_c, d->out_channels);
             l->out_c = d->out_channels;
+            int64_t per_kernel =
+                mul_capped((int64_t)(l->in_c / d->groups), (int64_t)d->kernel * d->kernel,
+                           MPQ_NET_MAX_WEIGHTS);
+            l->nw = per_kernel < 0 ? -1
+                                   : mul_capped(per_kernel, l->out_c, MPQ_NET_MAX_WEIGHTS);
+            l->nb = d->bias ? l->out_c : 0;
         }
         break;
+    }
     case MPQ_OP_GLOBAL_AVGPOOL:
         l->out_h = l->out_w = 1;
         break;
     case MPQ_OP_FC:
-        if (d->out_channels < 1 || d->out_channels > 65536)
+        if (d->out_channels < 1 || d->out_channels > MPQ_NET_MAX_OUT_CHANNELS)
             return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                                 "layer '%s': out_channels %d outside 1..65536", l->name,
-                                 d->out_channels);
+                                 "layer '%s': out_channels %d outside 1..%d", l->name,
+                                 d->out_channels, MPQ_NET_MAX_OUT_CHANNELS);
         l->out_c = d->out_channels;
         l->out_h = l->out_w = 1;
+        l->nw = mul_capped(in_values, l->out_c, MPQ_NET_MAX_WEIGHTS);
+        l->nb = d->bias ? l->out_c : 0;
         break;
     case MPQ_OP_FLATTEN:
-        l->out_c = l->in_c * l->in_h * l->in_w;
+        l->out_c = (int32_t)in_values;
         l->out_h = l->out_w = 1;
         break;
     case MPQ_OP_ADD: {
@@ -372,6 +412,8 @@ static mpq_status layer_shape(mpq_net *net, rt_layer *l)
         break;
     }
     case MPQ_OP_BATCHNORM:
+        l->nw = l->nb = l->out_c;
+        break;
     case MPQ_OP_RELU:
     case MPQ_OP_RELU6:
         break;
@@ -379,11 +421,46 @@ static mpq_status layer_shape(mpq_net *net, rt_layer *l)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "layer '%s': op %d unknown", l->name,
                              (int)d->op);
     }
+    if (l->nw < 0)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "layer '%s': out_channels %d over %dx%dx%d inputs (kernel %d, "
+                             "groups %d) need more than %lld weights",
+                             l->name, l->out_c, l->in_c, l->in_h, l->in_w,
+                             d->op == MPQ_OP_CONV ? d->kernel : 1,
+                             d->op == MPQ_OP_CONV ? d->groups : 1,
+                             (long long)MPQ_NET_MAX_WEIGHTS);
+    const int64_t out_values = (int64_t)l->out_c * l->out_h * l->out_w;
+    if (out_values > MPQ_NET_MAX_VALUES) {
+        char field[64];
+        if (is_quantizable(d->op))
+            snprintf(field, sizeof field, "out_channels %d", d->out_channels);
+        else
+            snprintf(field, sizeof field, "kernel %d with pad %d", d->kernel, d->pad);
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "layer '%s': %s gives a %dx%dx%d output, %lld values per image, "
+                             "more than %lld",
+                             l->name, field, l->out_c, l->out_h, l->out_w, (long long)out_values,
+                             (long long)MPQ_NET_MAX_VALUES);
+    }
+    if (is_quantizable(d->op) && mul_capped(l->nw, (int64_t)l->out_h * l->out_w,
+                                            MPQ_NET_MAX_MACS) < 0)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "layer '%s': %lld weights over a %dx%d output need more than %lld "
+                             "multiply-accumulates",
+                             l->name, (long long)l->nw, l->out_h, l->out_w,
+                             (long long)MPQ_NET_MAX_MACS);
     return MPQ_OK;
 }
 
+static mpq_status check_tensors(const mpq_container *c, const rt_layer *l);
+
+enum { ADD_ZERO, ADD_INIT, ADD_SHAPE_ONLY };
+
+/* Appends a layer with zeroed, initialised (He) or no parameter arrays (@p mode). With @p tensors
+ * (a file being loaded) the layer's parameter tensors must be there with the sizes and values its
+ * shape allows before anything is allocated for it. */
 static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *layer,
-                          int32_t *index, int init)
+                          int32_t *index, int mode, const mpq_container *tensors)
 {
     if (!net || !name || !layer)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: net, name or layer NULL");
@@ -394,6 +471,15 @@ static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *l
     if (len == 0 || len >= RT_NAME_MAX)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: name length %zu not 1..%d",
                              len, RT_NAME_MAX - 1);
+    /* Names are stored in the file's JSON header, which holds only UTF-8: a name json_pack()
+     * refused made mpq_net_save() drop the layer. */
+    json_t *jname = json_string(name);
+    json_decref(jname);
+    if (!jname)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: name is not UTF-8");
+    if (net->count >= MPQ_NET_MAX_LAYERS)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: layer '%s': the network "
+                             "already has the maximum of %d layers", name, MPQ_NET_MAX_LAYERS);
     for (size_t i = 0; i < net->count; i++)
         if (strcmp(net->layers[i].name, name) == 0)
             return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: duplicate name '%s'",
@@ -408,6 +494,8 @@ static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *l
     if (l.d.op != MPQ_OP_ADD)
         l.d.input2 = -1;
     mpq_status st = layer_shape(net, &l);
+    if (st == MPQ_OK && tensors)
+        st = check_tensors(tensors, &l);
     if (st != MPQ_OK)
         return st;
     if (net->count == net->cap) {
@@ -420,8 +508,9 @@ static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *l
     }
     l.quant_index = is_quantizable(l.d.op) ? net->quant_count : -1;
     l.act_bits = MPQ_BITS_FLOAT;
-    st = layer_alloc_params(&l);
-    if (st == MPQ_OK && init)
+    if (mode != ADD_SHAPE_ONLY)
+        st = layer_alloc_params(&l);
+    if (st == MPQ_OK && mode == ADD_INIT)
         st = layer_init_params(net, &l);
     if (st != MPQ_OK) {
         layer_free(&l);
@@ -445,7 +534,7 @@ static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *l
 mpq_status mpq_net_add(mpq_net *net, const char *name, const mpq_net_layer *layer,
                        int32_t *index)
 {
-    return net_add(net, name, layer, index, 1);
+    return net_add(net, name, layer, index, ADD_INIT, NULL);
 }
 
 size_t mpq_net_layer_count(const mpq_net *net) { return net ? net->count : 0; }
@@ -615,7 +704,7 @@ mpq_status mpq_net_clone(const mpq_net *net, mpq_net **out)
     if (!net || !out)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_clone: net or out NULL");
     mpq_net *c;
-    mpq_status st = net_alloc(&c, net->in_c, net->in_h, net->in_w, net->classes, 0);
+    mpq_status st = net_alloc(&c, net->in_c, net->in_h, net->in_w, net->classes, 0, 1);
     if (st != MPQ_OK)
         return st;
     uint8_t state[MPQ_RNG_STATE_SIZE];
@@ -623,7 +712,7 @@ mpq_status mpq_net_clone(const mpq_net *net, mpq_net **out)
     mpq_rng_set_state(c->rng, state);
     memcpy(c->name, net->name, sizeof c->name);
     for (size_t i = 0; i < net->count && st == MPQ_OK; i++)
-        st = net_add(c, net->layers[i].name, &net->layers[i].d, NULL, 0);
+        st = net_add(c, net->layers[i].name, &net->layers[i].d, NULL, ADD_ZERO, NULL);
     if (st != MPQ_OK) {
         mpq_net_destroy(c);
         return st;
@@ -751,35 +840,337 @@ mpq_status mpq_net_set_policy(mpq_net *net, const mpq_policy *policy)
 
 /* ---- files ------------------------------------------------------------------------------ */
 
-static mpq_status add_tensor(mpq_container *c, const char *layer, const char *what,
-                             const float *data, int64_t n)
+#define NET_FORMAT "mpq-net"
+#define NET_VERSION 1
+
+/* The parameter tensors "<layer>.<what>" a layer stores, from its shape alone, so that a file's
+ * tensors are checked before anything is allocated for them. Returns their number. */
+static int layer_tensor_list(const rt_layer *l, const char *what[4], int64_t n[4])
 {
-    char name[RT_NAME_MAX + 16];
-    snprintf(name, sizeof name, "%s.%s", layer, what);
-    int64_t dims[1] = {n};
-    return mpq_container_add(c, name, MPQ_DTYPE_F32, 1, dims, data);
+    int k = 0;
+    if (l->nw) {
+        what[k] = "w";
+        n[k++] = l->nw;
+    }
+    if (l->nb) {
+        what[k] = "b";
+        n[k++] = l->nb;
+    }
+    if (l->d.op == MPQ_OP_BATCHNORM) {
+        what[k] = "mean";
+        n[k++] = l->nw;
+        what[k] = "var";
+        n[k++] = l->nw;
+    }
+    return k;
+}
+
+/* The array behind tensor @p what of layer @p l. */
+static float *layer_array(const rt_layer *l, const char *what)
+{
+    switch (what[0]) {
+    case 'w':
+        return l->w;
+    case 'b':
+        return l->b;
+    case 'm':
+        return l->run_mean;
+    default:
+        return l->run_var;
+    }
+}
+
+/* Values the loader accepts in a parameter tensor: finite, and non-negative for a variance. */
+static mpq_status check_values(const char *tensor, const char *what, const float *v, int64_t n,
+                               mpq_status kind)
+{
+    int var = strcmp(what, "var") == 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i]) || (var && v[i] < 0.0f))
+            return mpq_set_error(kind, "tensor '%s': element %lld is %g (%s)", tensor,
+                                 (long long)i, (double)v[i],
+                                 var ? "a variance must be finite and >= 0" : "not finite");
+    return MPQ_OK;
+}
+
+static mpq_status check_tensors(const mpq_container *c, const rt_layer *l)
+{
+    const char *what[4];
+    int64_t n[4];
+    int k = layer_tensor_list(l, what, n);
+    for (int i = 0; i < k; i++) {
+        char name[RT_NAME_MAX + 16];
+        snprintf(name, sizeof name, "%s.%s", l->name, what[i]);
+        const void *data;
+        mpq_status st = mpq_container_expect(c, name, MPQ_DTYPE_F32, n[i], &data);
+        if (st == MPQ_OK)
+            st = check_values(name, what[i], data, n[i], MPQ_ERR_FORMAT);
+        if (st != MPQ_OK)
+            return mpq_set_error(st, "layer '%s': %s", l->name, mpq_last_error());
+    }
+    return MPQ_OK;
+}
+
+/* An activation range the loader accepts: both ends representable as finite floats, in order.
+ * Doubles, so that a stored 1e39 is refused before it becomes an infinite float. */
+static mpq_status check_range(const char *layer, double lo, double hi, mpq_status kind)
+{
+    if (!(fabs(lo) <= FLT_MAX))
+        return mpq_set_error(kind, "layer '%s': act_lo %g is not a finite float", layer, lo);
+    if (!(fabs(hi) <= FLT_MAX))
+        return mpq_set_error(kind, "layer '%s': act_hi %g is not a finite float", layer, hi);
+    if (lo > hi)
+        return mpq_set_error(kind, "layer '%s': act_lo %g is above act_hi %g", layer, lo, hi);
+    return MPQ_OK;
+}
+
+/* The last layer must produce the class scores. */
+static mpq_status check_output(const mpq_net *net, const char *where, mpq_status kind)
+{
+    if (net->count == 0)
+        return mpq_set_error(kind, "%s: no layers", where);
+    const rt_layer *last = &net->layers[net->count - 1];
+    if (last->out_c != net->classes)
+        return mpq_set_error(kind, "%s: last layer '%s' has %d outputs for %d classes", where,
+                             last->name, last->out_c, net->classes);
+    return MPQ_OK;
+}
+
+static mpq_status json_i32(json_t *o, const char *key, const char *where, size_t index,
+                           int32_t lo, int32_t hi, int32_t *out)
+{
+    json_t *v = json_object_get(o, key);
+    char at[48] = "header";
+    if (index != (size_t)-1)
+        snprintf(at, sizeof at, "layers[%zu]", index);
+    if (!json_is_integer(v))
+        return mpq_set_error(MPQ_ERR_FORMAT, "%s: %s.%s is missing or not an integer", where, at,
+                             key);
+    json_int_t x = json_integer_value(v);
+    if (x < lo || x > hi)
+        return mpq_set_error(MPQ_ERR_FORMAT, "%s: %s.%s %lld outside %d..%d", where, at, key,
+                             (long long)x, lo, hi);
+    *out = (int32_t)x;
+    return MPQ_OK;
+}
+
+/* Parses and checks a network file's container. With @p check_only the network holds shapes and
+ * no parameters (mpq_net_save's check of what it is about to write). */
+static mpq_status net_parse(const mpq_container *c, const char *path, uint64_t seed,
+                            int check_only, mpq_net **out)
+{
+    json_t *root = json_loads(mpq_container_header(c), JSON_REJECT_DUPLICATES, NULL);
+    mpq_net *net = NULL;
+    mpq_status st = MPQ_OK;
+    const char *name = NULL;
+    json_t *fmt = json_object_get(root, "format"), *ver = json_object_get(root, "version");
+    json_t *jname = json_object_get(root, "name"), *input = json_object_get(root, "input");
+    json_t *cal = json_object_get(root, "calibrated"), *layers = json_object_get(root, "layers");
+    int32_t shape[4] = {0, 0, 0, 0};
+    if (!json_is_object(root) || !json_is_string(fmt) ||
+        strcmp(json_string_value(fmt), NET_FORMAT) != 0) {
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: not an mpq-net file (header.format is not \""
+                           NET_FORMAT "\")", path);
+        goto done;
+    }
+    if (!json_is_integer(ver)) {
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.version is missing or not an integer",
+                           path);
+        goto done;
+    }
+    if (json_integer_value(ver) != NET_VERSION) {
+        st = mpq_set_error(MPQ_ERR_VERSION, "%s: mpq-net version %lld (expected %d)", path,
+                           (long long)json_integer_value(ver), NET_VERSION);
+        goto done;
+    }
+    if (!json_is_string(jname) || json_string_length(jname) < 1 ||
+        json_string_length(jname) >= RT_NAME_MAX) {
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.name is missing or not a string of 1..%d "
+                           "bytes", path, RT_NAME_MAX - 1);
+        goto done;
+    }
+    name = json_string_value(jname);
+    if (!json_is_array(input) || json_array_size(input) != 3) {
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.input is missing or not [channels, "
+                           "height, width]", path);
+        goto done;
+    }
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_array_get(input, i);
+        if (!json_is_integer(v)) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.input[%zu] is not an integer", path,
+                               i);
+            goto done;
+        }
+        if (json_integer_value(v) < 1 || json_integer_value(v) > MPQ_NET_MAX_EXTENT) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.input[%zu] %lld outside 1..%d", path,
+                               i, (long long)json_integer_value(v), MPQ_NET_MAX_EXTENT);
+            goto done;
+        }
+        shape[i] = (int32_t)json_integer_value(v);
+    }
+    if ((st = json_i32(root, "classes", path, (size_t)-1, 2, 100000, &shape[3])) != MPQ_OK)
+        goto done;
+    if (!json_is_boolean(cal)) {
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.calibrated is missing or not a boolean",
+                           path);
+        goto done;
+    }
+    if (!json_is_array(layers) || json_array_size(layers) < 1 ||
+        json_array_size(layers) > MPQ_NET_MAX_LAYERS) {
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.layers is not an array of 1..%d layers",
+                           path, MPQ_NET_MAX_LAYERS);
+        goto done;
+    }
+    if ((st = check_input_shape(shape[0], shape[1], shape[2], shape[3])) != MPQ_OK) {
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: header.input: %s", path, mpq_last_error());
+        goto done;
+    }
+    if ((st = net_alloc(&net, shape[0], shape[1], shape[2], shape[3], seed, !check_only)) !=
+        MPQ_OK)
+        goto done;
+    snprintf(net->name, sizeof net->name, "%s", name);
+    size_t expected_tensors = 0;
+    for (size_t i = 0; i < json_array_size(layers); i++) {
+        json_t *jl = json_array_get(layers, i);
+        json_t *jn = json_object_get(jl, "name"), *jo = json_object_get(jl, "op");
+        json_t *jlo = json_object_get(jl, "act_lo"), *jhi = json_object_get(jl, "act_hi");
+        if (!json_is_object(jl) || !json_is_string(jn) || !json_is_string(jo)) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu] is not an object with a name "
+                               "and an op", path, i);
+            goto done;
+        }
+        const char *lname = json_string_value(jn), *op = json_string_value(jo);
+        int opi = 0;
+        for (int k = 1; k <= MPQ_OP_FLATTEN; k++)
+            if (strcmp(op_names[k], op) == 0)
+                opi = k;
+        if (!opi) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu].op '%s' unknown", path, i, op);
+            goto done;
+        }
+        mpq_net_layer d;
+        mpq_net_layer_init(&d, (mpq_net_op)opi);
+        static const char *const keys[8] = {"input", "input2", "out_channels", "kernel",
+                                            "stride", "pad",   "groups",       "bias"};
+        int32_t *dst[8] = {&d.input, &d.input2, &d.out_channels, &d.kernel,
+                           &d.stride, &d.pad,   &d.groups,       &d.bias};
+        for (int k = 0; k < 8; k++)
+            if ((st = json_i32(jl, keys[k], path, i, INT32_MIN, INT32_MAX, dst[k])) != MPQ_OK)
+                goto done;
+        /* Inputs are stored resolved; -1 means the image only for the first layer. */
+        if (d.input == -1 && i > 0) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu].input -1 is only valid first",
+                               path, i);
+            goto done;
+        }
+        if (!json_is_number(jlo) || !json_is_number(jhi)) {
+            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu].%s is missing or not a number",
+                               path, i, json_is_number(jlo) ? "act_hi" : "act_lo");
+            goto done;
+        }
+        double lo = json_number_value(jlo), hi = json_number_value(jhi);
+        if ((st = check_range(lname, lo, hi, MPQ_ERR_FORMAT)) != MPQ_OK) {
+            st = mpq_set_error(st, "%s: layers[%zu]: %s", path, i, mpq_last_error());
+            goto done;
+        }
+        st = net_add(net, lname, &d, NULL, check_only ? ADD_SHAPE_ONLY : ADD_ZERO, c);
+        if (st != MPQ_OK) {
+            st = mpq_set_error(st == MPQ_ERR_OUT_OF_MEMORY ? st : MPQ_ERR_FORMAT,
+                               "%s: layers[%zu]: %s", path, i, mpq_last_error());
+            goto done;
+        }
+        rt_layer *l = &net->layers[i];
+        l->act_lo = (float)lo;
+        l->act_hi = (float)hi;
+        const char *what[4];
+        int64_t n[4];
+        expected_tensors += (size_t)layer_tensor_list(l, what, n);
+    }
+    if (mpq_container_count(c) != expected_tensors) {
+        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: holds %zu tensors, its layers store %zu (a "
+                           "tensor belongs to no layer)", path, mpq_container_count(c),
+                           expected_tensors);
+        goto done;
+    }
+    if ((st = check_output(net, path, MPQ_ERR_FORMAT)) != MPQ_OK)
+        goto done;
+    for (size_t i = 0; !check_only && i < net->count; i++) {
+        const rt_layer *l = &net->layers[i];
+        const char *what[4];
+        int64_t n[4];
+        int k = layer_tensor_list(l, what, n);
+        for (int t = 0; t < k; t++) {
+            char tname[RT_NAME_MAX + 16];
+            snprintf(tname, sizeof tname, "%s.%s", l->name, what[t]);
+            mpq_tensor_info info;
+            info.size = sizeof info;
+            mpq_container_find(c, tname, &info); /* present: checked by net_add */
+            memcpy(layer_array(l, what[t]), info.data, (size_t)n[t] * sizeof(float));
+        }
+    }
+    net->calibrated = json_is_true(cal);
+done:
+    json_decref(root);
+    if (st != MPQ_OK) {
+        mpq_net_destroy(net);
+        return st;
+    }
+    if (out)
+        *out = net;
+    else
+        mpq_net_destroy(net);
+    return MPQ_OK;
 }
 
 mpq_status mpq_net_save(const mpq_net *net, const char *path)
 {
     if (!net || !path)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_save: net or path NULL");
+    /* The loader's checks first: a file it would refuse, or one that silently lost a layer, is
+     * never written. */
+    char where[512];
+    snprintf(where, sizeof where, "mpq_net_save: %.480s", path);
+    mpq_status st = check_output(net, where, MPQ_ERR_STATE);
+    for (size_t i = 0; i < net->count && st == MPQ_OK; i++) {
+        const rt_layer *l = &net->layers[i];
+        st = check_range(l->name, l->act_lo, l->act_hi, MPQ_ERR_NUMERIC);
+        const char *what[4];
+        int64_t n[4];
+        int k = layer_tensor_list(l, what, n);
+        for (int t = 0; t < k && st == MPQ_OK; t++) {
+            char tname[RT_NAME_MAX + 16];
+            snprintf(tname, sizeof tname, "%s.%s", l->name, what[t]);
+            st = check_values(tname, what[t], layer_array(l, what[t]), n[t], MPQ_ERR_NUMERIC);
+            if (st != MPQ_OK)
+                st = mpq_set_error(st, "layer '%s': %s", l->name, mpq_last_error());
+        }
+        if (st != MPQ_OK)
+            st = mpq_set_error(st, "%s: %s", where, mpq_last_error());
+    }
+    if (st != MPQ_OK)
+        return st;
     json_t *root = json_object();
     json_t *layers = json_array();
-    if (!root || !layers) {
-        json_decref(root);
+    int bad = !root || !layers;
+    if (bad) {
         json_decref(layers);
-        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_net_save: out of memory");
+    } else {
+        bad = json_object_set_new(root, "format", json_string(NET_FORMAT)) ||
+              json_object_set_new(root, "version", json_integer(NET_VERSION)) ||
+              json_object_set_new(root, "name", json_string(net->name)) ||
+              json_object_set_new(root, "input",
+                                  json_pack("[iii]", net->in_c, net->in_h, net->in_w)) ||
+              json_object_set_new(root, "classes", json_integer(net->classes)) ||
+              json_object_set_new(root, "calibrated", json_boolean(net->calibrated));
+        /* Attached unconditionally so that root owns it whatever failed above. */
+        bad |= json_object_set_new(root, "layers", layers);
     }
-    json_object_set_new(root, "format", json_string("mpq-net"));
-    json_object_set_new(root, "version", json_integer(1));
-    json_object_set_new(root, "name", json_string(net->name));
-    json_object_set_new(root, "input", json_pack("[iii]", net->in_c, net->in_h, net->in_w));
-    json_object_set_new(root, "classes", json_integer(net->classes));
-    json_object_set_new(root, "calibrated", json_boolean(net->calibrated));
-    for (size_t i = 0; i < net->count; i++) {
+    for (size_t i = 0; !bad && i < net->count; i++) {
         const rt_layer *l = &net->layers[i];
-        json_array_append_new(
+        /* json_array_append_new() fails on NULL: a layer json_pack() cannot represent stops
+         * the save instead of vanishing from the file. */
+        bad = json_array_append_new(
             layers, json_pack("{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f}",
                               "name", l->name, "op", op_names[l->d.op], "input", l->d.input,
                               "input2", l->d.input2, "out_channels", l->d.out_channels,
@@ -787,48 +1178,34 @@ mpq_status mpq_net_save(const mpq_net *net, const char *path)
                               "groups", l->d.groups, "bias", l->d.bias, "act_lo",
                               (double)l->act_lo, "act_hi", (double)l->act_hi));
     }
-    json_object_set_new(root, "layers", layers);
-    char *text = json_dumps(root, JSON_COMPACT);
+    char *text = bad ? NULL : json_dumps(root, JSON_COMPACT);
     json_decref(root);
     if (!text)
-        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_net_save: out of memory");
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_net_save: %s: out of memory", path);
     mpq_container *c;
-    mpq_status st = mpq_container_create(&c);
+    st = mpq_container_create(&c);
     if (st == MPQ_OK)
         st = mpq_container_set_header(c, text);
     free(text);
     for (size_t i = 0; i < net->count && st == MPQ_OK; i++) {
         const rt_layer *l = &net->layers[i];
-        if (l->nw)
-            st = add_tensor(c, l->name, "w", l->w, l->nw);
-        if (st == MPQ_OK && l->nb)
-            st = add_tensor(c, l->name, "b", l->b, l->nb);
-        if (st == MPQ_OK && l->run_mean)
-            st = add_tensor(c, l->name, "mean", l->run_mean, l->nw);
-        if (st == MPQ_OK && l->run_var)
-            st = add_tensor(c, l->name, "var", l->run_var, l->nw);
+        const char *what[4];
+        int64_t n[4];
+        int k = layer_tensor_list(l, what, n);
+        for (int t = 0; t < k && st == MPQ_OK; t++) {
+            char tname[RT_NAME_MAX + 16];
+            snprintf(tname, sizeof tname, "%s.%s", l->name, what[t]);
+            st = mpq_container_add(c, tname, MPQ_DTYPE_F32, 1, &n[t], layer_array(l, what[t]));
+        }
     }
+    /* The whole load path over the bytes about to be written (shapes only, no parameters). */
+    if (st == MPQ_OK && (st = net_parse(c, path, 0, 1, NULL)) != MPQ_OK)
+        st = mpq_set_error(st == MPQ_ERR_OUT_OF_MEMORY ? st : MPQ_ERR_STATE,
+                           "mpq_net_save: the file would not load back: %s", mpq_last_error());
     if (st == MPQ_OK)
         st = mpq_container_save(c, path);
     mpq_container_destroy(c);
     return st;
-}
-
-static mpq_status load_tensor(const mpq_container *c, const char *layer, const char *what,
-                              float *dst, int64_t n)
-{
-    char name[RT_NAME_MAX + 16];
-    snprintf(name, sizeof name, "%s.%s", layer, what);
-    const void *data;
-    mpq_status st = mpq_container_expect(c, name, MPQ_DTYPE_F32, n, &data);
-    if (st != MPQ_OK)
-        return st;
-    memcpy(dst, data, (size_t)n * sizeof(float));
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite(dst[i]))
-            return mpq_set_error(MPQ_ERR_FORMAT, "tensor '%s': element %lld is not finite", name,
-                                 (long long)i);
-    return MPQ_OK;
 }
 
 mpq_status mpq_net_load(mpq_net **out, const char *path, uint64_t seed)
@@ -839,95 +1216,7 @@ mpq_status mpq_net_load(mpq_net **out, const char *path, uint64_t seed)
     mpq_status st = mpq_container_load(&c, path);
     if (st != MPQ_OK)
         return st;
-    json_error_t jerr;
-    json_t *root = json_loads(mpq_container_header(c), 0, &jerr);
-    const char *fmt = NULL, *name = NULL;
-    int version = 0, ic = 0, ih = 0, iw = 0, classes = 0, calibrated = 0;
-    json_t *layers = NULL;
-    if (!root || json_unpack(root, "{s:s, s:i, s:s, s:[iii], s:i, s:b, s:o}", "format", &fmt,
-                             "version", &version, "name", &name, "input", &ic, &ih, &iw,
-                             "classes", &classes, "calibrated", &calibrated, "layers",
-                             &layers) != 0 ||
-        strcmp(fmt, "mpq-net") != 0 || !json_is_array(layers)) {
-        json_decref(root);
-        mpq_container_destroy(c);
-        return mpq_set_error(MPQ_ERR_FORMAT, "%s: not an mpq-net file (header fields missing)",
-                             path);
-    }
-    if (version != 1) {
-        json_decref(root);
-        mpq_container_destroy(c);
-        return mpq_set_error(MPQ_ERR_VERSION, "%s: mpq-net version %d (expected 1)", path,
-                             version);
-    }
-    mpq_net *net = NULL;
-    st = mpq_net_create(&net, ic, ih, iw, classes, seed);
-    if (st == MPQ_OK)
-        snprintf(net->name, sizeof net->name, "%s", name);
-    size_t i;
-    json_t *jl;
-    json_array_foreach(layers, i, jl)
-    {
-        if (st != MPQ_OK)
-            break;
-        const char *lname, *op;
-        mpq_net_layer d;
-        double lo, hi;
-        mpq_net_layer_init(&d, MPQ_OP_RELU);
-        if (json_unpack(jl, "{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:F, s:F}",
-                        "name", &lname, "op", &op, "input", &d.input, "input2", &d.input2,
-                        "out_channels", &d.out_channels, "kernel", &d.kernel, "stride",
-                        &d.stride, "pad", &d.pad, "groups", &d.groups, "bias", &d.bias,
-                        "act_lo", &lo, "act_hi", &hi) != 0) {
-            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu] malformed", path, i);
-            break;
-        }
-        int opi = 0;
-        for (int k = 1; k <= MPQ_OP_FLATTEN; k++)
-            if (strcmp(op_names[k], op) == 0)
-                opi = k;
-        if (!opi) {
-            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu].op '%s' unknown", path, i, op);
-            break;
-        }
-        d.op = (mpq_net_op)opi;
-        /* Inputs are stored resolved; -1 means the image only for the first layer. */
-        if (d.input == -1 && i > 0) {
-            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu].input -1 is only valid first",
-                               path, i);
-            break;
-        }
-        st = net_add(net, lname, &d, NULL, 0);
-        if (st != MPQ_OK) {
-            st = mpq_set_error(MPQ_ERR_FORMAT, "%s: layers[%zu]: %s", path, i, mpq_last_error());
-            break;
-        }
-        net->layers[i].act_lo = (float)lo;
-        net->layers[i].act_hi = (float)hi;
-    }
-    for (i = 0; st == MPQ_OK && i < net->count; i++) {
-        rt_layer *l = &net->layers[i];
-        if (l->nw)
-            st = load_tensor(c, l->name, "w", l->w, l->nw);
-        if (st == MPQ_OK && l->nb)
-            st = load_tensor(c, l->name, "b", l->b, l->nb);
-        if (st == MPQ_OK && l->run_mean)
-            st = load_tensor(c, l->name, "mean", l->run_mean, l->nw);
-        if (st == MPQ_OK && l->run_var)
-            st = load_tensor(c, l->name, "var", l->run_var, l->nw);
-    }
-    if (st == MPQ_OK && net->count == 0)
-        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: no layers", path);
-    if (st == MPQ_OK && net->layers[net->count - 1].out_c != classes)
-        st = mpq_set_error(MPQ_ERR_FORMAT, "%s: last layer has %d outputs for %d classes", path,
-                           net->layers[net->count - 1].out_c, classes);
-    json_decref(root);
+    st = net_parse(c, path, seed, 0, out);
     mpq_container_destroy(c);
-    if (st != MPQ_OK) {
-        mpq_net_destroy(net);
-        return st;
-    }
-    net->calibrated = calibrated;
-    *out = net;
-    return MPQ_OK;
+    return st;
 }
