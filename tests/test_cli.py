@@ -191,8 +191,10 @@ with tempfile.TemporaryDirectory() as tmp:
                             (["--eval-set", "limit=100"], ["--eval-set", "real network"]),
                             (["--objective", "accuracy", "-b", "size:0.5"], ["--budget"]),
                             (["--demo", "--methods", "haq,bogus"], ["--methods", "bogus"])):
-            r = run_bounded(*zoo, "-e", "3", *args) if "-e" not in args and "--demo" not in args \
-                else run_bounded(*zoo, *args, timeout=20)
+            # -o first: a case's own -o wins, and a regression that runs writes into tmp
+            out = ["-o", tmp + "/usage"]
+            r = run_bounded(*zoo, *out, "-e", "3", *args) if "-e" not in args and \
+                "--demo" not in args else run_bounded(*zoo, *out, *args, timeout=20)
             expect(usage_error(r, *words), f"search {args}: {r.stderr!r}")
 
         # An unwritable output directory (here a regular file in the way) is found before the

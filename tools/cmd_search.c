@@ -36,7 +36,7 @@ static void search_usage(FILE *out)
             "                         fraction of the all-8-bit policy (default latency:0.5)\n"
             "      --objective O      resource (default: best accuracy within the budget) or\n"
             "                         accuracy (AutoQ's psi-weighted reward, no budget)\n"
-            "  -e, --episodes N       episodes (default: the method's, HAQ 600, AutoQ 400); a\n"
+            "  -e, --episodes N       episodes >= 1 (default: the method's, HAQ 600, AutoQ 400); a\n"
             "                         shorter run rescales the noise decay (and AutoQ's constant-\n"
             "                         noise quarter) so that exploration ends as in the papers\n"
             "  -s, --seed N           seed (default 234, HAQ's)\n"
@@ -51,14 +51,19 @@ static void search_usage(FILE *out)
             "      --checkpoint-every N  write DIR/checkpoint.mpq every N episodes (default 10)\n"
             "      --resume           continue from DIR/checkpoint.mpq with the checkpoint's\n"
             "                         settings; -e N sets a new episode target, which extends a\n"
-            "                         finished run (its noise schedule stays the original's)\n"
+            "                         finished run (its noise schedule stays the original's);\n"
+            "                         -b, --objective, -s or --set other than the checkpoint's\n"
+            "                         are refused\n"
             "      --time-limit S     stop cleanly after S seconds with the best policy so far\n"
             "      --rescore N        score the N best distinct policies again on the whole\n"
             "                         validation split and keep the best of them, written to\n"
             "                         DIR/final_policy.json (default 5 for the demo, else 0)\n"
             "      --list-params      list the search parameters with defaults and sources\n"
             "  -q, --quiet            no progress bar\n"
-            "  -h, --help             show this help and exit\n"
+            "  -h, --help             show this help and exit\n",
+            MPQ_FASHION_MNIST_DIR);
+    /* two strings: C11 compilers need only accept 4095 characters in one */
+    fprintf(out,
             "\n"
             "Demo (--demo): trains fashion-cnn if no cached network exists, runs uniform, greedy,\n"
             "HAQ and AutoQ under one budget (default latency:0.5 of all-8-bit on zynq7020), fine-\n"
@@ -75,9 +80,10 @@ static void search_usage(FILE *out)
             "\n"
             "Files written to DIR (per method in DIR/METHOD for the demo): history.csv (every\n"
             "episode), best_policy.json, pareto.csv and pareto.svg (accuracy against latency,\n"
-            "energy and size), checkpoint.mpq; the demo adds DIR/summary.csv.\n"
-            "Exit status: 0 success, 1 the library reported an error, 2 usage error.\n",
-            MPQ_FASHION_MNIST_DIR);
+            "energy and size), checkpoint.mpq; the demo adds DIR/summary.csv. A new run first\n"
+            "removes these files of an earlier run in DIR (--resume keeps the checkpoint).\n"
+            "Every output directory is checked writable before any work.\n"
+            "Exit status: 0 success, 1 the library reported an error, 2 usage error.\n");
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
