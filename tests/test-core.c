@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -280,6 +283,67 @@ START_TEST(atomic_write_replaces_whole_file)
 }
 END_TEST
 
+/* The atomic writer's temporaries are "<target>.tmp-<pid>-<crc32(host) %08x>-XXXXXX". */
+static void make_temp_like(const char *path, long pid, uint32_t host, const char *suffix,
+                           time_t age_s, char *out, size_t n)
+{
+    snprintf(out, n, "%s.tmp-%ld-%08x-%s", path, pid, (unsigned)host, suffix);
+    FILE *f = fopen(out, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("half-written", f);
+    ck_assert_int_eq(fclose(f), 0);
+    if (age_s > 0) {
+        struct timeval tv[2] = {{time(NULL) - age_s, 0}, {time(NULL) - age_s, 0}};
+        ck_assert_int_eq(utimes(out, tv), 0);
+    }
+}
+
+START_TEST(atomic_write_removes_stale_temporaries)
+{
+    make_tmpdir();
+    char host[256];
+    ck_assert_int_eq(gethostname(host, sizeof host), 0);
+    host[sizeof host - 1] = '\0';
+    uint32_t me = mpq_crc32(0, host, strlen(host));
+    /* A writer that died between creating its temporary and renaming it. */
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0)
+        _exit(0);
+    ck_assert_int_eq(waitpid(child, NULL, 0), child);
+    char path[300], other[300], dead[400], live[400], remote_new[400], remote_old[400],
+        other_dead[400], notes[400];
+    snprintf(path, sizeof path, "%s/ckpt.mpq", tmpdir);
+    snprintf(other, sizeof other, "%s/other.mpq", tmpdir);
+    make_temp_like(path, (long)child, me, "Ab12Cd", 0, dead, sizeof dead);
+    /* A concurrent live writer (this process: another thread writing the same target). */
+    make_temp_like(path, (long)getpid(), me, "Zz9Yy8", 0, live, sizeof live);
+    /* Another host's writer cannot be probed: kept while fresh, removed once stale. */
+    make_temp_like(path, (long)child, me ^ 1u, "Qq1Ww2", 0, remote_new, sizeof remote_new);
+    make_temp_like(path, (long)getpid(), me ^ 1u, "Ee3Rr4", 2 * 3600, remote_old,
+                   sizeof remote_old);
+    /* Another target's temporary and a user's file that merely shares the prefix. */
+    make_temp_like(other, (long)child, me, "Tt5Yy6", 0, other_dead, sizeof other_dead);
+    snprintf(notes, sizeof notes, "%s.tmp-notes", path);
+    FILE *f = fopen(notes, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fclose(f), 0);
+
+    ck_assert_int_eq(mpq_write_file_atomic(path, "new", 3), MPQ_OK);
+    ck_assert_int_ne(access(dead, F_OK), 0);
+    ck_assert_int_ne(access(remote_old, F_OK), 0);
+    ck_assert_int_eq(access(live, F_OK), 0);
+    ck_assert_int_eq(access(remote_new, F_OK), 0);
+    ck_assert_int_eq(access(other_dead, F_OK), 0);
+    ck_assert_int_eq(access(notes, F_OK), 0);
+    /* Its own temporary is gone too: the directory holds exactly what is listed above. */
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "test $(ls -A '%s' | wc -l) -eq 5", tmpdir);
+    ck_assert_int_eq(system(cmd), 0);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(gzip_reader)
 {
     make_tmpdir();
@@ -476,6 +540,7 @@ int main(void)
     t = tcase_create("files");
     tcase_set_timeout(t, 120);
     tcase_add_test(t, atomic_write_replaces_whole_file);
+    tcase_add_test(t, atomic_write_removes_stale_temporaries);
     tcase_add_test(t, gzip_reader);
     tcase_add_test(t, container_round_trip);
     tcase_add_test(t, container_refuses_every_damage);

@@ -124,6 +124,123 @@ if "  train " in commands and "  eval " in commands:
             expect(r.returncode == 1 and "kernel 0 has 16 weight bits" in r.stderr,
                    f"eval --int8 16 bits: {r.stderr!r}")
 
+# ---- hostile command lines (issue 20, item 8) -------------------------------------------------
+import os
+import socket
+import tempfile
+import time
+import zlib
+
+
+def run_bounded(*args, timeout=60):
+    """run() for checks that must fail fast: a regression that starts working is cut off."""
+    try:
+        return subprocess.run([mpq, *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        return subprocess.CompletedProcess(e.cmd, -9, "", f"timed out after {timeout} s")
+
+
+def usage_error(r, *words):
+    """Exit 2 before any work, the message naming what is wrong."""
+    return r.returncode == 2 and all(w in r.stderr for w in words)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    afile = tmp + "/afile"
+    open(afile, "w").close()
+
+    # Every numeric option is parsed strictly; a bad value names the option and the value (it was
+    # silently replaced by the default). -d /nonexistent keeps a regression from training.
+    if "  train " in commands:
+        for opt, val in (("-e", "nan"), ("--lr", "nan"), ("-b", "nan"), ("-s", "-1"),
+                         ("-e", "2x"), ("--lr", "inf"), ("-b", " 5"), ("-e", "1e12"),
+                         ("-s", "99999999999999999999")):
+            r = run_bounded("train", "-n", "fashion-tiny", opt, val, "-d", "/nonexistent", "-q",
+                    "-o", tmp + "/t.mpqnet")
+            name = {"-e": "--epochs", "-b": "--batch", "-s": "--seed"}.get(opt, opt)
+            expect(usage_error(r, name, f"'{val}'"), f"train {opt} {val!r}: {r.stderr!r}")
+        # Output checked before the dataset is read or a network trained: a directory, a path
+        # under a regular file, an empty path.
+        for out, words in ((tmp, ["is a directory"]), (afile + "/x.mpqnet", ["Not a directory"])):
+            r = run_bounded("train", "-n", "fashion-tiny", "-e", "1", "-d", "/nonexistent", "-q",
+                    "-o", out)
+            expect(r.returncode == 1 and "--output" in r.stderr and all(
+                w in r.stderr for w in words) and "nonexistent" not in r.stderr,
+                f"train -o {out!r}: {r.stderr!r}")
+        r = run_bounded("train", "-o", "", "-d", "/nonexistent", "-q")
+        expect(usage_error(r, "--output", "empty"), f"train -o '': {r.stderr!r}")
+    if "  eval " in commands:
+        r = run_bounded("eval", "-c", "0", tmp + "/none.mpqnet")
+        expect(usage_error(r, "--calib", "'0'"), f"eval -c 0: {r.stderr!r}")
+    if "  cost " in commands:
+        r = run_bounded("cost", "-b", " 5")
+        expect(usage_error(r, "--batch", "' 5'"), f"cost -b ' 5': {r.stderr!r}")
+        r = run_bounded("cost", "-s", "clock_hz=nan")
+        expect(usage_error(r, "--set", "nan"), f"cost --set nan: {r.stderr!r}")
+
+    if "  search " in commands:
+        zoo = ["search", "-M", "resnet18", "-q"]
+        for args, words in ((["--set", "warmup=nan"], ["--set", "nan"]),
+                            (["--set", "warmup=0.5"], ["warmup", "integer"]),
+                            (["--time-limit", "inf"], ["--time-limit", "'inf'"]),
+                            (["-e", "0"], ["--episodes", "'0'"]),
+                            (["--checkpoint-every", "1e14"], ["--checkpoint-every"]),
+                            (["-o", ""], ["--out", "empty"]),
+                            (["--cache", ""], ["--cache", "empty"]),
+                            (["--eval-set", "bogus=1"], ["--eval-set", "bogus", "limit"]),
+                            (["--eval-set", "limit=100"], ["--eval-set", "real network"]),
+                            (["--objective", "accuracy", "-b", "size:0.5"], ["--budget"]),
+                            (["--demo", "--methods", "haq,bogus"], ["--methods", "bogus"])):
+            # -o first: a case's own -o wins, and a regression that runs writes into tmp
+            out = ["-o", tmp + "/usage"]
+            r = run_bounded(*zoo, *out, "-e", "3", *args) if "-e" not in args and \
+                "--demo" not in args else run_bounded(*zoo, *out, *args, timeout=20)
+            expect(usage_error(r, *words), f"search {args}: {r.stderr!r}")
+
+        # An unwritable output directory (here a regular file in the way) is found before the
+        # first episode, not when the results are saved at the end.
+        t0 = time.time()
+        r = run_bounded(*zoo, "-m", "random", "-e", "300", "--checkpoint-every", "0", "-o", afile)
+        expect(r.returncode == 1 and "--out" in r.stderr and "Not a directory" in r.stderr
+               and time.time() - t0 < 20, f"search -o FILE: {r.stderr!r}")
+        r = run_bounded("search", "-M", "fashion-tiny", "-q", "--cache", afile, "-o", tmp + "/c")
+        expect(r.returncode == 1 and "--cache" in r.stderr, f"search --cache FILE: {r.stderr!r}")
+
+        # A new run in the same directory removes the previous run's outputs: uniform's first
+        # pair (all 8 bit) is over any budget, so this run has no best policy.
+        d = tmp + "/stale"
+        r1 = run_bounded(*zoo, "-m", "random", "-e", "2", "-o", d)
+        had = os.path.exists(d + "/best_policy.json")
+        # A temporary of an interrupted write by a dead process of this host.
+        host = "%08x" % zlib.crc32(socket.gethostname().encode())
+        child = subprocess.Popen(["true"])
+        child.wait()
+        leftover = f"{d}/history.csv.tmp-{child.pid}-{host}-Ab12Cd"
+        open(leftover, "w").close()
+        r2 = run_bounded(*zoo, "-m", "uniform", "-e", "1", "-o", d)
+        expect(r1.returncode == 0 and had and r2.returncode == 0
+               and "no policy within the budget" in r2.stdout
+               and not os.path.exists(d + "/best_policy.json"),
+               f"stale best_policy.json: {had} {r2.stdout!r} {os.listdir(d)}")
+        expect(not os.path.exists(leftover), f"stale temporary kept: {os.listdir(d)}")
+
+        # --resume with another budget, seed or search parameter is refused (they were silently
+        # ignored while the summary printed them); without them the summary shows the budget the
+        # checkpoint's run really has.
+        d = tmp + "/resume"
+        base = [*zoo, "--set", "warmup=5", "-o", d]
+        r = run_bounded(*base, "-e", "6", "-b", "latency:0.6")
+        expect(r.returncode == 0 and "latency:0.6" in r.stdout, f"resume base: {r.stderr!r}")
+        for args, words in ((["-b", "latency:0.4"], ["latency:0.6", "latency:0.4"]),
+                            (["-s", "7"], ["seed 234", "7"]),
+                            (["--set", "hidden=64"], ["hidden=300", "64"]),
+                            (["--objective", "accuracy"], ["accuracy"])):
+            r = run_bounded(*base, "-e", "8", "--resume", *args)
+            expect(usage_error(r, "--resume", *words), f"resume {args}: {r.stderr!r}")
+        r = run_bounded(*zoo, "-o", d, "-e", "8", "--resume")
+        expect(r.returncode == 0 and "latency:0.6" in r.stdout and "latency:0.5" not in r.stdout
+               and "8 episodes" in r.stdout, f"resume summary: {r.stdout!r} {r.stderr!r}")
+
 for f in failures:
     print("FAIL:", f)
 print(f"{len(failures)} failed")

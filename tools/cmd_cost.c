@@ -2,7 +2,6 @@
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,41 +87,48 @@ int cmd_cost(int argc, char **argv)
     };
     const char *model_name = "mobilenetv2", *hw_name = "bismo-cloud", *table = NULL;
     const char *policy_spec = "uniform:8,8";
-    const char *sets[64];
-    int nsets = 0, csv = 0, params = 0;
-    long batch = -1;
-    int c;
+    struct {
+        char name[64];
+        double value;
+    } sets[64];
+    int nsets = 0, csv = 0, params = 0, c, rc;
+    long long batch = -1;
+    opterr = 0;
     while ((c = getopt_long(argc, argv, "m:w:t:p:b:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model_name = optarg; break;
         case 'w': hw_name = optarg; break;
         case 't': table = optarg; break;
         case 'p': policy_spec = optarg; break;
-        case 'b': {
-            char *end = NULL;
-            batch = strtol(optarg, &end, 10);
-            if (!*optarg || *end || batch < 1 || batch > (1L << 20))
-                return cli_usage_error("cost", "--batch '%s' is not an integer in 1..%ld", optarg,
-                                       1L << 20);
+        case 'b':
+            if ((rc = cli_parse_int("cost", "--batch", optarg, 1, 1LL << 20, &batch)) != CLI_OK)
+                return rc;
             break;
-        }
         case 's':
             if (nsets == (int)(sizeof sets / sizeof sets[0]))
                 return cli_usage_error("cost", "too many --set options");
-            if (!strchr(optarg, '='))
-                return cli_usage_error("cost", "--set '%s' is not NAME=VALUE", optarg);
-            sets[nsets++] = optarg;
+            if ((rc = cli_parse_name_value("cost", "--set", optarg, sets[nsets].name,
+                                           sizeof sets[nsets].name, &sets[nsets].value)) !=
+                CLI_OK)
+                return rc;
+            nsets++;
             break;
         case OPT_CSV: csv = 1; break;
         case OPT_PARAMS: params = 1; break;
         case 'h': cost_help(stdout); return CLI_OK;
-        default: return cli_usage_error("cost", "invalid option");
+        default:
+            return cli_usage_error("cost", "unknown option or missing value '%s'",
+                                   argv[optind - 1]);
         }
     }
     if (optind < argc)
         return cli_usage_error("cost", "unexpected argument '%s'", argv[optind]);
+    if ((rc = cli_check_path("cost", "--model", model_name)) != CLI_OK ||
+        (rc = cli_check_path("cost", "--policy", policy_spec)) != CLI_OK ||
+        (table && (rc = cli_check_path("cost", "--table", table)) != CLI_OK))
+        return rc;
 
-    int rc = CLI_FAILED;
+    rc = CLI_FAILED;
     mpq_status st;
     mpq_model *m = NULL;
     mpq_hw *hw = NULL;
@@ -134,18 +140,7 @@ int cmd_cost(int argc, char **argv)
         goto done;
     }
     for (int i = 0; i < nsets; i++) {
-        char name[64];
-        const char *eq = strchr(sets[i], '=');
-        size_t len = (size_t)(eq - sets[i]);
-        char *end = NULL;
-        double v = strtod(eq + 1, &end);
-        if (len == 0 || len >= sizeof name || !eq[1] || *end) {
-            rc = cli_usage_error("cost", "--set '%s' is not NAME=NUMBER", sets[i]);
-            goto done;
-        }
-        memcpy(name, sets[i], len);
-        name[len] = '\0';
-        if ((st = mpq_hw_set_param_by_name(hw, name, v))) {
+        if ((st = mpq_hw_set_param_by_name(hw, sets[i].name, sets[i].value))) {
             rc = cli_fail("cost", st);
             goto done;
         }

@@ -1,7 +1,6 @@
 /* `mpq eval`: accuracy of a trained network (from `mpq train`) under a quantization policy. */
 #include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -82,9 +81,8 @@ int cmd_eval(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     const char *spec = "uniform:8,8", *split_name = "val", *data = NULL;
-    long epochs = 0, calib = 4;
-    int json = 0, int8 = 0, c;
-    char *end;
+    long long epochs = 0, calib = -1; /* -1: the evaluator's default */
+    int json = 0, int8 = 0, c, rc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "p:s:d:e:c:j8h", opts, NULL)) != -1) {
         switch (c) {
@@ -92,15 +90,17 @@ int cmd_eval(int argc, char **argv)
         case 's': split_name = optarg; break;
         case 'd': data = optarg; break;
         case 'e':
+            if ((rc = cli_parse_int("eval", "--epochs", optarg, 0, 1000, &epochs)) != CLI_OK)
+                return rc;
+            break;
         case 'c': {
-            long v = strtol(optarg, &end, 10);
-            if (*end || end == optarg || v < 0)
-                return cli_usage_error("eval", "option needs a non-negative integer, got '%s'",
-                                       optarg);
-            if (c == 'e')
-                epochs = v;
-            else
-                calib = v;
+            mpq_param_info info = {sizeof info, NULL, NULL, 0, 0, 0, 0};
+            mpq_status st = mpq_evaluator_param_info(MPQ_EVAL_CALIB_BATCHES, &info);
+            if (st != MPQ_OK)
+                return cli_fail("eval", st);
+            if ((rc = cli_parse_int("eval", "--calib", optarg, (long long)info.min_value,
+                                    (long long)info.max_value, &calib)) != CLI_OK)
+                return rc;
             break;
         }
         case 'j': json = 1; break;
@@ -120,8 +120,10 @@ int cmd_eval(int argc, char **argv)
         split = MPQ_SPLIT_TEST;
     else
         return cli_usage_error("eval", "--split must be val or test, got '%s'", split_name);
-    if (epochs > 1000)
-        return cli_usage_error("eval", "--epochs %ld is more than 1000", epochs);
+    if ((rc = cli_check_path("eval", "MODEL_FILE", argv[optind])) != CLI_OK ||
+        (rc = cli_check_path("eval", "--policy", spec)) != CLI_OK ||
+        (data && (rc = cli_check_path("eval", "--data", data)) != CLI_OK))
+        return rc;
     const char *path = argv[optind];
     mpq_dataset *ds = NULL;
     mpq_net *net = NULL;
@@ -162,7 +164,7 @@ int cmd_eval(int argc, char **argv)
             json_string(path);
             printf(", \"policy\": ");
             json_string(spec);
-            printf(", \"split\": \"%s\", \"images\": %lld, \"finetune_epochs\": %ld, "
+            printf(", \"split\": \"%s\", \"images\": %lld, \"finetune_epochs\": %lld, "
                    "\"avg_weight_bits\": %.4f, \"float_accuracy\": %.6f, \"accuracy\": %.6f",
                    split_name, (long long)images, epochs, avg_bits, fp, q);
             if (int8)
@@ -177,7 +179,7 @@ int cmd_eval(int argc, char **argv)
             printf("policy         %s (mean weight bits %.2f)\n", spec, avg_bits);
             printf("split          %s (%lld images)\n", split_name, (long long)images);
             if (epochs)
-                printf("fine-tune      %ld epochs\n", epochs);
+                printf("fine-tune      %lld epochs\n", epochs);
             printf("float top-1    %.2f%%\n", 100.0 * fp);
             printf("quantized top-1 %.2f%% (%+.2f points)\n", 100.0 * q, 100.0 * (q - fp));
             if (int8) {

@@ -36,7 +36,7 @@ static void search_usage(FILE *out)
             "                         fraction of the all-8-bit policy (default latency:0.5)\n"
             "      --objective O      resource (default: best accuracy within the budget) or\n"
             "                         accuracy (AutoQ's psi-weighted reward, no budget)\n"
-            "  -e, --episodes N       episodes (default: the method's, HAQ 600, AutoQ 400); a\n"
+            "  -e, --episodes N       episodes >= 1 (default: the method's, HAQ 600, AutoQ 400); a\n"
             "                         shorter run rescales the noise decay (and AutoQ's constant-\n"
             "                         noise quarter) so that exploration ends as in the papers\n"
             "  -s, --seed N           seed (default 234, HAQ's)\n"
@@ -51,14 +51,19 @@ static void search_usage(FILE *out)
             "      --checkpoint-every N  write DIR/checkpoint.mpq every N episodes (default 10)\n"
             "      --resume           continue from DIR/checkpoint.mpq with the checkpoint's\n"
             "                         settings; -e N sets a new episode target, which extends a\n"
-            "                         finished run (its noise schedule stays the original's)\n"
+            "                         finished run (its noise schedule stays the original's);\n"
+            "                         -b, --objective, -s or --set other than the checkpoint's\n"
+            "                         are refused\n"
             "      --time-limit S     stop cleanly after S seconds with the best policy so far\n"
             "      --rescore N        score the N best distinct policies again on the whole\n"
             "                         validation split and keep the best of them, written to\n"
             "                         DIR/final_policy.json (default 5 for the demo, else 0)\n"
             "      --list-params      list the search parameters with defaults and sources\n"
             "  -q, --quiet            no progress bar\n"
-            "  -h, --help             show this help and exit\n"
+            "  -h, --help             show this help and exit\n",
+            MPQ_FASHION_MNIST_DIR);
+    /* two strings: C11 compilers need only accept 4095 characters in one */
+    fprintf(out,
             "\n"
             "Demo (--demo): trains fashion-cnn if no cached network exists, runs uniform, greedy,\n"
             "HAQ and AutoQ under one budget (default latency:0.5 of all-8-bit on zynq7020), fine-\n"
@@ -75,9 +80,10 @@ static void search_usage(FILE *out)
             "\n"
             "Files written to DIR (per method in DIR/METHOD for the demo): history.csv (every\n"
             "episode), best_policy.json, pareto.csv and pareto.svg (accuracy against latency,\n"
-            "energy and size), checkpoint.mpq; the demo adds DIR/summary.csv.\n"
-            "Exit status: 0 success, 1 the library reported an error, 2 usage error.\n",
-            MPQ_FASHION_MNIST_DIR);
+            "energy and size), checkpoint.mpq; the demo adds DIR/summary.csv. A new run first\n"
+            "removes these files of an earlier run in DIR (--resume keeps the checkpoint).\n"
+            "Every output directory is checked writable before any work.\n"
+            "Exit status: 0 success, 1 the library reported an error, 2 usage error.\n");
 }
 
 /* ---- options ------------------------------------------------------------------------------ */
@@ -93,54 +99,26 @@ typedef struct options {
     long long rescore; /* -1: the default (demo 5, else 0) */
     double time_limit;
     int resume, quiet, demo;
+    /* given on the command line, not defaults: a resumed run compares them with its checkpoint */
+    int budget_given, objective_given, seed_given;
+    /* options of one kind of run only: "-m" for a single search, "--methods" for the demo */
+    const char *single_only, *demo_only;
     kv sets[MAX_SETS], eval_sets[MAX_SETS];
     int nsets, neval_sets;
 } options;
 
-static int parse_kv(const char *arg, kv *out)
+/* Integer option bounded by a search parameter's range. */
+static int parse_search_int(const char *opt, const char *arg, mpq_search_param id, long long min,
+                            long long *out)
 {
-    const char *eq = strchr(arg, '=');
-    if (!eq || eq == arg || (size_t)(eq - arg) >= sizeof out->name)
-        return 0;
-    char *end;
-    double v = strtod(eq + 1, &end);
-    if (end == eq + 1 || *end)
-        return 0;
-    memcpy(out->name, arg, (size_t)(eq - arg));
-    out->name[eq - arg] = '\0';
-    out->value = v;
-    return 1;
-}
-
-static int parse_ll(const char *s, long long *out)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < 0)
-        return 0;
-    *out = v;
-    return 1;
+    mpq_param_info info = {sizeof info, NULL, NULL, 0, 0, 0, 0};
+    mpq_status st = mpq_search_param_info(MPQ_SEARCH_HAQ, id, &info);
+    if (st != MPQ_OK)
+        return cli_fail("search", st);
+    return cli_parse_int("search", opt, arg, min, (long long)info.max_value, out);
 }
 
 /* ---- small file helpers ------------------------------------------------------------------- */
-
-static int make_dirs(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
 
 static mpq_status write_text(const char *path, const char *text)
 {
@@ -426,14 +404,107 @@ typedef struct result {
     mpq_search_record best;
     int has_best;
     double seconds;
+    int conflict; /* the command line contradicts the checkpoint being resumed: a usage error */
 } result;
 
-static mpq_status apply_sets(mpq_search *s, const options *o)
+/* What the search really uses ("latency:0.5", "accuracy objective"): after a resume that is the
+ * checkpoint's setting, not necessarily the command line's. */
+static void describe_objective(const mpq_search *s, char *buf, size_t n)
 {
+    double objective = 0, resource = 0, fraction = 0;
+    mpq_search_get_param(s, MPQ_SEARCH_OBJECTIVE, &objective);
+    mpq_search_get_param(s, MPQ_SEARCH_BUDGET_RESOURCE, &resource);
+    mpq_search_get_param(s, MPQ_SEARCH_BUDGET, &fraction);
+    if ((int)objective == MPQ_OBJECTIVE_ACCURACY)
+        snprintf(buf, n, "accuracy objective");
+    else
+        snprintf(buf, n, "%s:%g", mpq_search_resource_name((mpq_search_resource)(int)resource),
+                 fraction);
+}
+
+static int changeable_on_resume(mpq_search_param id)
+{
+    return id == MPQ_SEARCH_EPISODES || id == MPQ_SEARCH_CHECKPOINT_EVERY ||
+           id == MPQ_SEARCH_TIME_LIMIT;
+}
+
+/* A resumed run continues with its checkpoint's settings (the library fixes them once an episode
+ * ran). An option that asks for another value is refused instead of being silently ignored while
+ * the summary shows it; the same value (the original command line repeated with --resume) is
+ * fine. Episodes, checkpoint_every and time_limit may change and are applied. */
+static mpq_status check_resume_options(const mpq_search *s, const options *o)
+{
+    double v = 0;
+    char have[64];
+    describe_objective(s, have, sizeof have);
+    if (o->objective_given || o->budget_given) {
+        mpq_search_get_param(s, MPQ_SEARCH_OBJECTIVE, &v);
+        int want_acc = strcmp(o->objective, "accuracy") == 0;
+        int conflict = want_acc != ((int)v == MPQ_OBJECTIVE_ACCURACY);
+        if (!conflict && !want_acc && o->budget_given) {
+            mpq_search_resource r;
+            double f, cr = 0, cf = 0;
+            mpq_search_parse_budget(o->budget, &r, &f);
+            mpq_search_get_param(s, MPQ_SEARCH_BUDGET_RESOURCE, &cr);
+            mpq_search_get_param(s, MPQ_SEARCH_BUDGET, &cf);
+            conflict = (int)cr != (int)r || cf != f;
+        }
+        if (conflict)
+            return mpq_set_error(MPQ_ERR_MISMATCH,
+                                 "--resume: the checkpoint's run has %s, the command line asks "
+                                 "for %s; a resumed run keeps its budget (drop -b/--objective, "
+                                 "or start a new run in another directory)",
+                                 have,
+                                 strcmp(o->objective, "accuracy") == 0 ? "accuracy objective"
+                                                                       : o->budget);
+    }
+    if (o->seed_given) {
+        mpq_search_get_param(s, MPQ_SEARCH_SEED, &v);
+        if (v != (double)o->seed)
+            return mpq_set_error(MPQ_ERR_MISMATCH,
+                                 "--resume: the checkpoint's run has seed %.0f, the command line "
+                                 "asks for %lld; a resumed run keeps its seed",
+                                 v, o->seed);
+    }
     for (int i = 0; i < o->nsets; i++) {
-        mpq_status st = mpq_search_set_param_by_name(s, o->sets[i].name, o->sets[i].value);
+        mpq_search_param id;
+        mpq_status st = mpq_search_param_find(o->sets[i].name, &id);
         if (st != MPQ_OK)
             return st;
+        if (changeable_on_resume(id))
+            continue;
+        mpq_search_get_param(s, id, &v);
+        if (v != o->sets[i].value)
+            return mpq_set_error(MPQ_ERR_MISMATCH,
+                                 "--resume: the checkpoint's run has %s=%g, the command line asks "
+                                 "for %g; only episodes, checkpoint_every and time_limit can "
+                                 "change on resume",
+                                 o->sets[i].name, v, o->sets[i].value);
+    }
+    if (o->rescore > 0 && mpq_search_get_param(s, MPQ_SEARCH_KEEP_TOP, &v) == MPQ_OK &&
+        (double)o->rescore > v)
+        return mpq_set_error(MPQ_ERR_MISMATCH,
+                             "--resume: --rescore %lld needs the %lld best policies, the "
+                             "checkpoint's run keeps %.0f",
+                             o->rescore, o->rescore, v);
+    return MPQ_OK;
+}
+
+/* Every file a run writes into its directory. A new run removes those of an earlier run first
+ * (a run that finds no feasible policy would otherwise leave the old best_policy.json beside its
+ * own history); a resumed run keeps its checkpoint. */
+static mpq_status remove_stale_outputs(const char *dir, int keep_checkpoint)
+{
+    static const char *const names[] = {"history.csv", "best_policy.json", "final_policy.json",
+                                        "pareto.csv",  "pareto.svg",       "checkpoint.mpq"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (keep_checkpoint && strcmp(names[i], "checkpoint.mpq") == 0)
+            continue;
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return mpq_set_error(MPQ_ERR_IO, "cannot remove the earlier run's %s: %s", path,
+                                 strerror(errno));
     }
     return MPQ_OK;
 }
@@ -567,31 +638,48 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
     if (st != MPQ_OK)
         return st;
     res->search = s;
-    if (strcmp(o->objective, "accuracy") == 0) {
-        st = mpq_search_set_param(s, MPQ_SEARCH_OBJECTIVE, MPQ_OBJECTIVE_ACCURACY);
-    } else {
-        mpq_search_resource r;
-        double f;
-        st = mpq_search_parse_budget(o->budget, &r, &f);
+    const long long rescore = o->rescore >= 0 ? o->rescore : o->demo ? 5 : 0;
+    /* A resumed run takes every setting from its checkpoint: nothing to set before. */
+    if (!o->resume) {
+        if (strcmp(o->objective, "accuracy") == 0) {
+            st = mpq_search_set_param(s, MPQ_SEARCH_OBJECTIVE, MPQ_OBJECTIVE_ACCURACY);
+        } else {
+            mpq_search_resource r;
+            double f;
+            st = mpq_search_parse_budget(o->budget, &r, &f);
+            if (st == MPQ_OK)
+                st = mpq_search_set_budget(s, r, f);
+        }
         if (st == MPQ_OK)
-            st = mpq_search_set_budget(s, r, f);
+            st = mpq_search_set_param(s, MPQ_SEARCH_SEED, (double)o->seed);
+        if (st == MPQ_OK && episodes > 0)
+            st = mpq_search_set_param(s, MPQ_SEARCH_EPISODES, (double)episodes);
+        if (st == MPQ_OK && episodes > 0 &&
+            (method == MPQ_SEARCH_HAQ || method == MPQ_SEARCH_AUTOQ))
+            st = scale_schedule(s, method, episodes);
+        /* The demo compares methods on equal terms, so its wall treats every layer alike. HAQ's
+         * rule (first/last forced to 8 bit only when the wall runs) makes the result depend on
+         * whether a proposal lands over budget: AutoQ, whose kernel-wise proposals often do, fell
+         * to 64.6% test top-1 at a 0.4 latency budget under it (88.5% free); at 0.5, 3 seeds:
+         * AutoQ 90.07 -> 90.52%, HAQ 90.50 -> 90.27%, greedy 87.85 -> 90.23%. --set first_last=1
+         * restores HAQ's rule. */
+        if (st == MPQ_OK && o->demo)
+            st = mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE);
     }
-    if (st == MPQ_OK && o->seed >= 0)
-        st = mpq_search_set_param(s, MPQ_SEARCH_SEED, (double)o->seed);
-    if (st == MPQ_OK && episodes > 0)
-        st = mpq_search_set_param(s, MPQ_SEARCH_EPISODES, (double)episodes);
-    if (st == MPQ_OK && episodes > 0 && (method == MPQ_SEARCH_HAQ || method == MPQ_SEARCH_AUTOQ))
-        st = scale_schedule(s, method, episodes);
-    /* The demo compares methods on equal terms, so its wall treats every layer alike. HAQ's rule
-     * (first/last forced to 8 bit only when the wall runs) makes the result depend on whether a
-     * proposal lands over budget: AutoQ, whose kernel-wise proposals often do, fell to 64.6% test
-     * top-1 at a 0.4 latency budget under it (88.5% free); at 0.5, 3 seeds: AutoQ 90.07 -> 90.52%,
-     * HAQ 90.50 -> 90.27%, greedy 87.85 -> 90.23%. --set first_last=1 restores HAQ's rule. */
-    if (st == MPQ_OK && o->demo)
-        st = mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE);
+    /* checkpoint_every and time_limit belong to this process, not to the checkpoint; an explicit
+     * --set of either comes after and wins over the option's default. */
     if (st == MPQ_OK)
-        st = apply_sets(s, o);
-    if (st == MPQ_OK && method == MPQ_SEARCH_UNIFORM) {
+        st = mpq_search_set_param(s, MPQ_SEARCH_CHECKPOINT_EVERY, (double)o->checkpoint_every);
+    if (st == MPQ_OK && o->time_limit > 0)
+        st = mpq_search_set_param(s, MPQ_SEARCH_TIME_LIMIT, o->time_limit);
+    for (int i = 0; st == MPQ_OK && i < o->nsets; i++) {
+        mpq_search_param id;
+        st = mpq_search_param_find(o->sets[i].name, &id);
+        if (st == MPQ_OK && (!o->resume || changeable_on_resume(id)) &&
+            !(o->resume && id == MPQ_SEARCH_EPISODES))
+            st = mpq_search_set_param(s, id, o->sets[i].value);
+    }
+    if (st == MPQ_OK && !o->resume && method == MPQ_SEARCH_UNIFORM) {
         /* uniform plays each (w, a) pair once: show that count, not a larger cap */
         double w0, w1, a0, a1;
         mpq_search_get_param(s, MPQ_SEARCH_W_MIN_BITS, &w0);
@@ -602,40 +690,45 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
         if (pairs >= 1 && (episodes <= 0 || (double)episodes > pairs))
             st = mpq_search_set_param(s, MPQ_SEARCH_EPISODES, pairs);
     }
-    const long long rescore = o->rescore >= 0 ? o->rescore : o->demo ? 5 : 0;
     double keep = 0.0;
-    if (st == MPQ_OK && rescore > 0 &&
+    if (st == MPQ_OK && !o->resume && rescore > 0 &&
         (st = mpq_search_get_param(s, MPQ_SEARCH_KEEP_TOP, &keep)) == MPQ_OK &&
         (double)rescore > keep)
         st = mpq_search_set_param(s, MPQ_SEARCH_KEEP_TOP, (double)rescore);
-    if (st == MPQ_OK)
-        st = mpq_search_set_param(s, MPQ_SEARCH_CHECKPOINT_EVERY, (double)o->checkpoint_every);
-    if (st == MPQ_OK && o->time_limit > 0)
-        st = mpq_search_set_param(s, MPQ_SEARCH_TIME_LIMIT, o->time_limit);
     char ckpt[1200];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.mpq", dir);
     if (st == MPQ_OK)
         st = mpq_search_set_checkpoint(s, ckpt);
     if (st == MPQ_OK && o->resume) {
         st = mpq_search_resume(s, ckpt);
+        if (st == MPQ_OK && (st = check_resume_options(s, o)) != MPQ_OK)
+            res->conflict = 1;
         if (st == MPQ_OK)
             fprintf(stderr, "resumed %s after episode %lld from %s\n",
                     mpq_search_method_name(method), (long long)mpq_search_history_count(s), ckpt);
-        /* The checkpoint brings the run's own episode count; an explicit -e sets a new target
-         * so that a finished or interrupted run can be extended. Everything else (noise decay
-         * included) stays as the checkpoint has it. */
+        /* The checkpoint brings the run's own episode count; an explicit -e (or --set
+         * episodes=N) sets a new target so that a finished or interrupted run can be extended.
+         * Everything else (noise decay included) stays as the checkpoint has it. */
+        long long want = episodes;
+        for (int i = 0; i < o->nsets; i++)
+            if (strcmp(o->sets[i].name, "episodes") == 0)
+                want = (long long)o->sets[i].value;
         double target = 0.0;
-        if (st == MPQ_OK && episodes > 0 &&
+        if (st == MPQ_OK && want > 0 &&
             mpq_search_get_param(s, MPQ_SEARCH_EPISODES, &target) == MPQ_OK &&
-            target != (double)episodes) {
-            st = mpq_search_set_param(s, MPQ_SEARCH_EPISODES, (double)episodes);
+            target != (double)want) {
+            st = mpq_search_set_param(s, MPQ_SEARCH_EPISODES, (double)want);
             if (st == MPQ_OK)
-                fprintf(stderr, "episode target %lld (the checkpoint's run had %.0f)\n",
-                        episodes, target);
+                fprintf(stderr, "episode target %lld (the checkpoint's run had %.0f)\n", want,
+                        target);
         }
     }
     if (st == MPQ_OK)
         st = mpq_search_prepare(s);
+    /* The run starts here: what an earlier run left in this directory goes now, not before (a
+     * refused command line keeps it). */
+    if (st == MPQ_OK)
+        st = remove_stale_outputs(dir, o->resume);
     if (st != MPQ_OK)
         return st;
     view v = {isatty(2), o->quiet, mpq_search_method_name(method)};
@@ -746,18 +839,21 @@ static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
                 o->model);
         return MPQ_OK;
     }
+    char path[1200], dir[1024];
+    int cached = 1;
+    if (!is_file) {
+        cache_dir(o, dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/%s.mpqnet", dir, o->model);
+        cached = access(path, R_OK) == 0; /* else check_output_dirs() probed dir */
+    }
     if ((st = mpq_dataset_load(&su->ds, o->data)) != MPQ_OK)
         return st;
-    char path[1200];
     if (is_file) {
         snprintf(path, sizeof path, "%s", o->model);
         if ((st = mpq_net_load(&su->net, path, 1)) != MPQ_OK)
             return st;
     } else {
-        char dir[1024];
-        cache_dir(o, dir, sizeof dir);
-        snprintf(path, sizeof path, "%s/%s.mpqnet", dir, o->model);
-        if (access(path, R_OK) == 0) {
+        if (cached) {
             if ((st = mpq_net_load(&su->net, path, 1)) != MPQ_OK)
                 return st;
             fprintf(stderr, "using the trained %s cached in %s\n", o->model, path);
@@ -770,9 +866,6 @@ static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
             if ((st = mpq_net_train(su->net, su->ds, MPQ_SPLIT_TRAIN, NULL)) != MPQ_OK)
                 return st;
             mpq_net_set_progress(su->net, NULL, NULL);
-            if (make_dirs(dir) != 0)
-                return mpq_set_error(MPQ_ERR_IO, "cannot create cache directory %s: %s", dir,
-                                     strerror(errno));
             if ((st = mpq_net_save(su->net, path)) != MPQ_OK)
                 return st;
             fprintf(stderr, "saved the trained network to %s\n", path);
@@ -842,19 +935,24 @@ static int run_demo(const options *o, context *cx, setup *su)
     FILE *files = tmpfile();
     if (!files)
         files = stderr;
+    /* The demo's own files of an earlier demo in DIR: its per-method files go in run_one(). */
+    static const char *const own[] = {"summary.csv", "pareto.svg"};
+    for (size_t i = 0; i < sizeof own / sizeof own[0] && st == MPQ_OK; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", o->out, own[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            st = mpq_set_error(MPQ_ERR_IO, "cannot remove the earlier run's %s: %s", path,
+                               strerror(errno));
+    }
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    for (char *tok = strtok(methods, ","); tok && n < MPQ_SEARCH_METHOD_COUNT;
+    for (char *tok = strtok(methods, ","); st == MPQ_OK && tok && n < MPQ_SEARCH_METHOD_COUNT;
          tok = strtok(NULL, ",")) {
         mpq_search_method m;
         if ((st = mpq_search_method_from_name(tok, &m)) != MPQ_OK)
             break;
-        char dir[1100];
+        char dir[1100]; /* created and probed by check_output_dirs() */
         snprintf(dir, sizeof dir, "%s/%s", o->out, tok);
-        if (make_dirs(dir) != 0) {
-            st = mpq_set_error(MPQ_ERR_IO, "cannot create %s: %s", dir, strerror(errno));
-            break;
-        }
         long long episodes = o->demo_episodes;
         if (m == MPQ_SEARCH_UNIFORM)
             episodes = 1000; /* all pairs; uniform stops after the last */
@@ -868,11 +966,13 @@ static int run_demo(const options *o, context *cx, setup *su)
             break;
     }
     if (st != MPQ_OK) {
+        int conflict = n > 0 && res[n - 1].conflict;
         for (int i = 0; i < n; i++)
             mpq_search_destroy(res[i].search);
         if (files != stderr)
             fclose(files);
-        return cli_fail("search --demo", st);
+        return conflict ? cli_usage_error("search", "%s", mpq_last_error())
+                        : cli_fail("search --demo", st);
     }
     /* all-8-bit reference row: same fine-tune as the others for a fair comparison */
     mpq_policy *ref = NULL;
@@ -898,8 +998,17 @@ static int run_demo(const options *o, context *cx, setup *su)
     clock_gettime(CLOCK_MONOTONIC, &b);
     double total = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     int finetuned = cx->runtime && o->demo_finetune > 0;
-    printf("\nmpq demo: %s on %s, budget %s of all-8-bit, seed %lld%s\n", o->model, o->hw,
-           o->budget, o->seed, cx->is_proxy ? " (PROXY accuracy: closed-form stand-in)" : "");
+    /* What the searches used: after --resume, their checkpoints' settings. */
+    char objective[64], budget[96];
+    double seed = (double)o->seed;
+    describe_objective(res[0].search, objective, sizeof objective);
+    mpq_search_get_param(res[0].search, MPQ_SEARCH_SEED, &seed);
+    if (strchr(objective, ':'))
+        snprintf(budget, sizeof budget, "budget %s of all-8-bit", objective);
+    else
+        snprintf(budget, sizeof budget, "%s", objective);
+    printf("\nmpq demo: %s on %s, %s, seed %.0f%s\n", o->model, o->hw, budget, seed,
+           cx->is_proxy ? " (PROXY accuracy: closed-form stand-in)" : "");
     if (finetuned)
         printf("test top-1 after %lld fine-tune epoch(s) of each method's best policy; area in "
                "BRAM36 (zynq7020) or mm^2\n",
@@ -949,6 +1058,157 @@ static int run_demo(const options *o, context *cx, setup *su)
     }
     for (int i = 0; i < n; i++)
         mpq_search_destroy(res[i].search);
+    return CLI_OK;
+}
+
+/* ---- command-line checks ------------------------------------------------------------------ */
+
+static int is_zoo_model(const char *name)
+{
+    size_t len = strlen(name);
+    return !is_builtin_net(name) && !(len > 7 && strcmp(name + len - 7, ".mpqnet") == 0);
+}
+
+/* Calls @p fn on each method name of the demo's --methods list (a copy: strtok writes). */
+static int for_each_demo_method(const options *o, int (*fn)(const options *, const char *, void *),
+                                void *user)
+{
+    char methods[256];
+    if (strlen(o->methods) >= sizeof methods)
+        return cli_usage_error("search", "--methods: list longer than %zu bytes",
+                               sizeof methods - 1);
+    snprintf(methods, sizeof methods, "%s", o->methods);
+    char *save = NULL;
+    for (char *tok = strtok_r(methods, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int rc = fn(o, tok, user);
+        if (rc != CLI_OK)
+            return rc;
+    }
+    return CLI_OK;
+}
+
+static int check_demo_method(const options *o, const char *name, void *user)
+{
+    (void)o;
+    unsigned *seen = user;
+    mpq_search_method m;
+    if (mpq_search_method_from_name(name, &m) != MPQ_OK)
+        return cli_usage_error("search", "--methods: %s", mpq_last_error());
+    if (*seen & (1u << m))
+        return cli_usage_error("search", "--methods: '%s' listed twice (each method writes to "
+                                         "DIR/%s)",
+                               name, name);
+    *seen |= 1u << m;
+    return CLI_OK;
+}
+
+static int check_demo_dir(const options *o, const char *name, void *user)
+{
+    (void)user;
+    char dir[CLI_MAX_PATH + 64];
+    snprintf(dir, sizeof dir, "%s/%s", o->out, name);
+    return cli_check_output_dir("search", "--out", dir, 1);
+}
+
+static int check_output_dirs(const options *o)
+{
+    int rc = cli_check_output_dir("search", "--out", o->out, 1);
+    if (rc == CLI_OK && o->demo)
+        rc = for_each_demo_method(o, check_demo_dir, NULL);
+    if (rc == CLI_OK && is_builtin_net(o->model)) {
+        /* A network not cached yet is trained first (minutes) and then saved there. */
+        char dir[1024], path[1200];
+        cache_dir(o, dir, sizeof dir);
+        snprintf(path, sizeof path, "%s/%s.mpqnet", dir, o->model);
+        if (access(path, R_OK) != 0)
+            rc = cli_check_output_dir("search", "--cache", dir, 1);
+    }
+    return rc;
+}
+
+/* Everything that can be checked without the network: names, values against the parameters'
+ * ranges, options that would be silently ignored. A search may first train a network for minutes
+ * and then run for hours; none of this may surface only then. */
+static int validate_options(const options *o)
+{
+    int rc;
+    if ((rc = cli_check_path("search", "--out", o->out)) != CLI_OK ||
+        (rc = cli_check_path("search", "--model", o->model)) != CLI_OK ||
+        (o->data && (rc = cli_check_path("search", "--data", o->data)) != CLI_OK) ||
+        (o->cache && (rc = cli_check_path("search", "--cache", o->cache)) != CLI_OK))
+        return rc;
+    if (o->demo && o->single_only)
+        return cli_usage_error("search", "%s applies to a single search, not to --demo (see "
+                                         "--methods, --demo-episodes, --demo-finetune)",
+                               o->single_only);
+    if (!o->demo && o->demo_only)
+        return cli_usage_error("search", "%s needs --demo", o->demo_only);
+    if (o->demo) {
+        unsigned seen = 0;
+        if ((rc = for_each_demo_method(o, check_demo_method, &seen)) != CLI_OK)
+            return rc;
+        if (!seen)
+            return cli_usage_error("search", "--methods: no method in '%s'", o->methods);
+    }
+    if (strcmp(o->objective, "accuracy") == 0) {
+        if (o->budget_given)
+            return cli_usage_error("search", "--budget has no effect with --objective accuracy");
+    } else {
+        mpq_search_resource r;
+        double frac;
+        if (mpq_search_parse_budget(o->budget, &r, &frac) != MPQ_OK)
+            return cli_usage_error("search", "%s", mpq_last_error());
+    }
+    for (int i = 0; i < o->nsets; i++) {
+        mpq_search_param id;
+        mpq_param_info info = {sizeof info, NULL, NULL, 0, 0, 0, 0};
+        const kv *k = &o->sets[i];
+        if (mpq_search_param_find(k->name, &id) != MPQ_OK ||
+            mpq_search_param_info(MPQ_SEARCH_HAQ, id, &info) != MPQ_OK)
+            return cli_usage_error("search", "--set: %s", mpq_last_error());
+        if (k->value < info.min_value || k->value > info.max_value ||
+            (info.is_integer && k->value != floor(k->value)))
+            return cli_usage_error("search", "--set %s needs %s in [%g, %g], got %g", k->name,
+                                   info.is_integer ? "an integer" : "a number", info.min_value,
+                                   info.max_value, k->value);
+    }
+    for (int i = 0; i < o->neval_sets; i++) {
+        mpq_eval_param id;
+        mpq_param_info info = {sizeof info, NULL, NULL, 0, 0, 0, 0};
+        const kv *k = &o->eval_sets[i];
+        if (mpq_evaluator_param_find(k->name, &id) != MPQ_OK ||
+            mpq_evaluator_param_info(id, &info) != MPQ_OK) {
+            char names[512];
+            size_t len = 0;
+            for (int p = 0; p < MPQ_EVAL_PARAM_COUNT && len < sizeof names; p++) {
+                mpq_param_info pi = {sizeof pi, NULL, NULL, 0, 0, 0, 0};
+                if (mpq_evaluator_param_info((mpq_eval_param)p, &pi) == MPQ_OK)
+                    len += (size_t)snprintf(names + len, sizeof names - len, "%s%s",
+                                            len ? ", " : "", pi.name);
+            }
+            return cli_usage_error("search", "--eval-set: unknown evaluator parameter '%s' "
+                                             "(valid: %s)",
+                                   k->name, names);
+        }
+        if (k->value < info.min_value || k->value > info.max_value ||
+            (info.is_integer && k->value != floor(k->value)))
+            return cli_usage_error("search", "--eval-set %s needs %s in [%g, %g], got %g",
+                                   k->name, info.is_integer ? "an integer" : "a number",
+                                   info.min_value, info.max_value, k->value);
+    }
+    /* A zoo model is scored by the closed-form proxy: there is no network to evaluate, fine-tune
+     * or re-score, so these options would do nothing. */
+    if (is_zoo_model(o->model)) {
+        const char *what = o->neval_sets ? "--eval-set"
+                           : o->finetune_epochs > 0 ? "--finetune-epochs"
+                           : o->rescore > 0 ? "--rescore"
+                                            : NULL;
+        if (what)
+            return cli_usage_error("search", "%s needs a real network (fashion-cnn, "
+                                             "fashion-tiny or a .mpqnet file); '%s' is scored "
+                                             "by the closed-form proxy",
+                                   what, o->model);
+    }
     return CLI_OK;
 }
 
@@ -1003,59 +1263,80 @@ int cmd_search(int argc, char **argv)
     o.demo_episodes = 100;
     o.demo_finetune = 1;
     o.rescore = -1;
-    int c;
+    int c, rc;
     /* Parse from argv[1] even when the caller ran getopt before (mpq help --all calls every
      * command in turn without resetting it, and a search without --help is expensive). */
     optind = 0;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "m:M:b:e:s:o:d:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': o.method = optarg; break;
+        case 'm':
+            o.method = optarg;
+            o.single_only = "--method";
+            break;
         case 'M': o.model = optarg; break;
         case OPT_HW: o.hw = optarg; break;
-        case 'b': o.budget = optarg; break;
+        case 'b':
+            o.budget = optarg;
+            o.budget_given = 1;
+            break;
         case OPT_OBJECTIVE:
             if (strcmp(optarg, "resource") != 0 && strcmp(optarg, "accuracy") != 0)
                 return cli_usage_error("search", "--objective must be resource or accuracy, got "
                                                  "'%s'",
                                        optarg);
             o.objective = optarg;
+            o.objective_given = 1;
             break;
         case 'e':
-        case 's':
-        case OPT_FINETUNE:
-        case OPT_CKPT:
-        case OPT_DEMO_EPISODES:
-        case OPT_DEMO_FINETUNE:
-        case OPT_RESCORE: {
-            long long v;
-            if (!parse_ll(optarg, &v))
-                return cli_usage_error("search", "option needs a non-negative integer, got '%s'",
-                                       optarg);
-            if (c == 'e')
-                o.episodes = v;
-            else if (c == 's')
-                o.seed = v;
-            else if (c == OPT_FINETUNE)
-                o.finetune_epochs = v;
-            else if (c == OPT_CKPT)
-                o.checkpoint_every = v;
-            else if (c == OPT_DEMO_EPISODES)
-                o.demo_episodes = v;
-            else if (c == OPT_RESCORE)
-                o.rescore = v;
-            else
-                o.demo_finetune = v;
+            if ((rc = parse_search_int("--episodes", optarg, MPQ_SEARCH_EPISODES, 1,
+                                       &o.episodes)) != CLI_OK)
+                return rc;
+            o.single_only = "--episodes";
             break;
-        }
-        case OPT_TIME: {
-            char *end;
-            o.time_limit = strtod(optarg, &end);
-            if (*end || end == optarg || !(o.time_limit > 0))
+        case OPT_DEMO_EPISODES:
+            if ((rc = parse_search_int("--demo-episodes", optarg, MPQ_SEARCH_EPISODES, 1,
+                                       &o.demo_episodes)) != CLI_OK)
+                return rc;
+            o.demo_only = "--demo-episodes";
+            break;
+        case 's':
+            if ((rc = parse_search_int("--seed", optarg, MPQ_SEARCH_SEED, 0, &o.seed)) != CLI_OK)
+                return rc;
+            o.seed_given = 1;
+            break;
+        case OPT_CKPT:
+            if ((rc = parse_search_int("--checkpoint-every", optarg, MPQ_SEARCH_CHECKPOINT_EVERY, 0,
+                                       &o.checkpoint_every)) != CLI_OK)
+                return rc;
+            break;
+        case OPT_RESCORE:
+            if ((rc = parse_search_int("--rescore", optarg, MPQ_SEARCH_KEEP_TOP, 0,
+                                       &o.rescore)) != CLI_OK)
+                return rc;
+            break;
+        case OPT_FINETUNE:
+        case OPT_DEMO_FINETUNE:
+            /* the same bound as mpq eval --epochs and the network's own epochs */
+            if ((rc = cli_parse_int("search",
+                                    c == OPT_FINETUNE ? "--finetune-epochs" : "--demo-finetune",
+                                    optarg, 0, 1000,
+                                    c == OPT_FINETUNE ? &o.finetune_epochs : &o.demo_finetune)) !=
+                CLI_OK)
+                return rc;
+            if (c == OPT_FINETUNE)
+                o.single_only = "--finetune-epochs";
+            else
+                o.demo_only = "--demo-finetune";
+            break;
+        case OPT_TIME:
+            if ((rc = cli_parse_double("search", "--time-limit", optarg, 0, 1e9,
+                                       &o.time_limit)) != CLI_OK)
+                return rc;
+            if (!(o.time_limit > 0))
                 return cli_usage_error("search", "--time-limit needs seconds > 0, got '%s'",
                                        optarg);
             break;
-        }
         case 'o': o.out = optarg; break;
         case 'd': o.data = optarg; break;
         case OPT_CACHE: o.cache = optarg; break;
@@ -1063,15 +1344,22 @@ int cmd_search(int argc, char **argv)
         case OPT_EVAL_SET: {
             kv *arr = c == OPT_SET ? o.sets : o.eval_sets;
             int *n = c == OPT_SET ? &o.nsets : &o.neval_sets;
-            if (*n >= MAX_SETS || !parse_kv(optarg, &arr[*n]))
-                return cli_usage_error("search", "expected NAME=NUMBER, got '%s'", optarg);
+            const char *opt = c == OPT_SET ? "--set" : "--eval-set";
+            if (*n >= MAX_SETS)
+                return cli_usage_error("search", "more than %d %s options", MAX_SETS, opt);
+            if ((rc = cli_parse_name_value("search", opt, optarg, arr[*n].name,
+                                           sizeof arr[*n].name, &arr[*n].value)) != CLI_OK)
+                return rc;
             (*n)++;
             break;
         }
         case OPT_RESUME: o.resume = 1; break;
         case OPT_LIST: list_params(); return CLI_OK;
         case OPT_DEMO: o.demo = 1; break;
-        case OPT_METHODS: o.methods = optarg; break;
+        case OPT_METHODS:
+            o.methods = optarg;
+            o.demo_only = "--methods";
+            break;
         case 'q': o.quiet = 1; break;
         case 'h': search_usage(stdout); return CLI_OK;
         default:
@@ -1081,31 +1369,22 @@ int cmd_search(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("search", "unexpected argument '%s'", argv[optind]);
-    /* Validate names before any expensive work. */
+    if ((rc = validate_options(&o)) != CLI_OK)
+        return rc;
     mpq_search_method method;
     mpq_status st = mpq_search_method_from_name(o.method, &method);
     if (st != MPQ_OK)
         return cli_usage_error("search", "%s", mpq_last_error());
-    mpq_search_resource r;
-    double frac;
-    if (strcmp(o.objective, "resource") == 0 &&
-        (st = mpq_search_parse_budget(o.budget, &r, &frac)) != MPQ_OK)
-        return cli_usage_error("search", "%s", mpq_last_error());
-    for (int i = 0; i < o.nsets; i++) {
-        mpq_search_param id;
-        if (mpq_search_param_find(o.sets[i].name, &id) != MPQ_OK)
-            return cli_usage_error("search", "%s", mpq_last_error());
-    }
     context cx;
     memset(&cx, 0, sizeof cx);
     cx.o = &o;
     if ((st = mpq_hw_create(&cx.hw, o.hw)) != MPQ_OK)
         return cli_usage_error("search", "%s", mpq_last_error());
-    if (make_dirs(o.out) != 0) {
+    /* Every directory the run writes to, before any work: a long run must not end unable to
+     * save its results. */
+    if ((rc = check_output_dirs(&o)) != CLI_OK) {
         mpq_hw_destroy(cx.hw);
-        st = mpq_set_error(MPQ_ERR_IO, "cannot create output directory %s: %s", o.out,
-                           strerror(errno));
-        return cli_fail("search", st);
+        return rc;
     }
     setup su;
     if ((st = setup_evaluator(&o, &su, &cx)) != MPQ_OK) {
@@ -1113,7 +1392,6 @@ int cmd_search(int argc, char **argv)
         mpq_hw_destroy(cx.hw);
         return cli_fail("search", st);
     }
-    int rc;
     if (o.demo) {
         rc = run_demo(&o, &cx, &su);
     } else {
@@ -1121,7 +1399,9 @@ int cmd_search(int argc, char **argv)
         FILE *files = tmpfile();
         st = run_one(&cx, method, o.episodes, o.out, o.finetune_epochs, &res,
                      files ? files : stderr);
-        if (st != MPQ_OK) {
+        if (st != MPQ_OK && res.conflict) {
+            rc = cli_usage_error("search", "%s", mpq_last_error());
+        } else if (st != MPQ_OK) {
             rc = cli_fail("search", st);
             /* A run refused before its first episode (e.g. an impossible budget) wrote nothing:
              * no file list then. */
@@ -1134,10 +1414,10 @@ int cmd_search(int argc, char **argv)
             }
         } else {
             rc = CLI_OK;
+            char objective[64];
+            describe_objective(res.search, objective, sizeof objective);
             printf("%s on %s (%s), %s%s: %lld episodes in %.1f s\n", mpq_search_method_name(method),
-                   o.model, o.hw, strcmp(o.objective, "accuracy") == 0 ? "accuracy objective"
-                                                                       : o.budget,
-                   cx.is_proxy ? ", PROXY accuracy" : "",
+                   o.model, o.hw, objective, cx.is_proxy ? ", PROXY accuracy" : "",
                    (long long)mpq_search_history_count(res.search), res.seconds);
             print_table_header(stdout, cx.is_proxy, res.finetuned);
             if (res.has_best)

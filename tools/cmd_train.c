@@ -1,7 +1,8 @@
 /* `mpq train`: trains a built-in network on an IDX dataset and saves it. */
 #include <getopt.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,10 +66,10 @@ int cmd_train(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *network = "fashion-cnn", *data = NULL, *output = NULL;
-    double epochs = -1, batch = -1, lr = -1;
-    unsigned long long seed = 1;
-    int quiet = 0, c;
-    char *end;
+    /* NAN: not given, the network's default applies */
+    double epochs = NAN, batch = NAN, lr = NAN;
+    long long seed = 1;
+    int quiet = 0, c, rc;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "n:d:e:b:s:o:qh", opts, NULL)) != -1) {
         switch (c) {
@@ -77,9 +78,24 @@ int cmd_train(int argc, char **argv)
         case 'e':
         case 'b':
         case 'L': {
-            double v = strtod(optarg, &end);
-            if (*end || end == optarg)
-                return cli_usage_error("train", "option needs a number, got '%s'", optarg);
+            mpq_net_param id = c == 'e' ? MPQ_NET_EPOCHS : c == 'b' ? MPQ_NET_BATCH_SIZE
+                                                                    : MPQ_NET_LR;
+            const char *opt = c == 'e' ? "--epochs" : c == 'b' ? "--batch" : "--lr";
+            mpq_param_info info = {sizeof info, NULL, NULL, 0, 0, 0, 0};
+            mpq_status st = mpq_net_param_info(id, &info);
+            if (st != MPQ_OK)
+                return cli_fail("train", st);
+            double v;
+            if (info.is_integer) {
+                long long iv;
+                rc = cli_parse_int("train", opt, optarg, (long long)info.min_value,
+                                   (long long)info.max_value, &iv);
+                v = (double)iv;
+            } else {
+                rc = cli_parse_param("train", opt, optarg, &info, &v);
+            }
+            if (rc != CLI_OK)
+                return rc;
             if (c == 'e')
                 epochs = v;
             else if (c == 'b')
@@ -89,9 +105,8 @@ int cmd_train(int argc, char **argv)
             break;
         }
         case 's':
-            seed = strtoull(optarg, &end, 10);
-            if (*end || end == optarg)
-                return cli_usage_error("train", "--seed needs an integer, got '%s'", optarg);
+            if ((rc = cli_parse_int("train", "--seed", optarg, 0, INT64_MAX, &seed)) != CLI_OK)
+                return rc;
             break;
         case 'o': output = optarg; break;
         case 'q': quiet = 1; break;
@@ -105,17 +120,23 @@ int cmd_train(int argc, char **argv)
         return cli_usage_error("train", "unexpected argument '%s'", argv[optind]);
     if (!output)
         return cli_usage_error("train", "--output FILE is required");
+    if (data && (rc = cli_check_path("train", "--data", data)) != CLI_OK)
+        return rc;
+    /* Before hours of training: the network must be savable where asked. */
+    if ((rc = cli_check_output_file("train", "--output", output)) != CLI_OK)
+        return rc;
     mpq_dataset *ds = NULL;
     mpq_net *net = NULL;
-    mpq_status st = mpq_dataset_load(&ds, data);
-    if (st == MPQ_OK)
-        st = mpq_net_create_named(&net, network, seed);
-    if (st == MPQ_OK && epochs >= 0)
+    /* The network first: an unknown name is reported before the dataset is read. */
+    mpq_status st = mpq_net_create_named(&net, network, (uint64_t)seed);
+    if (st == MPQ_OK && !isnan(epochs))
         st = mpq_net_set_param(net, MPQ_NET_EPOCHS, epochs);
-    if (st == MPQ_OK && batch >= 0)
+    if (st == MPQ_OK && !isnan(batch))
         st = mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, batch);
-    if (st == MPQ_OK && lr >= 0)
+    if (st == MPQ_OK && !isnan(lr))
         st = mpq_net_set_param(net, MPQ_NET_LR, lr);
+    if (st == MPQ_OK)
+        st = mpq_dataset_load(&ds, data);
     train_view view = {isatty(2), -1};
     if (st == MPQ_OK && !quiet)
         st = mpq_net_set_progress(net, on_progress, &view);

@@ -198,6 +198,12 @@ MPQ_API mpq_status mpq_rng_set_state(mpq_rng *rng, const uint8_t state[MPQ_RNG_S
  * Writes @p size bytes to @p path atomically: a temporary file in the same directory is written,
  * flushed with fsync and renamed over @p path, then the directory is synced. A crash or error at
  * any point leaves either the old file or the complete new one, never a mix.
+ *
+ * The temporary is named `<path>.tmp-<pid>-<host>-XXXXXX` (pid of the writer, 8 hex digits of a
+ * CRC of its host name, 6 random characters). A write interrupted before its rename (a kill or a
+ * crash) leaves that file behind; the next write of the same @p path removes such temporaries
+ * when their writer is a dead process of this host or when they are untouched for an hour. The
+ * temporary of a live concurrent writer is left alone.
  */
 MPQ_API mpq_status mpq_write_file_atomic(const char *path, const void *data, size_t size);
 

@@ -1,10 +1,13 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -43,22 +46,127 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* Temporaries are named "<target>.tmp-<pid>-<host>-XXXXXX": <host> is 8 hex digits of the host
+ * name's CRC (files on a shared file system may come from other machines, whose processes this
+ * one cannot probe) and XXXXXX is mkstemp's. A write interrupted between create and rename (kill,
+ * crash, power loss) leaves such a file behind; the next write of the same target removes it. */
+#define TMP_TAG ".tmp-"
+/* A temporary untouched for this long belongs to no running write: write_all() updates its mtime
+ * continuously and only fsync and rename follow. Applies to temporaries whose owner cannot be
+ * probed (another host) and to the files of dead writers whose pid was reused since. */
+#define STALE_TMP_SECONDS 3600
+
+static uint32_t host_tag(void)
+{
+    char host[256];
+    if (gethostname(host, sizeof host) != 0)
+        return 0;
+    host[sizeof host - 1] = '\0';
+    return mpq_crc32(0, host, strlen(host));
+}
+
+static int is_mkstemp_suffix(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+              (s[n] >= '0' && s[n] <= '9')))
+            return 0;
+    return n == 6;
+}
+
+/* 1: @p rest (what follows "<target>.tmp-") is "<pid>-<host>-XXXXXX"; fills pid and host. */
+static int parse_tmp_owner(const char *rest, long *pid, uint32_t *host)
+{
+    char *end;
+    if (*rest < '1' || *rest > '9')
+        return 0;
+    errno = 0;
+    long p = strtol(rest, &end, 10);
+    if (errno || *end != '-' || p > INT_MAX)
+        return 0;
+    const char *h = end + 1;
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        char c = h[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return 0;
+        v = v << 4 | (uint32_t)d;
+    }
+    if (h[8] != '-' || !is_mkstemp_suffix(h + 9))
+        return 0;
+    *pid = p;
+    *host = v;
+    return 1;
+}
+
+/* Removes the temporaries of earlier, interrupted writes of the target named @p base in @p dir:
+ * those of dead processes on this host, and any untouched for STALE_TMP_SECONDS. A live writer's
+ * temporary (another thread or process writing the same target right now) is left alone. Best
+ * effort: a failure here never fails the write. */
+static void remove_stale_temporaries(const char *dir, const char *base, uint32_t host)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    size_t blen = strlen(base), dlen = strlen(dir);
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        const char *name = e->d_name;
+        long pid = 0;
+        uint32_t owner = 0;
+        /* Only names this writer makes: never a user's "<target>.tmp-notes" (nor the older
+         * "<target>.tmpXXXXXX" names, which a user's file could match). */
+        if (strncmp(name, base, blen) != 0 || strncmp(name + blen, TMP_TAG, 5) != 0 ||
+            !parse_tmp_owner(name + blen + 5, &pid, &owner))
+            continue;
+        size_t flen = dlen + 1 + strlen(name) + 1;
+        char *full = malloc(flen);
+        if (!full)
+            break;
+        snprintf(full, flen, "%s/%s", dir, name);
+        struct stat sb;
+        /* lstat: a symlink or directory of that name is not something this writer made. */
+        if (lstat(full, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            int dead = owner == host && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+            int old = now != (time_t)-1 && difftime(now, sb.st_mtime) > STALE_TMP_SECONDS;
+            if (dead || old)
+                unlink(full);
+        }
+        free(full);
+    }
+    closedir(d);
+}
+
 mpq_status mpq_write_file_atomic(const char *path, const void *data, size_t size)
 {
     if (!path || !*path || (!data && size))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "mpq_write_file_atomic: path empty or data NULL");
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    size_t tlen = plen + 64;
+    char *tmp = malloc(tlen);
     char *dir_copy = strdup(path);
     if (!tmp || !dir_copy) {
         free(tmp);
         free(dir_copy);
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_write_file_atomic: out of memory");
     }
+    /* Split "dir/base" by hand: dirname() and basename() may modify or return static storage. */
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (slash)
+        dir_copy[slash == path ? 1 : (size_t)(slash - path)] = '\0';
+    else
+        snprintf(dir_copy, plen + 1, ".");
+    uint32_t host = host_tag();
+    if (*base)
+        remove_stale_temporaries(dir_copy, base, host);
     /* The temporary must live in the target's directory: rename() is only atomic within one
      * file system. mkstemp gives a name no concurrent writer can share. */
-    snprintf(tmp, plen + 16, "%s.tmpXXXXXX", path);
+    snprintf(tmp, tlen, "%s" TMP_TAG "%ld-%08x-XXXXXX", path, (long)getpid(), (unsigned)host);
     mpq_status st = MPQ_OK;
     int fd = mkstemp(tmp);
     if (fd < 0) {
@@ -85,7 +193,7 @@ mpq_status mpq_write_file_atomic(const char *path, const void *data, size_t size
         unlink(tmp);
         goto done;
     }
-    int dfd = open(dirname(dir_copy), O_RDONLY | O_DIRECTORY);
+    int dfd = open(dir_copy, O_RDONLY | O_DIRECTORY);
     if (dfd >= 0) {
         fsync(dfd); /* best effort: makes the rename itself durable */
         close(dfd);
