@@ -194,7 +194,11 @@ static mpq_status restore_top(mpq_search *s, const mpq_container *c)
         const mpq_search_record *r = &s->history[idx[i]];
         mpq_policy_figures f = {sizeof f, r->accuracy, r->latency_s, r->energy_j, r->area,
                                 r->size_bytes};
-        mpq_policy_set_figures(p, &f);
+        if ((st = mpq_policy_set_figures(p, &f)) != MPQ_OK) {
+            mpq_policy_destroy(p);
+            return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: best policy %lld: %s",
+                                 (long long)i, mpq_last_error());
+        }
         if ((st = search_top_insert(s, p, idx[i])) != MPQ_OK)
             return st;
     }
@@ -593,7 +597,11 @@ static mpq_status restore(mpq_search *s, const mpq_container *c, mpq_ddpg **agen
         const mpq_search_record *r = &s->history[best_index];
         mpq_policy_figures f = {sizeof f, r->accuracy, r->latency_s, r->energy_j, r->area,
                                 r->size_bytes};
-        mpq_policy_set_figures(best, &f);
+        if ((st = mpq_policy_set_figures(best, &f)) != MPQ_OK) {
+            mpq_policy_destroy(best);
+            return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: best policy: %s",
+                                 mpq_last_error());
+        }
         mpq_policy_destroy(s->best);
         s->best = best;
     }

@@ -555,7 +555,10 @@ static mpq_status top_offer(mpq_search *s)
         return st;
     mpq_policy_figures f = {sizeof f, r->accuracy, r->latency_s, r->energy_j, r->area,
                             r->size_bytes};
-    mpq_policy_set_figures(copy, &f);
+    if ((st = mpq_policy_set_figures(copy, &f)) != MPQ_OK) {
+        mpq_policy_destroy(copy);
+        return st;
+    }
     return search_top_insert(s, copy, index);
 }
 
@@ -656,7 +659,10 @@ mpq_status search_finish_episode(mpq_search *s, int64_t bits_lowered, mpq_search
             return st;
         mpq_policy_figures f = {sizeof f, r.accuracy, r.latency_s, r.energy_j, r.area,
                                 r.size_bytes};
-        mpq_policy_set_figures(copy, &f);
+        if ((st = mpq_policy_set_figures(copy, &f)) != MPQ_OK) {
+            mpq_policy_destroy(copy);
+            return st;
+        }
         mpq_policy_destroy(s->best);
         s->best = copy;
         s->best_index = s->history_count;
