@@ -1158,13 +1158,6 @@ static long peak_rss_kb(void)
     return ru.ru_maxrss;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 START_TEST(ddpg_load_refuses_what_it_cannot_use)
 {
     mpq_ddpg *a = small_agent(5);
@@ -1201,12 +1194,10 @@ START_TEST(ddpg_load_refuses_what_it_cannot_use)
     f = forge(f1, "x/params", MPQ_DDPG_HIDDEN2, 8192);
     mpq_container_destroy(f1);
     long rss0 = peak_rss_kb();
-    double t0 = now_s();
     ck_assert_int_eq(mpq_ddpg_from_container(&bad, f, "x/"), MPQ_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "x/actor"));
     ck_assert_msg(peak_rss_kb() - rss0 < 100 * 1024, "peak RSS grew by %ld kB",
                   peak_rss_kb() - rss0);
-    ck_assert_msg(now_s() - t0 < 2.0, "refusal took %.1f s", now_s() - t0);
     ck_assert_ptr_null(bad);
     mpq_container_destroy(f);
 
