@@ -38,6 +38,8 @@ for t in "${targets[@]}"; do
   mkdir -p "$work/$t"
   cp "$src/corpus/$t"/* "$work/$t"/
   log=$artifacts/$t.log
+  stamp=$work/$t.start
+  touch "$stamp"
   # -timeout: one input taking 10 s is a hang; -malloc_limit_mb: a small file must not make
   # the library allocate gigabytes (issue 20); the outer timeout bounds the stage whatever
   # happens inside libFuzzer.
@@ -46,12 +48,16 @@ for t in "${targets[@]}"; do
     -malloc_limit_mb=1024 -print_final_stats=1 -artifact_prefix="$artifacts/$t-" \
     ${FUZZ_ARGS:-} "$work/$t" >"$log" 2>&1
   rc=$?
+  # With -fork and -ignore_crashes libFuzzer exits 0 after crashes: the inputs it wrote count.
+  found=$(find "$artifacts" -maxdepth 1 -newer "$stamp" \( -name "$t-crash-*" -o -name "$t-leak-*" \
+          -o -name "$t-timeout-*" -o -name "$t-oom-*" \) | wc -l)
+  [ "$rc" -ne 0 ] || [ "$found" -eq 0 ] || rc=1
   execs=$(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
   speed=$(grep -m1 -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$')
   last=$(grep -E '^#[0-9]+' "$log" | tail -1)
   # Fork mode (-fork=N) prints no final statistics: its last status line has the totals.
   [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' <<<"$last" | tr -d '#')
-  [ -n "$speed" ] || speed=$(grep -o 'exec/s: [0-9]*' <<<"$last" | grep -o '[0-9]*$')
+  [ -n "$speed" ] || speed=$(grep -o 'exec/s:* [0-9]*' <<<"$last" | grep -o '[0-9]*$')
   cov=$(grep -o 'cov: [0-9]*' <<<"$last" | tail -1)
   ft=$(grep -o 'ft: [0-9]*' <<<"$last" | tail -1)
   if [ $rc -eq 0 ]; then
@@ -63,7 +69,8 @@ for t in "${targets[@]}"; do
   line=$(printf '%-11s %-6s execs %-9s exec/s %-6s %-10s %-10s' "$t" "${status%% *}" \
          "${execs:-?}" "${speed:-?}" "${cov:-cov: ?}" "${ft:-ft: ?}")
   echo "fuzz: $line"
-  [ $rc -eq 0 ] || { echo "fuzz: $t: $status"; grep -m3 -E 'ERROR:|runtime error|Test unit written' "$log"; }
+  [ $rc -eq 0 ] || { echo "fuzz: $t: $status, $found input(s) kept"
+                     grep -m3 -E 'ERROR:|runtime error|Test unit written' "$log"; }
   summary+=("$line")
 done
 echo
