@@ -13,7 +13,8 @@ shift $(( $# >= 2 ? 2 : 1 ))
 src=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  for f in "$src"/fuzz_*.c; do
+  # Targets are the fuzz_*.c files that define the libFuzzer entry point (not fuzz_util.c).
+  for f in $(grep -l LLVMFuzzerTestOneInput "$src"/fuzz_*.c); do
     t=$(basename "$f" .c)
     targets+=("${t#fuzz_}")
   done
