@@ -1,7 +1,7 @@
 /* Fuzz target for the container reader: any byte string must be either accepted or refused with
- * a status, never crash, leak or read out of bounds. Built with libFuzzer when
- * -Dc_link_args=-fsanitize=fuzzer is used; otherwise tests/fuzz/replay.c drives it over the
- * committed corpus in the fuzz-regression suite. */
+ * a status, never crash, leak or read out of bounds. Built as a libFuzzer program (fuzzer-container)
+ * with -Dfuzzing=true; tests/fuzz/replay.c drives it over the committed corpus in the
+ * fuzz-regression suite. */
 #include <stddef.h>
 #include <stdint.h>
 

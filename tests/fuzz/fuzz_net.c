@@ -1,0 +1,88 @@
+/* Fuzz target for runtime networks (.mpqnet, mpq_net_load). The input is a box or a container
+ * file (see fuzz_util.h). A network that loads is used as a caller would: statistics, its model
+ * view, a forward pass with and without a 4-bit policy (when small enough to be quick), and a
+ * save that must load again. */
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <mpq/model.h>
+#include <mpq/runtime.h>
+
+#include "fuzz_util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The input extent the header declares; the loader has validated it when the net loaded. */
+static int64_t input_elements(const uint8_t *file, size_t n)
+{
+    mpq_container *c = NULL;
+    if (mpq_container_from_memory(&c, file, n) != MPQ_OK)
+        return -1;
+    json_t *h = json_loads(mpq_container_header(c), 0, NULL);
+    int ic = 0, ih = 0, iw = 0;
+    int ok = h && json_unpack(h, "{s:[iii]}", "input", &ic, &ih, &iw) == 0;
+    json_decref(h);
+    mpq_container_destroy(c);
+    return ok && ic > 0 && ih > 0 && iw > 0 ? (int64_t)ic * ih * iw : -1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t *file;
+    size_t n;
+    if (fuzz_input_to_file_bytes(data, size, &file, &n) != 0)
+        return 0;
+    char path[512], again_path[512];
+    snprintf(path, sizeof path, "%s", fuzz_temp_path("in.mpqnet"));
+    snprintf(again_path, sizeof again_path, "%s", fuzz_temp_path("again.mpqnet"));
+    mpq_net *net = NULL;
+    if (fuzz_write(path, file, n) != 0 || mpq_net_load(&net, path, 1) != MPQ_OK) {
+        free(file);
+        return 0;
+    }
+    int64_t inputs = input_elements(file, n);
+    free(file);
+    int64_t params, macs;
+    if (inputs < 0 || mpq_net_stats(net, &params, &macs) != MPQ_OK)
+        __builtin_trap();
+    mpq_model *model = NULL;
+    mpq_status st = mpq_net_to_model(net, &model);
+    size_t layers = mpq_net_layer_count(net);
+    int32_t out_shape[3] = {0, 0, 0};
+    mpq_net_layer last = {.size = sizeof last};
+    if (layers == 0 || mpq_net_layer_get(net, layers - 1, &last, out_shape) != MPQ_OK)
+        __builtin_trap();
+    int64_t classes = (int64_t)out_shape[0] * out_shape[1] * out_shape[2];
+    /* Forward passes only where they stay fast; the limits are the harness's, not the loader's.
+     * Not under valgrind (the test setup says so): oneDNN's JIT makes one pass take seconds
+     * there, and the ASan/UBSan replay and the fuzzer cover them. */
+    if (!getenv("MPQ_UNDER_VALGRIND") && macs >= 0 && macs <= 2000000 && inputs <= 65536 && classes > 0 && classes <= 65536) {
+        float *x = calloc((size_t)inputs, sizeof *x);
+        float *y = malloc((size_t)classes * sizeof *y);
+        if (x && y) {
+            for (int64_t i = 0; i < inputs; i++)
+                x[i] = (float)(i % 7) - 3.0f;
+            mpq_net_forward(net, x, 1, y);
+            mpq_policy *p = NULL;
+            if (st == MPQ_OK && mpq_policy_create_uniform(&p, model, 4, 4) == MPQ_OK &&
+                mpq_net_set_policy(net, p) == MPQ_OK)
+                mpq_net_forward(net, x, 1, y);
+            mpq_policy_destroy(p);
+        }
+        free(x);
+        free(y);
+    }
+    mpq_model_destroy(model);
+    /* A save that reports success must produce a file the library loads. */
+    mpq_net *again = NULL;
+    if (mpq_net_save(net, again_path) == MPQ_OK) {
+        if (mpq_net_load(&again, again_path, 1) != MPQ_OK ||
+            mpq_net_layer_count(again) != mpq_net_layer_count(net))
+            __builtin_trap();
+    }
+    mpq_net_destroy(again);
+    mpq_net_destroy(net);
+    return 0;
+}
