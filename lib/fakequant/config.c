@@ -1,6 +1,8 @@
 /* Configuration, parameters, instruction-set selection and the quantization-grid formulas. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <float.h>
 #include <math.h>
+#include <sched.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -203,18 +205,27 @@ const mpq__fq_kernels *mpq__fq_select(mpq_fq_isa isa)
 
 int mpq__fq_threads(int requested, size_t work)
 {
+    if (work <= 1)
+        return 1;
+    int t = requested;
+    if (t <= 0) {
 #ifdef _OPENMP
-    int t = requested > 0 ? requested : omp_get_max_threads();
+        t = omp_get_max_threads();
+#else
+        t = 1024;
+#endif
+        /* The CPUs this thread may run on now (taskset, cgroup cpusets, a framework's pinning):
+         * more threads than that only queue behind each other. */
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 &&
+            CPU_COUNT(&set) < t)
+            t = CPU_COUNT(&set);
+    }
     if (t < 1)
         t = 1;
     if ((size_t)t > work)
         t = work > 0 ? (int)work : 1;
     return t;
-#else
-    (void)requested;
-    (void)work;
-    return 1;
-#endif
 }
 
 mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config *cfg)
@@ -382,24 +393,40 @@ mpq_status mpq__fq_resolve(const char *fn, const char *arg, int bits, float scal
     return MPQ_OK;
 }
 
+typedef struct finite_job {
+    const float *x;
+    size_t n;
+    const mpq__fq_kernels *k;
+    size_t first_bad[MPQ__FQ_MAX_THREADS]; /* per worker; the minimum wins */
+} finite_job;
+
+static void finite_block(void *ctx, size_t b, int worker)
+{
+    finite_job *j = ctx;
+    size_t off = b * MPQ__FQ_BLOCK;
+    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    float mn, mx;
+    size_t bad = j->k->scan(j->x + off, len, &mn, &mx);
+    if (bad < len && off + bad < j->first_bad[worker])
+        j->first_bad[worker] = off + bad;
+}
+
 mpq_status mpq__fq_check_finite(const char *fn, const char *arg, const float *x, size_t n,
                                 const mpq__fq_kernels *k, int threads)
 {
     size_t nblocks = (n + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
+    finite_job j = {.x = x, .n = n, .k = k};
+    for (int w = 0; w < MPQ__FQ_MAX_THREADS; w++)
+        j.first_bad[w] = n;
+    int t = nblocks >= MPQ__FQ_PAR_BLOCKS ? mpq__fq_threads(threads, nblocks) : 1;
+    if (t > 1)
+        mpq__fq_parallel(nblocks, t, finite_block, &j);
+    else
+        for (size_t b = 0; b < nblocks; b++)
+            finite_block(&j, b, 0);
     size_t first_bad = n;
-    int t = mpq__fq_threads(threads, nblocks / 4);
-    (void)t;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t) reduction(min : first_bad) if (t > 1)
-#endif
-    for (size_t b = 0; b < nblocks; b++) {
-        size_t off = b * MPQ__FQ_BLOCK;
-        size_t len = n - off < MPQ__FQ_BLOCK ? n - off : MPQ__FQ_BLOCK;
-        float mn, mx;
-        size_t bad = k->scan(x + off, len, &mn, &mx);
-        if (bad < len && off + bad < first_bad)
-            first_bad = off + bad;
-    }
+    for (int w = 0; w < MPQ__FQ_MAX_THREADS; w++)
+        first_bad = j.first_bad[w] < first_bad ? j.first_bad[w] : first_bad;
     if (first_bad < n)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s[%zu] = %g is not finite", fn, arg,
                              first_bad, (double)x[first_bad]);
