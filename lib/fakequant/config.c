@@ -32,8 +32,10 @@ static const param_row param_table[MPQ_FQ_PARAM_COUNT] = {
      0.0, 1048576.0, 0.0, 1},
     {"mse_steps", "candidate clips c_max*t/S, t=1..S, of the MSE-optimal clip search (default 100)",
      1.0, 100000.0, 100.0, 1},
-    {"threads", "OpenMP threads of the kernels, 0 = omp_get_max_threads() (default 0)", 0.0,
-     4096.0, 0.0, 1},
+    {"threads",
+     "most threads of the kernels; 0 = the CPUs this thread may use, capped by "
+     "omp_get_max_threads() (default 0); fewer on a busy machine, results do not depend on it",
+     0.0, 4096.0, 0.0, 1},
     {"ema_momentum",
      "moving-average observer constant (default 0.01, PyTorch MovingAverageMinMaxObserver "
      "averaging_constant)",
