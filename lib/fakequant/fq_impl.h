@@ -14,10 +14,11 @@
  * the tensor start, so the split is identical for every thread count. */
 #define MPQ__FQ_BLOCK ((size_t)16384)
 
-/* Work below this many blocks (16 MiB of floats) runs on the calling thread alone. Starting a
- * helper costs about 15 us and, when another process holds the second core, buys nothing: with
- * 4 MiB tensors (about 170 us of work) two threads were measured 10-20% slower than one on a
- * loaded two-core machine, and 16 MiB keeps that cost near 2%. */
+/* Work below this many blocks (16 MiB of floats) runs on the calling thread alone. Deciding on
+ * helpers (the CPU probes of mpq__fq_threads) and starting one costs 15-30 us and, when another
+ * process holds the second core, buys nothing: with 4 MiB tensors (about 170 us of work) two
+ * threads were measured 10-20% slower than one on a loaded two-core machine; at 16 MiB that
+ * cost stays near 2-3%. */
 #define MPQ__FQ_PAR_BLOCKS ((size_t)256)
 
 /* Reductions (sums in double) use fixed super-blocks, summed in order afterwards. */
