@@ -7,11 +7,16 @@
  *   bench-fakequant --kmeans  only the exact / Lloyd k-means timing (wall and CPU seconds)
  *   bench-fakequant --kernels only per-kernel calibration + fake-quant of ResNet-50's weights
  *   bench-fakequant --calib   only the per-tensor calibration of ResNet-50's weights
+ *   bench-fakequant --busy    any of the above while a helper thread of this program spins on
+ *                             one core ("one core busy": another process holding a core), so
+ *                             that the 1- and 2-thread rows show what a loaded machine does
  * (the focused options may be combined, e.g. --kmeans --calib; run them under taskset -c N on a
  * shared machine and read the single-thread CPU seconds).
  *
  * GB/s counts bytes read + bytes written (2 x 4 bytes per element, for memcpy as well). */
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,9 +340,22 @@ static void bench_calib(int quick)
     }
 }
 
+/* The "one core busy" helper: spins until told to stop, as a compute-bound process would. */
+static atomic_int spin_stop;
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    volatile double x = 1.0;
+    while (!atomic_load_explicit(&spin_stop, memory_order_relaxed))
+        for (int i = 0; i < 100000; i++)
+            x = x * 1.0000001 + 1e-9;
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    int quick = 0, focus = 0, do_kmeans = 0, do_kernels = 0, do_calib = 0;
+    int quick = 0, focus = 0, do_kmeans = 0, do_kernels = 0, do_calib = 0, busy = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0)
             quick = 1;
@@ -347,10 +365,21 @@ int main(int argc, char **argv)
             focus = do_kernels = 1;
         else if (strcmp(argv[i], "--calib") == 0)
             focus = do_calib = 1;
+        else if (strcmp(argv[i], "--busy") == 0)
+            busy = 1;
         else {
-            fprintf(stderr, "usage: %s [--quick] [--kmeans] [--kernels] [--calib]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--kmeans] [--kernels] [--calib] [--busy]\n",
+                    argv[0]);
             return 2;
         }
+    }
+    pthread_t spin;
+    if (busy) {
+        if (pthread_create(&spin, NULL, spinner, NULL) != 0) {
+            fprintf(stderr, "cannot start the spinning helper thread\n");
+            return 1;
+        }
+        printf("one core busy: a helper thread spins for the whole run\n");
     }
     if (!focus)
         bench_throughput(quick);
@@ -360,5 +389,9 @@ int main(int argc, char **argv)
         bench_kernels(quick);
     if (!focus || do_calib)
         bench_calib(quick);
+    if (busy) {
+        atomic_store(&spin_stop, 1);
+        pthread_join(spin, NULL);
+    }
     return 0;
 }

@@ -1695,6 +1695,126 @@ START_TEST(fashion_cnn_reaches_target)
 }
 END_TEST
 
+/* ---- thread-count independence (issue 20, item 11) ------------------------------------------ */
+
+#include <omp.h>
+
+/* Trains a fresh network for a few batches: the host's OpenMP thread count is omp_threads, the
+ * network's MPQ_NET_THREADS is param (0: default); with quant, under a 4-bit policy (the
+ * fine-tune path: fake-quantized weights and activations, straight-through gradients). */
+static mpq_net *train_threads(const char *name, mpq_dataset *ds, int omp_threads, int param,
+                              int quant)
+{
+    omp_set_num_threads(omp_threads);
+    mpq_net *n;
+    ck_assert_int_eq(mpq_net_create_named(&n, name, 42), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_param(n, MPQ_NET_THREADS, param), MPQ_OK);
+    mpq_net_set_param(n, MPQ_NET_BATCH_SIZE, 64);
+    mpq_net_set_param(n, MPQ_NET_EPOCHS, 1);
+    mpq_net_set_param(n, MPQ_NET_MAX_BATCHES, 4);
+    if (quant) {
+        ck_assert_int_eq(mpq_net_set_param(n, MPQ_NET_MAX_BATCHES, 2), MPQ_OK);
+        ck_assert_int_eq(mpq_net_train(n, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+        ck_assert_int_eq(mpq_net_calibrate(n, ds, 2, MPQ_CALIB_MINMAX), MPQ_OK);
+        mpq_model *m;
+        mpq_policy *pol;
+        ck_assert_int_eq(mpq_net_to_model(n, &m), MPQ_OK);
+        ck_assert_int_eq(mpq_policy_create_uniform(&pol, m, 4, 4), MPQ_OK);
+        ck_assert_int_eq(mpq_net_set_policy(n, pol), MPQ_OK);
+        mpq_policy_destroy(pol);
+        mpq_model_destroy(m);
+    }
+    ck_assert_int_eq(mpq_net_train(n, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+    /* the library gives the calling thread its OpenMP thread count back */
+    ck_assert_int_eq(omp_get_max_threads(), omp_threads);
+    return n;
+}
+
+static void assert_same_weights(const mpq_net *a, const mpq_net *b, const char *what)
+{
+    for (size_t i = 0; i < a->count; i++) {
+        const rt_layer *x = &a->layers[i], *y = &b->layers[i];
+        ck_assert_msg(x->nw == 0 || memcmp(x->w, y->w, (size_t)x->nw * sizeof(float)) == 0,
+                      "%s: weights of layer %zu (%s) differ", what, i, x->name);
+        ck_assert_msg(x->nb == 0 || memcmp(x->b, y->b, (size_t)x->nb * sizeof(float)) == 0,
+                      "%s: biases of layer %zu (%s) differ", what, i, x->name);
+        if (x->run_mean)
+            ck_assert_msg(memcmp(x->run_mean, y->run_mean, (size_t)x->out_c * sizeof(float)) == 0 &&
+                              memcmp(x->run_var, y->run_var, (size_t)x->out_c * sizeof(float)) == 0,
+                          "%s: BN statistics of layer %zu (%s) differ", what, i, x->name);
+    }
+}
+
+/* One seed trains the same bits with 1 and 2 threads, whether the thread count comes from the
+ * host's OpenMP setting (the default) or from MPQ_NET_THREADS, for plain training and for the
+ * quantized fine-tune. */
+START_TEST(training_same_bits_with_1_and_2_threads)
+{
+    if (under_valgrind())
+        return;
+    const int host = omp_get_max_threads();
+    mpq_dataset *ds = synthetic(512, 8, 8, 1);
+    static const char *names[] = {"fashion-tiny", "fashion-cnn"};
+    for (int k = 0; k < 2; k++) {
+        for (int quant = 0; quant <= 1; quant++) {
+            char what[64];
+            mpq_net *ref = train_threads(names[k], ds, 1, 0, quant);
+            mpq_net *omp2 = train_threads(names[k], ds, 2, 0, quant);
+            snprintf(what, sizeof what, "%s%s, host 1 vs 2 threads", names[k], quant ? " w4a4" : "");
+            assert_same_weights(ref, omp2, what);
+            mpq_net *p2 = train_threads(names[k], ds, 1, 2, quant);
+            snprintf(what, sizeof what, "%s%s, threads 0 vs 2", names[k], quant ? " w4a4" : "");
+            assert_same_weights(ref, p2, what);
+            /* a thread-count change rebuilds the primitives on the same handle */
+            ck_assert_int_eq(mpq_net_set_param(p2, MPQ_NET_THREADS, 1), MPQ_OK);
+            double acc1, acc2;
+            ck_assert_int_eq(mpq_net_evaluate(p2, ds, MPQ_SPLIT_TRAIN, 256, &acc1), MPQ_OK);
+            ck_assert_int_eq(mpq_net_set_param(p2, MPQ_NET_THREADS, 2), MPQ_OK);
+            ck_assert_int_eq(mpq_net_evaluate(p2, ds, MPQ_SPLIT_TRAIN, 256, &acc2), MPQ_OK);
+            ck_assert_double_eq(acc1, acc2);
+            mpq_net_destroy(ref);
+            mpq_net_destroy(omp2);
+            mpq_net_destroy(p2);
+        }
+    }
+    mpq_dataset_destroy(ds);
+    omp_set_num_threads(host);
+}
+END_TEST
+
+/* The evaluator passes its thread count to its networks and keeps its cache (results do not
+ * depend on it). */
+START_TEST(evaluator_threads_param)
+{
+    mpq_dataset *ds = synthetic(256, 8, 64, 2);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
+    ck_assert_int_eq(mpq_net_set_param(net, MPQ_NET_THREADS, 1), MPQ_OK);
+    mpq_evaluator *ev;
+    ck_assert_int_eq(mpq_evaluator_create(&ev, net, ds, 7), MPQ_OK);
+    double v;
+    ck_assert_int_eq(mpq_evaluator_get_param(ev, MPQ_EVAL_THREADS, &v), MPQ_OK);
+    ck_assert_double_eq(v, 1);
+    mpq_eval_param id;
+    ck_assert_int_eq(mpq_evaluator_param_find("threads", &id), MPQ_OK);
+    ck_assert_int_eq(id, MPQ_EVAL_THREADS);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, 2), MPQ_OK);
+    mpq_policy *pol;
+    ck_assert_int_eq(mpq_policy_create_uniform(&pol, mpq_evaluator_model(ev), 4, 4), MPQ_OK);
+    double a1, a2;
+    ck_assert_int_eq(mpq_evaluator_evaluate(ev, pol, &a1), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_THREADS, 2), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_THREADS, 1025), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_evaluator_evaluate(ev, pol, &a2), MPQ_OK);
+    ck_assert_double_eq(a1, a2);
+    ck_assert_int_eq(mpq_net_set_param(net, MPQ_NET_THREADS, -1), MPQ_ERR_INVALID_ARGUMENT);
+    mpq_policy_destroy(pol);
+    mpq_evaluator_destroy(ev);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
 static Suite *runtime_suite(void)
 {
     Suite *s = suite_create("runtime");
@@ -1744,6 +1864,11 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, weights_through_quantizer_match_fakequant);
     tcase_add_test(tc, int8_matches_integer_reference);
     tcase_add_test(tc, int8_agrees_with_fake_quant);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("threads");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, training_same_bits_with_1_and_2_threads);
+    tcase_add_test(tc, evaluator_threads_param);
     suite_add_tcase(s, tc);
     tc = tcase_create("slow");
     tcase_set_timeout(tc, 3600);

@@ -51,9 +51,15 @@
  * instruction set) with a message naming the argument, and writes no output.
  *
  * ## Threads
- * Large tensors are split into fixed-size blocks (and channels) processed with OpenMP; the
- * split never depends on the thread count, and reductions are summed per block and then in
- * block order, so every result is independent of the number of threads.
+ * Large tensors are split into fixed-size blocks (and channels); the split never depends on the
+ * thread count, and reductions are summed per block and then in block order, so every result is
+ * independent of the number of threads. mpq_fq_config::threads is an upper bound: 0 (default)
+ * means the CPUs the calling thread may run on (its affinity mask), capped by
+ * omp_get_max_threads(); tensors under 16 MiB run on the calling thread alone, and larger ones
+ * use no more threads than the CPUs other runnable threads leave free (Linux /proc/loadavg), so
+ * that two threads are never slower than one on a busy machine. Helper threads are started for
+ * the call, claim blocks one at a time and never spin; the calling thread blocks until they are
+ * done. (k-means still runs on OpenMP: its calls are long enough for its teams to pay off.)
  *
  * @since 0.1.0
  */
@@ -180,7 +186,8 @@ typedef struct mpq_fq_config {
     double percentile;         /**< For ::MPQ_FQ_CALIB_PERCENTILE, in (50, 100]; default 99.99. */
     int hist_bins;             /**< Histogram bins for MSE / KL / HAQ; 0 (default) = method default. */
     int mse_steps;             /**< Candidate clips of ::MPQ_FQ_CALIB_MSE, 1..100000; default 100. */
-    int threads;               /**< OpenMP threads, 0 (default) = omp_get_max_threads(). */
+    int threads;               /**< Most threads, 0 (default) = the calling thread's CPUs capped
+                                    by omp_get_max_threads() (see "Threads" above). */
     mpq_fq_isa isa;            /**< Forced path; default ::MPQ_FQ_ISA_AUTO. */
     /**
      * 1 (default): every tensor is scanned for NaN/Inf before anything is written. 0: the caller

@@ -56,7 +56,11 @@ typedef enum mpq_quant_param {
     MPQ_QUANT_PARAM_KMEANS_EXACT = 5, /**< "kmeans_exact": 0 Lloyd (HAQ, default), 1 exact 1-D DP. */
     MPQ_QUANT_PARAM_KMEANS_ITERS = 6, /**< "kmeans_iters": Lloyd iterations; default 3 (HAQ search). */
     MPQ_QUANT_PARAM_SEED = 7,         /**< "seed": k-means++ seeding; default 0. */
-    MPQ_QUANT_PARAM_THREADS = 8,      /**< "threads": OpenMP threads, 0 (default) = all. */
+    MPQ_QUANT_PARAM_THREADS = 8,      /**< "threads": most threads of the kernels; 0 (default) =
+                                           the CPUs of the calling thread's affinity mask, capped
+                                           by omp_get_max_threads(). Fewer run when other
+                                           runnable threads hold CPUs, and none for runs under
+                                           4 MiB; results do not depend on it. */
 } mpq_quant_param;
 
 /** Number of ::mpq_quant_param values. */

@@ -28,9 +28,16 @@
  *
  * Thread safety: a handle is used by one thread at a time; different handles may be used from
  * different threads. A dataset is read-only after creation and may be shared by several networks
- * and evaluators, also across threads. oneDNN uses its own thread pool (OMP_NUM_THREADS).
+ * and evaluators, also across threads. oneDNN runs on OpenMP; the thread count of a network is
+ * ::MPQ_NET_THREADS (of an evaluator ::MPQ_EVAL_THREADS), by default the CPUs the calling thread
+ * may run on. The library sets OpenMP's thread count of the calling thread around each oneDNN
+ * call and restores it afterwards.
  *
- * Determinism: the same seed, data and thread count give bit-identical results.
+ * Determinism: the same seed and data give bit-identical results whatever the thread count:
+ * the primitives whose sums depend on it (batch-norm statistics and gradients, convolution
+ * weight gradients, inner products) always run on one thread. oneDNN picks its kernels by CPU
+ * instruction set, so results are reproducible across machines with the same ISA (set
+ * ONEDNN_MAX_CPU_ISA, e.g. AVX2, to match a machine with a wider one).
  *
  * @since 0.1.0
  */
@@ -347,7 +354,13 @@ typedef enum mpq_net_param {
     MPQ_NET_STEP_GAMMA = 7,      /**< Step schedule: decay factor. */
     MPQ_NET_MAX_BATCHES = 8,     /**< Stop after this many batches in total (0: no limit). */
     MPQ_NET_BN_MOMENTUM = 9,     /**< Running-statistics update rate of batch normalisation. */
-    MPQ_NET_PARAM_COUNT = 10     /**< Number of parameters. */
+    MPQ_NET_THREADS = 10,        /**< oneDNN threads; 0 (default): the CPUs the calling thread
+                                      may run on (affinity mask), at most omp_get_max_threads().
+                                      Training, fine-tuning and evaluation give the same bits for
+                                      every value: the primitives whose sums depend on the thread
+                                      count (batch-norm statistics and gradients, weight
+                                      gradients, inner products) always run on one thread. */
+    MPQ_NET_PARAM_COUNT = 11     /**< Number of parameters. */
 } mpq_net_param;
 
 /**
@@ -520,7 +533,10 @@ typedef enum mpq_eval_param {
     MPQ_EVAL_CALIB_METHOD = 4,     /**< ::mpq_calib_method. */
     MPQ_EVAL_LIMIT = 5,            /**< Validation images evaluated (0: the whole split). */
     MPQ_EVAL_BATCH_SIZE = 6,       /**< Batch size for fine-tuning and calibration. */
-    MPQ_EVAL_PARAM_COUNT = 7       /**< Number of parameters. */
+    MPQ_EVAL_THREADS = 7,          /**< oneDNN threads of the evaluator's networks (initially the
+                                        network's ::MPQ_NET_THREADS; 0: the CPUs the calling
+                                        thread may run on). Accuracies do not depend on it. */
+    MPQ_EVAL_PARAM_COUNT = 8       /**< Number of parameters. */
 } mpq_eval_param;
 
 /**

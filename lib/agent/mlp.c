@@ -1,10 +1,9 @@
-/* Dense MLP on OpenBLAS sgemm and torch-compatible Adam. */
+/* Dense MLP with fixed-order matrix products and torch-compatible Adam. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 
 #include "agent_impl.h"
 
@@ -186,6 +185,210 @@ mpq_status mpq_mlp_params(mpq_mlp *mlp, float **params, float **grads, int64_t *
     return MPQ_OK;
 }
 
+/* ---- fixed-order matrix product ---------------------------------------------------------- */
+
+/* OpenBLAS changes how it blocks a product with its thread count (and its kernels with the
+ * CPU), and the last bits of the sums change with it: the same seed gave other episodes with
+ * OPENBLAS_NUM_THREADS=1 and 2. Here every output element is one chain of fused multiply-adds
+ * in increasing k (fmaf rounds once, exactly as the FMA instruction does), so the result is the
+ * same bits on the AVX2 path, on the portable path and on every machine. The agent's products
+ * are small (HAQ: batch 64, 300 wide), so one thread does them and the agent starts no
+ * threads. */
+
+/* C[i][j] = (accumulate ? C[i][j] : 0) + sum_k a(i,k) * B[k][j] for i < M, j < N, k < K, where
+ * a(i,k) = A[i * ars + k * acs] and B is row-major with leading dimension ldb. */
+static inline __attribute__((always_inline)) void
+gemm_body(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars, int64_t acs,
+          const float *B, int64_t ldb, float *C, int64_t ldc, int accumulate)
+{
+    for (int64_t i = 0; i < M; i++) {
+        const float *a = A + i * ars;
+        float *c = C + i * ldc;
+        for (int64_t j = 0; j < N; j++) {
+            float s = accumulate ? c[j] : 0.0f;
+            for (int64_t k = 0; k < K; k++)
+                s = fmaf(a[k * acs], B[k * ldb + j], s);
+            c[j] = s;
+        }
+    }
+}
+
+static void gemm_base(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars, int64_t acs,
+                      const float *B, int64_t ldb, float *C, int64_t ldc, int accumulate)
+{
+    gemm_body(M, N, K, A, ars, acs, B, ldb, C, ldc, accumulate);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_GEMM_AVX2 1
+
+/* One tile of R <= 4 rows x 16 columns, its sums in registers. At the right edge (full == 0)
+ * masked loads and stores handle the last columns, so that every width runs vector code. */
+#define TILE_LOAD(sx, sy, r)                                                                      \
+    if (R > (r)) {                                                                                \
+        if (!accumulate) {                                                                        \
+            sx = sy = _mm256_setzero_ps();                                                        \
+        } else if (full) {                                                                        \
+            sx = _mm256_loadu_ps(c + (r) * ldc);                                                  \
+            sy = _mm256_loadu_ps(c + (r) * ldc + 8);                                              \
+        } else {                                                                                  \
+            sx = _mm256_maskload_ps(c + (r) * ldc, m0);                                           \
+            sy = _mm256_maskload_ps(c + (r) * ldc + 8, m1);                                       \
+        }                                                                                         \
+    }
+#define TILE_FMA(sx, sy, r)                                                                       \
+    if (R > (r)) {                                                                                \
+        __m256 x = _mm256_broadcast_ss(a + (r) * ars + k * acs);                                  \
+        sx = _mm256_fmadd_ps(x, b0, sx);                                                          \
+        sy = _mm256_fmadd_ps(x, b1, sy);                                                          \
+    }
+#define TILE_STORE(sx, sy, r)                                                                     \
+    if (R > (r)) {                                                                                \
+        if (full) {                                                                               \
+            _mm256_storeu_ps(c + (r) * ldc, sx);                                                  \
+            _mm256_storeu_ps(c + (r) * ldc + 8, sy);                                              \
+        } else {                                                                                  \
+            _mm256_maskstore_ps(c + (r) * ldc, m0, sx);                                           \
+            _mm256_maskstore_ps(c + (r) * ldc + 8, m1, sy);                                       \
+        }                                                                                         \
+    }
+
+/* One tile of R <= 4 rows x 16 columns, its sums in registers. At the right edge (full == 0)
+ * masked loads and stores handle the last columns, so that every width runs vector code. */
+__attribute__((target("avx2,fma"))) static inline __attribute__((always_inline)) void
+tile_avx2(int R, int full, int64_t K, const float *a, int64_t ars, int64_t acs, const float *b,
+          int64_t ldb, float *c, int64_t ldc, int accumulate, __m256i m0, __m256i m1)
+{
+    __m256 s00 = _mm256_setzero_ps(), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00,
+           s30 = s00, s31 = s00;
+    TILE_LOAD(s00, s01, 0)
+    TILE_LOAD(s10, s11, 1)
+    TILE_LOAD(s20, s21, 2)
+    TILE_LOAD(s30, s31, 3)
+    for (int64_t k = 0; k < K; k++, b += ldb) {
+        __m256 b0 = full ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
+        __m256 b1 = full ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1);
+        TILE_FMA(s00, s01, 0)
+        TILE_FMA(s10, s11, 1)
+        TILE_FMA(s20, s21, 2)
+        TILE_FMA(s30, s31, 3)
+    }
+    TILE_STORE(s00, s01, 0)
+    TILE_STORE(s10, s11, 1)
+    TILE_STORE(s20, s21, 2)
+    TILE_STORE(s30, s31, 3)
+}
+
+__attribute__((target("avx2,fma"))) static void
+gemm_avx2(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars, int64_t acs,
+          const float *B, int64_t ldb, float *C, int64_t ldc, int accumulate)
+{
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t i = 0; i < M; i += 4) {
+        const int R = M - i < 4 ? (int)(M - i) : 4;
+        const float *a = A + i * ars;
+        for (int64_t j = 0; j < N; j += 16) {
+            float *c = C + i * ldc + j;
+            const float *b = B + j;
+            const int64_t w = N - j;
+            if (w >= 16) {
+                __m256i m = _mm256_set1_epi32(-1);
+                switch (R) {
+                case 4: tile_avx2(4, 1, K, a, ars, acs, b, ldb, c, ldc, accumulate, m, m); break;
+                case 3: tile_avx2(3, 1, K, a, ars, acs, b, ldb, c, ldc, accumulate, m, m); break;
+                case 2: tile_avx2(2, 1, K, a, ars, acs, b, ldb, c, ldc, accumulate, m, m); break;
+                default: tile_avx2(1, 1, K, a, ars, acs, b, ldb, c, ldc, accumulate, m, m); break;
+                }
+            } else {
+                __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w), lane);
+                __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)w - 8), lane);
+                switch (R) {
+                case 4: tile_avx2(4, 0, K, a, ars, acs, b, ldb, c, ldc, accumulate, m0, m1); break;
+                case 3: tile_avx2(3, 0, K, a, ars, acs, b, ldb, c, ldc, accumulate, m0, m1); break;
+                case 2: tile_avx2(2, 0, K, a, ars, acs, b, ldb, c, ldc, accumulate, m0, m1); break;
+                default: tile_avx2(1, 0, K, a, ars, acs, b, ldb, c, ldc, accumulate, m0, m1); break;
+                }
+            }
+        }
+    }
+}
+/* dst[k][o] = src[o][k] for an rows x cols matrix (exact: only moves bits). */
+__attribute__((target("avx2"))) static void transpose_avx2(const float *src, int64_t rows,
+                                                           int64_t cols, float *dst)
+{
+    int64_t r8 = rows / 8 * 8, c8 = cols / 8 * 8;
+    for (int64_t o = 0; o < r8; o += 8) {
+        for (int64_t k = 0; k < c8; k += 8) {
+            __m256 r0 = _mm256_loadu_ps(src + (o + 0) * cols + k);
+            __m256 r1 = _mm256_loadu_ps(src + (o + 1) * cols + k);
+            __m256 r2 = _mm256_loadu_ps(src + (o + 2) * cols + k);
+            __m256 r3 = _mm256_loadu_ps(src + (o + 3) * cols + k);
+            __m256 r4 = _mm256_loadu_ps(src + (o + 4) * cols + k);
+            __m256 r5 = _mm256_loadu_ps(src + (o + 5) * cols + k);
+            __m256 r6 = _mm256_loadu_ps(src + (o + 6) * cols + k);
+            __m256 r7 = _mm256_loadu_ps(src + (o + 7) * cols + k);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            _mm256_storeu_ps(dst + (k + 0) * rows + o, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_storeu_ps(dst + (k + 1) * rows + o, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_storeu_ps(dst + (k + 2) * rows + o, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_storeu_ps(dst + (k + 3) * rows + o, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_storeu_ps(dst + (k + 4) * rows + o, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_storeu_ps(dst + (k + 5) * rows + o, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_storeu_ps(dst + (k + 6) * rows + o, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_storeu_ps(dst + (k + 7) * rows + o, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (int64_t k = c8; k < cols; k++)
+            for (int64_t i = o; i < o + 8; i++)
+                dst[k * rows + i] = src[i * cols + k];
+    }
+    for (int64_t o = r8; o < rows; o++)
+        for (int64_t k = 0; k < cols; k++)
+            dst[k * rows + o] = src[o * cols + k];
+}
+#endif
+
+static void transpose(const float *src, int64_t rows, int64_t cols, float *dst)
+{
+#ifdef HAVE_GEMM_AVX2
+    if (__builtin_cpu_supports("avx2")) {
+        transpose_avx2(src, rows, cols, dst);
+        return;
+    }
+#endif
+    for (int64_t o = 0; o < rows; o++)
+        for (int64_t k = 0; k < cols; k++)
+            dst[k * rows + o] = src[o * cols + k];
+}
+
+static void gemm_fixed(int64_t M, int64_t N, int64_t K, const float *A, int64_t ars, int64_t acs,
+                       const float *B, int64_t ldb, float *C, int64_t ldc, int accumulate)
+{
+#ifdef HAVE_GEMM_AVX2
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        gemm_avx2(M, N, K, A, ars, acs, B, ldb, C, ldc, accumulate);
+        return;
+    }
+#endif
+    gemm_base(M, N, K, A, ars, acs, B, ldb, C, ldc, accumulate);
+}
+
+static int64_t max_layer_weights(const mpq_mlp *m)
+{
+    int64_t w = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        if (m->sizes[l] * m->sizes[l + 1] > w)
+            w = m->sizes[l] * m->sizes[l + 1];
+    return w;
+}
+
 static mpq_status ensure_cache(mpq_mlp *m, int64_t batch)
 {
     if (batch <= m->cache_rows)
@@ -194,7 +397,7 @@ static mpq_status ensure_cache(mpq_mlp *m, int64_t batch)
     for (int l = 0; l <= m->n_layers; l++)
         total += m->sizes[l];
     float *c = malloc((size_t)(total * batch) * sizeof(float));
-    float *s = malloc((size_t)(2 * m->max_width * batch) * sizeof(float));
+    float *s = malloc((size_t)(2 * m->max_width * batch + max_layer_weights(m)) * sizeof(float));
     if (!c || !s) {
         free(c);
         free(s);
@@ -260,11 +463,14 @@ mpq_status mpq_mlp_forward(mpq_mlp *mlp, const float *x, int64_t batch, float *y
         const float *a = mlp->cache + mlp->cache_off[l];
         float *z = mlp->cache + mlp->cache_off[l + 1];
         const float *b = mlp->params + mlp->b_off[l];
-        /* Bias first, then beta = 1: the product accumulates onto it in one pass. */
+        /* Bias first, then the product accumulates onto it in one pass; W^T is laid out behind
+         * the backward deltas so that the product reads contiguous rows of it. */
         for (int64_t i = 0; i < batch; i++)
             memcpy(z + i * out, b, (size_t)out * sizeof(float));
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)batch, (int)out, (int)in, 1.0f,
-                    a, (int)in, mlp->params + mlp->w_off[l], (int)in, 1.0f, z, (int)out);
+        const float *w = mlp->params + mlp->w_off[l];
+        float *wt = mlp->scratch + 2 * mlp->max_width * mlp->cache_rows;
+        transpose(w, out, in, wt);
+        gemm_fixed(batch, out, in, a, in, 1, wt, out, z, out, 1);
         activate(mlp->acts[l], z, batch * out);
     }
     memcpy(y, mlp->cache + mlp->cache_off[mlp->n_layers],
@@ -314,9 +520,7 @@ mpq_status mpq__mlp_backward_ex(mpq_mlp *mlp, const float *dy, float *dx, int pa
         }
         if (param_grads) {
             /* dW[out][in] += dz^T a_in */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)batch,
-                        1.0f, cur, (int)out, a_in, (int)in, 1.0f, mlp->grads + mlp->w_off[l],
-                        (int)in);
+            gemm_fixed(out, in, batch, cur, 1, out, a_in, in, mlp->grads + mlp->w_off[l], in, 1);
             float *gb = mlp->grads + mlp->b_off[l];
             for (int64_t i = 0; i < batch; i++) {
                 const float *row = cur + i * out;
@@ -326,9 +530,7 @@ mpq_status mpq__mlp_backward_ex(mpq_mlp *mlp, const float *dy, float *dx, int pa
         }
         if (l > 0 || dx) {
             float *dst = l > 0 ? nxt : dx;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)batch, (int)in, (int)out,
-                        1.0f, cur, (int)out, mlp->params + mlp->w_off[l], (int)in, 0.0f, dst,
-                        (int)in);
+            gemm_fixed(batch, in, out, cur, out, 1, mlp->params + mlp->w_off[l], in, dst, in, 0);
             float *t = cur;
             cur = nxt;
             nxt = t;

@@ -13,35 +13,44 @@
 
 /* ---- min / max ------------------------------------------------------------------------------- */
 
+typedef struct minmax_job {
+    const float *x;
+    size_t n;
+    const mpq__fq_kernels *k;
+    float lo[MPQ__FQ_MAX_THREADS], hi[MPQ__FQ_MAX_THREADS];
+} minmax_job;
+
+static void minmax_block(void *ctx, size_t b, int worker)
+{
+    minmax_job *j = ctx;
+    size_t off = b * MPQ__FQ_BLOCK;
+    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    float l, h;
+    j->k->scan(j->x + off, len, &l, &h);
+    j->lo[worker] = l < j->lo[worker] ? l : j->lo[worker];
+    j->hi[worker] = h > j->hi[worker] ? h : j->hi[worker];
+}
+
+/* min and max are exact whatever the split. */
 static void minmax(const float *x, size_t n, const mpq__fq_kernels *k, int threads, float *mn,
                    float *mx)
 {
     size_t nblocks = (n + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
-    float lo = FLT_MAX, hi = -FLT_MAX;
-    int t = mpq__fq_threads(threads, nblocks / 4);
-    if (t <= 1) {
-        for (size_t b = 0; b < nblocks; b++) {
-            size_t off = b * MPQ__FQ_BLOCK;
-            size_t len = n - off < MPQ__FQ_BLOCK ? n - off : MPQ__FQ_BLOCK;
-            float l, h;
-            k->scan(x + off, len, &l, &h);
-            lo = l < lo ? l : lo;
-            hi = h > hi ? h : hi;
-        }
-        *mn = lo == 0.0f ? 0.0f : lo;
-        *mx = hi == 0.0f ? 0.0f : hi;
-        return;
+    minmax_job j = {.x = x, .n = n, .k = k};
+    for (int w = 0; w < MPQ__FQ_MAX_THREADS; w++) {
+        j.lo[w] = FLT_MAX;
+        j.hi[w] = -FLT_MAX;
     }
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t) reduction(min : lo) reduction(max : hi)
-#endif
-    for (size_t b = 0; b < nblocks; b++) {
-        size_t off = b * MPQ__FQ_BLOCK;
-        size_t len = n - off < MPQ__FQ_BLOCK ? n - off : MPQ__FQ_BLOCK;
-        float l, h;
-        k->scan(x + off, len, &l, &h);
-        lo = l < lo ? l : lo;
-        hi = h > hi ? h : hi;
+    int t = nblocks >= MPQ__FQ_PAR_BLOCKS ? mpq__fq_threads(threads, nblocks) : 1;
+    if (t > 1)
+        mpq__fq_parallel(nblocks, t, minmax_block, &j);
+    else
+        for (size_t b = 0; b < nblocks; b++)
+            minmax_block(&j, b, 0);
+    float lo = FLT_MAX, hi = -FLT_MAX;
+    for (int w = 0; w < MPQ__FQ_MAX_THREADS; w++) {
+        lo = j.lo[w] < lo ? j.lo[w] : lo;
+        hi = j.hi[w] > hi ? j.hi[w] : hi;
     }
     *mn = lo == 0.0f ? 0.0f : lo;
     *mx = hi == 0.0f ? 0.0f : hi;
@@ -130,6 +139,24 @@ static void hist_part(const float *x, size_t n, size_t b, int absval, double bas
     }
 }
 
+typedef struct hist_job {
+    const float *x;
+    size_t n;
+    int absval;
+    double base, norm;
+    int H, want_moments;
+    double *part;
+    size_t stride;
+} hist_job;
+
+static void hist_block(void *ctx, size_t b, int worker)
+{
+    const hist_job *j = ctx;
+    (void)worker;
+    hist_part(j->x, j->n, b, j->absval, j->base, j->norm, j->H, j->want_moments,
+              j->part + b * j->stride);
+}
+
 /* Histogram of v = absval ? |x| : x over [base, base + H / norm), with per-bin count, sum and sum
  * of squares. Partial histograms per fixed super-block, added in order: thread-independent. */
 static int build_hist(const float *x, size_t n, int absval, double base, double norm, int H,
@@ -146,11 +173,8 @@ static int build_hist(const float *x, size_t n, int absval, double base, double 
     }
     int t = mpq__fq_threads(threads, nsb);
     if (t > 1) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t)
-#endif
-        for (size_t b = 0; b < nsb; b++)
-            hist_part(x, n, b, absval, base, norm, H, want_moments, part + b * (size_t)H * (size_t)parts);
+        hist_job j = {x, n, absval, base, norm, H, want_moments, part, (size_t)H * (size_t)parts};
+        mpq__fq_parallel(nsb, t, hist_block, &j);
     } else {
         /* No parallel region at all: per-kernel calibration calls this once per channel. */
         for (size_t b = 0; b < nsb; b++)

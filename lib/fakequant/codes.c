@@ -99,6 +99,36 @@ static void code_run(const float *x, size_t len, const mpq__fq_seg *seg, int sto
     }
 }
 
+/* A parallel code loop: blocks of a tensor (n > 0) or one run of `inner` per segment. */
+typedef struct code_job {
+    const float *x;
+    size_t n, inner;
+    const mpq__fq_seg *segs;
+    size_t nsegs;
+    int stoch;
+    uint64_t key;
+    mpq_fq_code_type type;
+    void *codes;
+} code_job;
+
+static void code_block(void *ctx, size_t b, int worker)
+{
+    const code_job *j = ctx;
+    (void)worker;
+    size_t off = b * MPQ__FQ_BLOCK;
+    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    code_run(j->x + off, len, j->segs, j->stoch, j->key, off, j->type, j->codes, off);
+}
+
+static void code_seg(void *ctx, size_t s, int worker)
+{
+    const code_job *j = ctx;
+    (void)worker;
+    size_t off = s * j->inner;
+    code_run(j->x + off, j->inner, &j->segs[s % j->nsegs], j->stoch, j->key, off, j->type,
+             j->codes, off);
+}
+
 static mpq_status common(const char *fn, const void *x, const void *out, size_t n,
                          const mpq_fq_config *cfg, const mpq_rng *rng)
 {
@@ -136,16 +166,13 @@ mpq_status mpq_fq_quantize(const float *x, size_t n, int bits, float scale, int3
     if (st != MPQ_OK)
         return st;
     size_t nblocks = (n + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
-    int t = mpq__fq_threads(cfg->threads, nblocks);
-    (void)t;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
-#endif
-    for (size_t b = 0; b < nblocks; b++) {
-        size_t off = b * MPQ__FQ_BLOCK;
-        size_t len = n - off < MPQ__FQ_BLOCK ? n - off : MPQ__FQ_BLOCK;
-        code_run(x + off, len, &seg, stoch, key, off, type, codes, off);
-    }
+    code_job j = {x, n, 0, &seg, 1, stoch, key, type, codes};
+    int t = nblocks >= MPQ__FQ_PAR_BLOCKS ? mpq__fq_threads(cfg->threads, nblocks) : 1;
+    if (t > 1)
+        mpq__fq_parallel(nblocks, t, code_block, &j);
+    else
+        for (size_t b = 0; b < nblocks; b++)
+            code_block(&j, b, 0);
     return MPQ_OK;
 }
 
@@ -220,15 +247,15 @@ mpq_status mpq_fq_quantize_kernels(const float *x, const mpq_fq_layout *layout,
         return st;
     }
     size_t segsn = layout->outer * nc;
-    int t = mpq__fq_threads(cfg->threads, total / MPQ__FQ_BLOCK);
-    (void)t;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t) if (t > 1)
-#endif
-    for (size_t s = 0; s < segsn; s++) {
-        size_t off = s * layout->inner;
-        code_run(x + off, layout->inner, &segs[s % nc], stoch, key, off, type, codes, off);
-    }
+    code_job j = {x, 0, layout->inner, segs, nc, stoch, key, type, codes};
+    int t = total / MPQ__FQ_BLOCK >= MPQ__FQ_PAR_BLOCKS
+                ? mpq__fq_threads(cfg->threads, total / MPQ__FQ_BLOCK)
+                : 1;
+    if (t > 1)
+        mpq__fq_parallel(segsn, t, code_seg, &j);
+    else
+        for (size_t s = 0; s < segsn; s++)
+            code_seg(&j, s, 0);
     free(segs);
     return MPQ_OK;
 }

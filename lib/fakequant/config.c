@@ -1,7 +1,12 @@
 /* Configuration, parameters, instruction-set selection and the quantization-grid formulas. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <fcntl.h>
 #include <float.h>
 #include <math.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -27,8 +32,10 @@ static const param_row param_table[MPQ_FQ_PARAM_COUNT] = {
      0.0, 1048576.0, 0.0, 1},
     {"mse_steps", "candidate clips c_max*t/S, t=1..S, of the MSE-optimal clip search (default 100)",
      1.0, 100000.0, 100.0, 1},
-    {"threads", "OpenMP threads of the kernels, 0 = omp_get_max_threads() (default 0)", 0.0,
-     4096.0, 0.0, 1},
+    {"threads",
+     "most threads of the kernels; 0 = the CPUs this thread may use, capped by "
+     "omp_get_max_threads() (default 0); fewer on a busy machine, results do not depend on it",
+     0.0, 4096.0, 0.0, 1},
     {"ema_momentum",
      "moving-average observer constant (default 0.01, PyTorch MovingAverageMinMaxObserver "
      "averaging_constant)",
@@ -201,20 +208,66 @@ const mpq__fq_kernels *mpq__fq_select(mpq_fq_isa isa)
     }
 }
 
+/* Threads runnable on the whole machine at this instant, the caller included (the first number
+ * of /proc/loadavg's fourth field, "2/345"); 0 when unknown. */
+static long runnable_now(void)
+{
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (got <= 0)
+        return 0;
+    buf[got] = '\0';
+    const char *p = buf;
+    for (int field = 0; field < 3; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return 0;
+        p++;
+    }
+    long r = strtol(p, NULL, 10);
+    return r > 0 && r < 1000000 ? r : 0;
+}
+
+/* The requested count (or the CPUs this thread may run on, capped by OpenMP's limit) is an upper
+ * bound; the CPUs that other runnable threads leave free bound it too. A second thread on a core
+ * another process holds only queues: its block then waits for the OS to run it again, a whole
+ * time slice (ms) against a call of a few hundred microseconds. Measured with bench-fakequant
+ * --busy: without this bound 2 threads were up to 2x slower than 1 there; with it they tie. */
 int mpq__fq_threads(int requested, size_t work)
 {
+    if (work <= 1)
+        return 1;
+    int t = requested;
+    cpu_set_t set;
+    int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
+    if (t <= 0) {
 #ifdef _OPENMP
-    int t = requested > 0 ? requested : omp_get_max_threads();
+        t = omp_get_max_threads();
+#else
+        t = 1024;
+#endif
+        /* The CPUs this thread may run on now (taskset, cgroup cpusets, a framework's pinning):
+         * more threads than that only queue behind each other. */
+        if (mine > 0 && mine < t)
+            t = mine;
+    }
+    if (t > 1) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN), busy = runnable_now();
+        if (online > 0 && busy > 0) {
+            long free_cpus = online - (busy - 1);
+            if (free_cpus < t)
+                t = free_cpus > 1 ? (int)free_cpus : 1;
+        }
+    }
     if (t < 1)
         t = 1;
     if ((size_t)t > work)
-        t = work > 0 ? (int)work : 1;
+        t = (int)work;
     return t;
-#else
-    (void)requested;
-    (void)work;
-    return 1;
-#endif
 }
 
 mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config *cfg)
@@ -382,24 +435,40 @@ mpq_status mpq__fq_resolve(const char *fn, const char *arg, int bits, float scal
     return MPQ_OK;
 }
 
+typedef struct finite_job {
+    const float *x;
+    size_t n;
+    const mpq__fq_kernels *k;
+    size_t first_bad[MPQ__FQ_MAX_THREADS]; /* per worker; the minimum wins */
+} finite_job;
+
+static void finite_block(void *ctx, size_t b, int worker)
+{
+    finite_job *j = ctx;
+    size_t off = b * MPQ__FQ_BLOCK;
+    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    float mn, mx;
+    size_t bad = j->k->scan(j->x + off, len, &mn, &mx);
+    if (bad < len && off + bad < j->first_bad[worker])
+        j->first_bad[worker] = off + bad;
+}
+
 mpq_status mpq__fq_check_finite(const char *fn, const char *arg, const float *x, size_t n,
                                 const mpq__fq_kernels *k, int threads)
 {
     size_t nblocks = (n + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
+    finite_job j = {.x = x, .n = n, .k = k};
+    for (int w = 0; w < MPQ__FQ_MAX_THREADS; w++)
+        j.first_bad[w] = n;
+    int t = nblocks >= MPQ__FQ_PAR_BLOCKS ? mpq__fq_threads(threads, nblocks) : 1;
+    if (t > 1)
+        mpq__fq_parallel(nblocks, t, finite_block, &j);
+    else
+        for (size_t b = 0; b < nblocks; b++)
+            finite_block(&j, b, 0);
     size_t first_bad = n;
-    int t = mpq__fq_threads(threads, nblocks / 4);
-    (void)t;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(t) reduction(min : first_bad) if (t > 1)
-#endif
-    for (size_t b = 0; b < nblocks; b++) {
-        size_t off = b * MPQ__FQ_BLOCK;
-        size_t len = n - off < MPQ__FQ_BLOCK ? n - off : MPQ__FQ_BLOCK;
-        float mn, mx;
-        size_t bad = k->scan(x + off, len, &mn, &mx);
-        if (bad < len && off + bad < first_bad)
-            first_bad = off + bad;
-    }
+    for (int w = 0; w < MPQ__FQ_MAX_THREADS; w++)
+        first_bad = j.first_bad[w] < first_bad ? j.first_bad[w] : first_bad;
     if (first_bad < n)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s[%zu] = %g is not finite", fn, arg,
                              first_bad, (double)x[first_bad]);

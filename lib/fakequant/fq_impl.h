@@ -10,9 +10,16 @@
 #include <mpq/fakequant.h>
 
 /* Elements per work block: 64 KiB of floats stays in L2 while a block is checked, quantized and
- * written, and is the unit OpenMP distributes. Runs never cross a block boundary measured from
+ * written, and is the unit the parallel loops hand out. Runs never cross a block boundary measured from
  * the tensor start, so the split is identical for every thread count. */
 #define MPQ__FQ_BLOCK ((size_t)16384)
+
+/* Work below this many blocks (16 MiB of floats) runs on the calling thread alone. Deciding on
+ * helpers (the CPU probes of mpq__fq_threads) and starting one costs 15-30 us and, when another
+ * process holds the second core, buys nothing: with 4 MiB tensors (about 170 us of work) two
+ * threads were measured 10-20% slower than one on a loaded two-core machine; at 16 MiB that
+ * cost stays near 2-3%. */
+#define MPQ__FQ_PAR_BLOCKS ((size_t)256)
 
 /* Reductions (sums in double) use fixed super-blocks, summed in order afterwards. */
 #define MPQ__FQ_SUPER ((size_t)1 << 20)
@@ -134,8 +141,20 @@ static inline float mpq__fq_code(float x, const mpq__fq_seg *p, int stochastic, 
 
 /* ---- shared helpers ------------------------------------------------------------------------ */
 
-/* Threads to use for @p work items (1 when OpenMP is absent or the job is small). */
+/* Threads to use for @p work items: @p requested, or (0) the CPUs the calling thread may run
+ * on, capped by omp_get_max_threads(); never more than @p work. */
 int mpq__fq_threads(int requested, size_t work);
+
+/* Most workers of one parallel loop (per-worker partial results are sized by it). */
+#define MPQ__FQ_MAX_THREADS 64
+
+/* Item i of a parallel loop, run by worker 0..threads-1 (0 is the calling thread). */
+typedef void (*mpq__fq_body)(void *ctx, size_t i, int worker);
+
+/* Runs body(ctx, i, worker) for every i < n on the calling thread plus up to threads - 1 helper
+ * threads started for this call, and returns when every item is done; items are claimed one at a
+ * time and nobody spin-waits (parallel.c says why). Returns the number of workers started. */
+int mpq__fq_parallel(size_t n, int threads, mpq__fq_body body, void *ctx);
 
 /* Checks the common config fields; names @p fn in the message. */
 mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config *cfg);

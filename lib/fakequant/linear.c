@@ -50,23 +50,39 @@ static void row_split(const mpq__fq_kernels *k, const float *x, float *y, size_t
     }
 }
 
-/* Blocks are independent, so any schedule gives the same bytes; a dynamic one lets a thread
- * that the OS keeps running take over the blocks of one that is descheduled on a busy machine. */
+/* Blocks are independent, so any split gives the same bytes. */
+typedef struct tensor_job {
+    const mpq__fq_kernels *k;
+    const float *x;
+    float *y;
+    size_t n;
+    const mpq__fq_seg *seg;
+    int stoch, stream;
+    uint64_t key;
+} tensor_job;
+
+static void tensor_block(void *ctx, size_t b, int worker)
+{
+    const tensor_job *j = ctx;
+    (void)worker;
+    size_t off = b * MPQ__FQ_BLOCK;
+    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    j->k->run(j->x + off, j->y + off, len, j->seg, mpq__fq_noise_for(j->stoch, j->key, off),
+              j->stream);
+}
+
 static void apply_tensor(const mpq__fq_kernels *k, const float *x, float *y, size_t n,
                          const mpq__fq_seg *seg, int stoch, uint64_t key, int threads)
 {
     size_t nblocks = (n + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
-    int stream = n * sizeof(float) >= STREAM_BYTES;
-    int t = mpq__fq_threads(threads, nblocks);
-    (void)t;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) num_threads(t) if (t > 1)
-#endif
-    for (size_t b = 0; b < nblocks; b++) {
-        size_t off = b * MPQ__FQ_BLOCK;
-        size_t len = n - off < MPQ__FQ_BLOCK ? n - off : MPQ__FQ_BLOCK;
-        k->run(x + off, y + off, len, seg, mpq__fq_noise_for(stoch, key, off), stream);
+    tensor_job j = {k, x, y, n, seg, stoch, n * sizeof(float) >= STREAM_BYTES, key};
+    int t = nblocks >= MPQ__FQ_PAR_BLOCKS ? mpq__fq_threads(threads, nblocks) : 1;
+    if (t > 1) {
+        mpq__fq_parallel(nblocks, t, tensor_block, &j);
+        return;
     }
+    for (size_t b = 0; b < nblocks; b++)
+        tensor_block(&j, b, 0);
 }
 
 /* Expanded per-element parameters of one row of channels*inner elements. */
@@ -107,55 +123,82 @@ static mpq_status row_params_build(row_params *rp, const mpq_fq_layout *l, const
     return MPQ_OK;
 }
 
+typedef struct layout_job {
+    const mpq__fq_kernels *k;
+    const float *x;
+    float *y;
+    const mpq_fq_layout *l;
+    const mpq__fq_seg *segs;
+    const mpq__fq_rowp *rp;
+    size_t pieces, row;
+    int stoch, stream;
+    uint64_t key;
+} layout_job;
+
+/* Item it: piece `it % pieces` of segment `it / pieces` (a channel's inner run). */
+static void layout_piece(void *ctx, size_t it, int worker)
+{
+    const layout_job *j = ctx;
+    (void)worker;
+    size_t segi = it / j->pieces, piece = it % j->pieces;
+    size_t c = segi % j->l->channels;
+    size_t start = piece * MPQ__FQ_BLOCK;
+    size_t len = j->l->inner - start < MPQ__FQ_BLOCK ? j->l->inner - start : MPQ__FQ_BLOCK;
+    size_t off = segi * j->l->inner + start;
+    run_split(j->k, j->x + off, j->y + off, len, &j->segs[c], j->stoch, j->key, off, j->stream);
+}
+
+/* Item it: piece `it % pieces` of outer row `it / pieces` (per-element parameters). */
+static void layout_row_piece(void *ctx, size_t it, int worker)
+{
+    const layout_job *j = ctx;
+    (void)worker;
+    size_t o = it / j->pieces, piece = it % j->pieces;
+    size_t start = piece * MPQ__FQ_BLOCK;
+    size_t len = j->row - start < MPQ__FQ_BLOCK ? j->row - start : MPQ__FQ_BLOCK;
+    size_t off = o * j->row + start;
+    mpq__fq_rowp p = *j->rp;
+    p.scale += start;
+    p.inv += start;
+    p.zp += start;
+    p.qmin += start;
+    p.qmax += start;
+    p.kind += start;
+    row_split(j->k, j->x + off, j->y + off, len, &p, j->stoch, j->key, off);
+}
+
+static void run_items(size_t items, size_t total, int threads, mpq__fq_body body, void *ctx)
+{
+    int t = total / MPQ__FQ_BLOCK >= MPQ__FQ_PAR_BLOCKS
+                ? mpq__fq_threads(threads, total / MPQ__FQ_BLOCK)
+                : 1;
+    if (t > 1) {
+        mpq__fq_parallel(items, t, body, ctx);
+        return;
+    }
+    for (size_t it = 0; it < items; it++)
+        body(ctx, it, 0);
+}
+
 static mpq_status apply_layout(const mpq__fq_kernels *k, const float *x, float *y,
                                const mpq_fq_layout *l, const mpq__fq_seg *segs, int stoch,
                                uint64_t key, int threads)
 {
     size_t total = l->outer * l->channels * l->inner;
-    int stream = total * sizeof(float) >= STREAM_BYTES;
+    layout_job j = {k, x, y, l, segs, NULL, 0, 0, stoch, total * sizeof(float) >= STREAM_BYTES,
+                    key};
     if (l->inner >= MPQ__FQ_SMALL_INNER) {
-        size_t pieces = (l->inner + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
-        size_t items = l->outer * l->channels * pieces;
-        int t = mpq__fq_threads(threads, total / MPQ__FQ_BLOCK);
-        (void)t;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) num_threads(t) if (t > 1)
-#endif
-        for (size_t it = 0; it < items; it++) {
-            size_t segi = it / pieces, piece = it % pieces;
-            size_t c = segi % l->channels;
-            size_t start = piece * MPQ__FQ_BLOCK;
-            size_t len = l->inner - start < MPQ__FQ_BLOCK ? l->inner - start : MPQ__FQ_BLOCK;
-            size_t off = segi * l->inner + start;
-            run_split(k, x + off, y + off, len, &segs[c], stoch, key, off, stream);
-        }
+        j.pieces = (l->inner + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
+        run_items(l->outer * l->channels * j.pieces, total, threads, layout_piece, &j);
         return MPQ_OK;
     }
     row_params rp;
     if (row_params_build(&rp, l, segs) != MPQ_OK)
         return MPQ_ERR_OUT_OF_MEMORY;
-    size_t row = l->channels * l->inner;
-    size_t pieces = (row + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
-    size_t items = l->outer * pieces;
-    int t = mpq__fq_threads(threads, total / MPQ__FQ_BLOCK);
-    (void)t;
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) num_threads(t) if (t > 1)
-#endif
-    for (size_t it = 0; it < items; it++) {
-        size_t o = it / pieces, piece = it % pieces;
-        size_t start = piece * MPQ__FQ_BLOCK;
-        size_t len = row - start < MPQ__FQ_BLOCK ? row - start : MPQ__FQ_BLOCK;
-        size_t off = o * row + start;
-        mpq__fq_rowp p = rp.p;
-        p.scale += start;
-        p.inv += start;
-        p.zp += start;
-        p.qmin += start;
-        p.qmax += start;
-        p.kind += start;
-        row_split(k, x + off, y + off, len, &p, stoch, key, off);
-    }
+    j.rp = &rp.p;
+    j.row = l->channels * l->inner;
+    j.pieces = (j.row + MPQ__FQ_BLOCK - 1) / MPQ__FQ_BLOCK;
+    run_items(l->outer * j.pieces, total, threads, layout_row_piece, &j);
     free(rp.buf);
     free(rp.kind);
     return MPQ_OK;
@@ -390,28 +433,56 @@ static size_t calibrate_block(const char *fn, const float *x, const mpq_fq_layou
  * region for all channels, handed out in fixed blocks of whole channels; every channel is computed
  * by one thread alone, so the result depends on neither the thread count nor the schedule, and a
  * dynamic schedule lets a running thread take the blocks of one the OS has descheduled. */
+typedef struct channels_job {
+    const char *fn;
+    const float *x;
+    const mpq_fq_layout *l;
+    const uint8_t *bits;
+    const mpq_fq_config *cfg;
+    const mpq__fq_kernels *k;
+    size_t cpb, nc;
+    float *lo, *hi;
+    size_t first_bad[MPQ__FQ_MAX_THREADS];
+    int failed[MPQ__FQ_MAX_THREADS];
+} channels_job;
+
+static void channels_block(void *ctx, size_t b, int worker)
+{
+    channels_job *j = ctx;
+    size_t c0 = b * j->cpb, c1 = c0 + j->cpb < j->nc ? c0 + j->cpb : j->nc;
+    size_t fb = calibrate_block(j->fn, j->x, j->l, j->bits, j->cfg, j->k, c0, c1, j->lo, j->hi,
+                                &j->failed[worker]);
+    j->first_bad[worker] = fb < j->first_bad[worker] ? fb : j->first_bad[worker];
+}
+
 static mpq_status calibrate_channels(const char *fn, const float *x, const mpq_fq_layout *l,
                                      size_t total, const uint8_t *bits, const mpq_fq_config *cfg,
                                      const mpq__fq_kernels *k, float *lo, float *hi)
 {
-    size_t nc = l->channels, per = l->outer * l->inner, first_bad = SIZE_MAX;
+    size_t nc = l->channels, per = l->outer * l->inner;
     size_t cpb = 4 * MPQ__FQ_BLOCK / per; /* channels per block: about 256 KiB of data */
     cpb = cpb < 1 ? 1 : cpb;
     size_t nb = (nc + cpb - 1) / cpb;
-    int failed = 0;
-    int t = total >= 65536 ? mpq__fq_threads(cfg->threads, nb) : 1;
+    channels_job *j = malloc(sizeof *j);
+    if (!j)
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
+    *j = (channels_job){fn, x, l, bits, cfg, k, cpb, nc, lo, hi, {0}, {0}};
+    for (int w = 0; w < MPQ__FQ_MAX_THREADS; w++)
+        j->first_bad[w] = SIZE_MAX;
+    int t = total / MPQ__FQ_BLOCK >= MPQ__FQ_PAR_BLOCKS ? mpq__fq_threads(cfg->threads, nb) : 1;
     if (t > 1) {
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(t) reduction(min : first_bad) reduction(| : failed)
-#endif
-        for (size_t b = 0; b < nb; b++) {
-            size_t c0 = b * cpb, c1 = c0 + cpb < nc ? c0 + cpb : nc;
-            size_t fb = calibrate_block(fn, x, l, bits, cfg, k, c0, c1, lo, hi, &failed);
-            first_bad = fb < first_bad ? fb : first_bad;
-        }
+        mpq__fq_parallel(nb, t, channels_block, j);
     } else {
-        first_bad = calibrate_block(fn, x, l, bits, cfg, k, 0, nc, lo, hi, &failed);
+        j->cpb = nc;
+        channels_block(j, 0, 0);
     }
+    size_t first_bad = SIZE_MAX;
+    int failed = 0;
+    for (int w = 0; w < MPQ__FQ_MAX_THREADS; w++) {
+        first_bad = j->first_bad[w] < first_bad ? j->first_bad[w] : first_bad;
+        failed |= j->failed[w];
+    }
+    free(j);
     if (first_bad != SIZE_MAX)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: x[%zu] = %g is not finite", fn,
                              first_bad, (double)x[first_bad]);

@@ -1,8 +1,12 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <fcntl.h>
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <mpq/quantizer.h>
 
@@ -78,7 +82,11 @@ static const qparam params[MPQ_QUANT_PARAM_COUNT] = {
     {"kmeans_iters", "Lloyd iterations (HAQ search: KMeans(max_iter=3))", 1, 10000, 3, 1},
     {"seed", "seed of k-means++ seeding, reapplied at every apply for determinism", 0,
      9007199254740992.0, 0, 1},
-    {"threads", "OpenMP threads of the kernels, 0 = omp_get_max_threads()", 0, 1024, 0, 1},
+    {"threads",
+     "threads of the kernels, at most; 0 = the CPUs this thread may use (affinity), capped by "
+     "omp_get_max_threads(); fewer when other runnable threads hold CPUs; results do not depend "
+     "on it",
+     0, 1024, 0, 1},
 };
 
 mpq_status mpq_quantizer_param_info(mpq_quant_param id, mpq_param_info *info)
@@ -396,22 +404,73 @@ static mpq_status minmax_block(const float *x, float *y, const mpq_fq_layout *la
     return st;
 }
 
+/* Below this many blocks (4 MiB of weights) a run opens no parallel region: an OpenMP team
+ * costs more than it saves there, and far more when another process holds a core. */
+#define PAR_MIN_BLOCKS 64
+
+/* Threads runnable on the machine at this instant, the caller included (/proc/loadavg's fourth
+ * field, "2/345"); 0 when unknown. */
+static long runnable_now(void)
+{
+    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (got <= 0)
+        return 0;
+    buf[got] = '\0';
+    const char *p = buf;
+    for (int field = 0; field < 3; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return 0;
+        p++;
+    }
+    long r = strtol(p, NULL, 10);
+    return r > 0 && r < 1000000 ? r : 0;
+}
+
+/* Threads for a run of @p blocks: the parameter (0: the CPUs of this thread's affinity mask,
+ * capped by OpenMP's limit), bounded by the CPUs other runnable threads leave free. libgomp's
+ * waiting threads spin, so a team larger than the free CPUs takes the core from the thread with
+ * work (measured in lib/fakequant: 2 threads 3-40x slower than 1 with one core busy). */
+static int run_threads(const mpq_quantizer *q, size_t blocks)
+{
+#ifdef _OPENMP
+    if (blocks < PAR_MIN_BLOCKS)
+        return 1;
+    int t = (int)q->param[MPQ_QUANT_PARAM_THREADS];
+    if (t == 0) {
+        t = omp_get_max_threads();
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 &&
+            CPU_COUNT(&set) < t)
+            t = CPU_COUNT(&set);
+    }
+    if (t > 1) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN), busy = runnable_now();
+        if (online > 0 && busy > 0 && online - (busy - 1) < t)
+            t = online - (busy - 1) > 1 ? (int)(online - (busy - 1)) : 1;
+    }
+    if ((size_t)t > blocks)
+        t = (int)blocks;
+    return t < 1 ? 1 : t;
+#else
+    (void)q;
+    (void)blocks;
+    return 1;
+#endif
+}
+
 /* Linear per-kernel fake quantization of blocks [b0, b1). Blocks are independent, so the result
  * does not depend on the thread count or the schedule. */
 static mpq_status linear_run(const mpq_quantizer *q, const run_ctx *c, size_t b0, size_t b1)
 {
     mpq_fq_config cfg;
     fill_fq_config(q, &cfg);
-    int t = 1;
-#ifdef _OPENMP
-    t = (int)q->param[MPQ_QUANT_PARAM_THREADS];
-    if (t == 0)
-        t = omp_get_max_threads();
-#endif
-    if ((size_t)t > b1 - b0)
-        t = (int)(b1 - b0);
-    if (t < 1)
-        t = 1;
+    int t = run_threads(q, b1 - b0);
     size_t fail_block = SIZE_MAX;
     mpq_status fail_st = MPQ_OK;
     char fail_msg[1024] = "";

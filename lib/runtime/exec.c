@@ -1,6 +1,9 @@
 /* Execution through oneDNN: per-batch-size plans of primitives, forward, loss, backward, SGD,
  * training, evaluation, calibration and fake quantization. */
+#define _GNU_SOURCE /* CPU_COUNT */
 #include <math.h>
+#include <omp.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -129,6 +132,88 @@ static mpq_status md4(dnnl_memory_desc_t *md, int32_t n, int32_t c, int32_t h, i
     return MPQ_OK;
 }
 
+/* ---- threads ----------------------------------------------------------------------------- */
+
+int rt_threads(const mpq_net *net)
+{
+    int t = (int)net->param[MPQ_NET_THREADS];
+    if (t > 0)
+        return t;
+    t = omp_get_max_threads();
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < t)
+        t = CPU_COUNT(&set);
+    return t > 0 ? t : 1;
+}
+
+/* Primitives whose sums change with oneDNN's thread count (measured on fashion-tiny and
+ * fashion-cnn, 1 vs 2 threads): batch-normalisation statistics and their gradients (sums over
+ * the batch), weight gradients of convolutions (sums over the batch and the image), and inner
+ * products (oneDNN's sgemm may split the reduction dimension between threads). They always run
+ * on one thread, so that one seed trains the same weights with any thread count; convolutions
+ * forward and backward-data, pooling, eltwise and additions compute each output on one thread
+ * in a fixed order and keep the network's threads. */
+static int fixed_order(dnnl_primitive_kind_t kind, dnnl_prop_kind_t prop)
+{
+    switch (kind) {
+    case dnnl_batch_normalization:
+        return prop != dnnl_forward_inference && prop != dnnl_forward_scoring;
+    case dnnl_inner_product:
+        return 1;
+    case dnnl_convolution:
+        return prop == dnnl_backward_weights;
+    default:
+        return 0;
+    }
+}
+
+/* oneDNN (OpenMP build) sizes its teams from the calling thread's nthreads ICV, when a primitive
+ * is made (some kernels fix their split then) and when it runs. Set it for the call and give
+ * the caller its own value back: the library keeps no global state. */
+static int threads_enter(const mpq_net *net, int fixed)
+{
+    int old = omp_get_max_threads();
+    int want = fixed ? 1 : rt_threads(net);
+    if (want != old)
+        omp_set_num_threads(want);
+    return old;
+}
+
+static void threads_leave(int old)
+{
+    if (omp_get_max_threads() != old)
+        omp_set_num_threads(old);
+}
+
+static int desc_fixed_order(const_dnnl_op_desc_t desc)
+{
+    dnnl_primitive_kind_t kind = *(const dnnl_primitive_kind_t *)desc;
+    switch (kind) {
+    case dnnl_batch_normalization:
+        return fixed_order(kind, ((const dnnl_batch_normalization_desc_t *)desc)->prop_kind);
+    case dnnl_inner_product:
+        return fixed_order(kind, ((const dnnl_inner_product_desc_t *)desc)->prop_kind);
+    case dnnl_convolution:
+        return fixed_order(kind, ((const dnnl_convolution_desc_t *)desc)->prop_kind);
+    default:
+        return 0;
+    }
+}
+
+static int pd_fixed_order(const_dnnl_primitive_desc_t pd)
+{
+    dnnl_primitive_kind_t kind = dnnl_undefined_primitive;
+    dnnl_prop_kind_t prop = dnnl_prop_kind_undef;
+    if (!pd || dnnl_primitive_desc_query(pd, dnnl_query_primitive_kind, 0, &kind) != dnnl_success)
+        return 0;
+    if (kind != dnnl_batch_normalization && kind != dnnl_inner_product &&
+        kind != dnnl_convolution)
+        return 0;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_prop_kind, 0, &prop) != dnnl_success)
+        return 1; /* unknown: the safe side */
+    return fixed_order(kind, prop);
+}
+
 /* Attributes @p extra (NULL: none) plus a user-managed scratchpad: rt_run() passes a padded
  * buffer because some JIT kernels load whole vectors past the end of the library's exact-size
  * scratchpad, which valgrind reports. */
@@ -169,9 +254,12 @@ mpq_status rt_prim_create(mpq_net *net, const_dnnl_op_desc_t desc,
     if (st != MPQ_OK)
         return st;
     dnnl_primitive_desc_t pd;
+    int old = threads_enter(net, desc_fixed_order(desc));
     dnnl_status_t s = dnnl_primitive_desc_create(&pd, desc, attr, net->engine, hint);
     dnnl_primitive_attr_destroy(attr);
-    return prim_from_pd(s, pd, prim, keep_pd, lname, what);
+    st = prim_from_pd(s, pd, prim, keep_pd, lname, what);
+    threads_leave(old);
+    return st;
 }
 
 mpq_status rt_reorder_create(mpq_net *net, const dnnl_memory_desc_t *from,
@@ -183,10 +271,13 @@ mpq_status rt_reorder_create(mpq_net *net, const dnnl_memory_desc_t *from,
     if (st != MPQ_OK)
         return st;
     dnnl_primitive_desc_t pd;
+    int old = threads_enter(net, 0);
     dnnl_status_t s =
         dnnl_reorder_primitive_desc_create(&pd, from, net->engine, to, net->engine, attr);
     dnnl_primitive_attr_destroy(attr);
-    return prim_from_pd(s, pd, prim, NULL, lname, "reorder");
+    st = prim_from_pd(s, pd, prim, NULL, lname, "reorder");
+    threads_leave(old);
+    return st;
 }
 
 /* Prepares @p wb for the weights (or weight gradient, @p to_user) layout that @p pd chose. */
@@ -467,7 +558,8 @@ mpq_status rt_plan_get(mpq_net *net, int32_t batch, int backward, rt_plan **out)
     if (net->count == 0)
         return mpq_set_error(MPQ_ERR_STATE, "network has no layers");
     rt_plan *p = net->plan;
-    if (p && p->batch != batch) {
+    const int threads = rt_threads(net);
+    if (p && (p->batch != batch || p->threads != threads)) {
         rt_plan_destroy(p);
         net->plan = p = NULL;
     }
@@ -477,6 +569,7 @@ mpq_status rt_plan_get(mpq_net *net, int32_t batch, int backward, rt_plan **out)
         if (!p)
             return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "plan: out of memory");
         p->batch = batch;
+        p->threads = threads;
         p->count = net->count;
         p->l = calloc(net->count, sizeof *p->l);
         int64_t maxact = act_size(batch, net->in_c, net->in_h, net->in_w);
@@ -552,9 +645,11 @@ mpq_status rt_run(rt_exec_args *e, mpq_net *net, dnnl_primitive_t prim, const ch
     }
     mpq_status st = e->st;
     if (st == MPQ_OK) {
+        int old = threads_enter(net, pd_fixed_order(pd));
         dnnl_status_t s = dnnl_primitive_execute(prim, net->stream, e->n, e->a);
         if (s == dnnl_success)
             s = dnnl_stream_wait(net->stream);
+        threads_leave(old);
         if (s != dnnl_success)
             st = mpq_set_error(MPQ_ERR_INTERNAL, "oneDNN execution failed (status %d) in '%s'",
                                (int)s, lname);

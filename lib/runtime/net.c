@@ -36,6 +36,9 @@ static const mpq_param_info net_params[MPQ_NET_PARAM_COUNT] = {
      0, 1},
     {sizeof(mpq_param_info), "bn_momentum",
      "BN running-statistics update rate (0.1, PyTorch BatchNorm2d default)", 0, 1, 0.1, 0},
+    {sizeof(mpq_param_info), "threads",
+     "oneDNN threads (0: the CPUs the calling thread may use, capped by OpenMP's limit); the "
+     "trained weights do not depend on it", 0, 1024, 0, 1},
 };
 
 mpq_status mpq_net_param_info(mpq_net_param id, mpq_param_info *info)

@@ -85,6 +85,7 @@ struct rt_i8;
 
 typedef struct rt_plan {
     int32_t batch;
+    int threads; /* rt_threads() when the primitives were made: they keep their work split */
     size_t count;
     int has_bwd;
     /* While set, rt_forward() runs the quantizable layers as int8 convolutions (int8.c). */
@@ -129,6 +130,9 @@ typedef struct rt_exec_args {
 void rt_arg(rt_exec_args *e, mpq_net *net, int id, const dnnl_memory_desc_t *md, void *ptr);
 /* Executes @p prim with the collected arguments and the network's shared scratchpad. */
 mpq_status rt_run(rt_exec_args *e, mpq_net *net, dnnl_primitive_t prim, const char *lname);
+/* Threads oneDNN uses for this network: MPQ_NET_THREADS, or (0) the CPUs the calling thread may
+ * run on, capped by OpenMP's limit (omp_get_max_threads()). */
+int rt_threads(const mpq_net *net);
 
 /* Spatial geometry and algorithm of a layer's primitives. */
 typedef struct rt_geom {
