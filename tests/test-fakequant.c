@@ -1181,13 +1181,10 @@ END_TEST
 /* ---- threads (issue 20, item 10) --------------------------------------------------------- */
 
 #include <pthread.h>
-#include <spawn.h>
 #include <stdatomic.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-extern char **environ;
 
 /* Above MPQ__FQ_PAR_BLOCKS, so that two threads really run. */
 #ifndef MPQ__FQ_PAR_BLOCKS
@@ -1275,97 +1272,32 @@ static void *spin(void *arg)
     return NULL;
 }
 
-static double seconds(void)
+/* With one core held by a spinning thread, the kernels take no more helpers than the CPUs left
+ * free, and small work none at all: a second thread on a held core only queues (issue 20, item
+ * 10; on the old code 2 threads were 3-40x slower than 1 there). The speed itself is measured by
+ * bench-fakequant --busy; this checks the decision that produces it. */
+START_TEST(threads_bounded_by_free_cpus)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Child of two_threads_not_slower_with_one_core_busy, started without OMP_WAIT_POLICY: best
- * time of 4 back-to-back 1- and 2-thread fake-quantizations of a 20 MiB tensor while a thread of
- * this process spins. Prints "t1 t2". */
-static int busy_child(void)
-{
-    const size_t n = BIG_N;
-    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
-    if (!x || !y)
-        return 1;
-    for (size_t i = 0; i < n; i++)
-        x[i] = (float)(i % 1000) * 1e-3f - 0.5f;
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    const size_t big = 4 * MPQ__FQ_PAR_BLOCKS;
+    atomic_store(&spin_stop, 0);
     pthread_t sp;
-    if (pthread_create(&sp, NULL, spin, NULL) != 0)
-        return 1;
-    double best[2] = {1e30, 1e30};
-    for (int r = 0; r < 15; r++) {
-        for (int t = 1; t <= 2; t++) {
-            mpq_fq_config c;
-            mpq_fq_config_init(&c);
-            c.threads = t;
-            /* back to back, as a loop over layers calls them */
-            double t0 = seconds();
-            for (int k = 0; k < 4; k++)
-                if (mpq_fq_apply(x, y, n, 4, 0.1f, 0, &c, NULL) != MPQ_OK)
-                    return 1;
-            double dt = seconds() - t0;
-            best[t - 1] = dt < best[t - 1] ? dt : best[t - 1];
-        }
-    }
+    ck_assert_int_eq(pthread_create(&sp, NULL, spin, NULL), 0);
+    usleep(20000); /* let the spinner be running when the kernels look */
+    int busy = mpq__fq_threads((int)online, big);
+    int one = mpq__fq_threads(1, big);
     atomic_store(&spin_stop, 1);
     pthread_join(sp, NULL);
-    printf("%.9f %.9f\n", best[0], best[1]);
-    free(x);
-    free(y);
-    return 0;
-}
-
-/* With one core busy and the environment users have (no OMP_WAIT_POLICY), two threads are not
- * slower than one (libgomp's spinning made them 10-40 times slower). A child process, because
- * libgomp reads its environment once, at start. */
-START_TEST(two_threads_not_slower_with_one_core_busy)
-{
-    if (under_valgrind())
-        return;
-    size_t ne = 0;
-    while (environ[ne])
-        ne++;
-    char **env = calloc(ne + 2, sizeof *env);
-    size_t k = 0;
-    for (size_t i = 0; i < ne; i++)
-        if (strncmp(environ[i], "OMP_", 4) != 0 && strncmp(environ[i], "GOMP_", 5) != 0)
-            env[k++] = environ[i];
-    env[k++] = "OMP_NUM_THREADS=2";
-    int fd[2];
-    ck_assert_int_eq(pipe(fd), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-    posix_spawn_file_actions_addclose(&fa, fd[0]);
-    char *argv[] = {"test-fakequant", "--busy-child", NULL};
-    pid_t pid;
-    ck_assert_int_eq(posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, env), 0);
-    close(fd[1]);
-    char buf[128] = "";
-    ssize_t got = read(fd[0], buf, sizeof buf - 1);
-    close(fd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    posix_spawn_file_actions_destroy(&fa);
-    free(env);
-    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    ck_assert_int_gt(got, 0);
-    double t1, t2;
-    ck_assert_int_eq(sscanf(buf, "%lf %lf", &t1, &t2), 2);
-    /* Generous: the timing is shared with whatever else runs; the old code was 10-40x. */
-    ck_assert_msg(t2 <= 1.5 * t1, "one core busy: 2 threads %.3f ms, 1 thread %.3f ms", 1e3 * t2,
-                  1e3 * t1);
+    ck_assert_int_eq(one, 1);
+    ck_assert_int_ge(busy, 1);
+    if (online >= 2)
+        ck_assert_msg(busy <= online - 1, "%d helpers with one of %ld CPUs busy", busy, online);
+    ck_assert_int_eq(mpq__fq_threads(4, 1), 1);
 }
 END_TEST
 
-int main(int argc, char **argv)
+int main(void)
 {
-    if (argc > 1 && strcmp(argv[1], "--busy-child") == 0)
-        return busy_child();
     Suite *s = suite_create("fakequant");
     TCase *t = tcase_create("grid");
     tcase_add_test(t, config_defaults_and_params);
@@ -1403,7 +1335,7 @@ int main(int argc, char **argv)
     t = tcase_create("threads");
     tcase_set_timeout(t, 300);
     tcase_add_test(t, kernels_same_bits_with_1_2_and_default_threads);
-    tcase_add_test(t, two_threads_not_slower_with_one_core_busy);
+    tcase_add_test(t, threads_bounded_by_free_cpus);
     suite_add_tcase(s, t);
     SRunner *r = srunner_create(s);
     srunner_run_all(r, CK_NORMAL);
