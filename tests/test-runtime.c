@@ -1246,6 +1246,37 @@ START_TEST(net_load_refuses_negative_variance)
 }
 END_TEST
 
+/* Calibration of a diverged network (activations beyond float) refuses its ranges, naming the
+ * layer, and keeps the old ones: before, it stored infinities that mpq_net_save then refused
+ * after the user's whole training run. */
+START_TEST(calibrate_refuses_non_finite_ranges)
+{
+    mpq_dataset *ds = synthetic(32, 8, 8, 4);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 5), MPQ_OK);
+    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 8);
+    float lo[64], hi[64];
+    ck_assert_uint_le(net->count, 64);
+    for (size_t i = 0; i < net->count; i++) {
+        lo[i] = net->layers[i].act_lo;
+        hi[i] = net->layers[i].act_hi;
+    }
+    /* b1.pw's non-negative input (after ReLU6) times 3e38 overflows; fc1 sees it */
+    rt_layer *pw = &net->layers[6];
+    ck_assert_str_eq(pw->name, "b1.pw");
+    for (int64_t k = 0; k < pw->nw; k++)
+        pw->w[k] = 3e38f;
+    ck_assert_int_eq(mpq_net_calibrate(net, ds, 2, MPQ_CALIB_MEAN_MAX), MPQ_ERR_NUMERIC);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "layer 'fc1': activation range"));
+    for (size_t i = 0; i < net->count; i++) {
+        ck_assert_float_eq(net->layers[i].act_lo, lo[i]);
+        ck_assert_float_eq(net->layers[i].act_hi, hi[i]);
+    }
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
 START_TEST(fake_quant_grids)
 {
     /* weights: 4 bits, c = 1.4 -> s = 0.2; 1 bit: c * sign */
@@ -1859,6 +1890,7 @@ static Suite *runtime_suite(void)
     tcase_add_loop_test(tc, net_load_checks_every_value, 0,
                         (int)(sizeof net_edits / sizeof net_edits[0]));
     tcase_add_test(tc, net_load_refuses_negative_variance);
+    tcase_add_test(tc, calibrate_refuses_non_finite_ranges);
     tcase_add_test(tc, policy_checks);
     tcase_add_test(tc, evaluator_uniform8_matches_float);
     tcase_add_test(tc, weights_through_quantizer_match_fakequant);

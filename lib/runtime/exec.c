@@ -1273,19 +1273,32 @@ mpq_status mpq_net_calibrate(mpq_net *net, const mpq_dataset *ds, int32_t batche
         done++;
     }
     if (st == MPQ_OK) {
-        for (size_t i = 0; i < net->count; i++) {
+        for (size_t k = 0; k < q; k++) {
+            if (method == MPQ_CALIB_MEAN_MAX) {
+                alo[k] /= done;
+                ahi[k] /= done;
+            }
+        }
+        /* A diverged network gives ranges no float holds: refuse them here, with the layer's
+         * name, rather than keep ranges that every later save would refuse. */
+        for (size_t i = 0; i < net->count && st == MPQ_OK; i++) {
+            const rt_layer *l = &net->layers[i];
+            if (l->quant_index >= 0 && (!isfinite((float)alo[l->quant_index]) ||
+                                        !isfinite((float)ahi[l->quant_index])))
+                st = mpq_set_error(MPQ_ERR_NUMERIC,
+                                   "mpq_net_calibrate: layer '%s': activation range [%g, %g] is "
+                                   "not finite in float (the network diverged?); ranges unchanged",
+                                   l->name, alo[l->quant_index], ahi[l->quant_index]);
+        }
+        for (size_t i = 0; i < net->count && st == MPQ_OK; i++) {
             rt_layer *l = &net->layers[i];
             if (l->quant_index < 0)
                 continue;
-            double a = alo[l->quant_index], b = ahi[l->quant_index];
-            if (method == MPQ_CALIB_MEAN_MAX) {
-                a /= done;
-                b /= done;
-            }
-            l->act_lo = (float)a;
-            l->act_hi = (float)b;
+            l->act_lo = (float)alo[l->quant_index];
+            l->act_hi = (float)ahi[l->quant_index];
         }
-        net->calibrated = 1;
+        if (st == MPQ_OK)
+            net->calibrated = 1;
     }
     free(lo);
     free(hi);
