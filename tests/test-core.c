@@ -1,6 +1,8 @@
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +87,23 @@ START_TEST(error_wraps_previous_message)
     mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: %s", mpq_last_error());
     mpq_set_error(MPQ_ERR_FORMAT, "resume: %s", mpq_last_error());
     ck_assert_str_eq(mpq_last_error(), "resume: search checkpoint: hidden: 0 outside [1, 4096]");
+}
+END_TEST
+
+/* The thread rule: an explicit count is kept as asked; 0 follows the affinity mask. */
+START_TEST(thread_budget_follows_request_and_affinity)
+{
+    ck_assert_int_eq(mpq_thread_budget(3, 0), 3);
+    ck_assert_int_eq(mpq_thread_budget(1, 1), 1);
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof set, &set), 0);
+    int mine = CPU_COUNT(&set);
+    int t = mpq_thread_budget(0, 0);
+    ck_assert_int_ge(t, 1);
+    ck_assert_int_le(t, mine);
+    ck_assert_int_ge(mpq_thread_budget(-4, 0), 1);
+    /* the load bound only ever lowers the count */
+    ck_assert_int_le(mpq_thread_budget(0, 1), t);
 }
 END_TEST
 
@@ -527,6 +546,7 @@ int main(void)
     tcase_add_test(t, status_values_are_pinned);
     tcase_add_test(t, last_error_is_thread_local);
     tcase_add_test(t, error_wraps_previous_message);
+    tcase_add_test(t, thread_budget_follows_request_and_affinity);
     tcase_add_test(t, version_matches_headers);
     suite_add_tcase(s, t);
     t = tcase_create("rng");

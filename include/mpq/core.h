@@ -100,6 +100,17 @@ MPQ_API const char *mpq_version_string(void);
 /** Frees memory that libmpq allocated for the caller (JSON text, file contents). NULL is a no-op. */
 MPQ_API void mpq_free(void *ptr);
 
+/**
+ * The threads a parallel run of the library takes now, the rule behind every module's `threads`
+ * parameter: @p requested when it is positive, otherwise the CPUs of the calling thread's
+ * affinity mask (taskset, cgroup cpusets), capped by OpenMP's `omp_get_max_threads()`. With
+ * @p load_aware nonzero the count is further bounded by the CPUs that other runnable threads of
+ * the machine leave free (/proc/loadavg), so that a library sharing the machine with a busy
+ * process never runs slower with two threads than with one. Results never depend on the count
+ * (docs/guide.md, threads and determinism). Cannot fail: returns at least 1.
+ */
+MPQ_API int mpq_thread_budget(int requested, int load_aware);
+
 /** Severity of a log message. */
 typedef enum mpq_log_level {
     MPQ_LOG_ERROR = 0,   /**< A failure the call also reports through its status. */

@@ -1,9 +1,6 @@
 /* Configuration, parameters, instruction-set selection and the quantization-grid formulas. */
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
-#include <fcntl.h>
 #include <float.h>
 #include <math.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -208,66 +205,13 @@ const mpq__fq_kernels *mpq__fq_select(mpq_fq_isa isa)
     }
 }
 
-/* Threads runnable on the whole machine at this instant, the caller included (the first number
- * of /proc/loadavg's fourth field, "2/345"); 0 when unknown. */
-static long runnable_now(void)
-{
-    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    char buf[128];
-    ssize_t got = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (got <= 0)
-        return 0;
-    buf[got] = '\0';
-    const char *p = buf;
-    for (int field = 0; field < 3; field++) {
-        p = strchr(p, ' ');
-        if (!p)
-            return 0;
-        p++;
-    }
-    long r = strtol(p, NULL, 10);
-    return r > 0 && r < 1000000 ? r : 0;
-}
-
-/* The requested count (or the CPUs this thread may run on, capped by OpenMP's limit) is an upper
- * bound; the CPUs that other runnable threads leave free bound it too. A second thread on a core
- * another process holds only queues: its block then waits for the OS to run it again, a whole
- * time slice (ms) against a call of a few hundred microseconds. Measured with bench-fakequant
- * --busy: without this bound 2 threads were up to 2x slower than 1 there; with it they tie. */
+/* The library's thread rule (mpq_thread_budget, load-aware), capped by the blocks of work. */
 int mpq__fq_threads(int requested, size_t work)
 {
     if (work <= 1)
         return 1;
-    int t = requested;
-    cpu_set_t set;
-    int mine = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 0;
-    if (t <= 0) {
-#ifdef _OPENMP
-        t = omp_get_max_threads();
-#else
-        t = 1024;
-#endif
-        /* The CPUs this thread may run on now (taskset, cgroup cpusets, a framework's pinning):
-         * more threads than that only queue behind each other. */
-        if (mine > 0 && mine < t)
-            t = mine;
-    }
-    if (t > 1) {
-        long online = sysconf(_SC_NPROCESSORS_ONLN), busy = runnable_now();
-        if (online > 0 && busy > 0) {
-            long free_cpus = online - (busy - 1);
-            if (free_cpus < t)
-                t = free_cpus > 1 ? (int)free_cpus : 1;
-        }
-    }
-    if (t < 1)
-        t = 1;
-    if ((size_t)t > work)
-        t = (int)work;
-    return t;
+    int t = mpq_thread_budget(requested, 1);
+    return (size_t)t > work ? (int)work : t;
 }
 
 mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config *cfg)

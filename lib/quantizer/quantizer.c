@@ -1,7 +1,4 @@
-#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
-#include <fcntl.h>
 #include <math.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -408,30 +405,6 @@ static mpq_status minmax_block(const float *x, float *y, const mpq_fq_layout *la
  * costs more than it saves there, and far more when another process holds a core. */
 #define PAR_MIN_BLOCKS 64
 
-/* Threads runnable on the machine at this instant, the caller included (/proc/loadavg's fourth
- * field, "2/345"); 0 when unknown. */
-static long runnable_now(void)
-{
-    int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    char buf[128];
-    ssize_t got = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (got <= 0)
-        return 0;
-    buf[got] = '\0';
-    const char *p = buf;
-    for (int field = 0; field < 3; field++) {
-        p = strchr(p, ' ');
-        if (!p)
-            return 0;
-        p++;
-    }
-    long r = strtol(p, NULL, 10);
-    return r > 0 && r < 1000000 ? r : 0;
-}
-
 /* Threads for a run of @p blocks: the parameter (0: the CPUs of this thread's affinity mask,
  * capped by OpenMP's limit), bounded by the CPUs other runnable threads leave free. libgomp's
  * waiting threads spin, so a team larger than the free CPUs takes the core from the thread with
@@ -441,19 +414,7 @@ static int run_threads(const mpq_quantizer *q, size_t blocks)
 #ifdef _OPENMP
     if (blocks < PAR_MIN_BLOCKS)
         return 1;
-    int t = (int)q->param[MPQ_QUANT_PARAM_THREADS];
-    if (t == 0) {
-        t = omp_get_max_threads();
-        cpu_set_t set;
-        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 &&
-            CPU_COUNT(&set) < t)
-            t = CPU_COUNT(&set);
-    }
-    if (t > 1) {
-        long online = sysconf(_SC_NPROCESSORS_ONLN), busy = runnable_now();
-        if (online > 0 && busy > 0 && online - (busy - 1) < t)
-            t = online - (busy - 1) > 1 ? (int)(online - (busy - 1)) : 1;
-    }
+    int t = mpq_thread_budget((int)q->param[MPQ_QUANT_PARAM_THREADS], 1);
     if ((size_t)t > blocks)
         t = (int)blocks;
     return t < 1 ? 1 : t;

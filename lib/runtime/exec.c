@@ -1,9 +1,7 @@
 /* Execution through oneDNN: per-batch-size plans of primitives, forward, loss, backward, SGD,
  * training, evaluation, calibration and fake quantization. */
-#define _GNU_SOURCE /* CPU_COUNT */
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -136,14 +134,9 @@ static mpq_status md4(dnnl_memory_desc_t *md, int32_t n, int32_t c, int32_t h, i
 
 int rt_threads(const mpq_net *net)
 {
-    int t = (int)net->param[MPQ_NET_THREADS];
-    if (t > 0)
-        return t;
-    t = omp_get_max_threads();
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0 && CPU_COUNT(&set) < t)
-        t = CPU_COUNT(&set);
-    return t > 0 ? t : 1;
+    /* Not load-aware: a plan's primitives are built for one thread count and rebuilt when it
+     * changes, so a count that followed the machine's load would rebuild them at every call. */
+    return mpq_thread_budget((int)net->param[MPQ_NET_THREADS], 0);
 }
 
 /* Primitives whose sums change with oneDNN's thread count (measured on fashion-tiny and
