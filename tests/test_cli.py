@@ -206,7 +206,7 @@ with tempfile.TemporaryDirectory() as tmp:
         r = run_bounded("search", "-M", "fashion-tiny", "-q", "--cache", afile, "-o", tmp + "/c")
         expect(r.returncode == 1 and "--cache" in r.stderr, f"search --cache FILE: {r.stderr!r}")
 
-        # A new run in the same directory removes the previous run's outputs: uniform's first
+        # A new run in the same directory moves the previous run's outputs away: uniform's first
         # pair (all 8 bit) is over any budget, so this run has no best policy.
         d = tmp + "/stale"
         r1 = run_bounded(*zoo, "-m", "random", "-e", "2", "-o", d)
@@ -222,6 +222,13 @@ with tempfile.TemporaryDirectory() as tmp:
                and "no policy within the budget" in r2.stdout
                and not os.path.exists(d + "/best_policy.json"),
                f"stale best_policy.json: {had} {r2.stdout!r} {os.listdir(d)}")
+        # ... but superseded, not destroyed: a re-run without --resume keeps the earlier run's
+        # checkpoint and results in DIR/previous-run/.
+        prev = d + "/previous-run"
+        expect(os.path.exists(prev + "/best_policy.json")
+               and os.path.exists(prev + "/checkpoint.mpq")
+               and os.path.exists(prev + "/history.csv") and "previous-run" in r2.stderr,
+               f"earlier run not kept: {os.listdir(d)} {r2.stderr!r}")
         expect(not os.path.exists(leftover), f"stale temporary kept: {os.listdir(d)}")
 
         # --resume with another budget, seed or search parameter is refused (they were silently

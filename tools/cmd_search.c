@@ -81,7 +81,8 @@ static void search_usage(FILE *out)
             "Files written to DIR (per method in DIR/METHOD for the demo): history.csv (every\n"
             "episode), best_policy.json, pareto.csv and pareto.svg (accuracy against latency,\n"
             "energy and size), checkpoint.mpq; the demo adds DIR/summary.csv. A new run first\n"
-            "removes these files of an earlier run in DIR (--resume keeps the checkpoint).\n"
+            "moves these files of an earlier run to DIR/previous-run/ (--resume keeps the\n"
+            "checkpoint in place).\n"
             "Every output directory is checked writable before any work.\n"
             "Exit status: 0 success, 1 the library reported an error, 2 usage error.\n");
 }
@@ -490,22 +491,41 @@ static mpq_status check_resume_options(const mpq_search *s, const options *o)
     return MPQ_OK;
 }
 
-/* Every file a run writes into its directory. A new run removes those of an earlier run first
- * (a run that finds no feasible policy would otherwise leave the old best_policy.json beside its
- * own history); a resumed run keeps its checkpoint. */
-static mpq_status remove_stale_outputs(const char *dir, int keep_checkpoint)
+/* Every file a run writes into its directory. A new run first moves those of an earlier run into
+ * DIR/previous-run/ (replacing what an even earlier run left there): a run that finds no
+ * feasible policy must not leave the old best_policy.json beside its own history, and a command
+ * re-run without --resume must not destroy hours of an interrupted run's checkpoint. A resumed
+ * run keeps its checkpoint in place. */
+static mpq_status supersede_earlier_outputs(const char *dir, int keep_checkpoint)
 {
     static const char *const names[] = {"history.csv", "best_policy.json", "final_policy.json",
                                         "pareto.csv",  "pareto.svg",       "checkpoint.mpq"};
+    char prev[1100];
+    snprintf(prev, sizeof prev, "%s/previous-run", dir);
+    int moved = 0;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         if (keep_checkpoint && strcmp(names[i], "checkpoint.mpq") == 0)
             continue;
-        char path[1200];
+        char path[1200], old[1200];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        if (unlink(path) != 0 && errno != ENOENT)
-            return mpq_set_error(MPQ_ERR_IO, "cannot remove the earlier run's %s: %s", path,
-                                 strerror(errno));
+        snprintf(old, sizeof old, "%s/%s", prev, names[i]);
+        if (access(path, F_OK) != 0) {
+            /* the earlier run wrote no such file: none of an older run may stand for it */
+            if (unlink(old) != 0 && errno != ENOENT && errno != ENOTDIR)
+                return mpq_set_error(MPQ_ERR_IO, "cannot remove %s: %s", old, strerror(errno));
+            continue;
+        }
+        if (!moved && mkdir(prev, 0777) != 0 && errno != EEXIST)
+            return mpq_set_error(MPQ_ERR_IO, "cannot create %s for the earlier run's files: %s",
+                                 prev, strerror(errno));
+        if (rename(path, old) != 0)
+            return mpq_set_error(MPQ_ERR_IO, "cannot move the earlier run's %s to %s: %s", path,
+                                 prev, strerror(errno));
+        moved++;
     }
+    if (moved)
+        fprintf(stderr, "mpq search: moved %d file(s) of the earlier run in %s to %s/\n", moved,
+                dir, prev);
     return MPQ_OK;
 }
 
@@ -728,7 +748,7 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
     /* The run starts here: what an earlier run left in this directory goes now, not before (a
      * refused command line keeps it). */
     if (st == MPQ_OK)
-        st = remove_stale_outputs(dir, o->resume);
+        st = supersede_earlier_outputs(dir, o->resume);
     if (st != MPQ_OK)
         return st;
     view v = {isatty(2), o->quiet, mpq_search_method_name(method)};
