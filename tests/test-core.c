@@ -302,7 +302,27 @@ START_TEST(atomic_write_replaces_whole_file)
 }
 END_TEST
 
-/* The atomic writer's temporaries are "<target>.tmp-<pid>-<crc32(host) %08x>-XXXXXX". */
+/* The atomic writer's tag, as core.h specifies it: CRC-32 of "<host name>\n<boot id line><pid
+ * namespace link>". */
+static uint32_t writer_tag(void)
+{
+    char id[512] = "";
+    size_t n = 0;
+    ck_assert_int_eq(gethostname(id, 255), 0);
+    n = strnlen(id, 255);
+    id[n++] = '\n';
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        n += fread(id + n, 1, 40, f);
+        fclose(f);
+    }
+    ssize_t got = readlink("/proc/self/ns/pid", id + n, sizeof id - n - 1);
+    if (got > 0)
+        n += (size_t)got;
+    return mpq_crc32(0, id, n);
+}
+
+/* The atomic writer's temporaries are "<target>.tmp-<pid>-<tag %08x>-XXXXXX". */
 static void make_temp_like(const char *path, long pid, uint32_t host, const char *suffix,
                            time_t age_s, char *out, size_t n)
 {
@@ -320,10 +340,7 @@ static void make_temp_like(const char *path, long pid, uint32_t host, const char
 START_TEST(atomic_write_removes_stale_temporaries)
 {
     make_tmpdir();
-    char host[256];
-    ck_assert_int_eq(gethostname(host, sizeof host), 0);
-    host[sizeof host - 1] = '\0';
-    uint32_t me = mpq_crc32(0, host, strlen(host));
+    uint32_t me = writer_tag();
     /* A writer that died between creating its temporary and renaming it. */
     pid_t child = fork();
     ck_assert_int_ge(child, 0);
@@ -337,6 +354,10 @@ START_TEST(atomic_write_removes_stale_temporaries)
     make_temp_like(path, (long)child, me, "Ab12Cd", 0, dead, sizeof dead);
     /* A concurrent live writer (this process: another thread writing the same target). */
     make_temp_like(path, (long)getpid(), me, "Zz9Yy8", 0, live, sizeof live);
+    /* A dead writer whose pid now belongs to a live process started after the file was last
+     * written (here: this process's pid on a file dated before it started). */
+    char reused[400];
+    make_temp_like(path, (long)getpid(), me, "Rr7Uu8", 30 * 24 * 3600, reused, sizeof reused);
     /* Another host's writer cannot be probed: kept while fresh, removed once stale. */
     make_temp_like(path, (long)child, me ^ 1u, "Qq1Ww2", 0, remote_new, sizeof remote_new);
     make_temp_like(path, (long)getpid(), me ^ 1u, "Ee3Rr4", 2 * 3600, remote_old,
@@ -351,6 +372,7 @@ START_TEST(atomic_write_removes_stale_temporaries)
     ck_assert_int_eq(mpq_write_file_atomic(path, "new", 3), MPQ_OK);
     ck_assert_int_ne(access(dead, F_OK), 0);
     ck_assert_int_ne(access(remote_old, F_OK), 0);
+    ck_assert_int_ne(access(reused, F_OK), 0);
     ck_assert_int_eq(access(live, F_OK), 0);
     ck_assert_int_eq(access(remote_new, F_OK), 0);
     ck_assert_int_eq(access(other_dead, F_OK), 0);

@@ -1290,7 +1290,8 @@ START_TEST(threads_bounded_by_free_cpus)
     pthread_join(sp, NULL);
     ck_assert_int_eq(one, 1);
     ck_assert_int_ge(busy, 1);
-    if (online >= 2)
+    /* The bound reads /proc/loadavg; where it cannot be read there is nothing to bound by. */
+    if (online >= 2 && access("/proc/loadavg", R_OK) == 0)
         ck_assert_msg(busy <= online - 1, "%d helpers with one of %ld CPUs busy", busy, online);
     ck_assert_int_eq(mpq__fq_threads(4, 1), 1);
 }

@@ -212,7 +212,11 @@ with tempfile.TemporaryDirectory() as tmp:
         r1 = run_bounded(*zoo, "-m", "random", "-e", "2", "-o", d)
         had = os.path.exists(d + "/best_policy.json")
         # A temporary of an interrupted write by a dead process of this host.
-        host = "%08x" % zlib.crc32(socket.gethostname().encode())
+        # the writer's tag (core.h): CRC-32 of host name, boot id and pid namespace
+        with open("/proc/sys/kernel/random/boot_id", "rb") as f:
+            boot = f.read(40)
+        tag_src = socket.gethostname().encode() + b"\n" + boot + os.readlink("/proc/self/ns/pid").encode()
+        host = "%08x" % zlib.crc32(tag_src)
         child = subprocess.Popen(["true"])
         child.wait()
         leftover = f"{d}/history.csv.tmp-{child.pid}-{host}-Ab12Cd"

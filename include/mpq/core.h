@@ -211,10 +211,12 @@ MPQ_API mpq_status mpq_rng_set_state(mpq_rng *rng, const uint8_t state[MPQ_RNG_S
  * any point leaves either the old file or the complete new one, never a mix.
  *
  * The temporary is named `<path>.tmp-<pid>-<host>-XXXXXX` (pid of the writer, 8 hex digits of a
- * CRC of its host name, 6 random characters). A write interrupted before its rename (a kill or a
- * crash) leaves that file behind; the next write of the same @p path removes such temporaries
- * when their writer is a dead process of this host or when they are untouched for an hour. The
- * temporary of a live concurrent writer is left alone.
+ * CRC of its host name, boot id and pid namespace, 6 random characters). A write interrupted
+ * before its rename (a kill or a crash) leaves that file behind; the next write of the same
+ * @p path removes such temporaries when their writer is a process of this host, boot and
+ * namespace that is gone (or whose pid now belongs to a process started after the file was
+ * written), and those of other hosts once they are untouched for an hour. The temporary of a
+ * live concurrent writer on this host is left alone, whatever its age.
  */
 MPQ_API mpq_status mpq_write_file_atomic(const char *path, const void *data, size_t size);
 

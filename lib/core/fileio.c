@@ -46,23 +46,89 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
-/* Temporaries are named "<target>.tmp-<pid>-<host>-XXXXXX": <host> is 8 hex digits of the host
- * name's CRC (files on a shared file system may come from other machines, whose processes this
- * one cannot probe) and XXXXXX is mkstemp's. A write interrupted between create and rename (kill,
+/* Temporaries are named "<target>.tmp-<pid>-<host>-XXXXXX": <host> is 8 hex digits of a CRC of
+ * the host name, boot id and pid namespace (files on a shared file system may come from other
+ * machines or containers, whose processes this one cannot probe) and XXXXXX is mkstemp's. A write interrupted between create and rename (kill,
  * crash, power loss) leaves such a file behind; the next write of the same target removes it. */
 #define TMP_TAG ".tmp-"
 /* A temporary untouched for this long belongs to no running write: write_all() updates its mtime
  * continuously and only fsync and rename follow. Applies to temporaries whose owner cannot be
- * probed (another host) and to the files of dead writers whose pid was reused since. */
+ * probed (another host, boot or pid namespace). */
 #define STALE_TMP_SECONDS 3600
 
+/* Whose processes kill(pid, 0) can probe: this host name, this boot and this pid namespace
+ * (containers of one pod share a host name, not their pids; a reboot reuses every pid). A
+ * temporary with another tag is treated like another machine's. */
 static uint32_t host_tag(void)
 {
-    char host[256];
-    if (gethostname(host, sizeof host) != 0)
-        return 0;
-    host[sizeof host - 1] = '\0';
-    return mpq_crc32(0, host, strlen(host));
+    char id[512] = "";
+    size_t n = 0;
+    if (gethostname(id, 255) == 0)
+        n = strnlen(id, 255);
+    id[n++] = '\n';
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (f) {
+        n += fread(id + n, 1, 40, f);
+        fclose(f);
+    }
+    ssize_t got = readlink("/proc/self/ns/pid", id + n, sizeof id - n - 1);
+    if (got > 0)
+        n += (size_t)got;
+    return mpq_crc32(0, id, n);
+}
+
+/* Seconds since the epoch at which process @p pid started (/proc/<pid>/stat's 22nd field, in
+ * clock ticks after boot, plus /proc/stat's btime); -1 when unknown. */
+static double process_start_time(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1.0;
+    size_t got = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[got] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    if (!p)
+        return -1.0;
+    unsigned long long ticks = 0;
+    /* after ") " come fields 3..; starttime is field 22 */
+    int field = 2;
+    for (const char *q = p + 1; *q && field < 22; q++)
+        if (*q == ' ' && ++field == 22)
+            ticks = strtoull(q + 1, NULL, 10);
+    long hz = sysconf(_SC_CLK_TCK);
+    if (field != 22 || hz <= 0)
+        return -1.0;
+    f = fopen("/proc/stat", "r");
+    if (!f)
+        return -1.0;
+    char line[256];
+    double btime = -1.0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "btime ", 6) == 0)
+            btime = strtod(line + 6, NULL);
+    fclose(f);
+    return btime < 0 ? -1.0 : btime + (double)ticks / (double)hz;
+}
+
+/* The process's umask without changing it: umask(0) + umask(old) would, for an instant, let
+ * files that other threads create get mode 0666. Linux reports it in /proc/self/status. */
+static mode_t current_umask(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    mode_t mask = 022;
+    if (!f)
+        return mask;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Umask:", 6) == 0) {
+            mask = (mode_t)strtoul(line + 6, NULL, 8) & 0777;
+            break;
+        }
+    fclose(f);
+    return mask;
 }
 
 static int is_mkstemp_suffix(const char *s)
@@ -130,9 +196,19 @@ static void remove_stale_temporaries(const char *dir, const char *base, uint32_t
         struct stat sb;
         /* lstat: a symlink or directory of that name is not something this writer made. */
         if (lstat(full, &sb) == 0 && S_ISREG(sb.st_mode)) {
-            int dead = owner == host && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-            int old = now != (time_t)-1 && difftime(now, sb.st_mtime) > STALE_TMP_SECONDS;
-            if (dead || old)
+            int stale;
+            if (owner == host) {
+                /* A process of this boot and namespace: remove the file only when that process
+                 * is gone or started after the file was last written (its pid was reused). A
+                 * live writer's file stays whatever its age (a stopped job may resume). */
+                double started = -1.0;
+                stale = (kill((pid_t)pid, 0) != 0 && errno == ESRCH) ||
+                        ((started = process_start_time(pid)) >= 0 &&
+                         started > (double)sb.st_mtime + 2.0);
+            } else {
+                stale = now != (time_t)-1 && difftime(now, sb.st_mtime) > STALE_TMP_SECONDS;
+            }
+            if (stale)
                 unlink(full);
         }
         free(full);
@@ -180,9 +256,7 @@ mpq_status mpq_write_file_atomic(const char *path, const void *data, size_t size
         goto done;
     }
     /* mkstemp creates 0600; give the file the usual permissions a plain fopen would. */
-    mode_t mask = umask(0);
-    umask(mask);
-    fchmod(fd, 0666 & ~mask);
+    fchmod(fd, 0666 & ~current_umask());
     if (close(fd) != 0) {
         st = io_error("cannot close", tmp);
         unlink(tmp);

@@ -11,8 +11,8 @@
  *   condition variable; a helper the OS has not run before the items are gone finds none, and
  *   the caller does not wait for it to start: helpers are detached and share the job's counters
  *   (never the caller's data) through a reference count, so the last one out frees them.
- * A late helper thus runs a few instructions of this file after the call has returned: unloading
- * the library (dlclose) right after a call could pull the code from under it. */
+ * A late helper thus runs a few instructions of this file after the call has returned, which is
+ * why libmpq is linked with -z nodelete: dlclose() never unmaps the code under it. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>

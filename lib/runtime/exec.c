@@ -1,7 +1,9 @@
 /* Execution through oneDNN: per-batch-size plans of primitives, forward, loss, backward, SGD,
  * training, evaluation, calibration and fake quantization. */
 #include <math.h>
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -165,17 +167,28 @@ static int fixed_order(dnnl_primitive_kind_t kind, dnnl_prop_kind_t prop)
  * the caller its own value back: the library keeps no global state. */
 static int threads_enter(const mpq_net *net, int fixed)
 {
+#ifdef _OPENMP
     int old = omp_get_max_threads();
     int want = fixed ? 1 : rt_threads(net);
     if (want != old)
         omp_set_num_threads(want);
     return old;
+#else
+    /* Without OpenMP in this build oneDNN's OpenMP team cannot be steered from here. */
+    (void)net;
+    (void)fixed;
+    return 0;
+#endif
 }
 
 static void threads_leave(int old)
 {
+#ifdef _OPENMP
     if (omp_get_max_threads() != old)
         omp_set_num_threads(old);
+#else
+    (void)old;
+#endif
 }
 
 static int desc_fixed_order(const_dnnl_op_desc_t desc)
