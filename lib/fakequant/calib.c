@@ -24,7 +24,7 @@ static void minmax_block(void *ctx, size_t b, int worker)
 {
     minmax_job *j = ctx;
     size_t off = b * MPQ__FQ_BLOCK;
-    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    size_t len = mpq__fq_block_len(j->n, off);
     float l, h;
     j->k->scan(j->x + off, len, &l, &h);
     j->lo[worker] = l < j->lo[worker] ? l : j->lo[worker];

@@ -116,7 +116,7 @@ static void code_block(void *ctx, size_t b, int worker)
     const code_job *j = ctx;
     (void)worker;
     size_t off = b * MPQ__FQ_BLOCK;
-    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    size_t len = mpq__fq_block_len(j->n, off);
     code_run(j->x + off, len, j->segs, j->stoch, j->key, off, j->type, j->codes, off);
 }
 

@@ -390,7 +390,7 @@ static void finite_block(void *ctx, size_t b, int worker)
 {
     finite_job *j = ctx;
     size_t off = b * MPQ__FQ_BLOCK;
-    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    size_t len = mpq__fq_block_len(j->n, off);
     float mn, mx;
     size_t bad = j->k->scan(j->x + off, len, &mn, &mx);
     if (bad < len && off + bad < j->first_bad[worker])

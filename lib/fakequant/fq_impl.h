@@ -14,6 +14,12 @@
  * the tensor start, so the split is identical for every thread count. */
 #define MPQ__FQ_BLOCK ((size_t)16384)
 
+/* Length of the block that starts at @p off in a run of @p total elements. */
+static inline size_t mpq__fq_block_len(size_t total, size_t off)
+{
+    return total - off < MPQ__FQ_BLOCK ? total - off : MPQ__FQ_BLOCK;
+}
+
 /* Work below this many blocks (16 MiB of floats) runs on the calling thread alone. Deciding on
  * helpers (the CPU probes of mpq__fq_threads) and starting one costs 15-30 us and, when another
  * process holds the second core, buys nothing: with 4 MiB tensors (about 170 us of work) two

@@ -66,7 +66,7 @@ static void tensor_block(void *ctx, size_t b, int worker)
     const tensor_job *j = ctx;
     (void)worker;
     size_t off = b * MPQ__FQ_BLOCK;
-    size_t len = j->n - off < MPQ__FQ_BLOCK ? j->n - off : MPQ__FQ_BLOCK;
+    size_t len = mpq__fq_block_len(j->n, off);
     j->k->run(j->x + off, j->y + off, len, j->seg, mpq__fq_noise_for(j->stoch, j->key, off),
               j->stream);
 }
@@ -143,7 +143,7 @@ static void layout_piece(void *ctx, size_t it, int worker)
     size_t segi = it / j->pieces, piece = it % j->pieces;
     size_t c = segi % j->l->channels;
     size_t start = piece * MPQ__FQ_BLOCK;
-    size_t len = j->l->inner - start < MPQ__FQ_BLOCK ? j->l->inner - start : MPQ__FQ_BLOCK;
+    size_t len = mpq__fq_block_len(j->l->inner, start);
     size_t off = segi * j->l->inner + start;
     run_split(j->k, j->x + off, j->y + off, len, &j->segs[c], j->stoch, j->key, off, j->stream);
 }
@@ -155,7 +155,7 @@ static void layout_row_piece(void *ctx, size_t it, int worker)
     (void)worker;
     size_t o = it / j->pieces, piece = it % j->pieces;
     size_t start = piece * MPQ__FQ_BLOCK;
-    size_t len = j->row - start < MPQ__FQ_BLOCK ? j->row - start : MPQ__FQ_BLOCK;
+    size_t len = mpq__fq_block_len(j->row, start);
     size_t off = o * j->row + start;
     mpq__fq_rowp p = *j->rp;
     p.scale += start;
@@ -403,7 +403,7 @@ static size_t calibrate_block(const char *fn, const float *x, const mpq_fq_layou
         float mn = FLT_MAX, mx = -FLT_MAX;
         size_t bad = per;
         for (size_t off = 0; off < per; off += MPQ__FQ_BLOCK) {
-            size_t len = per - off < MPQ__FQ_BLOCK ? per - off : MPQ__FQ_BLOCK;
+            size_t len = mpq__fq_block_len(per, off);
             float bl, bh;
             size_t b = k->scan(src + off, len, &bl, &bh);
             if (b < len) {

@@ -42,20 +42,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static mpq_model *model;
     if (!model && mpq_model_zoo(&model, "resnet18") != MPQ_OK)
         __builtin_trap();
-    uint8_t *file;
     size_t n;
-    if (fuzz_input_to_file_bytes(data, size, &file, &n) != 0)
-        return 0;
     char path[512], again_path[512];
-    snprintf(path, sizeof path, "%s", fuzz_temp_path("in.ckpt"));
-    snprintf(again_path, sizeof again_path, "%s", fuzz_temp_path("again.ckpt"));
+    uint8_t *file = fuzz_stage_input(data, size, "ckpt", &n, path, again_path);
+    if (!file)
+        return 0;
     mpq_search_method method;
     mpq_hw *hw;
     from_header(file, n, &method, &hw);
-    int wrote = fuzz_write(path, file, n) == 0;
     free(file);
     mpq_search *s = NULL;
-    if (!wrote || mpq_search_create(&s, method, model, hw, fuzz_closed_form_eval, NULL) != MPQ_OK)
+    if (mpq_search_create(&s, method, model, hw, fuzz_closed_form_eval, NULL) != MPQ_OK)
         __builtin_trap();
     if (mpq_search_resume(s, path) == MPQ_OK) {
         int64_t before = mpq_search_history_count(s);

@@ -17,17 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static mpq_hw *hw;
     if (!hw && mpq_hw_create(&hw, "bitfusion") != MPQ_OK)
         __builtin_trap();
-    uint8_t *file;
     size_t n;
-    if (fuzz_input_to_file_bytes(data, size, &file, &n) != 0)
-        return 0;
     char path[512], again_path[512];
-    snprintf(path, sizeof path, "%s", fuzz_temp_path("in.mpq"));
-    snprintf(again_path, sizeof again_path, "%s", fuzz_temp_path("again.mpq"));
-    int wrote = fuzz_write(path, file, n) == 0;
+    uint8_t *file = fuzz_stage_input(data, size, "mpq", &n, path, again_path);
+    if (!file)
+        return 0;
     free(file);
     mpq_model *m = NULL;
-    if (!wrote || mpq_model_load(&m, path) != MPQ_OK)
+    if (mpq_model_load(&m, path) != MPQ_OK)
         return 0;
     int64_t macs, weights, kernels, biases, params;
     if (mpq_model_totals(m, &macs, &weights, &kernels, &biases) != MPQ_OK ||

@@ -30,15 +30,13 @@ static int64_t input_elements(const uint8_t *file, size_t n)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    uint8_t *file;
     size_t n;
-    if (fuzz_input_to_file_bytes(data, size, &file, &n) != 0)
-        return 0;
     char path[512], again_path[512];
-    snprintf(path, sizeof path, "%s", fuzz_temp_path("in.mpqnet"));
-    snprintf(again_path, sizeof again_path, "%s", fuzz_temp_path("again.mpqnet"));
+    uint8_t *file = fuzz_stage_input(data, size, "mpqnet", &n, path, again_path);
+    if (!file)
+        return 0;
     mpq_net *net = NULL;
-    if (fuzz_write(path, file, n) != 0 || mpq_net_load(&net, path, 1) != MPQ_OK) {
+    if (mpq_net_load(&net, path, 1) != MPQ_OK) {
         free(file);
         return 0;
     }

@@ -210,6 +210,22 @@ int fuzz_write(const char *path, const void *data, size_t size)
     return ok ? 0 : -1;
 }
 
+uint8_t *fuzz_stage_input(const uint8_t *data, size_t size, const char *ext, size_t *n,
+                          char path[512], char again_path[512])
+{
+    uint8_t *file;
+    if (fuzz_input_to_file_bytes(data, size, &file, n) != 0)
+        return NULL;
+    char name[64];
+    snprintf(name, sizeof name, "in.%s", ext);
+    snprintf(path, 512, "%s", fuzz_temp_path(name));
+    snprintf(name, sizeof name, "again.%s", ext);
+    snprintf(again_path, 512, "%s", fuzz_temp_path(name));
+    if (fuzz_write(path, file, *n) != 0)
+        __builtin_trap();
+    return file;
+}
+
 int fuzz_small_model(mpq_model **out)
 {
     mpq_model *m = NULL;

@@ -39,6 +39,13 @@ const char *fuzz_temp_path(const char *name);
 /* Writes @p size bytes to @p path (plain write: scratch files need no atomicity); 0 on success. */
 int fuzz_write(const char *path, const void *data, size_t size);
 
+/* The input as file bytes (fuzz_input_to_file_bytes), written to the scratch file "in.<ext>":
+ * @p path gets that name and @p again_path the scratch name "again.<ext>" for the target's
+ * re-save. Returns the bytes (the caller frees them), NULL for an input that is no file. A
+ * failing scratch write traps: the target would otherwise fuzz nothing. */
+uint8_t *fuzz_stage_input(const uint8_t *data, size_t size, const char *ext, size_t *n,
+                          char path[512], char again_path[512]);
+
 #include <mpq/model.h>
 
 /* A three-layer model ("fuzz-net": conv, depthwise conv, fully connected; 8, 8 and 10 kernels)
