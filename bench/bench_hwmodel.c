@@ -36,10 +36,10 @@ int main(int argc, char **argv)
         check(mpq_policy_create_uniform(&p, m, 8, 8), "policy") ||
         check(mpq_rng_create(&rng, 42), "rng"))
         return 1;
-    const size_t layers = mpq_model_layer_count(m);
+    const size_t layers = mpq_model_get_layer_count(m);
     int64_t total_kernels = 0;
     for (size_t l = 0; l < layers; l++) {
-        const int64_t n = mpq_model_layer_kernel_count(m, l);
+        const int64_t n = mpq_model_get_layer_kernel_count(m, l);
         uint8_t *bits = malloc((size_t)n);
         for (int64_t k = 0; k < n; k++) {
             uint64_t r;
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
             for (size_t l = 0; l < layers; l++) {
                 const uint8_t *b;
                 int64_t n;
-                mpq_policy_weight_bits(p, l, &b, &n);
+                mpq_policy_get_weight_bits(p, l, &b, &n);
                 memcpy(sink + off, b, (size_t)n);
                 off += (size_t)n;
             }

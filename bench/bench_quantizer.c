@@ -36,10 +36,10 @@ int main(int argc, char **argv)
     mpq_rng *rng = NULL;
     CHECK(mpq_rng_create(&rng, 1));
     int64_t weights = 0, kernels = 0;
-    CHECK(mpq_model_totals(m, NULL, &weights, &kernels, NULL));
-    size_t n_layers = mpq_model_layer_count(m);
+    CHECK(mpq_model_get_totals(m, NULL, &weights, &kernels, NULL));
+    size_t n_layers = mpq_model_get_layer_count(m);
     for (size_t l = 0; l < n_layers; l++) {
-        int64_t n = mpq_model_layer_weight_count(m, l);
+        int64_t n = mpq_model_get_layer_weight_count(m, l);
         float *w = malloc((size_t)n * sizeof *w);
         if (!w)
             return 1;
@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     for (size_t l = 0; l < n_layers; l++) {
         const float *w;
         int64_t n;
-        CHECK(mpq_model_weights(m, l, &w, &n, NULL, NULL));
+        CHECK(mpq_model_get_weights(m, l, &w, &n, NULL, NULL));
         memcpy(src + off, w, (size_t)n * sizeof *w);
         off += n;
     }
@@ -99,9 +99,9 @@ int main(int argc, char **argv)
 
     mpq_quant_error e;
     e.size = sizeof e;
-    CHECK(mpq_quantizer_error(q, m, SIZE_MAX, &e));
+    CHECK(mpq_quantizer_get_error(q, m, SIZE_MAX, &e));
     double avg;
-    CHECK(mpq_policy_avg_weight_bits(p, m, &avg));
+    CHECK(mpq_policy_get_avg_weight_bits(p, m, &avg));
     printf("resnet50 random per-kernel policy: %lld weights, %lld kernels, avg %.3f bits, "
            "calib %d\n",
            (long long)weights, (long long)kernels, avg, calib);

@@ -97,7 +97,7 @@ int main(int argc, char **argv)
         return 1;
     }
     int64_t macs;
-    mpq_net_stats(net, NULL, &macs);
+    mpq_net_get_stats(net, NULL, &macs);
     double gemm = sgemm_gflops(seconds);
     printf("network %s: %.2f MMAC per image; baseline sgemm 256^3: %.2f GFLOP/s\n", name,
            (double)macs * 1e-6, gemm);

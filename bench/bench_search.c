@@ -35,10 +35,10 @@ static mpq_status zero_cost(void *user, const mpq_policy *p, double *accuracy)
     (void)user;
     /* Not constant, so that rewards vary as in a real search: a cheap function of the bits. */
     double avg = 0.0;
-    size_t L = mpq_policy_layer_count(p);
+    size_t L = mpq_policy_get_layer_count(p);
     for (size_t l = 0; l < L; l++) {
         int a;
-        mpq_policy_act_bits(p, l, &a);
+        mpq_policy_get_act_bits(p, l, &a);
         avg += a;
     }
     *accuracy = 0.5 + 0.05 * avg / (double)L;
@@ -87,7 +87,7 @@ static void run_method(mpq_model *m, mpq_hw *hw, mpq_search_method method, int e
     mpq_search *s = NULL;
     CHECK(mpq_search_create(&s, method, m, hw, zero_cost, NULL));
     CHECK(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, episodes + skip_warmup));
-    CHECK(mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, 0.5));
+    CHECK(mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, 0.5));
     CHECK(mpq_search_prepare(s));
     /* HAQ's 21 warm-up episodes do no updates: play them first, time the learning episodes. */
     for (int e = 0; e < skip_warmup; e++)
@@ -139,10 +139,10 @@ int main(int argc, char **argv)
     CHECK(mpq_model_zoo(&m, "resnet50"));
     CHECK(mpq_hw_create(&hw, "zynq7020"));
     int64_t macs = 0, weights = 0, kernels = 0, biases = 0;
-    CHECK(mpq_model_totals(m, &macs, &weights, &kernels, &biases));
+    CHECK(mpq_model_get_totals(m, &macs, &weights, &kernels, &biases));
     double sg = sgemm_seconds();
     printf("resnet50: %zu layers, %lld kernels; hardware zynq7020; latency budget 0.5\n",
-           mpq_model_layer_count(m), (long long)kernels);
+           mpq_model_get_layer_count(m), (long long)kernels);
     printf("baseline: sgemm 64x300x300 %.1f us (%.1f GFLOP/s)\n", sg * 1e6,
            2.0 * 64 * 300 * 300 / sg * 1e-9);
     timing t;

@@ -33,8 +33,8 @@ static mpq_policy *split_policy(const mpq_model *m, int lo, int hi, int act)
 {
     mpq_policy *p = NULL;
     CHECK(mpq_policy_create_uniform(&p, m, lo, act));
-    for (size_t l = 0; l < mpq_model_layer_count(m); l++) {
-        int64_t n = mpq_model_layer_kernel_count(m, l);
+    for (size_t l = 0; l < mpq_model_get_layer_count(m); l++) {
+        int64_t n = mpq_model_get_layer_kernel_count(m, l);
         for (int64_t k = n / 2; k < n; k++)
             CHECK(mpq_policy_set_kernel_bits(p, l, k, hi));
     }
@@ -47,7 +47,7 @@ static double bismo_cycles_by_hand(mpq_hw *hw, const mpq_model *m, size_t l, int
 {
     mpq_layer_shape s = {.size = sizeof s};
     double dm, dk, dn, rd, wr;
-    CHECK(mpq_model_layer_shape(m, l, &s));
+    CHECK(mpq_model_get_layer_shape(m, l, &s));
     CHECK(mpq_hw_get_param(hw, MPQ_HW_PARAM_DM, &dm));
     CHECK(mpq_hw_get_param(hw, MPQ_HW_PARAM_DK, &dk));
     CHECK(mpq_hw_get_param(hw, MPQ_HW_PARAM_DN, &dn));
@@ -87,7 +87,7 @@ int main(void)
         for (int p = 0; p < 2; p++) {
             mpq_hw_cost r = {.size = sizeof r};
             CHECK(mpq_hw_evaluate(hw, m, policies[p], res));
-            CHECK(mpq_hw_result_ratio(res, &r));
+            CHECK(mpq_hw_result_get_ratio(res, &r));
             printf("%-11s %-16s %9.4f %9.4f %9.4f\n", targets[t], names[p], r.latency_s,
                    r.energy_j, r.size_bytes);
             lat[t][p] = r.latency_s;
@@ -106,7 +106,7 @@ int main(void)
             CHECK(mpq_hw_layer_cost(hw, m, 1, kb, 64, 4, &c));
             double hand = bismo_cycles_by_hand(hw, m, 1, 4, 4);
             printf("\n%s layer %s at w4a4: %.0f cycles (by hand %.0f)\n\n", targets[t],
-                   mpq_model_layer_name(m, 1), c.cycles, hand);
+                   mpq_model_get_layer_name(m, 1), c.cycles, hand);
             if (c.cycles != hand)
                 failures++;
         }

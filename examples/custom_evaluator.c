@@ -46,7 +46,7 @@ typedef struct stand_in {
 static mpq_status stand_in_accuracy(void *user, const mpq_policy *policy, double *accuracy)
 {
     stand_in *si = user;
-    size_t layers = mpq_policy_layer_count(policy);
+    size_t layers = mpq_policy_get_layer_count(policy);
     double loss = 0.0;
     for (size_t l = 0; l < layers; l++) {
         const uint8_t *bits;
@@ -54,9 +54,9 @@ static mpq_status stand_in_accuracy(void *user, const mpq_policy *policy, double
         int act;
         /* A failing library call is reported with its own message; the search then stops with
          * MPQ_ERR_CALLBACK and mpq_last_error() carries that message to the caller. */
-        mpq_status st = mpq_policy_weight_bits(policy, l, &bits, &kernels);
+        mpq_status st = mpq_policy_get_weight_bits(policy, l, &bits, &kernels);
         if (st == MPQ_OK)
-            st = mpq_policy_act_bits(policy, l, &act);
+            st = mpq_policy_get_act_bits(policy, l, &act);
         if (st != MPQ_OK)
             return st;
         double sensitivity = (l == 0 || l + 1 == layers) ? 0.08 : 0.02;
@@ -100,7 +100,7 @@ static mpq_search *make_search(const mpq_model *m, mpq_hw *hw, stand_in *si)
 {
     mpq_search *s = NULL;
     CHECK(mpq_search_create(&s, MPQ_SEARCH_HAQ, m, hw, stand_in_accuracy, si));
-    CHECK(mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, 0.5));
+    CHECK(mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, 0.5));
     CHECK(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, EPISODES));
     /* Smaller than the papers' settings so that the example runs in a second: HAQ warms up for
      * 20 episodes and uses 300-wide networks. Parameters are also settable by name. */
@@ -113,7 +113,7 @@ static void best_of(const mpq_search *s, mpq_search_record *r)
 {
     const mpq_policy *best; /* borrowed: valid until the next episode or destroy */
     r->size = sizeof *r;
-    CHECK(mpq_search_best(s, &best, r));
+    CHECK(mpq_search_get_best(s, &best, r));
 }
 
 int main(int argc, char **argv)
@@ -156,7 +156,7 @@ int main(int argc, char **argv)
     printf("interrupted run:\n");
     mpq_status st = mpq_search_run(s);
     printf("  -> %s (%s), %lld episodes played, checkpoint %s\n", mpq_status_string(st),
-           mpq_last_error(), (long long)mpq_search_history_count(s), ckpt);
+           mpq_last_error(), (long long)mpq_search_get_history_count(s), ckpt);
     if (st != MPQ_ERR_CANCELLED)
         failures++;
     mpq_search_destroy(s); /* as if the process had ended */
@@ -166,22 +166,22 @@ int main(int argc, char **argv)
     s = make_search(m, hw, &si);
     CHECK(mpq_search_resume(s, ckpt));
     CHECK(mpq_search_set_progress(s, on_episode, &no_stop));
-    printf("resumed run (from episode %lld):\n", (long long)mpq_search_history_count(s));
+    printf("resumed run (from episode %lld):\n", (long long)mpq_search_get_history_count(s));
     CHECK(mpq_search_run(s));
 
     /* The resumed run must replay the uninterrupted one exactly: same policies, same rewards. */
     int64_t cached = 0;
-    for (int64_t e = 0; e < mpq_search_history_count(ref); e++) {
+    for (int64_t e = 0; e < mpq_search_get_history_count(ref); e++) {
         mpq_search_record a = {.size = sizeof a}, b = {.size = sizeof b};
-        CHECK(mpq_search_history_get(ref, e, &a));
-        CHECK(mpq_search_history_get(s, e, &b));
+        CHECK(mpq_search_get_record(ref, e, &a));
+        CHECK(mpq_search_get_record(s, e, &b));
         cached += a.cached;
         if (a.policy_hash != b.policy_hash || a.reward != b.reward) {
             fprintf(stderr, "episode %lld: resumed run differs\n", (long long)e);
             failures++;
         }
     }
-    if (mpq_search_history_count(s) != EPISODES)
+    if (mpq_search_get_history_count(s) != EPISODES)
         failures++;
 
     mpq_search_record best;

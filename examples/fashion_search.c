@@ -66,7 +66,7 @@ int main(int argc, char **argv)
     CHECK(mpq_net_create_named(&net, quick ? "fashion-tiny" : "fashion-cnn", 1));
     if (quick)
         CHECK(mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 300));
-    printf("training %s...\n", mpq_net_name(net));
+    printf("training %s...\n", mpq_net_get_name(net));
     CHECK(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL));
     double float_acc;
     CHECK(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &float_acc));
@@ -82,7 +82,7 @@ int main(int argc, char **argv)
     mpq_net_destroy(net);
     if (quick)
         CHECK(mpq_evaluator_set_param(ev, MPQ_EVAL_LIMIT, 1000));
-    const mpq_model *model = mpq_evaluator_model(ev); /* the quantizable layers, borrowed */
+    const mpq_model *model = mpq_evaluator_get_model(ev); /* the quantizable layers, borrowed */
 
     /* Sanity of the quantized forward pass: 8-bit everywhere is (nearly) lossless. */
     mpq_policy *u8 = NULL;
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     CHECK(mpq_hw_create(&hw, "zynq7020"));
     mpq_search *s = NULL;
     CHECK(mpq_search_create(&s, MPQ_SEARCH_AUTOQ, model, hw, mpq_evaluator_callback, ev));
-    CHECK(mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, BUDGET));
+    CHECK(mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, BUDGET));
     CHECK(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, quick ? 12 : 100));
     if (quick)
         CHECK(mpq_search_set_param_by_name(s, "hidden", 64));
@@ -111,7 +111,7 @@ int main(int argc, char **argv)
 
     const mpq_policy *best = NULL;
     mpq_search_record r = {.size = sizeof r};
-    CHECK(mpq_search_best(s, &best, &r));
+    CHECK(mpq_search_get_best(s, &best, &r));
     printf("best policy (episode %lld): validation top-1 %.4f, latency x%.3f, energy x%.3f, "
            "BRAM x%.3f, %.2f weight bits on average\n",
            (long long)r.episode, r.accuracy, r.latency_ratio, r.energy_ratio, r.area_ratio,

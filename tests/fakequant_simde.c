@@ -72,7 +72,7 @@ START_TEST(run_matches_scalar)
     long compared = 0;
     int bits_step = under_valgrind() ? 5 : 1;
     for (int bits = 1; bits <= 17; bits += bits_step) {
-        int b = bits == 17 ? MPQ_FQ_BITS_FLOAT : bits;
+        int b = bits == 17 ? MPQ_BITS_FLOAT : bits;
         for (int m = 0; m < 4; m++) {
             for (int sc = 0; sc < 3; sc++) {
                 mpq_fq_config c;
@@ -80,7 +80,7 @@ START_TEST(run_matches_scalar)
                 set_mode(&c, m);
                 float scale = sc == 0 ? 0.25f : sc == 1 ? 0.37f : 0.0f;
                 int32_t zp = 0;
-                if (c.mode == MPQ_FQ_ASYMMETRIC && b != MPQ_FQ_BITS_FLOAT) {
+                if (c.mode == MPQ_FQ_ASYMMETRIC && b != MPQ_BITS_FLOAT) {
                     int32_t qmin, qmax;
                     ck_assert_int_eq(mpq_fq_code_range(b, &c, &qmin, &qmax), MPQ_OK);
                     zp = qmin + (qmax - qmin) / 3;
@@ -144,7 +144,7 @@ START_TEST(run_row_matches_scalar)
     float *zp = malloc(maxn * sizeof *zp), *qmin = malloc(maxn * sizeof *qmin);
     float *qmax = malloc(maxn * sizeof *qmax);
     int32_t *kind = malloc(maxn * sizeof *kind);
-    static const int choice[] = {2, 4, 8, 1, MPQ_FQ_BITS_FLOAT, 3, 16, 5, 12, 7};
+    static const int choice[] = {2, 4, 8, 1, MPQ_BITS_FLOAT, 3, 16, 5, 12, 7};
     for (int m = 0; m < 4; m++) {
         mpq_fq_config c;
         ck_assert_int_eq(mpq_fq_config_init(&c), MPQ_OK);
@@ -156,7 +156,7 @@ START_TEST(run_row_matches_scalar)
                 int b = choice[(i + (size_t)m) % 10];
                 float s = i % 6 == 5 ? 0.0f : 0.1f * (float)(i % 4 + 1);
                 int32_t z = 0;
-                if (c.mode == MPQ_FQ_ASYMMETRIC && b != MPQ_FQ_BITS_FLOAT) {
+                if (c.mode == MPQ_FQ_ASYMMETRIC && b != MPQ_BITS_FLOAT) {
                     int32_t lo, hi;
                     ck_assert_int_eq(mpq_fq_code_range(b, &c, &lo, &hi), MPQ_OK);
                     z = lo + (hi - lo) / 2;

@@ -204,7 +204,7 @@ START_TEST(mlp_soft_update_copy_clip)
     ck_assert_double_eq_tol(gb[0], 1.0 / (sqrt(8.0) + 1e-6), 1e-6);
     /* backward before any forward, NaN input: refused, nothing changes */
     mpq_mlp *fresh;
-    ck_assert_int_eq(mpq_mlp_clone(a, &fresh), MPQ_OK);
+    ck_assert_int_eq(mpq_mlp_clone(&fresh, a), MPQ_OK);
     float dy[2] = {1, 1};
     ck_assert_int_eq(mpq_mlp_backward(fresh, dy, NULL), MPQ_ERR_STATE);
     float x[3] = {1, NAN, 0}, y[2] = {7, 7};
@@ -704,9 +704,9 @@ START_TEST(ddpg_save_load_continues_identically)
     ck_assert_int_eq(mpq_ddpg_to_container(b, cont, "x/"), MPQ_ERR_INVALID_ARGUMENT);
     mpq_container *forged;
     mpq_container_create(&forged);
-    for (size_t i = 0; i < mpq_container_count(cont); i++) {
+    for (size_t i = 0; i < mpq_container_get_count(cont); i++) {
         mpq_tensor_info ti = {.size = sizeof ti};
-        mpq_container_at(cont, i, &ti);
+        mpq_container_get_entry(cont, i, &ti);
         if (strcmp(ti.name, "x/params") == 0) {
             double p[MPQ_DDPG_PARAM_COUNT];
             memcpy(p, ti.data, sizeof p);
@@ -1122,11 +1122,11 @@ static mpq_container *forge(const mpq_container *src, const char *name, int64_t 
 {
     mpq_container *out;
     ck_assert_int_eq(mpq_container_create(&out), MPQ_OK);
-    ck_assert_int_eq(mpq_container_set_header(out, mpq_container_header(src)), MPQ_OK);
+    ck_assert_int_eq(mpq_container_set_header(out, mpq_container_get_header(src)), MPQ_OK);
     int found = 0;
-    for (size_t i = 0; i < mpq_container_count(src); i++) {
+    for (size_t i = 0; i < mpq_container_get_count(src); i++) {
         mpq_tensor_info ti = {.size = sizeof ti};
-        ck_assert_int_eq(mpq_container_at(src, i, &ti), MPQ_OK);
+        ck_assert_int_eq(mpq_container_get_entry(src, i, &ti), MPQ_OK);
         if (strcmp(ti.name, name) != 0) {
             ck_assert_int_eq(mpq_container_add(out, ti.name, ti.dtype, ti.rank, ti.dims, ti.data),
                              MPQ_OK);
@@ -1299,7 +1299,7 @@ START_TEST(ddpg_never_writes_what_it_cannot_read)
     mpq_container *c;
     ck_assert_int_eq(mpq_container_create(&c), MPQ_OK);
     ck_assert_int_eq(mpq_ddpg_to_container(b, c, "p/"), MPQ_ERR_NUMERIC);
-    ck_assert_int_eq(mpq_container_count(c), 0); /* nothing added */
+    ck_assert_int_eq(mpq_container_get_count(c), 0); /* nothing added */
     mpq_container_destroy(c);
     mpq_ddpg *back = NULL;
     ck_assert_int_eq(mpq_ddpg_load(&back, path), MPQ_OK);
@@ -1330,9 +1330,9 @@ START_TEST(hier_load_refuses_level_agents_of_other_widths)
                          MPQ_OK);
         mpq_container *f;
         ck_assert_int_eq(mpq_container_create(&f), MPQ_OK);
-        for (size_t i = 0; i < mpq_container_count(c); i++) {
+        for (size_t i = 0; i < mpq_container_get_count(c); i++) {
             mpq_tensor_info ti = {.size = sizeof ti};
-            mpq_container_at(c, i, &ti);
+            mpq_container_get_entry(c, i, &ti);
             if (strncmp(ti.name, "h/low/", 6) != 0)
                 mpq_container_add(f, ti.name, ti.dtype, ti.rank, ti.dims, ti.data);
         }

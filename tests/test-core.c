@@ -452,8 +452,8 @@ START_TEST(container_round_trip)
     ck_assert_int_eq(mpq_container_save(c, path), MPQ_OK);
     mpq_container *l;
     ck_assert_int_eq(mpq_container_load(&l, path), MPQ_OK);
-    ck_assert_str_eq(mpq_container_header(l), "{\"kind\": \"test\", \"n\": 3}");
-    ck_assert_uint_eq(mpq_container_count(l), 3);
+    ck_assert_str_eq(mpq_container_get_header(l), "{\"kind\": \"test\", \"n\": 3}");
+    ck_assert_uint_eq(mpq_container_get_count(l), 3);
     mpq_tensor_info info = {.size = sizeof info};
     ck_assert_int_eq(mpq_container_find(l, "weights", &info), MPQ_OK);
     ck_assert_int_eq(info.rank, 3);
@@ -464,7 +464,7 @@ START_TEST(container_round_trip)
     ck_assert_int_eq(mpq_container_expect(l, "bits", MPQ_DTYPE_I32, 5, &bits), MPQ_OK);
     ck_assert_int_eq(((const int32_t *)bits)[3], -4);
     ck_assert_int_eq(mpq_container_expect(l, "bits", MPQ_DTYPE_F32, 5, &bits), MPQ_ERR_FORMAT);
-    ck_assert_int_eq(mpq_container_at(l, 2, &info), MPQ_OK);
+    ck_assert_int_eq(mpq_container_get_entry(l, 2, &info), MPQ_OK);
     ck_assert_str_eq(info.name, "scalar");
     ck_assert_int_eq(info.count, 1);
     ck_assert_int_eq(*(const uint8_t *)info.data, 200);

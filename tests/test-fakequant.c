@@ -857,11 +857,11 @@ START_TEST(observers)
     float lo, hi;
     const float a[] = {-1.0f, 2.0f}, b[] = {0.0f, 4.0f}, bad[] = {1.0f, NAN};
     ck_assert_int_eq(mpq_fq_observer_create(&o, MPQ_FQ_OBSERVER_MINMAX), MPQ_OK);
-    ck_assert_int_eq(mpq_fq_observer_range(o, &lo, &hi), MPQ_ERR_STATE);
+    ck_assert_int_eq(mpq_fq_observer_get_range(o, &lo, &hi), MPQ_ERR_STATE);
     ck_assert_int_eq(mpq_fq_observer_update(o, a, 2), MPQ_OK);
     ck_assert_int_eq(mpq_fq_observer_update(o, b, 2), MPQ_OK);
     ck_assert_int_eq(mpq_fq_observer_update(o, bad, 2), MPQ_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(mpq_fq_observer_range(o, &lo, &hi), MPQ_OK);
+    ck_assert_int_eq(mpq_fq_observer_get_range(o, &lo, &hi), MPQ_OK);
     ck_assert_float_eq(lo, -1.0f);
     ck_assert_float_eq(hi, 4.0f);
     mpq_fq_observer_destroy(o);
@@ -870,11 +870,11 @@ START_TEST(observers)
     ck_assert_int_eq(mpq_fq_observer_set_param(o, MPQ_FQ_PARAM_EMA_MOMENTUM, 2.0), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_fq_observer_update(o, a, 2), MPQ_OK);
     ck_assert_int_eq(mpq_fq_observer_update(o, b, 2), MPQ_OK);
-    ck_assert_int_eq(mpq_fq_observer_range(o, &lo, &hi), MPQ_OK);
+    ck_assert_int_eq(mpq_fq_observer_get_range(o, &lo, &hi), MPQ_OK);
     ck_assert_float_eq(lo, -0.75f); /* -1 + 0.25 (0 - -1) */
     ck_assert_float_eq(hi, 2.5f);   /*  2 + 0.25 (4 - 2) */
     ck_assert_int_eq(mpq_fq_observer_reset(o), MPQ_OK);
-    ck_assert_int_eq(mpq_fq_observer_range(o, &lo, &hi), MPQ_ERR_STATE);
+    ck_assert_int_eq(mpq_fq_observer_get_range(o, &lo, &hi), MPQ_ERR_STATE);
     mpq_fq_observer_destroy(o);
     mpq_fq_observer_destroy(NULL);
 }

@@ -73,7 +73,7 @@ START_TEST(haq_cloud_table_is_reproduced)
     mpq_hw *table = NULL, *cloud = NULL;
     mpq_hw_result *rt = NULL, *rc = NULL;
     ok(mpq_model_zoo(&m, "mobilenetv2"));
-    ck_assert_uint_eq(mpq_model_layer_count(m), 53);
+    ck_assert_uint_eq(mpq_model_get_layer_count(m), 53);
     ok(mpq_hw_create_table(&table, data_path("haq_mobilenetv2_cloud_latency_lut.csv")));
     ok(mpq_hw_create(&cloud, "bismo-cloud"));
     ok(mpq_hw_result_create(&rt));
@@ -105,8 +105,8 @@ START_TEST(haq_cloud_table_is_reproduced)
         ok(mpq_hw_evaluate(table, m, p, rt));
         ok(mpq_hw_evaluate(cloud, m, p, rc));
         mpq_hw_cost qt = new_cost(), qc = new_cost();
-        ok(mpq_hw_result_ratio(rt, &qt));
-        ok(mpq_hw_result_ratio(rc, &qc));
+        ok(mpq_hw_result_get_ratio(rt, &qt));
+        ok(mpq_hw_result_get_ratio(rc, &qc));
         const double err = fabs(qc.latency_s / qt.latency_s - 1.0);
         ck_assert_msg(err <= 0.06, "w=%d a=%d: model ratio %.4f, table %.4f (error %.2f%%)",
                       cases[c][0], cases[c][1], qc.latency_s, qt.latency_s, err * 100);
@@ -119,8 +119,8 @@ START_TEST(haq_cloud_table_is_reproduced)
             double lt[53], lc[53];
             for (int l = 0; l < 53; l++) {
                 mpq_hw_cost a = new_cost(), b = new_cost();
-                ok(mpq_hw_result_layer(rt, (size_t)l, &a));
-                ok(mpq_hw_result_layer(rc, (size_t)l, &b));
+                ok(mpq_hw_result_get_layer(rt, (size_t)l, &a));
+                ok(mpq_hw_result_get_layer(rc, (size_t)l, &b));
                 lt[l] = a.latency_s;
                 lc[l] = b.latency_s;
             }
@@ -354,16 +354,16 @@ START_TEST(zynq7020_area_and_energy)
     ck_assert_double_eq_tol(ce.dsp, 0.0, 1e-12);
     /* Zynq adds per layer ceil((sum_k w_k K + 36 M) / 36864) BRAM36. */
     double bram = 128.0;
-    for (size_t l = 0; l < mpq_model_layer_count(m); l++) {
-        const double k = (double)mpq_model_layer_weight_count(m, l);
-        const double kernels = (double)mpq_model_layer_kernel_count(m, l);
+    for (size_t l = 0; l < mpq_model_get_layer_count(m); l++) {
+        const double k = (double)mpq_model_get_layer_weight_count(m, l);
+        const double kernels = (double)mpq_model_get_layer_kernel_count(m, l);
         bram += ceil((4.0 * k + 36.0 * kernels) / 36864.0);
     }
     ck_assert_double_eq_tol(cz.bram36, bram, 1e-9);
     ck_assert_double_eq_tol(cz.energy_j, ce.energy_j, 1e-15);
     /* Model size: 4-bit weights. */
     int64_t macs, weights, kernels, biases;
-    ok(mpq_model_totals(m, &macs, &weights, &kernels, &biases));
+    ok(mpq_model_get_totals(m, &macs, &weights, &kernels, &biases));
     ck_assert_double_eq_tol(cz.size_bytes, (double)weights * 4 / 8, 1e-6);
     mpq_policy_destroy(p);
     mpq_hw_destroy(z);
@@ -408,15 +408,15 @@ START_TEST(callback_is_cached_per_layer_and_bits)
     ok(mpq_hw_evaluate(hw, m, p, r));
     ck_assert_int_eq(st.calls, 2 * 53);
     mpq_hw_cost t = new_cost(), q = new_cost();
-    ok(mpq_hw_result_total(r, &t));
+    ok(mpq_hw_result_get_total(r, &t));
     ck_assert_double_eq_tol(t.latency_s, 1e-3 * 16 * 53 * 54 / 2, 1e-12);
-    ok(mpq_hw_result_ratio(r, &q));
+    ok(mpq_hw_result_get_ratio(r, &q));
     ck_assert_double_eq_tol(q.latency_s, 0.25, 1e-12);
     ck_assert_double_eq_tol(q.energy_j, 0.5, 1e-12);
     /* Kernel-wise layer: half the kernels at 2 bits, half at 4: each class its share. */
     const uint8_t *b;
     int64_t count;
-    ok(mpq_policy_weight_bits(p, 52, &b, &count));
+    ok(mpq_policy_get_weight_bits(p, 52, &b, &count));
     ck_assert_int_eq(count, 1000);
     for (int64_t k = 0; k < 500; k++)
         ok(mpq_policy_set_kernel_bits(p, 52, k, 2));
@@ -572,7 +572,7 @@ START_TEST(parameters_are_described)
         ck_assert_str_eq(mpq_hw_target_name(t), names[t]);
         mpq_hw *hw = NULL;
         ok(mpq_hw_create(&hw, names[t]));
-        ck_assert_str_eq(mpq_hw_name(hw), names[t]);
+        ck_assert_str_eq(mpq_hw_get_name(hw), names[t]);
         int supported = 0;
         for (int id = 0; id < MPQ_HW_PARAM_COUNT; id++) {
             mpq_param_info info = {.size = sizeof info};
@@ -593,8 +593,12 @@ START_TEST(parameters_are_described)
         }
         ck_assert_int_ge(supported, 6);
         mpq_hw *clone = NULL;
-        ok(mpq_hw_clone(hw, &clone));
-        ck_assert_int_eq(mpq_hw_get_kind(clone), mpq_hw_get_kind(hw));
+        ok(mpq_hw_clone(&clone, hw));
+        mpq_hw_kind kind_clone = MPQ_HW_BISMO, kind_orig = MPQ_HW_BITFUSION;
+        ok(mpq_hw_get_kind(clone, &kind_clone));
+        ok(mpq_hw_get_kind(hw, &kind_orig));
+        ck_assert_int_eq(kind_clone, kind_orig);
+        ck_assert_int_eq(mpq_hw_get_kind(NULL, &kind_clone), MPQ_ERR_INVALID_ARGUMENT);
         mpq_hw_destroy(clone);
         mpq_hw_destroy(hw);
     }
@@ -622,13 +626,13 @@ START_TEST(evaluate_reference_and_kernelwise_policy)
     ok(mpq_hw_result_create(&r));
     ok(mpq_hw_evaluate(hw, m, p, r));
     mpq_hw_cost q = new_cost();
-    ok(mpq_hw_result_ratio(r, &q));
+    ok(mpq_hw_result_get_ratio(r, &q));
     ck_assert_double_eq_tol(q.latency_s, 1.0, 1e-15);
     ck_assert_double_eq_tol(q.energy_j, 1.0, 1e-15);
     ck_assert_double_eq_tol(q.size_bytes, 1.0, 1e-15);
     uint64_t x = 99;
-    for (size_t l = 0; l < mpq_model_layer_count(m); l++) {
-        const int64_t n = mpq_model_layer_kernel_count(m, l);
+    for (size_t l = 0; l < mpq_model_get_layer_count(m); l++) {
+        const int64_t n = mpq_model_get_layer_kernel_count(m, l);
         for (int64_t k = 0; k < n; k++) {
             x = x * 6364136223846793005ULL + 1442695040888963407ULL;
             ok(mpq_policy_set_kernel_bits(p, l, k, 2 + (int)((x >> 33) % 7)));
@@ -636,17 +640,17 @@ START_TEST(evaluate_reference_and_kernelwise_policy)
         ok(mpq_policy_set_act_bits(p, l, 2 + (int)(l % 7)));
     }
     ok(mpq_hw_evaluate(hw, m, p, r));
-    ck_assert_uint_eq(mpq_hw_result_layer_count(r), mpq_model_layer_count(m));
+    ck_assert_uint_eq(mpq_hw_result_get_layer_count(r), mpq_model_get_layer_count(m));
     mpq_hw_cost t = new_cost(), sum = new_cost(), direct = new_cost();
-    ok(mpq_hw_result_total(r, &t));
-    for (size_t l = 0; l < mpq_model_layer_count(m); l++) {
+    ok(mpq_hw_result_get_total(r, &t));
+    for (size_t l = 0; l < mpq_model_get_layer_count(m); l++) {
         mpq_hw_cost c = new_cost(), d = new_cost();
-        ok(mpq_hw_result_layer(r, l, &c));
+        ok(mpq_hw_result_get_layer(r, l, &c));
         const uint8_t *b;
         int64_t n;
         int a;
-        ok(mpq_policy_weight_bits(p, l, &b, &n));
-        ok(mpq_policy_act_bits(p, l, &a));
+        ok(mpq_policy_get_weight_bits(p, l, &b, &n));
+        ok(mpq_policy_get_act_bits(p, l, &a));
         ok(mpq_hw_layer_cost(hw, m, l, b, n, a, &d));
         ck_assert_double_eq(c.latency_s, d.latency_s);
         sum.latency_s += c.latency_s;
@@ -656,9 +660,9 @@ START_TEST(evaluate_reference_and_kernelwise_policy)
     ck_assert_double_eq_tol(t.energy_j, sum.energy_j, 1e-12 * sum.energy_j);
     ok(mpq_hw_cost_total(hw, m, p, &direct));
     ck_assert_double_eq(direct.latency_s, t.latency_s);
-    ok(mpq_hw_result_ratio(r, &q));
+    ok(mpq_hw_result_get_ratio(r, &q));
     ck_assert(q.latency_s < 1.0 && q.latency_s > 0.05);
-    ck_assert_int_eq(mpq_hw_result_layer(r, 999, &q), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_hw_result_get_layer(r, 999, &q), MPQ_ERR_INVALID_ARGUMENT);
     mpq_hw_result_destroy(r);
     mpq_policy_destroy(p);
     mpq_hw_destroy(hw);

@@ -57,11 +57,11 @@ START_TEST(zoo_matches_published_figures)
 {
     const zoo_figure *f = &figures[_i];
     mpq_model *m = zoo(f->name);
-    ck_assert_str_eq(mpq_model_name(m), f->name);
-    ck_assert_uint_eq(mpq_model_layer_count(m), f->layers);
+    ck_assert_str_eq(mpq_model_get_name(m), f->name);
+    ck_assert_uint_eq(mpq_model_get_layer_count(m), f->layers);
     int64_t macs, weights, kernels, biases, params;
-    ck_assert_int_eq(mpq_model_totals(m, &macs, &weights, &kernels, &biases), MPQ_OK);
-    ck_assert_int_eq(mpq_model_param_count(m, &params), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_totals(m, &macs, &weights, &kernels, &biases), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_param_count(m, &params), MPQ_OK);
     ck_assert_msg(fabs((double)macs / 1e9 - f->gmac_published) <= 0.01 * f->gmac_published,
                   "%s: %lld MACs vs %.2f G published", f->name, (long long)macs,
                   f->gmac_published);
@@ -71,10 +71,10 @@ START_TEST(zoo_matches_published_figures)
     ck_assert_int_eq(params, f->params_exact);
     /* The per-layer accessors add up to the totals. */
     int64_t sm = 0, sw = 0, sk = 0;
-    for (size_t i = 0; i < mpq_model_layer_count(m); i++) {
-        sm += mpq_model_layer_macs(m, i);
-        sw += mpq_model_layer_weight_count(m, i);
-        sk += mpq_model_layer_kernel_count(m, i);
+    for (size_t i = 0; i < mpq_model_get_layer_count(m); i++) {
+        sm += mpq_model_get_layer_macs(m, i);
+        sw += mpq_model_get_layer_weight_count(m, i);
+        sk += mpq_model_get_layer_kernel_count(m, i);
     }
     ck_assert_int_eq(sm, macs);
     ck_assert_int_eq(sw, weights);
@@ -95,16 +95,16 @@ START_TEST(zoo_names_and_torchvision_order)
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "squeezenet1_1"));
 
     m = zoo("resnet50");
-    ck_assert_str_eq(mpq_model_layer_name(m, 0), "conv1");
+    ck_assert_str_eq(mpq_model_get_layer_name(m, 0), "conv1");
     /* Bottleneck module order: conv1, conv2, conv3, then the downsample branch. */
-    ck_assert_str_eq(mpq_model_layer_name(m, 1), "layer1.0.conv1");
-    ck_assert_str_eq(mpq_model_layer_name(m, 4), "layer1.0.downsample.0");
-    ck_assert_str_eq(mpq_model_layer_name(m, 53), "fc");
+    ck_assert_str_eq(mpq_model_get_layer_name(m, 1), "layer1.0.conv1");
+    ck_assert_str_eq(mpq_model_get_layer_name(m, 4), "layer1.0.downsample.0");
+    ck_assert_str_eq(mpq_model_get_layer_name(m, 53), "fc");
     size_t idx = 0;
     ck_assert_int_eq(mpq_model_find_layer(m, "layer2.0.conv2", &idx), MPQ_OK);
     mpq_layer_shape s;
     s.size = sizeof s;
-    ck_assert_int_eq(mpq_model_layer_shape(m, idx, &s), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_layer_shape(m, idx, &s), MPQ_OK);
     /* torchvision ResNet v1.5: the stride-2 sits on the 3x3 conv. */
     ck_assert_int_eq(s.stride_h, 2);
     ck_assert_int_eq(s.in_h, 56);
@@ -113,9 +113,9 @@ START_TEST(zoo_names_and_torchvision_order)
     mpq_model_destroy(m);
 
     m = zoo("squeezenet1_0");
-    ck_assert_str_eq(mpq_model_layer_name(m, 1), "features.3.squeeze");
+    ck_assert_str_eq(mpq_model_get_layer_name(m, 1), "features.3.squeeze");
     ck_assert_int_eq(mpq_model_find_layer(m, "features.12.expand3x3", &idx), MPQ_OK);
-    ck_assert_int_eq(mpq_model_layer_shape(m, idx, &s), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_layer_shape(m, idx, &s), MPQ_OK);
     ck_assert_int_eq(s.in_h, 13); /* 224 -> conv 109 -> ceil-mode pools 54, 27, 13 */
     mpq_model_destroy(m);
 }
@@ -152,18 +152,18 @@ START_TEST(mobilenetv2_order_matches_haq_table)
     ck_assert_int_eq(total88, 39624933);
 
     mpq_model *m = zoo("mobilenetv2");
-    ck_assert_uint_eq(mpq_model_layer_count(m), 53);
+    ck_assert_uint_eq(mpq_model_get_layer_count(m), 53);
     mpq_layer_shape s[53];
     int depthwise = 0;
     for (size_t i = 0; i < 53; i++) {
         s[i].size = sizeof s[i];
-        ck_assert_int_eq(mpq_model_layer_shape(m, i, &s[i]), MPQ_OK);
+        ck_assert_int_eq(mpq_model_get_layer_shape(m, i, &s[i]), MPQ_OK);
         double wsens = (double)lut[i][8][8] / (double)lut[i][1][8];
         if (s[i].groups > 1) {
             depthwise++;
             ck_assert_int_eq(s[i].groups, s[i].in_channels);
             ck_assert_msg(wsens < 1.2, "layer %zu (%s) is depthwise but its cost grows %.2fx "
-                          "from 1 to 8 weight bits", i, mpq_model_layer_name(m, i), wsens);
+                          "from 1 to 8 weight bits", i, mpq_model_get_layer_name(m, i), wsens);
         }
     }
     ck_assert_int_eq(depthwise, 17);
@@ -179,7 +179,7 @@ START_TEST(mobilenetv2_order_matches_haq_table)
                               i, j);
         }
     ck_assert_int_eq(s[52].kind, MPQ_LAYER_FC);
-    ck_assert_str_eq(mpq_model_layer_name(m, 52), "classifier.1");
+    ck_assert_str_eq(mpq_model_get_layer_name(m, 52), "classifier.1");
     double stream = (double)lut[52][8][1] / (double)lut[52][1][1];
     ck_assert_msg(stream > 7.9 && stream < 8.1, "classifier ratio %.3f", stream);
     mpq_model_destroy(m);
@@ -210,30 +210,30 @@ START_TEST(shape_arithmetic_by_hand)
     ck_assert_int_eq(mpq_layer_shape_fc(&s, 100, 10), MPQ_OK);
     ck_assert_int_eq(mpq_model_add_layer(m, "fc", &s), MPQ_OK);
 
-    ck_assert_int_eq(mpq_model_layer_weight_count(m, 0), 64 * 3 * 7 * 7);
-    ck_assert_int_eq(mpq_model_layer_macs(m, 0), 64LL * 3 * 7 * 7 * 112 * 112);
-    ck_assert_int_eq(mpq_model_layer_weight_count(m, 1), 8 * 1 * 3 * 3);
-    ck_assert_int_eq(mpq_model_layer_macs(m, 1), 8 * 9 * 6 * 8);
-    ck_assert_int_eq(mpq_model_layer_weight_count(m, 2), 32 * 4 * 1 * 3);
-    ck_assert_int_eq(mpq_model_layer_macs(m, 2), 32 * 4 * 3 * 25);
-    ck_assert_int_eq(mpq_model_layer_kernel_count(m, 2), 32);
-    ck_assert_int_eq(mpq_model_layer_macs(m, 3), 1000);
-    ck_assert_int_eq(mpq_model_layer_macs(m, 4), 0); /* out of range */
+    ck_assert_int_eq(mpq_model_get_layer_weight_count(m, 0), 64 * 3 * 7 * 7);
+    ck_assert_int_eq(mpq_model_get_layer_macs(m, 0), 64LL * 3 * 7 * 7 * 112 * 112);
+    ck_assert_int_eq(mpq_model_get_layer_weight_count(m, 1), 8 * 1 * 3 * 3);
+    ck_assert_int_eq(mpq_model_get_layer_macs(m, 1), 8 * 9 * 6 * 8);
+    ck_assert_int_eq(mpq_model_get_layer_weight_count(m, 2), 32 * 4 * 1 * 3);
+    ck_assert_int_eq(mpq_model_get_layer_macs(m, 2), 32 * 4 * 3 * 25);
+    ck_assert_int_eq(mpq_model_get_layer_kernel_count(m, 2), 32);
+    ck_assert_int_eq(mpq_model_get_layer_macs(m, 3), 1000);
+    ck_assert_int_eq(mpq_model_get_layer_macs(m, 4), 0); /* out of range */
     mpq_layer_shape g;
     g.size = sizeof g;
-    ck_assert_int_eq(mpq_model_layer_shape(m, 1, &g), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_layer_shape(m, 1, &g), MPQ_OK);
     ck_assert_int_eq(g.out_h, 6);
     ck_assert_int_eq(g.out_w, 8);
     int64_t macs, weights, kernels, biases, params;
-    ck_assert_int_eq(mpq_model_totals(m, &macs, &weights, &kernels, &biases), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_totals(m, &macs, &weights, &kernels, &biases), MPQ_OK);
     ck_assert_int_eq(kernels, 64 + 8 + 32 + 10);
     ck_assert_int_eq(biases, 10); /* only the FC declares one */
-    ck_assert_int_eq(mpq_model_param_count(m, &params), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_param_count(m, &params), MPQ_OK);
     ck_assert_int_eq(params, weights + 10);
     ck_assert_int_eq(mpq_model_set_batch(m, 16), MPQ_OK);
-    ck_assert_int_eq(mpq_model_layer_shape(m, 3, &g), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_layer_shape(m, 3, &g), MPQ_OK);
     ck_assert_int_eq(g.batch, 16);
-    ck_assert_int_eq(mpq_model_layer_macs(m, 3), 1000); /* documented as batch 1 */
+    ck_assert_int_eq(mpq_model_get_layer_macs(m, 3), 1000); /* documented as batch 1 */
     ck_assert_int_eq(mpq_model_set_batch(m, 0), MPQ_ERR_INVALID_ARGUMENT);
     mpq_model_destroy(m);
 }
@@ -284,7 +284,7 @@ START_TEST(shape_validation_names_layer_and_field)
                       strstr(mpq_last_error(), bad_shapes[_i].field),
                   "message '%s' lacks the layer or '%s'", mpq_last_error(),
                   bad_shapes[_i].field);
-    ck_assert_uint_eq(mpq_model_layer_count(m), 1); /* refused add leaves the model alone */
+    ck_assert_uint_eq(mpq_model_get_layer_count(m), 1); /* refused add leaves the model alone */
     mpq_model_destroy(m);
 }
 END_TEST
@@ -307,10 +307,10 @@ START_TEST(model_argument_errors)
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "already"));
     ck_assert_int_eq(mpq_model_add_layer(m, NULL, &s), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_model_add_layer(m, "b", NULL), MPQ_ERR_INVALID_ARGUMENT);
-    ck_assert_ptr_null(mpq_model_layer_name(m, 1));
+    ck_assert_ptr_null(mpq_model_get_layer_name(m, 1));
     mpq_layer_shape g;
     g.size = sizeof g;
-    ck_assert_int_eq(mpq_model_layer_shape(m, 1, &g), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_model_get_layer_shape(m, 1, &g), MPQ_ERR_INVALID_ARGUMENT);
     mpq_model_destroy(m);
     mpq_model_destroy(NULL);
 }
@@ -343,19 +343,19 @@ static mpq_model *small_model_with_weights(void)
 
 static void assert_models_equal(const mpq_model *a, const mpq_model *b)
 {
-    ck_assert_str_eq(mpq_model_name(a), mpq_model_name(b));
-    ck_assert_uint_eq(mpq_model_layer_count(a), mpq_model_layer_count(b));
-    for (size_t i = 0; i < mpq_model_layer_count(a); i++) {
+    ck_assert_str_eq(mpq_model_get_name(a), mpq_model_get_name(b));
+    ck_assert_uint_eq(mpq_model_get_layer_count(a), mpq_model_get_layer_count(b));
+    for (size_t i = 0; i < mpq_model_get_layer_count(a); i++) {
         mpq_layer_shape sa, sb;
         sa.size = sb.size = sizeof sa;
-        mpq_model_layer_shape(a, i, &sa);
-        mpq_model_layer_shape(b, i, &sb);
+        mpq_model_get_layer_shape(a, i, &sa);
+        mpq_model_get_layer_shape(b, i, &sb);
         ck_assert(memcmp(&sa, &sb, sizeof sa) == 0);
-        ck_assert_str_eq(mpq_model_layer_name(a, i), mpq_model_layer_name(b, i));
+        ck_assert_str_eq(mpq_model_get_layer_name(a, i), mpq_model_get_layer_name(b, i));
         const float *wa, *wb, *ba, *bb;
         int64_t nwa, nwb, nba, nbb;
-        mpq_model_weights(a, i, &wa, &nwa, &ba, &nba);
-        mpq_model_weights(b, i, &wb, &nwb, &bb, &nbb);
+        mpq_model_get_weights(a, i, &wa, &nwa, &ba, &nba);
+        mpq_model_get_weights(b, i, &wb, &nwb, &bb, &nbb);
         ck_assert_int_eq(nwa, nwb);
         ck_assert_int_eq(nba, nbb);
         ck_assert(nwa == 0 || memcmp(wa, wb, (size_t)nwa * 4) == 0);
@@ -369,12 +369,12 @@ START_TEST(weights_attach_clone_and_refuse_bad_values)
     ck_assert_int_eq(mpq_model_has_weights(m), 1);
     const float *w, *b;
     int64_t nw, nb;
-    ck_assert_int_eq(mpq_model_weights(m, 2, &w, &nw, &b, &nb), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_weights(m, 2, &w, &nw, &b, &nb), MPQ_OK);
     ck_assert_int_eq(nw, 180);
     ck_assert_int_eq(nb, 5);
     ck_assert(b[4] == 0.1f * 4.0f - 0.2f);
     int64_t params;
-    mpq_model_param_count(m, &params);
+    mpq_model_get_param_count(m, &params);
     ck_assert_int_eq(params, 108 + 8 + 36 + 180 + 5); /* BN on "conv": 2 x 4 channels */
 
     float bad[36];
@@ -389,14 +389,14 @@ START_TEST(weights_attach_clone_and_refuse_bad_values)
     ck_assert_int_eq(mpq_model_set_weights(m, 1, bad, 36, bad, 3), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_model_set_weights(m, 3, bad, 36, NULL, 0), MPQ_ERR_INVALID_ARGUMENT);
     /* the refused calls left the old weights */
-    ck_assert_int_eq(mpq_model_weights(m, 1, &w, &nw, NULL, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_weights(m, 1, &w, &nw, NULL, NULL), MPQ_OK);
     ck_assert(w[0] == (float)sin(0.37 * 7) * 0.25f);
 
     mpq_model *c = NULL;
-    ck_assert_int_eq(mpq_model_clone(m, &c), MPQ_OK);
+    ck_assert_int_eq(mpq_model_clone(&c, m), MPQ_OK);
     assert_models_equal(m, c);
     ck_assert_int_eq(mpq_model_set_weights(c, 1, bad, 36, NULL, 0), MPQ_OK);
-    ck_assert_int_eq(mpq_model_weights(m, 1, &w, &nw, NULL, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_weights(m, 1, &w, &nw, NULL, NULL), MPQ_OK);
     ck_assert(w[0] != 1.0f); /* deep copy */
     mpq_model_destroy(c);
     mpq_model_destroy(m);
@@ -475,11 +475,11 @@ START_TEST(model_file_tensor_errors_name_the_file)
     mpq_container *c = NULL, *e = NULL;
     ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
     ck_assert_int_eq(mpq_container_create(&e), MPQ_OK);
-    ck_assert_int_eq(mpq_container_set_header(e, mpq_container_header(c)), MPQ_OK);
-    for (size_t i = 0; i < mpq_container_count(c); i++) {
+    ck_assert_int_eq(mpq_container_set_header(e, mpq_container_get_header(c)), MPQ_OK);
+    for (size_t i = 0; i < mpq_container_get_count(c); i++) {
         mpq_tensor_info ti;
         ti.size = sizeof ti;
-        ck_assert_int_eq(mpq_container_at(c, i, &ti), MPQ_OK);
+        ck_assert_int_eq(mpq_container_get_entry(c, i, &ti), MPQ_OK);
         int64_t dims[1] = {ti.dims[0] - (strcmp(ti.name, "layers.1.weight") == 0)};
         ck_assert_int_eq(mpq_container_add(e, ti.name, ti.dtype, 1, dims, ti.data), MPQ_OK);
     }
@@ -528,7 +528,7 @@ START_TEST(model_totals_bounded)
     ck_assert_int_eq(mpq_model_add_layer(m, "l256", &s), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "past 2^60 MACs"));
     int64_t macs = 0;
-    ck_assert_int_eq(mpq_model_totals(m, &macs, NULL, NULL, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_totals(m, &macs, NULL, NULL, NULL), MPQ_OK);
     ck_assert_int_eq(macs, (int64_t)1 << 60);
     mpq_model_destroy(m);
     /* 2^40 weights per layer: 2^48 in all, the bound the policy's exact bit sums rely on */
@@ -567,7 +567,7 @@ START_TEST(many_layer_names_checked_in_linear_time)
                      MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "already used by layer 7"));
     /* a clone keeps refusing duplicates and accepts new names */
-    ck_assert_int_eq(mpq_model_clone(m, &c), MPQ_OK);
+    ck_assert_int_eq(mpq_model_clone(&c, m), MPQ_OK);
     ck_assert_int_eq(mpq_model_add_layer(c, "features.block0.conv", &s),
                      MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_model_add_layer(c, "head", &s), MPQ_OK);
@@ -586,8 +586,8 @@ START_TEST(policy_constructors_and_accessors)
     mpq_model *m = small_model_with_weights(); /* kernels 4, 4, 5 of 27, 9, 36 weights */
     mpq_policy *u = NULL, *l = NULL, *k = NULL;
     ck_assert_int_eq(mpq_policy_create_uniform(&u, m, 4, 8), MPQ_OK);
-    ck_assert_uint_eq(mpq_policy_layer_count(u), 3);
-    ck_assert_int_eq(mpq_policy_kernel_count(u), 13);
+    ck_assert_uint_eq(mpq_policy_get_layer_count(u), 3);
+    ck_assert_int_eq(mpq_policy_get_kernel_count(u), 13);
     const uint8_t wl[3] = {4, 4, 4}, al[3] = {8, 8, 8};
     ck_assert_int_eq(mpq_policy_create_layerwise(&l, m, wl, al), MPQ_OK);
     uint8_t kb[13];
@@ -601,7 +601,7 @@ START_TEST(policy_constructors_and_accessors)
     ck_assert(mpq_policy_hash(u) != mpq_policy_hash(k));
     const uint8_t *bits;
     int64_t n;
-    ck_assert_int_eq(mpq_policy_weight_bits(k, 2, &bits, &n), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_weight_bits(k, 2, &bits, &n), MPQ_OK);
     ck_assert_int_eq(n, 5);
     ck_assert_int_eq(bits[4], 2);
     ck_assert_int_eq(bits[3], 4);
@@ -609,21 +609,21 @@ START_TEST(policy_constructors_and_accessors)
     /* Averages by hand: layer 2 = (4*4 + 2)/5 = 3.6; network weighted by weights:
      * (108*4 + 36*4 + 36*(4*4+2)) / 324 = (432 + 144 + 648) / 324. */
     double avg;
-    ck_assert_int_eq(mpq_policy_layer_avg_weight_bits(k, 2, &avg), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_layer_avg_weight_bits(k, 2, &avg), MPQ_OK);
     ck_assert_double_eq_tol(avg, 3.6, 1e-12);
-    ck_assert_int_eq(mpq_policy_avg_weight_bits(k, m, &avg), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_avg_weight_bits(k, m, &avg), MPQ_OK);
     ck_assert_double_eq_tol(avg, (432.0 + 144.0 + 648.0) / 324.0, 1e-12);
     ck_assert_int_eq(mpq_policy_set_layer_weight_bits(k, 0, 8), MPQ_OK);
-    ck_assert_int_eq(mpq_policy_avg_weight_bits(k, NULL, &avg), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_avg_weight_bits(k, NULL, &avg), MPQ_OK);
     ck_assert_double_eq_tol(avg, (864.0 + 144.0 + 648.0) / 324.0, 1e-12);
 
     int a;
     ck_assert_int_eq(mpq_policy_set_act_bits(k, 1, 3), MPQ_OK);
-    ck_assert_int_eq(mpq_policy_act_bits(k, 1, &a), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_act_bits(k, 1, &a), MPQ_OK);
     ck_assert_int_eq(a, 3);
     const uint8_t arr[4] = {1, 2, 3, 32};
     ck_assert_int_eq(mpq_policy_set_kernel_bits_array(k, 1, arr, 4), MPQ_OK);
-    ck_assert_int_eq(mpq_policy_weight_bits(k, 1, &bits, &n), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_weight_bits(k, 1, &bits, &n), MPQ_OK);
     ck_assert_int_eq(bits[3], 32);
 
     /* Refusals leave the policy unchanged. */
@@ -649,7 +649,7 @@ START_TEST(policy_constructors_and_accessors)
     ck_assert_ptr_null(bad);
 
     mpq_policy *c = NULL;
-    ck_assert_int_eq(mpq_policy_clone(k, &c), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_clone(&c, k), MPQ_OK);
     ck_assert(mpq_policy_equal(c, k));
     ck_assert_int_eq(mpq_policy_set_kernel_bits(c, 0, 0, 5), MPQ_OK);
     ck_assert(!mpq_policy_equal(c, k));
@@ -658,7 +658,7 @@ START_TEST(policy_constructors_and_accessors)
     mpq_model *z = zoo("resnet18");
     ck_assert_int_eq(mpq_policy_check_model(k, m), MPQ_OK);
     ck_assert_int_eq(mpq_policy_check_model(k, z), MPQ_ERR_MISMATCH);
-    ck_assert_int_eq(mpq_policy_avg_weight_bits(k, z, &avg), MPQ_ERR_MISMATCH);
+    ck_assert_int_eq(mpq_policy_get_avg_weight_bits(k, z, &avg), MPQ_ERR_MISMATCH);
     mpq_model_destroy(z);
 
     mpq_policy_destroy(c);
@@ -693,17 +693,17 @@ START_TEST(policy_hash_is_fnv1a_of_documented_encoding)
     mpq_policy *p = NULL;
     ck_assert_int_eq(mpq_policy_create_uniform(&p, m, 4, 8), MPQ_OK);
     ck_assert_int_eq(mpq_policy_set_kernel_bits(p, 20, 999, 2), MPQ_OK);
-    uint64_t h = ref_u64(0xcbf29ce484222325ull, mpq_model_layer_count(m));
-    for (size_t i = 0; i < mpq_model_layer_count(m); i++) {
-        int64_t k = mpq_model_layer_kernel_count(m, i);
+    uint64_t h = ref_u64(0xcbf29ce484222325ull, mpq_model_get_layer_count(m));
+    for (size_t i = 0; i < mpq_model_get_layer_count(m); i++) {
+        int64_t k = mpq_model_get_layer_kernel_count(m, i);
         h = ref_u64(h, (uint64_t)k);
-        h = ref_u64(h, (uint64_t)(mpq_model_layer_weight_count(m, i) / k));
+        h = ref_u64(h, (uint64_t)(mpq_model_get_layer_weight_count(m, i) / k));
         int a;
-        mpq_policy_act_bits(p, i, &a);
+        mpq_policy_get_act_bits(p, i, &a);
         uint8_t a8 = (uint8_t)a;
         h = ref_fnv(h, &a8, 1);
         const uint8_t *bits;
-        mpq_policy_weight_bits(p, i, &bits, &k);
+        mpq_policy_get_weight_bits(p, i, &bits, &k);
         h = ref_fnv(h, bits, (size_t)k);
     }
     ck_assert_uint_eq(mpq_policy_hash(p), h);
@@ -715,9 +715,9 @@ END_TEST
 static mpq_policy *random_kernelwise(const mpq_model *m, unsigned seed)
 {
     int64_t kernels;
-    mpq_model_totals(m, NULL, NULL, &kernels, NULL);
+    mpq_model_get_totals(m, NULL, NULL, &kernels, NULL);
     uint8_t *kb = malloc((size_t)kernels);
-    uint8_t *ab = malloc(mpq_model_layer_count(m));
+    uint8_t *ab = malloc(mpq_model_get_layer_count(m));
     mpq_rng *rng = NULL;
     ck_assert_int_eq(mpq_rng_create(&rng, seed), MPQ_OK);
     for (int64_t i = 0; i < kernels; i++) {
@@ -725,7 +725,7 @@ static mpq_policy *random_kernelwise(const mpq_model *m, unsigned seed)
         mpq_rng_below(rng, 8, &r);
         kb[i] = (uint8_t)(1 + r);
     }
-    for (size_t i = 0; i < mpq_model_layer_count(m); i++) {
+    for (size_t i = 0; i < mpq_model_get_layer_count(m); i++) {
         uint64_t r;
         mpq_rng_below(rng, 8, &r);
         ab[i] = (uint8_t)(1 + r);
@@ -745,7 +745,7 @@ START_TEST(policy_json_round_trip_and_rle)
     ck_assert_int_eq(mpq_policy_set_layer_weight_bits(p, 0, 6), MPQ_OK);
     mpq_policy_figures f;
     f.size = sizeof f;
-    ck_assert_int_eq(mpq_policy_figures_get(p, &f), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_figures(p, &f), MPQ_OK);
     ck_assert(isnan(f.accuracy) && isnan(f.size_bytes));
     f.accuracy = 0.7123456789012345;
     f.latency = 1.0 / 3.0;
@@ -776,7 +776,7 @@ START_TEST(policy_json_round_trip_and_rle)
     ck_assert_uint_eq(mpq_policy_hash(p), mpq_policy_hash(r));
     mpq_policy_figures g;
     g.size = sizeof g;
-    ck_assert_int_eq(mpq_policy_figures_get(r, &g), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_figures(r, &g), MPQ_OK);
     ck_assert(g.accuracy == f.accuracy && g.latency == f.latency && g.size_bytes == f.size_bytes);
     ck_assert(isnan(g.energy) && isnan(g.area));
     mpq_free(json);
@@ -961,15 +961,15 @@ START_TEST(policy_from_spec_forms)
     int a;
     const uint8_t *bits;
     int64_t n;
-    ck_assert_int_eq(mpq_policy_act_bits(p, 25, &a), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_act_bits(p, 25, &a), MPQ_OK);
     ck_assert_int_eq(a, 6);
-    ck_assert_int_eq(mpq_policy_weight_bits(p, 25, &bits, &n), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_weight_bits(p, 25, &bits, &n), MPQ_OK);
     ck_assert_int_eq(n, 1000);
     ck_assert_int_eq(bits[999], 4);
     mpq_policy_destroy(p);
     p = NULL;
     ck_assert_int_eq(mpq_policy_from_spec(&p, m, "uniform:8"), MPQ_OK);
-    ck_assert_int_eq(mpq_policy_act_bits(p, 0, &a), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_get_act_bits(p, 0, &a), MPQ_OK);
     ck_assert_int_eq(a, 8);
     mpq_policy_destroy(p);
     static const char *const bad[] = {"uniform:", "uniform:0,4", "uniform:4,x", "uniform:4,4,",

@@ -25,8 +25,8 @@ static mpq_model *small_model(int with_weights)
     mpq_rng *rng = NULL;
     ck_assert_int_eq(mpq_rng_create(&rng, 42), MPQ_OK);
     for (size_t l = 0; l < 3; l++) {
-        int64_t n = mpq_model_layer_weight_count(m, l);
-        int64_t k = mpq_model_layer_kernel_count(m, l);
+        int64_t n = mpq_model_get_layer_weight_count(m, l);
+        int64_t k = mpq_model_get_layer_kernel_count(m, l);
         float *w = malloc((size_t)n * sizeof *w);
         for (int64_t i = 0; i < n; i++) {
             double v;
@@ -110,7 +110,7 @@ START_TEST(resnet50_overhead_at_4_bits)
     mpq_policy *p = NULL;
     ck_assert_int_eq(mpq_policy_create_uniform(&p, m, 4, 4), MPQ_OK);
     int64_t weights, kernels, biases;
-    mpq_model_totals(m, NULL, &weights, &kernels, &biases);
+    mpq_model_get_totals(m, NULL, &weights, &kernels, &biases);
     mpq_size_config cfg;
     mpq_size_config_init(&cfg);
     cfg.width_bits = 4;
@@ -152,25 +152,25 @@ START_TEST(linear_matches_reference_and_error_report)
     mpq_model *m = small_model(1);
     mpq_policy *p = mixed_policy(m);
     mpq_model *keep = NULL;
-    ck_assert_int_eq(mpq_model_clone(m, &keep), MPQ_OK);
+    ck_assert_int_eq(mpq_model_clone(&keep, m), MPQ_OK);
     mpq_quantizer *q = NULL;
     ck_assert_int_eq(mpq_quantizer_create(&q, m), MPQ_OK);
     const float *y;
-    ck_assert_int_eq(mpq_quantizer_weights(q, 0, &y, NULL), MPQ_ERR_STATE);
+    ck_assert_int_eq(mpq_quantizer_get_weights(q, 0, &y, NULL), MPQ_ERR_STATE);
     ck_assert_int_eq(mpq_quantizer_apply(q, m, p), MPQ_OK);
 
     double tot_s = 0, tot_d = 0;
     for (size_t l = 0; l < 3; l++) {
         const float *w;
         int64_t n, kn, count;
-        mpq_model_weights(m, l, &w, &n, NULL, NULL);
+        mpq_model_get_weights(m, l, &w, &n, NULL, NULL);
         const uint8_t *bits;
-        mpq_policy_weight_bits(p, l, &bits, &kn);
+        mpq_policy_get_weight_bits(p, l, &bits, &kn);
         const float *scale;
         const int32_t *zp;
-        ck_assert_int_eq(mpq_quantizer_weights(q, l, &y, &count), MPQ_OK);
+        ck_assert_int_eq(mpq_quantizer_get_weights(q, l, &y, &count), MPQ_OK);
         ck_assert_int_eq(count, n);
-        ck_assert_int_eq(mpq_quantizer_scales(q, l, &scale, &zp), MPQ_OK);
+        ck_assert_int_eq(mpq_quantizer_get_scales(q, l, &scale, &zp), MPQ_OK);
         int64_t per = n / kn;
         double s = 0, d = 0;
         for (int64_t k = 0; k < kn; k++) {
@@ -196,7 +196,7 @@ START_TEST(linear_matches_reference_and_error_report)
         }
         mpq_quant_error e;
         e.size = sizeof e;
-        ck_assert_int_eq(mpq_quantizer_error(q, m, l, &e), MPQ_OK);
+        ck_assert_int_eq(mpq_quantizer_get_error(q, m, l, &e), MPQ_OK);
         ck_assert_int_eq(e.count, n);
         ck_assert_double_eq_tol(e.signal_energy, s, 1e-12 * s);
         ck_assert_double_eq_tol(e.error_energy, d, 1e-12 * d);
@@ -207,32 +207,32 @@ START_TEST(linear_matches_reference_and_error_report)
     }
     mpq_quant_error e;
     e.size = sizeof e;
-    ck_assert_int_eq(mpq_quantizer_error(q, m, SIZE_MAX, &e), MPQ_OK);
+    ck_assert_int_eq(mpq_quantizer_get_error(q, m, SIZE_MAX, &e), MPQ_OK);
     ck_assert_int_eq(e.count, 324);
     ck_assert_double_eq_tol(e.sqnr_db, 10.0 * log10(tot_s / tot_d), 1e-9);
-    ck_assert_int_eq(mpq_quantizer_error(q, m, 3, &e), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_quantizer_get_error(q, m, 3, &e), MPQ_ERR_INVALID_ARGUMENT);
 
     /* The 32-bit kernel (layer 0, kernel 3) passes through bit-exactly. */
     const float *w0;
-    mpq_model_weights(m, 0, &w0, NULL, NULL, NULL);
-    mpq_quantizer_weights(q, 0, &y, NULL);
+    mpq_model_get_weights(m, 0, &w0, NULL, NULL, NULL);
+    mpq_quantizer_get_weights(q, 0, &y, NULL);
     ck_assert(memcmp(w0 + 81, y + 81, 27 * sizeof(float)) == 0);
 
     /* The model's float weights are untouched. */
     for (size_t l = 0; l < 3; l++) {
         const float *a, *b;
         int64_t n;
-        mpq_model_weights(m, l, &a, &n, NULL, NULL);
-        mpq_model_weights(keep, l, &b, NULL, NULL, NULL);
+        mpq_model_get_weights(m, l, &a, &n, NULL, NULL);
+        mpq_model_get_weights(keep, l, &b, NULL, NULL, NULL);
         ck_assert(memcmp(a, b, (size_t)n * sizeof(float)) == 0);
     }
     /* One layer into a caller buffer equals the same layer of the full apply. */
     float buf[180];
     ck_assert_int_eq(mpq_quantizer_apply_layer(q, m, p, 2, buf), MPQ_OK);
-    mpq_quantizer_weights(q, 2, &y, NULL);
+    mpq_quantizer_get_weights(q, 2, &y, NULL);
     ck_assert(memcmp(buf, y, sizeof buf) == 0);
     const float *cb;
-    ck_assert_int_eq(mpq_quantizer_codebook(q, 0, &cb, NULL, NULL), MPQ_ERR_STATE);
+    ck_assert_int_eq(mpq_quantizer_get_codebook(q, 0, &cb, NULL, NULL), MPQ_ERR_STATE);
 
     /* All 16 bits: SQNR of a uniform quantizer grows ~6 dB per bit; 16 bits is far above 4. */
     mpq_policy *hi = NULL, *lo = NULL;
@@ -241,14 +241,14 @@ START_TEST(linear_matches_reference_and_error_report)
     mpq_quant_error ehi, elo;
     ehi.size = elo.size = sizeof ehi;
     ck_assert_int_eq(mpq_quantizer_apply(q, m, hi), MPQ_OK);
-    mpq_quantizer_error(q, m, SIZE_MAX, &ehi);
+    mpq_quantizer_get_error(q, m, SIZE_MAX, &ehi);
     ck_assert_int_eq(mpq_quantizer_apply(q, m, lo), MPQ_OK);
-    mpq_quantizer_error(q, m, SIZE_MAX, &elo);
+    mpq_quantizer_get_error(q, m, SIZE_MAX, &elo);
     ck_assert_msg(ehi.sqnr_db - elo.sqnr_db > 12 * 5.5, "%g vs %g", ehi.sqnr_db, elo.sqnr_db);
     mpq_policy *fl = NULL;
     ck_assert_int_eq(mpq_policy_create_uniform(&fl, m, 32, 32), MPQ_OK);
     ck_assert_int_eq(mpq_quantizer_apply(q, m, fl), MPQ_OK);
-    mpq_quantizer_error(q, m, SIZE_MAX, &ehi);
+    mpq_quantizer_get_error(q, m, SIZE_MAX, &ehi);
     ck_assert(ehi.error_energy == 0.0 && isinf(ehi.sqnr_db) && ehi.sqnr_db > 0);
 
     mpq_policy_destroy(fl);
@@ -279,14 +279,14 @@ START_TEST(minmax_path_equals_fq_kernels)
         const int32_t *zp;
         int64_t n, kn;
         const uint8_t *bits;
-        mpq_model_weights(m, l, &w, &n, NULL, NULL);
-        mpq_policy_weight_bits(p, l, &bits, &kn);
+        mpq_model_get_weights(m, l, &w, &n, NULL, NULL);
+        mpq_policy_get_weight_bits(p, l, &bits, &kn);
         mpq_fq_layout layout = {sizeof layout, 1, (size_t)kn, (size_t)(n / kn)};
         float ref[180], rs[5];
         int32_t rz[5];
         ck_assert_int_eq(mpq_fq_kernels(w, ref, &layout, bits, &cfg, NULL, rs, rz), MPQ_OK);
-        mpq_quantizer_weights(q, l, &y, NULL);
-        mpq_quantizer_scales(q, l, &scale, &zp);
+        mpq_quantizer_get_weights(q, l, &y, NULL);
+        mpq_quantizer_get_scales(q, l, &scale, &zp);
         ck_assert(memcmp(ref, y, (size_t)n * sizeof(float)) == 0);
         ck_assert(memcmp(rs, scale, (size_t)kn * sizeof(float)) == 0);
         ck_assert(memcmp(rz, zp, (size_t)kn * sizeof(int32_t)) == 0);
@@ -311,7 +311,7 @@ START_TEST(result_independent_of_thread_count)
     mpq_rng *rng = NULL;
     ck_assert_int_eq(mpq_rng_create(&rng, 3), MPQ_OK);
     for (size_t l = 0; l < 2; l++) {
-        int64_t n = mpq_model_layer_weight_count(m, l);
+        int64_t n = mpq_model_get_layer_weight_count(m, l);
         float *w = malloc((size_t)n * sizeof *w);
         for (int64_t i = 0; i < n; i++) {
             double v;
@@ -322,7 +322,7 @@ START_TEST(result_independent_of_thread_count)
         free(w);
     }
     int64_t kernels;
-    mpq_model_totals(m, NULL, NULL, &kernels, NULL);
+    mpq_model_get_totals(m, NULL, NULL, &kernels, NULL);
     uint8_t *kb = malloc((size_t)kernels);
     for (int64_t k = 0; k < kernels; k++) {
         uint64_t r;
@@ -342,8 +342,8 @@ START_TEST(result_independent_of_thread_count)
     for (size_t l = 0; l < 2; l++) {
         const float *a, *b;
         int64_t n;
-        mpq_quantizer_weights(q1, l, &a, &n);
-        mpq_quantizer_weights(q2, l, &b, NULL);
+        mpq_quantizer_get_weights(q1, l, &a, &n);
+        mpq_quantizer_get_weights(q2, l, &b, NULL);
         ck_assert(memcmp(a, b, (size_t)n * sizeof *a) == 0);
     }
     mpq_quantizer_destroy(q1);
@@ -365,19 +365,19 @@ START_TEST(calibration_is_selectable)
     mpq_quant_error minmax, mse;
     minmax.size = mse.size = sizeof minmax;
     ck_assert_int_eq(mpq_quantizer_apply(q, m, p), MPQ_OK);
-    mpq_quantizer_error(q, m, SIZE_MAX, &minmax);
+    mpq_quantizer_get_error(q, m, SIZE_MAX, &minmax);
     mpq_quant_param id;
     ck_assert_int_eq(mpq_quantizer_param_find("calib", &id), MPQ_OK);
     ck_assert_int_eq(id, MPQ_QUANT_PARAM_CALIB);
     ck_assert_int_eq(mpq_quantizer_set_param(q, id, MPQ_FQ_CALIB_MSE), MPQ_OK);
     ck_assert_int_eq(mpq_quantizer_apply(q, m, p), MPQ_OK);
-    mpq_quantizer_error(q, m, SIZE_MAX, &mse);
+    mpq_quantizer_get_error(q, m, SIZE_MAX, &mse);
     /* The MSE search includes the min-max clip (t = S), so it cannot do worse; at 3 bits on
      * Gaussian data clipping helps. */
     ck_assert_msg(mse.error_energy < minmax.error_energy, "mse %g minmax %g", mse.error_energy,
                   minmax.error_energy);
     const float *scale;
-    ck_assert_int_eq(mpq_quantizer_scales(q, 0, &scale, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_quantizer_get_scales(q, 0, &scale, NULL), MPQ_OK);
     ck_assert(scale[0] > 0.0f);
 
     /* Parameter plumbing. */
@@ -428,9 +428,9 @@ START_TEST(kmeans_per_kernel_and_per_layer)
         const float *y, *cb;
         int64_t n, stride, count, kn;
         const uint8_t *bits;
-        mpq_policy_weight_bits(p, l, &bits, &kn);
-        mpq_quantizer_weights(q, l, &y, &n);
-        ck_assert_int_eq(mpq_quantizer_codebook(q, l, &cb, &stride, &count), MPQ_OK);
+        mpq_policy_get_weight_bits(p, l, &bits, &kn);
+        mpq_quantizer_get_weights(q, l, &y, &n);
+        ck_assert_int_eq(mpq_quantizer_get_codebook(q, l, &cb, &stride, &count), MPQ_OK);
         ck_assert_int_eq(count, kn);
         int64_t per = n / kn;
         for (int64_t k = 0; k < kn; k++) {
@@ -446,7 +446,7 @@ START_TEST(kmeans_per_kernel_and_per_layer)
     ck_assert_int_eq(mpq_quantizer_apply(q, m, p), MPQ_OK);
     mpq_quant_error e;
     e.size = sizeof e;
-    ck_assert_int_eq(mpq_quantizer_error(q, m, 1, &e), MPQ_OK);
+    ck_assert_int_eq(mpq_quantizer_get_error(q, m, 1, &e), MPQ_OK);
     ck_assert(e.error_energy == 0.0);
 
     /* Deterministic: the same apply twice gives the same bits (Lloyd with its seed). */
@@ -454,10 +454,10 @@ START_TEST(kmeans_per_kernel_and_per_layer)
     float first[180], single[180];
     const float *y;
     ck_assert_int_eq(mpq_quantizer_apply(q, m, p), MPQ_OK);
-    mpq_quantizer_weights(q, 2, &y, NULL);
+    mpq_quantizer_get_weights(q, 2, &y, NULL);
     memcpy(first, y, sizeof first);
     ck_assert_int_eq(mpq_quantizer_apply(q, m, p), MPQ_OK);
-    mpq_quantizer_weights(q, 2, &y, NULL);
+    mpq_quantizer_get_weights(q, 2, &y, NULL);
     ck_assert(memcmp(first, y, sizeof first) == 0);
     ck_assert_int_eq(mpq_quantizer_apply_layer(q, m, p, 2, single), MPQ_OK);
     ck_assert(memcmp(first, single, sizeof first) == 0);
@@ -467,19 +467,19 @@ START_TEST(kmeans_per_kernel_and_per_layer)
                      MPQ_OK);
     ck_assert_int_eq(mpq_quantizer_apply(q, m, p), MPQ_ERR_UNSUPPORTED);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "'conv'"));
-    ck_assert_int_eq(mpq_quantizer_weights(q, 0, &y, NULL), MPQ_ERR_STATE);
+    ck_assert_int_eq(mpq_quantizer_get_weights(q, 0, &y, NULL), MPQ_ERR_STATE);
     mpq_policy *lw = NULL;
     ck_assert_int_eq(mpq_policy_create_uniform(&lw, m, 2, 8), MPQ_OK);
     ck_assert_int_eq(mpq_quantizer_apply(q, m, lw), MPQ_OK);
     const float *cb;
     int64_t stride, count, n;
-    ck_assert_int_eq(mpq_quantizer_codebook(q, 2, &cb, &stride, &count), MPQ_OK);
+    ck_assert_int_eq(mpq_quantizer_get_codebook(q, 2, &cb, &stride, &count), MPQ_OK);
     ck_assert_int_eq(stride, 4);
     ck_assert_int_eq(count, 1);
-    mpq_quantizer_weights(q, 2, &y, &n);
+    mpq_quantizer_get_weights(q, 2, &y, &n);
     for (int64_t i = 0; i < n; i++)
         ck_assert(in_codebook(y[i], cb, 4));
-    ck_assert_int_eq(mpq_quantizer_scales(q, 2, &cb, NULL), MPQ_ERR_STATE);
+    ck_assert_int_eq(mpq_quantizer_get_scales(q, 2, &cb, NULL), MPQ_ERR_STATE);
     mpq_policy_destroy(lw);
     mpq_quantizer_destroy(q);
     mpq_policy_destroy(p);
@@ -510,7 +510,7 @@ START_TEST(mismatches_are_refused)
     ck_assert_int_eq(mpq_quantizer_apply_layer(q, m, p, 3, buf), MPQ_ERR_INVALID_ARGUMENT);
     mpq_quant_error e;
     e.size = sizeof e;
-    ck_assert_int_eq(mpq_quantizer_error(q, m, 0, &e), MPQ_ERR_STATE);
+    ck_assert_int_eq(mpq_quantizer_get_error(q, m, 0, &e), MPQ_ERR_STATE);
     mpq_quantizer *q2 = NULL;
     mpq_model *empty = NULL;
     ck_assert_int_eq(mpq_model_create(&empty, "empty"), MPQ_OK);

@@ -132,13 +132,13 @@ START_TEST(idx_files_load_and_refuse)
     ck_assert_int_eq(mpq_dataset_load_idx(&ds, p[0], p[1], p[2], gz, 5), MPQ_OK);
     int64_t c;
     int32_t ch, h, w, k;
-    ck_assert_int_eq(mpq_dataset_count(ds, MPQ_SPLIT_TRAIN, &c), MPQ_OK);
+    ck_assert_int_eq(mpq_dataset_get_count(ds, MPQ_SPLIT_TRAIN, &c), MPQ_OK);
     ck_assert_int_eq(c, 15);
-    ck_assert_int_eq(mpq_dataset_count(ds, MPQ_SPLIT_VAL, &c), MPQ_OK);
+    ck_assert_int_eq(mpq_dataset_get_count(ds, MPQ_SPLIT_VAL, &c), MPQ_OK);
     ck_assert_int_eq(c, 5);
-    ck_assert_int_eq(mpq_dataset_count(ds, MPQ_SPLIT_TEST, &c), MPQ_OK);
+    ck_assert_int_eq(mpq_dataset_get_count(ds, MPQ_SPLIT_TEST, &c), MPQ_OK);
     ck_assert_int_eq(c, 6);
-    ck_assert_int_eq(mpq_dataset_shape(ds, &ch, &h, &w, &k), MPQ_OK);
+    ck_assert_int_eq(mpq_dataset_get_shape(ds, &ch, &h, &w, &k), MPQ_OK);
     ck_assert_int_eq(ch, 1);
     ck_assert_int_eq(h, 3);
     ck_assert_int_eq(w, 4);
@@ -221,13 +221,13 @@ START_TEST(fashion_mnist_counts)
     ck_assert_int_eq(mpq_dataset_load(&ds, NULL), MPQ_OK);
     int64_t tr, va, te;
     int32_t c, h, w, k;
-    mpq_dataset_count(ds, MPQ_SPLIT_TRAIN, &tr);
-    mpq_dataset_count(ds, MPQ_SPLIT_VAL, &va);
-    mpq_dataset_count(ds, MPQ_SPLIT_TEST, &te);
+    mpq_dataset_get_count(ds, MPQ_SPLIT_TRAIN, &tr);
+    mpq_dataset_get_count(ds, MPQ_SPLIT_VAL, &va);
+    mpq_dataset_get_count(ds, MPQ_SPLIT_TEST, &te);
     ck_assert_int_eq(tr + va, 60000);
     ck_assert_int_eq(va, 5000);
     ck_assert_int_eq(te, 10000);
-    mpq_dataset_shape(ds, &c, &h, &w, &k);
+    mpq_dataset_get_shape(ds, &c, &h, &w, &k);
     ck_assert_int_eq(c, 1);
     ck_assert_int_eq(h, 28);
     ck_assert_int_eq(w, 28);
@@ -319,7 +319,7 @@ static void case_run(layer_case *lc, const mpq_net_layer *d, int N, int C, int H
     int32_t shape[3];
     mpq_net_layer got;
     got.size = sizeof got;
-    ck_assert_int_eq(mpq_net_layer_get(lc->net, 1, &got, shape), MPQ_OK);
+    ck_assert_int_eq(mpq_net_get_layer(lc->net, 1, &got, shape), MPQ_OK);
     lc->OC = shape[0];
     lc->OH = shape[1];
     lc->OW = shape[2];
@@ -838,28 +838,28 @@ START_TEST(fashion_cnn_model_view)
     ck_assert_int_eq(mpq_net_create_named(&net, "fashion-cnn", 1), MPQ_OK);
     mpq_model *m;
     ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
-    ck_assert_str_eq(mpq_model_name(m), "fashion-cnn");
-    ck_assert_uint_eq(mpq_model_layer_count(m), 10);
+    ck_assert_str_eq(mpq_model_get_name(m), "fashion-cnn");
+    ck_assert_uint_eq(mpq_model_get_layer_count(m), 10);
     ck_assert_int_eq(mpq_model_has_weights(m), 1);
     int depthwise = 0, adds = 0;
-    for (size_t i = 0; i < mpq_model_layer_count(m); i++) {
+    for (size_t i = 0; i < mpq_model_get_layer_count(m); i++) {
         mpq_layer_shape s;
         s.size = sizeof s;
-        ck_assert_int_eq(mpq_model_layer_shape(m, i, &s), MPQ_OK);
+        ck_assert_int_eq(mpq_model_get_layer_shape(m, i, &s), MPQ_OK);
         depthwise += s.kind == MPQ_LAYER_CONV && s.groups > 1 && s.groups == s.in_channels;
     }
-    for (size_t i = 0; i < mpq_net_layer_count(net); i++) {
+    for (size_t i = 0; i < mpq_net_get_layer_count(net); i++) {
         mpq_net_layer d;
         d.size = sizeof d;
-        mpq_net_layer_get(net, i, &d, NULL);
+        mpq_net_get_layer(net, i, &d, NULL);
         adds += d.op == MPQ_OP_ADD;
     }
     ck_assert_int_eq(depthwise, 4);
     ck_assert_int_eq(adds, 2);
     int64_t macs, w;
-    ck_assert_int_eq(mpq_model_totals(m, &macs, &w, NULL, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_model_get_totals(m, &macs, &w, NULL, NULL), MPQ_OK);
     int64_t nmacs;
-    ck_assert_int_eq(mpq_net_stats(net, NULL, &nmacs), MPQ_OK);
+    ck_assert_int_eq(mpq_net_get_stats(net, NULL, &nmacs), MPQ_OK);
     ck_assert_int_eq(macs, nmacs);
     /* stem 28*28*32*9 + ... : the sum worked out by hand */
     ck_assert_int_eq(nmacs, 225792 + 56448 + 401408 + 112896 + 802816 + 28224 + 401408 + 56448 +
@@ -892,7 +892,7 @@ START_TEST(bad_layers_refused)
     mpq_net_layer_init(&d, MPQ_OP_ADD);
     d.input2 = 5;
     ck_assert_int_eq(mpq_net_add(net, "a", &d, NULL), MPQ_ERR_INVALID_ARGUMENT);
-    ck_assert_uint_eq(mpq_net_layer_count(net), 1);
+    ck_assert_uint_eq(mpq_net_get_layer_count(net), 1);
     /* output is 4x8x8, not 10 scores: training is refused with a message */
     mpq_dataset *ds = synthetic(20, 0, 0, 1);
     ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_ERR_STATE);
@@ -926,7 +926,7 @@ START_TEST(save_load_roundtrip)
     snprintf(path, sizeof path, "%s/net.mpq", tmpdir);
     ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
     ck_assert_int_eq(mpq_net_load(&back, path, 1), MPQ_OK);
-    ck_assert_str_eq(mpq_net_name(back), "fashion-tiny");
+    ck_assert_str_eq(mpq_net_get_name(back), "fashion-tiny");
     mpq_net_set_param(back, MPQ_NET_BATCH_SIZE, 8);
     float x[3 * 784], la[30], lb[30];
     uint32_t s = 3;
@@ -977,7 +977,7 @@ static void edit_header(const char *path, const char *from, const char *to)
 {
     mpq_container *c;
     ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
-    const char *h = mpq_container_header(c);
+    const char *h = mpq_container_get_header(c);
     const char *at = strstr(h, from);
     ck_assert_msg(at != NULL, "'%s' not in the header", from);
     size_t n = strlen(h) - strlen(from) + strlen(to) + 1;
@@ -1131,7 +1131,7 @@ START_TEST(net_save_refuses_non_finite)
     ck_assert_int_ne(access(path, F_OK), 0);
     ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
     ck_assert_int_eq(mpq_net_load(&back, path, 1), MPQ_OK);
-    ck_assert_uint_eq(mpq_net_layer_count(back), mpq_net_layer_count(net));
+    ck_assert_uint_eq(mpq_net_get_layer_count(back), mpq_net_get_layer_count(net));
     ck_assert(back->layers[0].act_hi == 1.0f);
     mpq_net_destroy(back);
     mpq_net_destroy(net);
@@ -1221,11 +1221,11 @@ START_TEST(net_load_refuses_negative_variance)
     mpq_container *c, *e;
     ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
     ck_assert_int_eq(mpq_container_create(&e), MPQ_OK);
-    ck_assert_int_eq(mpq_container_set_header(e, mpq_container_header(c)), MPQ_OK);
-    for (size_t i = 0; i < mpq_container_count(c); i++) {
+    ck_assert_int_eq(mpq_container_set_header(e, mpq_container_get_header(c)), MPQ_OK);
+    for (size_t i = 0; i < mpq_container_get_count(c); i++) {
         mpq_tensor_info ti;
         ti.size = sizeof ti;
-        ck_assert_int_eq(mpq_container_at(c, i, &ti), MPQ_OK);
+        ck_assert_int_eq(mpq_container_get_entry(c, i, &ti), MPQ_OK);
         float v[16];
         const float *data = ti.data;
         if (strcmp(ti.name, "stem.bn.var") == 0) {
@@ -1337,9 +1337,9 @@ START_TEST(evaluator_uniform8_matches_float)
     mpq_evaluator *ev = tiny_evaluator(&ds);
     if (vg)
         ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_BATCH_SIZE, 16), MPQ_OK);
-    const mpq_model *m = mpq_evaluator_model(ev);
+    const mpq_model *m = mpq_evaluator_get_model(ev);
     ck_assert_ptr_nonnull(m);
-    ck_assert_uint_eq(mpq_model_layer_count(m), 5);
+    ck_assert_uint_eq(mpq_model_get_layer_count(m), 5);
     double fp, q8, q8b, q2;
     ck_assert_int_eq(mpq_evaluator_evaluate(ev, NULL, &fp), MPQ_OK);
     if (!vg)
@@ -1354,7 +1354,7 @@ START_TEST(evaluator_uniform8_matches_float)
     ck_assert_int_eq(mpq_evaluator_evaluate(ev, p8, &q8b), MPQ_OK);
     ck_assert_double_eq(q8, q8b);
     int64_t hits, misses;
-    ck_assert_int_eq(mpq_evaluator_cache_stats(ev, &hits, &misses), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_get_cache_stats(ev, &hits, &misses), MPQ_OK);
     ck_assert_int_eq(hits, 1);
     ck_assert_int_eq(misses, 2);
     /* 2 bits everywhere hurts, and a short STE fine-tune must not touch the trained weights */
@@ -1499,10 +1499,10 @@ static mpq_policy *mixed_policy(const mpq_model *m)
 {
     mpq_policy *pol;
     ck_assert_int_eq(mpq_policy_create_uniform(&pol, m, 8, 8), MPQ_OK);
-    for (size_t j = 0; j < mpq_model_layer_count(m); j++) {
+    for (size_t j = 0; j < mpq_model_get_layer_count(m); j++) {
         const uint8_t *bits;
         int64_t nk;
-        ck_assert_int_eq(mpq_policy_weight_bits(pol, j, &bits, &nk), MPQ_OK);
+        ck_assert_int_eq(mpq_policy_get_weight_bits(pol, j, &bits, &nk), MPQ_OK);
         for (int64_t k = 0; k < nk; k++)
             ck_assert_int_eq(mpq_policy_set_kernel_bits(pol, j, k, 4 + (int)((j + (size_t)k) % 5)),
                              MPQ_OK);
@@ -1669,7 +1669,7 @@ START_TEST(int8_agrees_with_fake_quant)
         ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_BATCH_SIZE, 16), MPQ_OK);
     int64_t limit = vg ? 32 : 1000;
     ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_LIMIT, (double)limit), MPQ_OK);
-    const mpq_model *m = mpq_evaluator_model(ev);
+    const mpq_model *m = mpq_evaluator_get_model(ev);
     mpq_policy *pols[2] = {NULL, mixed_policy(m)};
     ck_assert_int_eq(mpq_policy_create_uniform(&pols[0], m, 8, 8), MPQ_OK);
     for (int k = 0; k < 2; k++) {
@@ -1714,7 +1714,7 @@ START_TEST(fashion_cnn_reaches_target)
     mpq_evaluator *ev;
     ck_assert_int_eq(mpq_evaluator_create(&ev, net, ds, 1), MPQ_OK);
     mpq_policy *p8;
-    ck_assert_int_eq(mpq_policy_create_uniform(&p8, mpq_evaluator_model(ev), 8, 8), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_create_uniform(&p8, mpq_evaluator_get_model(ev), 8, 8), MPQ_OK);
     double fp, q8;
     ck_assert_int_eq(mpq_evaluator_evaluate(ev, NULL, &fp), MPQ_OK);
     ck_assert_int_eq(mpq_evaluator_evaluate(ev, p8, &q8), MPQ_OK);
@@ -1831,7 +1831,7 @@ START_TEST(evaluator_threads_param)
     ck_assert_int_eq(id, MPQ_EVAL_THREADS);
     ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, 2), MPQ_OK);
     mpq_policy *pol;
-    ck_assert_int_eq(mpq_policy_create_uniform(&pol, mpq_evaluator_model(ev), 4, 4), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_create_uniform(&pol, mpq_evaluator_get_model(ev), 4, 4), MPQ_OK);
     double a1, a2;
     ck_assert_int_eq(mpq_evaluator_evaluate(ev, pol, &a1), MPQ_OK);
     ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_THREADS, 2), MPQ_OK);

@@ -62,7 +62,7 @@ static mpq_model *make_model(void)
             ck_assert_int_eq(mpq_layer_shape_fc(&sh, 256, 10), MPQ_OK);
         snprintf(name, sizeof name, "l%zu", i);
         ck_assert_int_eq(mpq_model_add_layer(m, name, &sh), MPQ_OK);
-        int64_t wc = mpq_model_layer_weight_count(m, i), M = mpq_model_layer_kernel_count(m, i);
+        int64_t wc = mpq_model_get_layer_weight_count(m, i), M = mpq_model_get_layer_kernel_count(m, i);
         float *w = malloc((size_t)wc * sizeof *w);
         for (int64_t k = 0; k < M; k++) {
             double u;
@@ -104,14 +104,14 @@ static void closed_form_init(closed_form *cf, const mpq_model *m)
     cf->model = m;
     cf->fail_at = -1;
     int64_t K = 0;
-    for (size_t l = 0; l < mpq_model_layer_count(m); l++)
-        K += mpq_model_layer_kernel_count(m, l);
+    for (size_t l = 0; l < mpq_model_get_layer_count(m); l++)
+        K += mpq_model_get_layer_kernel_count(m, l);
     cf->c = calloc((size_t)K, sizeof *cf->c);
     int64_t off = 0;
-    for (size_t l = 0; l < mpq_model_layer_count(m); l++) {
+    for (size_t l = 0; l < mpq_model_get_layer_count(m); l++) {
         const float *w, *b;
-        int64_t wc, bc, M = mpq_model_layer_kernel_count(m, l);
-        mpq_model_weights(m, l, &w, &wc, &b, &bc);
+        int64_t wc, bc, M = mpq_model_get_layer_kernel_count(m, l);
+        mpq_model_get_weights(m, l, &w, &wc, &b, &bc);
         double mean = 0.0;
         for (int64_t k = 0; k < M; k++) {
             double sq = 0.0;
@@ -130,12 +130,12 @@ static double closed_form_accuracy(const closed_form *cf, const mpq_policy *p)
 {
     double acc = 0.9;
     int64_t off = 0;
-    for (size_t l = 0; l < mpq_policy_layer_count(p); l++) {
+    for (size_t l = 0; l < mpq_policy_get_layer_count(p); l++) {
         const uint8_t *bits;
         int64_t M;
         int a;
-        mpq_policy_weight_bits(p, l, &bits, &M);
-        mpq_policy_act_bits(p, l, &a);
+        mpq_policy_get_weight_bits(p, l, &bits, &M);
+        mpq_policy_get_act_bits(p, l, &a);
         double wl = 0.0;
         for (int64_t k = 0; k < M; k++)
             wl += cf->c[off + k] * pow(4.0, -(double)(bits[k] - 1));
@@ -188,7 +188,7 @@ static mpq_search *make_search(fixture *f, mpq_search_method method, int episode
     /* Small networks keep the unit suite fast; the method is unchanged. */
     ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_HIDDEN, 64), MPQ_OK);
     ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BATCH, 32), MPQ_OK);
-    ck_assert_int_eq(mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, budget), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, budget), MPQ_OK);
     return s;
 }
 
@@ -240,16 +240,16 @@ START_TEST(names_and_budget_specs)
     mpq_search_resource r;
     double f;
     ck_assert_int_eq(mpq_search_parse_budget("energy:0.25", &r, &f), MPQ_OK);
-    ck_assert_int_eq(r, MPQ_RESOURCE_ENERGY);
+    ck_assert_int_eq(r, MPQ_SEARCH_RESOURCE_ENERGY);
     ck_assert_double_eq(f, 0.25);
-    r = MPQ_RESOURCE_SIZE;
+    r = MPQ_SEARCH_RESOURCE_SIZE;
     ck_assert_int_eq(mpq_search_parse_budget("latency:0", &r, &f), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_search_parse_budget("latency:1", &r, &f), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_search_parse_budget("latency:-0.5", &r, &f), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_search_parse_budget("latency:abc", &r, &f), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_search_parse_budget("0.5", &r, &f), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_search_parse_budget("power:0.5", &r, &f), MPQ_ERR_NOT_FOUND);
-    ck_assert_int_eq(r, MPQ_RESOURCE_SIZE); /* outputs untouched on failure */
+    ck_assert_int_eq(r, MPQ_SEARCH_RESOURCE_SIZE); /* outputs untouched on failure */
 }
 END_TEST
 
@@ -282,8 +282,8 @@ START_TEST(parameters_cite_and_bound)
                      MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_null(s);
     s = make_search(&f, MPQ_SEARCH_HAQ, 5, 0.5);
-    ck_assert_int_eq(mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, 0.0), MPQ_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, 1.0), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, 0.0), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, 1.0), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_search_set_param_by_name(s, "budget", 1.5), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_search_set_param_by_name(s, "w_max_bits", 8.5), MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(mpq_search_set_param_by_name(s, "nonsense", 1), MPQ_ERR_NOT_FOUND);
@@ -372,7 +372,7 @@ START_TEST(wall_always_ends_within_budget)
         for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
             mpq_search *s = make_search(&f, MPQ_SEARCH_RANDOM, 1, budgets[b]);
             ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, rule), MPQ_OK);
-            ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, MPQ_FILL_NONE),
+            ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, MPQ_SEARCH_FILL_NONE),
                              MPQ_OK);
             mpq_status st = mpq_search_prepare(s);
             if (budgets[b] < s->min_fraction) {
@@ -381,7 +381,7 @@ START_TEST(wall_always_ends_within_budget)
                 continue;
             }
             ck_assert_int_eq(st, MPQ_OK);
-            double target = budgets[b] * s->ref_res[MPQ_RESOURCE_LATENCY];
+            double target = budgets[b] * s->ref_res[MPQ_SEARCH_RESOURCE_LATENCY];
             for (int trial = 0; trial < (under_valgrind() ? 3 : 20); trial++) {
                 for (int64_t k = 0; k < s->kernels; k++) {
                     uint64_t u;
@@ -450,14 +450,14 @@ START_TEST(budget_fill_uses_the_budget)
     fixture_init(&f);
     mpq_rng *rng = NULL;
     ck_assert_int_eq(mpq_rng_create(&rng, 5), MPQ_OK);
-    for (int mode = MPQ_FILL_PROPOSAL; mode <= MPQ_FILL_MAX; mode++) {
+    for (int mode = MPQ_SEARCH_FILL_PROPOSAL; mode <= MPQ_SEARCH_FILL_MAX; mode++) {
         mpq_search *s = make_search(&f, MPQ_SEARCH_RANDOM, 1, 0.5);
         ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE),
                          MPQ_OK);
         ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, mode), MPQ_OK);
         ck_assert_int_eq(mpq_search_prepare(s), MPQ_OK);
         ck_assert_int_le(s->kernels, 4096);
-        double target = 0.5 * s->ref_res[MPQ_RESOURCE_LATENCY];
+        double target = 0.5 * s->ref_res[MPQ_SEARCH_RESOURCE_LATENCY];
         for (int trial = 0; trial < (under_valgrind() ? 3 : 20); trial++) {
             for (int64_t k = 0; k < s->kernels; k++) {
                 uint64_t u;
@@ -475,7 +475,7 @@ START_TEST(budget_fill_uses_the_budget)
             mpq_hw_cost c0, c1;
             wall_with_costs(s, &c0, &c1);
             ck_assert(c1.latency_s <= target);
-            if (mode == MPQ_FILL_PROPOSAL) {
+            if (mode == MPQ_SEARCH_FILL_PROPOSAL) {
                 /* only what the wall took is given back: never above the proposal, and a
                  * proposal within the budget stays as it is */
                 for (int64_t k = 0; k < s->kernels; k++)
@@ -500,11 +500,11 @@ START_TEST(budget_fill_uses_the_budget)
     for (int mode = 0; mode < 2; mode++) {
         mpq_search *s = make_search(&f, MPQ_SEARCH_RANDOM, 30, 0.5);
         ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL,
-                                              mode ? MPQ_FILL_MAX : MPQ_FILL_NONE), MPQ_OK);
+                                              mode ? MPQ_SEARCH_FILL_MAX : MPQ_SEARCH_FILL_NONE), MPQ_OK);
         ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
         mpq_search_record r = {.size = sizeof r};
         const mpq_policy *p;
-        ck_assert_int_eq(mpq_search_best(s, &p, &r), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_best(s, &p, &r), MPQ_OK);
         ck_assert(r.latency_ratio <= 0.5);
         best[mode] = r.accuracy;
         mpq_search_destroy(s);
@@ -529,7 +529,7 @@ START_TEST(wall_follows_haq_order)
     mpq_hw_cost c;
     s->abits[NL - 2] = 7;
     ck_assert_int_eq(search_policy_cost(s, s->kbits, s->abits, &c), MPQ_OK);
-    double one_step = c.latency_s / s->ref_res[MPQ_RESOURCE_LATENCY];
+    double one_step = c.latency_s / s->ref_res[MPQ_SEARCH_RESOURCE_LATENCY];
     mpq_search_destroy(s);
     ck_assert(one_step < 1.0);
     s = make_search(&f, MPQ_SEARCH_RANDOM, 1, (one_step + 1.0) / 2.0);
@@ -570,7 +570,7 @@ START_TEST(impossible_budget_refused_with_minimum)
     snprintf(expect, sizeof expect, "minimum reachable %.4g", minimum);
     ck_assert_msg(strstr(mpq_last_error(), expect), "message '%s' lacks '%s'", mpq_last_error(),
                   expect);
-    ck_assert_int_eq(mpq_search_history_count(s), 0);
+    ck_assert_int_eq(mpq_search_get_history_count(s), 0);
     ck_assert_int_eq(f.cf.calls, 0); /* refused before any evaluation */
     mpq_search_destroy(s);
     /* just above the minimum the run works and every episode fits */
@@ -578,7 +578,7 @@ START_TEST(impossible_budget_refused_with_minimum)
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     for (int64_t i = 0; i < 3; i++) {
         mpq_search_record r = {.size = sizeof r};
-        ck_assert_int_eq(mpq_search_history_get(s, i, &r), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_record(s, i, &r), MPQ_OK);
         ck_assert_int_eq(r.feasible, 1);
         ck_assert(r.latency_ratio <= minimum * 1.01);
     }
@@ -609,24 +609,24 @@ static void assert_same_text(const char *x, const char *y)
 
 static void assert_same_run(const mpq_search *a, const mpq_search *b)
 {
-    ck_assert_int_eq(mpq_search_history_count(a), mpq_search_history_count(b));
+    ck_assert_int_eq(mpq_search_get_history_count(a), mpq_search_get_history_count(b));
     char *ha = history_text(a), *hb = history_text(b);
     assert_same_text(ha, hb);
     free(ha);
     free(hb);
     const mpq_policy *pa, *pb;
-    ck_assert_int_eq(mpq_search_best(a, &pa, NULL), MPQ_OK);
-    ck_assert_int_eq(mpq_search_best(b, &pb, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(a, &pa, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(b, &pb, NULL), MPQ_OK);
     ck_assert(mpq_policy_equal(pa, pb));
     /* the kept best policies too (through a checkpoint as well): ranked by reward, distinct,
      * rank 0 the best */
-    ck_assert_int_eq(mpq_search_top_count(a), mpq_search_top_count(b));
-    ck_assert_int_ge(mpq_search_top_count(a), 1);
+    ck_assert_int_eq(mpq_search_get_top_count(a), mpq_search_get_top_count(b));
+    ck_assert_int_ge(mpq_search_get_top_count(a), 1);
     double prev = INFINITY;
-    for (int64_t i = 0; i < mpq_search_top_count(a); i++) {
+    for (int64_t i = 0; i < mpq_search_get_top_count(a); i++) {
         mpq_search_record ra = {.size = sizeof ra}, rb = {.size = sizeof rb};
-        ck_assert_int_eq(mpq_search_top(a, i, &pa, &ra), MPQ_OK);
-        ck_assert_int_eq(mpq_search_top(b, i, &pb, &rb), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_top(a, i, &pa, &ra), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_top(b, i, &pb, &rb), MPQ_OK);
         ck_assert(mpq_policy_equal(pa, pb));
         ck_assert_int_eq(ra.episode, rb.episode);
         ck_assert(ra.feasible && ra.reward <= prev);
@@ -635,14 +635,14 @@ static void assert_same_run(const mpq_search *a, const mpq_search *b)
         for (int64_t j = 0; j < i; j++) {
             const mpq_policy *q;
             mpq_search_record rq = {.size = sizeof rq};
-            ck_assert_int_eq(mpq_search_top(a, j, &q, &rq), MPQ_OK);
+            ck_assert_int_eq(mpq_search_get_top(a, j, &q, &rq), MPQ_OK);
             ck_assert(rq.policy_hash != ra.policy_hash);
         }
     }
-    ck_assert_int_eq(mpq_search_best(a, &pb, NULL), MPQ_OK);
-    ck_assert_int_eq(mpq_search_top(a, 0, &pa, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(a, &pb, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_top(a, 0, &pa, NULL), MPQ_OK);
     ck_assert(mpq_policy_equal(pa, pb));
-    ck_assert_int_eq(mpq_search_top(a, mpq_search_top_count(a), &pa, NULL),
+    ck_assert_int_eq(mpq_search_get_top(a, mpq_search_get_top_count(a), &pa, NULL),
                      MPQ_ERR_INVALID_ARGUMENT);
 }
 
@@ -654,7 +654,7 @@ static void same_seed_same_run(mpq_search_method method, int episodes)
     mpq_search *b = make_search(&f, method, episodes, 0.5);
     ck_assert_msg(mpq_search_run(a) == MPQ_OK, "%s", mpq_last_error());
     ck_assert_int_eq(mpq_search_run(b), MPQ_OK);
-    ck_assert_int_eq(mpq_search_history_count(a), mpq_search_history_count(b));
+    ck_assert_int_eq(mpq_search_get_history_count(a), mpq_search_get_history_count(b));
     assert_same_run(a, b);
     /* a different seed gives a different history */
     mpq_search *c = make_search(&f, method, episodes, 0.5);
@@ -723,7 +723,7 @@ static void resume_equals_uninterrupted(mpq_search_method method, int episodes, 
     ck_assert_int_eq(mpq_search_set_progress(killed, stop_progress, &stop), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(killed), MPQ_ERR_CANCELLED);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "cancelled by the progress callback"));
-    ck_assert_int_eq(mpq_search_history_count(killed), stop_after);
+    ck_assert_int_eq(mpq_search_get_history_count(killed), stop_after);
     mpq_search_destroy(killed);
 
     /* A fresh process: new handle, different parameters that the checkpoint overrides. */
@@ -732,9 +732,9 @@ static void resume_equals_uninterrupted(mpq_search_method method, int episodes, 
                      MPQ_OK);
     ck_assert_int_eq(mpq_search_set_param(resumed, MPQ_SEARCH_SEED, 12345), MPQ_OK);
     ck_assert_int_eq(mpq_search_resume(resumed, path), MPQ_OK);
-    ck_assert_int_eq(mpq_search_history_count(resumed), stop_after);
+    ck_assert_int_eq(mpq_search_get_history_count(resumed), stop_after);
     ck_assert_int_eq(mpq_search_run(resumed), MPQ_OK);
-    ck_assert_int_eq(mpq_search_history_count(resumed), mpq_search_history_count(full));
+    ck_assert_int_eq(mpq_search_get_history_count(resumed), mpq_search_get_history_count(full));
     assert_same_run(full, resumed);
     mpq_search_destroy(resumed);
     mpq_search_destroy(full);
@@ -778,7 +778,7 @@ START_TEST(checkpoint_refuses_other_search_and_damage)
     ck_assert_int_eq(mpq_search_resume(s, path), MPQ_ERR_MISMATCH);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "method 'haq'"));
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK); /* a failed resume leaves a usable search */
-    ck_assert_int_eq(mpq_search_history_count(s), 2);
+    ck_assert_int_eq(mpq_search_get_history_count(s), 2);
     mpq_search_destroy(s);
 
     mpq_model *other = NULL;
@@ -818,10 +818,10 @@ static mpq_container *checkpoint_without(const char *path, const char *drop,
     mpq_container *src = NULL, *out = NULL;
     ck_assert_int_eq(mpq_container_load(&src, path), MPQ_OK);
     ck_assert_int_eq(mpq_container_create(&out), MPQ_OK);
-    ck_assert_int_eq(mpq_container_set_header(out, mpq_container_header(src)), MPQ_OK);
-    for (size_t i = 0; i < mpq_container_count(src); i++) {
+    ck_assert_int_eq(mpq_container_set_header(out, mpq_container_get_header(src)), MPQ_OK);
+    for (size_t i = 0; i < mpq_container_get_count(src); i++) {
         mpq_tensor_info ti = {.size = sizeof ti};
-        ck_assert_int_eq(mpq_container_at(src, i, &ti), MPQ_OK);
+        ck_assert_int_eq(mpq_container_get_entry(src, i, &ti), MPQ_OK);
         if ((drop && strcmp(ti.name, drop) == 0) ||
             (drop_prefix && strncmp(ti.name, drop_prefix, strlen(drop_prefix)) == 0))
             continue;
@@ -906,9 +906,9 @@ static void assert_resume_refused_alloc(fixture *f, mpq_search_method method, co
     ck_assert_msg(st == status, "resume gave %s (%s), expected %s", mpq_status_string(st),
                   mpq_last_error(), mpq_status_string(status));
     ck_assert_msg(strstr(mpq_last_error(), text), "'%s' lacks '%s'", mpq_last_error(), text);
-    ck_assert_int_eq(mpq_search_history_count(s), 0);
+    ck_assert_int_eq(mpq_search_get_history_count(s), 0);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
-    ck_assert_int_eq(mpq_search_history_count(s), 1);
+    ck_assert_int_eq(mpq_search_get_history_count(s), 1);
     mpq_search_destroy(s);
 }
 
@@ -961,7 +961,7 @@ START_TEST(resume_refuses_agents_of_other_widths)
     ck_assert_int_eq(mpq_search_resume(s, good), MPQ_OK);
     ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, 3), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
-    ck_assert_int_eq(mpq_search_history_count(s), 3);
+    ck_assert_int_eq(mpq_search_get_history_count(s), 3);
     mpq_search_destroy(s);
     fixture_free(&f);
     remove_tmpdir();
@@ -1179,16 +1179,16 @@ START_TEST(failing_evaluator_stops_and_keeps_history)
             ck_assert_ptr_nonnull(strstr(mpq_last_error(), "MPQ_ERR_IO: dataset vanished"));
         }
         /* random draws may repeat a policy (answered by the cache), so count evaluations */
-        int64_t n = mpq_search_history_count(s), evaluated = 0;
+        int64_t n = mpq_search_get_history_count(s), evaluated = 0;
         for (int64_t i = 0; i < n; i++) {
             mpq_search_record r = {.size = sizeof r};
-            ck_assert_int_eq(mpq_search_history_get(s, i, &r), MPQ_OK);
+            ck_assert_int_eq(mpq_search_get_record(s, i, &r), MPQ_OK);
             evaluated += !r.cached;
         }
         ck_assert_int_eq(evaluated, 5);
         ck_assert_int_lt(n, 20);
         const mpq_policy *best;
-        ck_assert_int_eq(mpq_search_best(s, &best, NULL), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_best(s, &best, NULL), MPQ_OK);
         mpq_search_destroy(s);
     }
     fixture_free(&f);
@@ -1204,11 +1204,11 @@ START_TEST(uniform_enumerates_and_cache_answers_repeats)
     mpq_search *s = make_search(&f, MPQ_SEARCH_UNIFORM, 1000, 0.5);
     ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
-    ck_assert_int_eq(mpq_search_history_count(s), 49);
-    ck_assert(mpq_search_finished(s));
+    ck_assert_int_eq(mpq_search_get_history_count(s), 49);
+    ck_assert(mpq_search_is_finished(s));
     /* the first pair is w8/a8 = the reference: answered from the cache, ratio exactly 1 */
     mpq_search_record r = {.size = sizeof r};
-    ck_assert_int_eq(mpq_search_history_get(s, 0, &r), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_record(s, 0, &r), MPQ_OK);
     ck_assert_int_eq(r.cached, 1);
     ck_assert_double_eq(r.latency_ratio, 1.0);
     ck_assert_double_eq(r.reward, 0.0);
@@ -1216,22 +1216,22 @@ START_TEST(uniform_enumerates_and_cache_answers_repeats)
     /* the best is the most accurate pair within the budget */
     double best_acc = -1;
     for (int64_t i = 0; i < 49; i++) {
-        ck_assert_int_eq(mpq_search_history_get(s, i, &r), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_record(s, i, &r), MPQ_OK);
         if (r.feasible && r.accuracy > best_acc)
             best_acc = r.accuracy;
     }
-    ck_assert_int_eq(mpq_search_best(s, &(const mpq_policy *){NULL}, &r), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(s, &(const mpq_policy *){NULL}, &r), MPQ_OK);
     ck_assert_double_eq(r.accuracy, best_acc);
-    ck_assert_double_eq_tol(r.reward, 0.1 * 100 * (best_acc - mpq_search_reference_accuracy(s)),
+    ck_assert_double_eq_tol(r.reward, 0.1 * 100 * (best_acc - mpq_search_get_reference_accuracy(s)),
                             1e-12);
     /* Pareto front: increasing cost, strictly increasing accuracy */
     int64_t *idx = NULL, n = 0;
-    ck_assert_int_eq(mpq_search_pareto(s, MPQ_RESOURCE_LATENCY, &idx, &n), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_pareto(s, MPQ_SEARCH_RESOURCE_LATENCY, &idx, &n), MPQ_OK);
     ck_assert_int_ge(n, 3);
     for (int64_t i = 1; i < n; i++) {
         mpq_search_record a = {.size = sizeof a}, b = {.size = sizeof b};
-        mpq_search_history_get(s, idx[i - 1], &a);
-        mpq_search_history_get(s, idx[i], &b);
+        mpq_search_get_record(s, idx[i - 1], &a);
+        mpq_search_get_record(s, idx[i], &b);
         ck_assert(a.latency_s <= b.latency_s && a.accuracy < b.accuracy);
     }
     mpq_free(idx);
@@ -1251,10 +1251,10 @@ START_TEST(greedy_ends_within_budget)
     fixture_init(&f);
     mpq_search *s = make_search(&f, MPQ_SEARCH_GREEDY, 100000, 0.5);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
-    ck_assert(mpq_search_finished(s));
+    ck_assert(mpq_search_is_finished(s));
     mpq_search_record r = {.size = sizeof r};
     const mpq_policy *best;
-    ck_assert_int_eq(mpq_search_best(s, &best, &r), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(s, &best, &r), MPQ_OK);
     ck_assert_int_eq(r.feasible, 1);
     ck_assert(r.latency_ratio <= 0.5);
     ck_assert_int_eq(r.bits_lowered, 0); /* greedy reached the budget by itself */
@@ -1264,7 +1264,7 @@ START_TEST(greedy_ends_within_budget)
     ck_assert_int_eq(mpq_search_set_param(u, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(u), MPQ_OK);
     mpq_search_record ru = {.size = sizeof ru};
-    ck_assert_int_eq(mpq_search_best(u, &best, &ru), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(u, &best, &ru), MPQ_OK);
     ck_assert_msg(r.accuracy > ru.accuracy + 0.005, "greedy %g vs uniform %g", r.accuracy,
                   ru.accuracy);
     mpq_search_destroy(u);
@@ -1274,8 +1274,8 @@ START_TEST(greedy_ends_within_budget)
     ck_assert_int_eq(mpq_search_set_param(x, MPQ_SEARCH_GREEDY_LAZY, 0), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(x), MPQ_OK);
     mpq_search_record rx = {.size = sizeof rx};
-    ck_assert_int_eq(mpq_search_best(x, &best, &rx), MPQ_OK);
-    int64_t nl = mpq_search_history_count(s), nx = mpq_search_history_count(x);
+    ck_assert_int_eq(mpq_search_get_best(x, &best, &rx), MPQ_OK);
+    int64_t nl = mpq_search_get_history_count(s), nx = mpq_search_get_history_count(x);
     /* measured: lazy 95 evaluations, full 421, both 0.889899 at latency 0.4991 */
     ck_assert_msg(nl * 3 < nx, "lazy %lld evaluations vs full %lld", (long long)nl,
                   (long long)nx);
@@ -1287,7 +1287,7 @@ START_TEST(greedy_ends_within_budget)
         mpq_search *c = make_search(&f, MPQ_SEARCH_GREEDY, 120, 0.5);
         ck_assert_int_eq(mpq_search_set_param(c, MPQ_SEARCH_GREEDY_LAZY, lazy), MPQ_OK);
         ck_assert_int_eq(mpq_search_run(c), MPQ_OK);
-        ck_assert_int_eq(mpq_search_best(c, &best, &rx), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_best(c, &best, &rx), MPQ_OK);
         ck_assert(rx.latency_ratio <= 0.5);
         if (lazy)
             ck_assert_int_eq(rx.bits_lowered, 0);
@@ -1298,7 +1298,7 @@ START_TEST(greedy_ends_within_budget)
     /* an episode cap that stops greedy early still ends with a feasible (walled) policy */
     mpq_search *g = make_search(&f, MPQ_SEARCH_GREEDY, 4, 0.5);
     ck_assert_int_eq(mpq_search_run(g), MPQ_OK);
-    ck_assert_int_eq(mpq_search_best(g, &best, &r), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(g, &best, &r), MPQ_OK);
     ck_assert(r.latency_ratio <= 0.5 && r.bits_lowered > 0);
     mpq_search_destroy(g);
     mpq_search_destroy(s);
@@ -1314,9 +1314,9 @@ START_TEST(time_limit_stops_cleanly)
     ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_TIME_LIMIT, 0.2), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(s), MPQ_ERR_CANCELLED);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "wall-clock budget of 0.2 s"));
-    ck_assert_int_gt(mpq_search_history_count(s), 0);
+    ck_assert_int_gt(mpq_search_get_history_count(s), 0);
     const mpq_policy *best;
-    ck_assert_int_eq(mpq_search_best(s, &best, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(s, &best, NULL), MPQ_OK);
     mpq_search_destroy(s);
     fixture_free(&f);
 }
@@ -1332,7 +1332,7 @@ START_TEST(accuracy_objective_uses_psi_reward)
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     for (int64_t i = 0; i < 5; i++) {
         mpq_search_record r = {.size = sizeof r};
-        ck_assert_int_eq(mpq_search_history_get(s, i, &r), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_record(s, i, &r), MPQ_OK);
         ck_assert_int_eq(r.feasible, 1);
         ck_assert_int_eq(r.bits_lowered, 0);
         double R = 2.0 * log(r.accuracy) - 0.5 * log(r.latency_ratio) - 0.5 * log(r.energy_ratio);
@@ -1354,19 +1354,19 @@ static void run_quality(fixture *f, mpq_search_method method, int episodes, uint
     ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_SEED, (double)seed), MPQ_OK);
     /* Learning against random, without the fill: on this closed form the fill's 4^-b gain is
      * nearly the evaluator itself and lifts random policies as much as learned ones. */
-    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, MPQ_FILL_NONE), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, MPQ_SEARCH_FILL_NONE), MPQ_OK);
     /* AutoQ holds its noise for 100 of 400 episodes; scaled to this 200-episode run */
     if (method == MPQ_SEARCH_AUTOQ)
         ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_NOISE_HOLD, 20), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     mpq_search_record r = {.size = sizeof r};
     const mpq_policy *p;
-    ck_assert_int_eq(mpq_search_best(s, &p, &r), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_best(s, &p, &r), MPQ_OK);
     ck_assert(r.latency_ratio <= 0.4);
     *best = r.accuracy;
     *recent = 0.0;
     for (int64_t i = episodes - 20; i < episodes; i++) {
-        ck_assert_int_eq(mpq_search_history_get(s, i, &r), MPQ_OK);
+        ck_assert_int_eq(mpq_search_get_record(s, i, &r), MPQ_OK);
         ck_assert_int_eq(r.feasible, 1);
         *recent += r.accuracy / 20.0;
     }

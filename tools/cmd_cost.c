@@ -62,7 +62,7 @@ static void bits_text(const uint8_t *b, int64_t n, char *buf, size_t len)
 
 static int list_params(const mpq_hw *hw)
 {
-    printf("Parameters of %s:\n", mpq_hw_name(hw));
+    printf("Parameters of %s:\n", mpq_hw_get_name(hw));
     for (int id = 0; id < MPQ_HW_PARAM_COUNT; id++) {
         mpq_param_info info = {.size = sizeof info};
         if (mpq_hw_param_info(hw, (mpq_hw_param)id, &info) != MPQ_OK)
@@ -161,10 +161,10 @@ int cmd_cost(int argc, char **argv)
         goto done;
     }
     mpq_hw_cost t = {.size = sizeof t}, ref = {.size = sizeof ref}, q = {.size = sizeof q};
-    mpq_hw_result_total(r, &t);
-    mpq_hw_result_reference_total(r, &ref);
-    mpq_hw_result_ratio(r, &q);
-    const size_t n = mpq_hw_result_layer_count(r);
+    mpq_hw_result_get_total(r, &t);
+    mpq_hw_result_get_reference_total(r, &ref);
+    mpq_hw_result_get_ratio(r, &q);
+    const size_t n = mpq_hw_result_get_layer_count(r);
     if (csv)
         printf("layer,name,shape,weight_bits,act_bits,latency_s,energy_j,size_bytes,share,"
                "latency_ratio_8bit\n");
@@ -177,22 +177,22 @@ int cmd_cost(int argc, char **argv)
         const uint8_t *b = NULL;
         int64_t nk = 0;
         int a = 0;
-        mpq_model_layer_shape(m, i, &s);
-        mpq_hw_result_layer(r, i, &lc);
-        mpq_hw_result_reference_layer(r, i, &lr);
-        mpq_policy_weight_bits(p, i, &b, &nk);
-        mpq_policy_act_bits(p, i, &a);
+        mpq_model_get_layer_shape(m, i, &s);
+        mpq_hw_result_get_layer(r, i, &lc);
+        mpq_hw_result_get_reference_layer(r, i, &lr);
+        mpq_policy_get_weight_bits(p, i, &b, &nk);
+        mpq_policy_get_act_bits(p, i, &a);
         char shape[96], bits[32];
         shape_text(&s, shape, sizeof shape);
         bits_text(b, nk, bits, sizeof bits);
         const double share = lc.latency_s / t.latency_s;
         const double vs8 = lc.latency_s / lr.latency_s;
         if (csv)
-            printf("%zu,%s,%s,%s,%d,%.9g,%.9g,%.0f,%.6f,%.6f\n", i, mpq_model_layer_name(m, i),
+            printf("%zu,%s,%s,%s,%d,%.9g,%.9g,%.0f,%.6f,%.6f\n", i, mpq_model_get_layer_name(m, i),
                    shape, bits, a, lc.latency_s, lc.energy_j, lc.size_bytes, share, vs8);
         else
             printf("%-4zu %-24s %-30s %-12s %-3d %12.4f %12.4f %6.2f%% %6.3f\n", i,
-                   mpq_model_layer_name(m, i), shape, bits, a, lc.latency_s * 1e3,
+                   mpq_model_get_layer_name(m, i), shape, bits, a, lc.latency_s * 1e3,
                    lc.energy_j * 1e3, share * 100, vs8);
     }
     if (csv) {
@@ -201,7 +201,7 @@ int cmd_cost(int argc, char **argv)
         printf("reference_8bit,,,,,%.9g,%.9g,%.0f,1,1\n", ref.latency_s, ref.energy_j,
                ref.size_bytes);
     } else {
-        printf("\nhardware %s, model %s, policy %s\n", mpq_hw_name(hw), mpq_model_name(m),
+        printf("\nhardware %s, model %s, policy %s\n", mpq_hw_get_name(hw), mpq_model_get_name(m),
                policy_spec);
         printf("%-10s %14s %14s %8s\n", "total", "policy", "all 8-bit", "ratio");
         printf("%-10s %11.4f ms %11.4f ms %8.4f\n", "latency", t.latency_s * 1e3,

@@ -48,25 +48,25 @@ static void json_string(const char *s)
  * fake-quant evaluations saves the user their run time. */
 static mpq_status check_int8_bits(const mpq_policy *policy, const mpq_model *model)
 {
-    for (size_t l = 0; l < mpq_policy_layer_count(policy); l++) {
+    for (size_t l = 0; l < mpq_policy_get_layer_count(policy); l++) {
         const uint8_t *bits;
         int64_t count;
         int abits;
-        mpq_status st = mpq_policy_weight_bits(policy, l, &bits, &count);
+        mpq_status st = mpq_policy_get_weight_bits(policy, l, &bits, &count);
         if (st == MPQ_OK)
-            st = mpq_policy_act_bits(policy, l, &abits);
+            st = mpq_policy_get_act_bits(policy, l, &abits);
         if (st != MPQ_OK)
             return st;
         if (abits > 8)
             return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                                  "--int8: layer %zu (%s) has %d activation bits; int8 inference "
-                                 "needs 8 or fewer", l, mpq_model_layer_name(model, l), abits);
+                                 "needs 8 or fewer", l, mpq_model_get_layer_name(model, l), abits);
         for (int64_t k = 0; k < count; k++)
             if (bits[k] > 8)
                 return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                                      "--int8: layer %zu (%s) kernel %lld has %d weight bits; "
                                      "int8 inference needs 8 or fewer", l,
-                                     mpq_model_layer_name(model, l), (long long)k, bits[k]);
+                                     mpq_model_get_layer_name(model, l), (long long)k, bits[k]);
     }
     return MPQ_OK;
 }
@@ -141,11 +141,11 @@ int cmd_eval(int argc, char **argv)
     if (st == MPQ_OK && calib > 0)
         st = mpq_evaluator_set_param(ev, MPQ_EVAL_CALIB_BATCHES, (double)calib);
     if (st == MPQ_OK)
-        st = mpq_policy_from_spec(&policy, mpq_evaluator_model(ev), spec);
+        st = mpq_policy_from_spec(&policy, mpq_evaluator_get_model(ev), spec);
     if (st == MPQ_OK && int8)
-        st = check_int8_bits(policy, mpq_evaluator_model(ev));
+        st = check_int8_bits(policy, mpq_evaluator_get_model(ev));
     if (st == MPQ_OK)
-        st = mpq_policy_avg_weight_bits(policy, mpq_evaluator_model(ev), &avg_bits);
+        st = mpq_policy_get_avg_weight_bits(policy, mpq_evaluator_get_model(ev), &avg_bits);
     if (st == MPQ_OK)
         st = mpq_evaluator_finetune(ev, NULL, 0, split, &fp, NULL);
     if (st == MPQ_OK)
@@ -155,11 +155,11 @@ int cmd_eval(int argc, char **argv)
     if (st == MPQ_OK && int8)
         st = mpq_net_evaluate_int8(tuned, ds, split, 0, &i8);
     if (st == MPQ_OK)
-        st = mpq_dataset_count(ds, split, &images);
+        st = mpq_dataset_get_count(ds, split, &images);
     if (st == MPQ_OK) {
         if (json) {
             printf("{\"network\": ");
-            json_string(mpq_net_name(net));
+            json_string(mpq_net_get_name(net));
             printf(", \"model_file\": ");
             json_string(path);
             printf(", \"policy\": ");
@@ -175,7 +175,7 @@ int cmd_eval(int argc, char **argv)
                        i8.fakequant_images_per_second, i8.int8_layers, i8.split_layers);
             printf("}\n");
         } else {
-            printf("network        %s (%s)\n", mpq_net_name(net), path);
+            printf("network        %s (%s)\n", mpq_net_get_name(net), path);
             printf("policy         %s (mean weight bits %.2f)\n", spec, avg_bits);
             printf("split          %s (%lld images)\n", split_name, (long long)images);
             if (epochs)

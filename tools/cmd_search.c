@@ -208,7 +208,7 @@ typedef struct proxy {
 
 static mpq_status proxy_init(proxy *p, const mpq_model *m)
 {
-    size_t L = mpq_model_layer_count(m);
+    size_t L = mpq_model_get_layer_count(m);
     p->model = m;
     p->s = calloc(L, sizeof *p->s);
     p->t = calloc(L, sizeof *p->t);
@@ -216,8 +216,8 @@ static mpq_status proxy_init(proxy *p, const mpq_model *m)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "proxy evaluator");
     double total = 0.0;
     for (size_t l = 0; l < L; l++) {
-        double per = (double)mpq_model_layer_weight_count(m, l) /
-                     (double)mpq_model_layer_kernel_count(m, l);
+        double per = (double)mpq_model_get_layer_weight_count(m, l) /
+                     (double)mpq_model_get_layer_kernel_count(m, l);
         double s = 1.0 / sqrt(per);
         if (l == 0 || l + 1 == L)
             s *= 3.0;
@@ -242,13 +242,13 @@ static mpq_status proxy_eval(void *user, const mpq_policy *policy, double *accur
 {
     const proxy *p = user;
     double acc = 0.76;
-    for (size_t l = 0; l < mpq_policy_layer_count(policy); l++) {
+    for (size_t l = 0; l < mpq_policy_get_layer_count(policy); l++) {
         const uint8_t *bits;
         int64_t n;
         int a;
-        mpq_status st = mpq_policy_weight_bits(policy, l, &bits, &n);
+        mpq_status st = mpq_policy_get_weight_bits(policy, l, &bits, &n);
         if (st == MPQ_OK)
-            st = mpq_policy_act_bits(policy, l, &a);
+            st = mpq_policy_get_act_bits(policy, l, &a);
         if (st != MPQ_OK)
             return st;
         double w = 0.0;
@@ -272,8 +272,8 @@ typedef struct series {
  * as a ring; several searches (the demo) share the panels in different colours. */
 static mpq_status write_svg(const char *path, const series *ser, int nser)
 {
-    const mpq_search_resource res[3] = {MPQ_RESOURCE_LATENCY, MPQ_RESOURCE_ENERGY,
-                                        MPQ_RESOURCE_SIZE};
+    const mpq_search_resource res[3] = {MPQ_SEARCH_RESOURCE_LATENCY, MPQ_SEARCH_RESOURCE_ENERGY,
+                                        MPQ_SEARCH_RESOURCE_SIZE};
     const int pw = 320, ph = 260, ml = 50, mb = 40, mt = 30;
     size_t cap = 1 << 20, len = 0;
     char *buf = malloc(cap);
@@ -305,9 +305,9 @@ static mpq_status write_svg(const char *path, const series *ser, int nser)
     /* shared accuracy range */
     double amin = 1.0, amax = 0.0;
     for (int s = 0; s < nser; s++)
-        for (int64_t i = 0; i < mpq_search_history_count(ser[s].search); i++) {
+        for (int64_t i = 0; i < mpq_search_get_history_count(ser[s].search); i++) {
             mpq_search_record r = {.size = sizeof r};
-            mpq_search_history_get(ser[s].search, i, &r);
+            mpq_search_get_record(ser[s].search, i, &r);
             if (r.accuracy < amin)
                 amin = r.accuracy;
             if (r.accuracy > amax)
@@ -321,9 +321,9 @@ static mpq_status write_svg(const char *path, const series *ser, int nser)
         int x0 = 10 + k * (pw + ml) + ml, y0 = mt;
         double cmax = 0.0;
         for (int s = 0; s < nser; s++)
-            for (int64_t i = 0; i < mpq_search_history_count(ser[s].search); i++) {
+            for (int64_t i = 0; i < mpq_search_get_history_count(ser[s].search); i++) {
                 mpq_search_record r = {.size = sizeof r};
-                mpq_search_history_get(ser[s].search, i, &r);
+                mpq_search_get_record(ser[s].search, i, &r);
                 double c = k == 0 ? r.latency_ratio : k == 1 ? r.energy_ratio : r.size_ratio;
                 if (c > cmax)
                     cmax = c;
@@ -346,9 +346,9 @@ static mpq_status write_svg(const char *path, const series *ser, int nser)
             x0 + pw / 2, y0 - 10, mpq_search_resource_name(res[k]));
         for (int s = 0; s < nser; s++) {
             const mpq_search *S = ser[s].search;
-            for (int64_t i = 0; i < mpq_search_history_count(S); i++) {
+            for (int64_t i = 0; i < mpq_search_get_history_count(S); i++) {
                 mpq_search_record r = {.size = sizeof r};
-                mpq_search_history_get(S, i, &r);
+                mpq_search_get_record(S, i, &r);
                 double c = k == 0 ? r.latency_ratio : k == 1 ? r.energy_ratio : r.size_ratio;
                 OUT("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"1.6\" fill=\"%s\" fill-opacity=\"0.35\"/>"
                     "\n",
@@ -356,12 +356,12 @@ static mpq_status write_svg(const char *path, const series *ser, int nser)
                     ser[s].color);
             }
             int64_t *idx = NULL, n = 0;
-            if (mpq_search_pareto(S, res[k], &idx, &n) == MPQ_OK && n > 0) {
+            if (mpq_search_get_pareto(S, res[k], &idx, &n) == MPQ_OK && n > 0) {
                 OUT("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"",
                     ser[s].color);
                 for (int64_t i = 0; i < n; i++) {
                     mpq_search_record r = {.size = sizeof r};
-                    mpq_search_history_get(S, idx[i], &r);
+                    mpq_search_get_record(S, idx[i], &r);
                     double c = k == 0 ? r.latency_ratio : k == 1 ? r.energy_ratio : r.size_ratio;
                     OUT("%.1f,%.1f ", x0 + c / cmax * pw,
                         y0 + (amax - r.accuracy) / (amax - amin) * ph);
@@ -371,7 +371,7 @@ static mpq_status write_svg(const char *path, const series *ser, int nser)
             mpq_free(idx);
             const mpq_policy *best;
             mpq_search_record r = {.size = sizeof r};
-            if (mpq_search_best(S, &best, &r) == MPQ_OK) {
+            if (mpq_search_get_best(S, &best, &r) == MPQ_OK) {
                 double c = k == 0 ? r.latency_ratio : k == 1 ? r.energy_ratio : r.size_ratio;
                 OUT("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"none\" stroke=\"%s\" "
                     "stroke-width=\"2\"/>\n",
@@ -539,7 +539,7 @@ static mpq_status write_outputs(const char *dir, const mpq_search *s, const mpq_
         return st;
     fprintf(files_list, "  %s\n", path);
     const mpq_policy *best;
-    if (mpq_search_best(s, &best, NULL) == MPQ_OK) {
+    if (mpq_search_get_best(s, &best, NULL) == MPQ_OK) {
         snprintf(path, sizeof path, "%s/best_policy.json", dir);
         if ((st = mpq_policy_save(best, model, path)) != MPQ_OK)
             return st;
@@ -606,7 +606,7 @@ static mpq_status rescore_top(const context *cx, const mpq_search *s, long long 
     mpq_status st = mpq_evaluator_get_param(cx->runtime, MPQ_EVAL_LIMIT, &limit);
     if (st != MPQ_OK || (st = mpq_evaluator_set_param(cx->runtime, MPQ_EVAL_LIMIT, 0)) != MPQ_OK)
         return st;
-    int64_t count = mpq_search_top_count(s);
+    int64_t count = mpq_search_get_top_count(s);
     if (count > n)
         count = n;
     double best_acc = -1.0;
@@ -617,7 +617,7 @@ static mpq_status rescore_top(const context *cx, const mpq_search *s, long long 
         const mpq_policy *p;
         mpq_search_record r = {.size = sizeof r};
         double acc = NAN;
-        if ((st = mpq_search_top(s, i, &p, &r)) == MPQ_OK &&
+        if ((st = mpq_search_get_top(s, i, &p, &r)) == MPQ_OK &&
             (st = mpq_evaluator_evaluate(cx->runtime, p, &acc)) == MPQ_OK) {
             if (!cx->o->quiet)
                 fprintf(stderr, " %.2f%% (episode %lld: %.2f%%)", 100.0 * acc,
@@ -725,7 +725,7 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
             res->conflict = 1;
         if (st == MPQ_OK)
             fprintf(stderr, "resumed %s after episode %lld from %s\n",
-                    mpq_search_method_name(method), (long long)mpq_search_history_count(s), ckpt);
+                    mpq_search_method_name(method), (long long)mpq_search_get_history_count(s), ckpt);
         /* The checkpoint brings the run's own episode count; an explicit -e (or --set
          * episodes=N) sets a new target so that a finished or interrupted run can be extended.
          * Everything else (noise decay included) stays as the checkpoint has it. */
@@ -776,7 +776,7 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
         return wst;
     res->best.size = sizeof res->best;
     const mpq_policy *best = NULL;
-    if (mpq_search_best(s, &best, &res->best) == MPQ_OK) {
+    if (mpq_search_get_best(s, &best, &res->best) == MPQ_OK) {
         res->has_best = 1;
         res->accuracy = res->best.accuracy;
         if (cx->runtime && rescore > 0 &&
@@ -903,7 +903,7 @@ static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
             (st = mpq_evaluator_set_param(su->ev, id, o->eval_sets[i].value)) != MPQ_OK)
             return st;
     }
-    cx->model = mpq_evaluator_model(su->ev);
+    cx->model = mpq_evaluator_get_model(su->ev);
     cx->eval = mpq_evaluator_callback;
     cx->eval_user = su->ev;
     cx->runtime = su->ev;
@@ -1438,7 +1438,7 @@ int cmd_search(int argc, char **argv)
             describe_objective(res.search, objective, sizeof objective);
             printf("%s on %s (%s), %s%s: %lld episodes in %.1f s\n", mpq_search_method_name(method),
                    o.model, o.hw, objective, cx.is_proxy ? ", PROXY accuracy" : "",
-                   (long long)mpq_search_history_count(res.search), res.seconds);
+                   (long long)mpq_search_get_history_count(res.search), res.seconds);
             print_table_header(stdout, cx.is_proxy, res.finetuned);
             if (res.has_best)
                 print_row(stdout, mpq_search_method_name(method), res.accuracy, &res.best,

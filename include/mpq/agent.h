@@ -82,7 +82,7 @@ MPQ_API void mpq_mlp_destroy(mpq_mlp *mlp);
  * @param out Receives the copy; untouched on failure.
  * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_OUT_OF_MEMORY.
  */
-MPQ_API mpq_status mpq_mlp_clone(const mpq_mlp *src, mpq_mlp **out);
+MPQ_API mpq_status mpq_mlp_clone(mpq_mlp **out, const mpq_mlp *src);
 
 /**
  * Re-draws all parameters from @p init_rng exactly as mpq_mlp_create() does, and zeroes the

@@ -36,6 +36,18 @@ extern "C" {
 #define MPQ_API
 #endif
 
+/** @name Bit widths shared by every module
+ * One name per constant: policies, fake-quant kernels, quantizers and cost models all take bit
+ * widths in MPQ_BITS_MIN..MPQ_BITS_MAX, or MPQ_BITS_FLOAT for "not quantized".
+ * @{ */
+/** Smallest bit width a policy or kernel accepts (weights and activations). */
+#define MPQ_BITS_MIN 1
+/** Largest integer bit width (linear grids and k-means codebooks of 2^16 centres). */
+#define MPQ_BITS_MAX 16
+/** Bit width meaning "not quantized" (float32): data passes through unchanged. */
+#define MPQ_BITS_FLOAT 32
+/** @} */
+
 /**
  * Result of every fallible call. The numeric values are pinned forever: new kinds are only
  * appended, so a value seen in a log or a Python exception always means the same thing.
@@ -296,7 +308,7 @@ MPQ_API void mpq_container_destroy(mpq_container *c);
 MPQ_API mpq_status mpq_container_set_header(mpq_container *c, const char *json);
 
 /** Borrowed JSON header text, valid until the header changes or the container is destroyed. */
-MPQ_API const char *mpq_container_header(const mpq_container *c);
+MPQ_API const char *mpq_container_get_header(const mpq_container *c);
 
 /**
  * Adds a tensor, copying @p data (count = product of @p dims elements). Names are 1..255 bytes
@@ -306,10 +318,10 @@ MPQ_API mpq_status mpq_container_add(mpq_container *c, const char *name, mpq_dty
                                      int rank, const int64_t *dims, const void *data);
 
 /** Number of tensors held. */
-MPQ_API size_t mpq_container_count(const mpq_container *c);
+MPQ_API size_t mpq_container_get_count(const mpq_container *c);
 
 /** Describes tensor @p index (0-based, in insertion order). Pointers are borrowed. */
-MPQ_API mpq_status mpq_container_at(const mpq_container *c, size_t index, mpq_tensor_info *info);
+MPQ_API mpq_status mpq_container_get_entry(const mpq_container *c, size_t index, mpq_tensor_info *info);
 
 /** Finds a tensor by name; ::MPQ_ERR_NOT_FOUND names the missing tensor. */
 MPQ_API mpq_status mpq_container_find(const mpq_container *c, const char *name,

@@ -79,12 +79,6 @@ extern "C" {
  * Linear fake-quantization kernels, calibration, observers and k-means codebooks.
  * @{ */
 
-/** Bit width meaning "not quantized": data passes through unchanged. */
-#define MPQ_FQ_BITS_FLOAT 32
-
-/** Largest integer bit width of the linear quantizer and of k-means codebooks (2^16 centres). */
-#define MPQ_FQ_MAX_BITS 16
-
 /** Symmetric (zero point 0) or asymmetric (affine, integer zero point) grid. */
 typedef enum mpq_fq_mode {
     MPQ_FQ_SYMMETRIC = 0,  /**< Zero point 0; the range is [-c, c] (signed) or [0, c] (unsigned). */
@@ -588,7 +582,7 @@ MPQ_API mpq_status mpq_fq_observer_update(mpq_fq_observer *obs, const float *x, 
  * @param hi Output upper end.
  * @return ::MPQ_OK, or ::MPQ_ERR_STATE before the first batch.
  */
-MPQ_API mpq_status mpq_fq_observer_range(const mpq_fq_observer *obs, float *lo, float *hi);
+MPQ_API mpq_status mpq_fq_observer_get_range(const mpq_fq_observer *obs, float *lo, float *hi);
 
 /**
  * Forgets every batch seen (parameters are kept).

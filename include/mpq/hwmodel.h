@@ -209,17 +209,18 @@ MPQ_API void mpq_hw_destroy(mpq_hw *hw);
  * @param hw the handle to copy.
  * @param out receives the copy.
  * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT or ::MPQ_ERR_OUT_OF_MEMORY. */
-MPQ_API mpq_status mpq_hw_clone(const mpq_hw *hw, mpq_hw **out);
+MPQ_API mpq_status mpq_hw_clone(mpq_hw **out, const mpq_hw *hw);
 
 /** Target name ("bismo-cloud", "table", "callback").
  * @param hw the handle.
- * @return a static string ("" for NULL). */
-MPQ_API const char *mpq_hw_name(const mpq_hw *hw);
+ * @return a static string; NULL for a NULL handle (reported through mpq_last_error()). */
+MPQ_API const char *mpq_hw_get_name(const mpq_hw *hw);
 
 /** Kind of model behind the handle.
  * @param hw the handle.
- * @return the kind, 0 for NULL. */
-MPQ_API mpq_hw_kind mpq_hw_get_kind(const mpq_hw *hw);
+ * @param[out] kind the kind.
+ * @return ::MPQ_ERR_INVALID_ARGUMENT for a NULL handle or output. */
+MPQ_API mpq_status mpq_hw_get_kind(const mpq_hw *hw, mpq_hw_kind *kind);
 
 /** Drops the (layer, bits) cache of a callback target; a no-op for other targets.
  * @param hw the handle.
@@ -381,40 +382,40 @@ MPQ_API mpq_status mpq_hw_evaluate(mpq_hw *hw, const mpq_model *model, const mpq
 /** Layers held by a result (0 when empty).
  * @param r the result.
  * @return the count. */
-MPQ_API size_t mpq_hw_result_layer_count(const mpq_hw_result *r);
+MPQ_API size_t mpq_hw_result_get_layer_count(const mpq_hw_result *r);
 
 /** One layer's costs under the evaluated policy.
  * @param r the result.
  * @param layer layer index.
  * @param cost output (caller sets cost->size).
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT (index out of range, empty result). */
-MPQ_API mpq_status mpq_hw_result_layer(const mpq_hw_result *r, size_t layer, mpq_hw_cost *cost);
+MPQ_API mpq_status mpq_hw_result_get_layer(const mpq_hw_result *r, size_t layer, mpq_hw_cost *cost);
 
 /** One layer's costs under the reference policy.
  * @param r the result.
  * @param layer layer index.
  * @param cost output (caller sets cost->size).
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hw_result_reference_layer(const mpq_hw_result *r, size_t layer,
+MPQ_API mpq_status mpq_hw_result_get_reference_layer(const mpq_hw_result *r, size_t layer,
                                                  mpq_hw_cost *cost);
 
 /** Network totals under the evaluated policy (area includes the accelerator).
  * @param r the result.
  * @param cost output (caller sets cost->size).
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hw_result_total(const mpq_hw_result *r, mpq_hw_cost *cost);
+MPQ_API mpq_status mpq_hw_result_get_total(const mpq_hw_result *r, mpq_hw_cost *cost);
 
 /** Network totals under the reference policy.
  * @param r the result.
  * @param cost output (caller sets cost->size).
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hw_result_reference_total(const mpq_hw_result *r, mpq_hw_cost *cost);
+MPQ_API mpq_status mpq_hw_result_get_reference_total(const mpq_hw_result *r, mpq_hw_cost *cost);
 
 /** Field-by-field ratio total / reference total (NaN where the reference is 0 or NaN).
  * @param r the result.
  * @param ratio output (caller sets ratio->size); ratio->size is kept.
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hw_result_ratio(const mpq_hw_result *r, mpq_hw_cost *ratio);
+MPQ_API mpq_status mpq_hw_result_get_ratio(const mpq_hw_result *r, mpq_hw_cost *ratio);
 
 /** @} */
 

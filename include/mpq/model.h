@@ -88,7 +88,7 @@ MPQ_API mpq_status mpq_model_create(mpq_model **out, const char *name);
 MPQ_API void mpq_model_destroy(mpq_model *m);
 
 /** Deep copy (shapes and weights). */
-MPQ_API mpq_status mpq_model_clone(const mpq_model *m, mpq_model **out);
+MPQ_API mpq_status mpq_model_clone(mpq_model **out, const mpq_model *m);
 
 /**
  * Creates a zoo network with ImageNet shapes (224x224 input, batch 1, no weights), layers in
@@ -116,36 +116,36 @@ MPQ_API mpq_status mpq_model_add_layer(mpq_model *m, const char *name,
 /** Sets the batch used for costs on every layer (>= 1). */
 MPQ_API mpq_status mpq_model_set_batch(mpq_model *m, int32_t batch);
 
-/** Model name (borrowed). */
-MPQ_API const char *mpq_model_name(const mpq_model *m);
+/** Model name (borrowed); NULL for a NULL handle. */
+MPQ_API const char *mpq_model_get_name(const mpq_model *m);
 
-/** Number of quantizable layers. */
-MPQ_API size_t mpq_model_layer_count(const mpq_model *m);
+/** Number of quantizable layers; 0 for a NULL handle (with mpq_last_error() set). */
+MPQ_API size_t mpq_model_get_layer_count(const mpq_model *m);
 
 /** Copies layer @p index's shape (with out_h/out_w derived) into @p shape (size set by caller). */
-MPQ_API mpq_status mpq_model_layer_shape(const mpq_model *m, size_t index,
+MPQ_API mpq_status mpq_model_get_layer_shape(const mpq_model *m, size_t index,
                                          mpq_layer_shape *shape);
 
-/** Layer name (borrowed), NULL when out of range. */
-MPQ_API const char *mpq_model_layer_name(const mpq_model *m, size_t index);
+/** Layer name (borrowed); NULL for a NULL handle or an index out of range. */
+MPQ_API const char *mpq_model_get_layer_name(const mpq_model *m, size_t index);
 
 /** Index of the layer called @p name. */
 MPQ_API mpq_status mpq_model_find_layer(const mpq_model *m, const char *name, size_t *index);
 
-/** Multiply-accumulates of one layer for batch 1 (0 when @p index is out of range). */
-MPQ_API int64_t mpq_model_layer_macs(const mpq_model *m, size_t index);
+/** Multiply-accumulates of one layer for batch 1 (-1 for a NULL handle or an index out of range). */
+MPQ_API int64_t mpq_model_get_layer_macs(const mpq_model *m, size_t index);
 
-/** Weight count of one layer, bias excluded (0 when @p index is out of range). */
-MPQ_API int64_t mpq_model_layer_weight_count(const mpq_model *m, size_t index);
+/** Weight count of one layer, bias excluded (-1 for a NULL handle or an index out of range). */
+MPQ_API int64_t mpq_model_get_layer_weight_count(const mpq_model *m, size_t index);
 
-/** Kernel (output channel) count of one layer (0 when @p index is out of range). */
-MPQ_API int64_t mpq_model_layer_kernel_count(const mpq_model *m, size_t index);
+/** Kernel (output channel) count of one layer (-1 for a NULL handle or an index out of range). */
+MPQ_API int64_t mpq_model_get_layer_kernel_count(const mpq_model *m, size_t index);
 
 /**
  * Totals over all layers (batch 1): MACs, weights, kernels, and declared biases (has_bias).
  * Any output may be NULL.
  */
-MPQ_API mpq_status mpq_model_totals(const mpq_model *m, int64_t *macs, int64_t *weights,
+MPQ_API mpq_status mpq_model_get_totals(const mpq_model *m, int64_t *macs, int64_t *weights,
                                     int64_t *kernels, int64_t *biases);
 
 /**
@@ -153,7 +153,7 @@ MPQ_API mpq_status mpq_model_totals(const mpq_model *m, int64_t *macs, int64_t *
  * `p.numel() for p in model.parameters()`): weights + declared biases (has_bias) +
  * 2 * out_channels per batch norm (has_batchnorm).
  */
-MPQ_API mpq_status mpq_model_param_count(const mpq_model *m, int64_t *params);
+MPQ_API mpq_status mpq_model_get_param_count(const mpq_model *m, int64_t *params);
 
 /**
  * Attaches float32 weights (copied; layout [out][in/groups][kh][kw], i.e. kernel-major) and an
@@ -164,11 +164,12 @@ MPQ_API mpq_status mpq_model_set_weights(mpq_model *m, size_t index, const float
                                          int64_t bias_count);
 
 /** Borrowed weights of a layer (NULL and 0 when none are attached). Valid until changed. */
-MPQ_API mpq_status mpq_model_weights(const mpq_model *m, size_t index, const float **weights,
+MPQ_API mpq_status mpq_model_get_weights(const mpq_model *m, size_t index, const float **weights,
                                      int64_t *weight_count, const float **bias,
                                      int64_t *bias_count);
 
-/** Nonzero when the model has at least one layer and every layer has weights. */
+/** 1 when the model has at least one layer and every layer has weights, 0 when not, -1 for a
+ * NULL handle. */
 MPQ_API int mpq_model_has_weights(const mpq_model *m);
 
 /** Saves shapes and weights to a container file (atomic). */
@@ -181,13 +182,6 @@ MPQ_API mpq_status mpq_model_load(mpq_model **out, const char *path);
 /** @name Policies
  * @{ */
 
-/** Smallest bit width a policy may hold (weights and activations). */
-#define MPQ_BITS_MIN 1
-/** Largest quantized bit width a policy may hold. */
-#define MPQ_BITS_MAX 16
-/** Bit width meaning "not quantized" (float32), accepted wherever bits are. */
-#define MPQ_BITS_FLOAT 32
-
 /** Opaque policy for one model: activation bits per layer, weight bits per kernel. */
 typedef struct mpq_policy mpq_policy;
 
@@ -195,7 +189,7 @@ typedef struct mpq_policy mpq_policy;
 MPQ_API mpq_status mpq_policy_create_uniform(mpq_policy **out, const mpq_model *m,
                                              int weight_bits, int act_bits);
 
-/** Layer-wise: arrays of mpq_model_layer_count() entries. */
+/** Layer-wise: arrays of mpq_model_get_layer_count() entries. */
 MPQ_API mpq_status mpq_policy_create_layerwise(mpq_policy **out, const mpq_model *m,
                                                const uint8_t *weight_bits,
                                                const uint8_t *act_bits);
@@ -209,22 +203,22 @@ MPQ_API mpq_status mpq_policy_create_kernelwise(mpq_policy **out, const mpq_mode
                                                 const uint8_t *act_bits);
 
 /** Deep copy. */
-MPQ_API mpq_status mpq_policy_clone(const mpq_policy *p, mpq_policy **out);
+MPQ_API mpq_status mpq_policy_clone(mpq_policy **out, const mpq_policy *p);
 
 /** Destroys a policy. NULL is a no-op. */
 MPQ_API void mpq_policy_destroy(mpq_policy *p);
 
-/** Number of layers the policy covers. */
-MPQ_API size_t mpq_policy_layer_count(const mpq_policy *p);
+/** Number of layers the policy covers; 0 for a NULL handle (with mpq_last_error() set). */
+MPQ_API size_t mpq_policy_get_layer_count(const mpq_policy *p);
 
-/** Total kernels covered (sum over layers). */
-MPQ_API int64_t mpq_policy_kernel_count(const mpq_policy *p);
+/** Total kernels covered (sum over layers); -1 for a NULL handle. */
+MPQ_API int64_t mpq_policy_get_kernel_count(const mpq_policy *p);
 
 /** Checks that @p p was made for a model with @p m's layer count, kernel counts and names. */
 MPQ_API mpq_status mpq_policy_check_model(const mpq_policy *p, const mpq_model *m);
 
 /** Activation bits of a layer. */
-MPQ_API mpq_status mpq_policy_act_bits(const mpq_policy *p, size_t layer, int *bits);
+MPQ_API mpq_status mpq_policy_get_act_bits(const mpq_policy *p, size_t layer, int *bits);
 
 /** Sets a layer's activation bits. */
 MPQ_API mpq_status mpq_policy_set_act_bits(mpq_policy *p, size_t layer, int bits);
@@ -232,7 +226,7 @@ MPQ_API mpq_status mpq_policy_set_act_bits(mpq_policy *p, size_t layer, int bits
 /**
  * Borrowed per-kernel weight bits of a layer (@p count kernels), valid until the policy changes.
  */
-MPQ_API mpq_status mpq_policy_weight_bits(const mpq_policy *p, size_t layer,
+MPQ_API mpq_status mpq_policy_get_weight_bits(const mpq_policy *p, size_t layer,
                                           const uint8_t **bits, int64_t *count);
 
 /** Sets every kernel of a layer to @p bits. */
@@ -246,7 +240,8 @@ MPQ_API mpq_status mpq_policy_set_kernel_bits(mpq_policy *p, size_t layer, int64
 MPQ_API mpq_status mpq_policy_set_kernel_bits_array(mpq_policy *p, size_t layer,
                                                     const uint8_t *bits, int64_t count);
 
-/** Nonzero when the two policies hold identical bits and layout (figures are not compared). */
+/** 1 when the two policies hold identical bits and layout (figures are not compared), 0 when
+ * not, -1 when either is NULL. */
 MPQ_API int mpq_policy_equal(const mpq_policy *a, const mpq_policy *b);
 
 /**
@@ -256,14 +251,14 @@ MPQ_API int mpq_policy_equal(const mpq_policy *a, const mpq_policy *b);
 MPQ_API uint64_t mpq_policy_hash(const mpq_policy *p);
 
 /** Mean weight bits of a layer's kernels weighted by kernel size (all kernels of a layer agree in size). */
-MPQ_API mpq_status mpq_policy_layer_avg_weight_bits(const mpq_policy *p, size_t layer,
+MPQ_API mpq_status mpq_policy_get_layer_avg_weight_bits(const mpq_policy *p, size_t layer,
                                                     double *avg);
 
 /**
  * Mean weight bits of the network weighted by weight count. The policy records the weight counts
  * itself; when @p m is given it is first checked with mpq_policy_check_model() (NULL skips that).
  */
-MPQ_API mpq_status mpq_policy_avg_weight_bits(const mpq_policy *p, const mpq_model *m,
+MPQ_API mpq_status mpq_policy_get_avg_weight_bits(const mpq_policy *p, const mpq_model *m,
                                               double *avg);
 
 /** Optional measured figures stored with a policy in its JSON file. NaN = not measured; a
@@ -283,7 +278,7 @@ typedef struct mpq_policy_figures {
 MPQ_API mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f);
 
 /** Reads the figures (all NaN when none were set). */
-MPQ_API mpq_status mpq_policy_figures_get(const mpq_policy *p, mpq_policy_figures *f);
+MPQ_API mpq_status mpq_policy_get_figures(const mpq_policy *p, mpq_policy_figures *f);
 
 /**
  * Serialises to the JSON policy format ("format": "mpq-policy", version 1, model name, per layer:

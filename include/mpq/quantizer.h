@@ -139,7 +139,7 @@ MPQ_API mpq_status mpq_quantizer_apply(mpq_quantizer *q, const mpq_model *m,
  * @param m Model with weights on layer @p layer.
  * @param p Policy made for @p m.
  * @param layer Layer index.
- * @param dst Output, mpq_model_layer_weight_count() floats.
+ * @param dst Output, mpq_model_get_layer_weight_count() floats.
  * @return As mpq_quantizer_apply().
  */
 MPQ_API mpq_status mpq_quantizer_apply_layer(mpq_quantizer *q, const mpq_model *m,
@@ -154,7 +154,7 @@ MPQ_API mpq_status mpq_quantizer_apply_layer(mpq_quantizer *q, const mpq_model *
  * @param count Output element count, or NULL.
  * @return ::MPQ_OK, ::MPQ_ERR_STATE before any apply, or ::MPQ_ERR_INVALID_ARGUMENT.
  */
-MPQ_API mpq_status mpq_quantizer_weights(const mpq_quantizer *q, size_t layer,
+MPQ_API mpq_status mpq_quantizer_get_weights(const mpq_quantizer *q, size_t layer,
                                          const float **weights, int64_t *count);
 
 /**
@@ -166,7 +166,7 @@ MPQ_API mpq_status mpq_quantizer_weights(const mpq_quantizer *q, size_t layer,
  * @param zero_point Output pointer to kernel_count zero points, or NULL.
  * @return ::MPQ_OK, ::MPQ_ERR_STATE before a linear apply, or ::MPQ_ERR_INVALID_ARGUMENT.
  */
-MPQ_API mpq_status mpq_quantizer_scales(const mpq_quantizer *q, size_t layer, const float **scale,
+MPQ_API mpq_status mpq_quantizer_get_scales(const mpq_quantizer *q, size_t layer, const float **scale,
                                         const int32_t **zero_point);
 
 /**
@@ -181,7 +181,7 @@ MPQ_API mpq_status mpq_quantizer_scales(const mpq_quantizer *q, size_t layer, co
  * @return ::MPQ_OK, ::MPQ_ERR_STATE before a k-means apply (or for a layer at 32 bits), or
  *         ::MPQ_ERR_INVALID_ARGUMENT.
  */
-MPQ_API mpq_status mpq_quantizer_codebook(const mpq_quantizer *q, size_t layer,
+MPQ_API mpq_status mpq_quantizer_get_codebook(const mpq_quantizer *q, size_t layer,
                                           const float **codebook, int64_t *stride,
                                           int64_t *count);
 
@@ -207,7 +207,7 @@ typedef struct mpq_quant_error {
  * @return ::MPQ_OK, ::MPQ_ERR_STATE before any apply, ::MPQ_ERR_MISMATCH, or
  *         ::MPQ_ERR_INVALID_ARGUMENT.
  */
-MPQ_API mpq_status mpq_quantizer_error(const mpq_quantizer *q, const mpq_model *m, size_t layer,
+MPQ_API mpq_status mpq_quantizer_get_error(const mpq_quantizer *q, const mpq_model *m, size_t layer,
                                        mpq_quant_error *err);
 
 /* ------------------------------------------------------------------------------------------ */

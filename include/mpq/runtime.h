@@ -130,7 +130,7 @@ MPQ_API void mpq_dataset_destroy(mpq_dataset *ds);
  * @param split which split.
  * @param count receives the count.
  */
-MPQ_API mpq_status mpq_dataset_count(const mpq_dataset *ds, mpq_split split, int64_t *count);
+MPQ_API mpq_status mpq_dataset_get_count(const mpq_dataset *ds, mpq_split split, int64_t *count);
 
 /**
  * Image shape and class count.
@@ -140,7 +140,7 @@ MPQ_API mpq_status mpq_dataset_count(const mpq_dataset *ds, mpq_split split, int
  * @param width receives the width (may be NULL).
  * @param classes receives the class count (may be NULL).
  */
-MPQ_API mpq_status mpq_dataset_shape(const mpq_dataset *ds, int32_t *channels, int32_t *height,
+MPQ_API mpq_status mpq_dataset_get_shape(const mpq_dataset *ds, int32_t *channels, int32_t *height,
                                      int32_t *width, int32_t *classes);
 
 /**
@@ -251,7 +251,7 @@ MPQ_API void mpq_net_destroy(mpq_net *net);
  * @param net the network to copy.
  * @param out receives the copy.
  */
-MPQ_API mpq_status mpq_net_clone(const mpq_net *net, mpq_net **out);
+MPQ_API mpq_status mpq_net_clone(mpq_net **out, const mpq_net *net);
 
 /**
  * Appends a layer, checking shapes (errors name the layer and field). Parameters are initialised
@@ -269,7 +269,7 @@ MPQ_API mpq_status mpq_net_add(mpq_net *net, const char *name, const mpq_net_lay
                                int32_t *index);
 
 /** Number of layers. @param net the network. */
-MPQ_API size_t mpq_net_layer_count(const mpq_net *net);
+MPQ_API size_t mpq_net_get_layer_count(const mpq_net *net);
 
 /**
  * Describes layer @p index.
@@ -278,12 +278,12 @@ MPQ_API size_t mpq_net_layer_count(const mpq_net *net);
  * @param layer receives the description (size set by the caller).
  * @param out_shape receives the output C, H, W (may be NULL).
  */
-MPQ_API mpq_status mpq_net_layer_get(const mpq_net *net, size_t index, mpq_net_layer *layer,
+MPQ_API mpq_status mpq_net_get_layer(const mpq_net *net, size_t index, mpq_net_layer *layer,
                                      int32_t out_shape[3]);
 
 /** Name of layer @p index (borrowed), NULL when out of range. @param net the network.
  * @param index layer index. */
-MPQ_API const char *mpq_net_layer_name(const mpq_net *net, size_t index);
+MPQ_API const char *mpq_net_get_layer_name(const mpq_net *net, size_t index);
 
 /**
  * Number of float parameters (weights, biases, BN scale and shift) and multiply-accumulates of
@@ -292,7 +292,7 @@ MPQ_API const char *mpq_net_layer_name(const mpq_net *net, size_t index);
  * @param params receives the parameter count (may be NULL).
  * @param macs receives the MACs per image (may be NULL).
  */
-MPQ_API mpq_status mpq_net_stats(const mpq_net *net, int64_t *params, int64_t *macs);
+MPQ_API mpq_status mpq_net_get_stats(const mpq_net *net, int64_t *params, int64_t *macs);
 
 /**
  * Exposes the quantizable layers (conv and FC, in network order) as a new model named after the
@@ -307,7 +307,7 @@ MPQ_API mpq_status mpq_net_stats(const mpq_net *net, int64_t *params, int64_t *m
 MPQ_API mpq_status mpq_net_to_model(const mpq_net *net, mpq_model **out);
 
 /** Model name used by mpq_net_to_model() (borrowed). @param net the network. */
-MPQ_API const char *mpq_net_name(const mpq_net *net);
+MPQ_API const char *mpq_net_get_name(const mpq_net *net);
 
 /**
  * Saves the architecture (JSON header), parameters, BN running statistics and activation ranges
@@ -590,7 +590,7 @@ MPQ_API mpq_status mpq_evaluator_param_find(const char *name, mpq_eval_param *id
  * evaluator lives): build policies and hardware costs against it.
  * @param ev the evaluator.
  */
-MPQ_API const mpq_model *mpq_evaluator_model(const mpq_evaluator *ev);
+MPQ_API const mpq_model *mpq_evaluator_get_model(const mpq_evaluator *ev);
 
 /**
  * Validation top-1 accuracy of @p policy (NULL: float), after the configured short fine-tune;
@@ -647,7 +647,7 @@ MPQ_API mpq_status mpq_evaluator_evaluate_int8(mpq_evaluator *ev, const mpq_poli
  * @param hits receives evaluations answered from the cache (may be NULL).
  * @param misses receives evaluations computed (may be NULL).
  */
-MPQ_API mpq_status mpq_evaluator_cache_stats(const mpq_evaluator *ev, int64_t *hits,
+MPQ_API mpq_status mpq_evaluator_get_cache_stats(const mpq_evaluator *ev, int64_t *hits,
                                              int64_t *misses);
 
 /** @} */

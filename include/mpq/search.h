@@ -79,10 +79,10 @@
  * below the cheapest reachable policy (all layers at the minimum bits, first/last per the rule)
  * is refused with ::MPQ_ERR_INFEASIBLE and the minimum reachable fraction in the message.
  * After the wall, the budget fill (::MPQ_SEARCH_BUDGET_FILL, ::mpq_budget_fill; a libmpq
- * extension, default ::MPQ_FILL_MAX) raises bits again while the policy stays within the budget,
+ * extension, default ::MPQ_SEARCH_FILL_MAX) raises bits again while the policy stays within the budget,
  * largest 4^-b gain per unit of cost first: the wall's one-bit steps and the agents' cautious
  * proposals otherwise leave part of the budget unused (HAQ and AutoQ on fashion-cnn ended at
- * 0.41-0.45 of all-8-bit latency under a 0.5 budget). ::MPQ_FILL_NONE is the papers' behaviour.
+ * 0.41-0.45 of all-8-bit latency under a 0.5 budget). ::MPQ_SEARCH_FILL_NONE is the papers' behaviour.
  * Area means area_mm2 where the target models it (BitFusion), else BRAM36 (the FPGA resource
  * that depends on the policy); size is the weight storage in bytes.
  *
@@ -132,14 +132,14 @@ typedef enum mpq_search_method {
 
 /** Resource a budget constrains (and a Pareto front is drawn against). Values are pinned. */
 typedef enum mpq_search_resource {
-    MPQ_RESOURCE_LATENCY = 0, /**< "latency": seconds per batch. */
-    MPQ_RESOURCE_ENERGY = 1,  /**< "energy": joules per batch. */
-    MPQ_RESOURCE_AREA = 2,    /**< "area": mm² (ASIC) or BRAM36 (FPGA). */
-    MPQ_RESOURCE_SIZE = 3,    /**< "size": weight storage in bytes. */
+    MPQ_SEARCH_RESOURCE_LATENCY = 0, /**< "latency": seconds per batch. */
+    MPQ_SEARCH_RESOURCE_ENERGY = 1,  /**< "energy": joules per batch. */
+    MPQ_SEARCH_RESOURCE_AREA = 2,    /**< "area": mm² (ASIC) or BRAM36 (FPGA). */
+    MPQ_SEARCH_RESOURCE_SIZE = 3,    /**< "size": weight storage in bytes. */
 } mpq_search_resource;
 
 /** Number of ::mpq_search_resource values. */
-#define MPQ_RESOURCE_COUNT 4
+#define MPQ_SEARCH_RESOURCE_COUNT 4
 
 /** What a search optimises. Values are pinned. */
 typedef enum mpq_search_objective {
@@ -206,11 +206,11 @@ typedef enum mpq_search_param {
     MPQ_SEARCH_MAX_UPDATES = 37,      /**< "max_updates": cap on the updates per episode of HAQ's agent
                                            and AutoQ's HLC (32; 0 = none, as HAQ's code). */
     MPQ_SEARCH_BUDGET_FILL = 38,      /**< "budget_fill": an ::mpq_budget_fill applied after the
-                                           wall (libmpq extension; default ::MPQ_FILL_MAX). */
+                                           wall (libmpq extension; default ::MPQ_SEARCH_FILL_MAX). */
     MPQ_SEARCH_GREEDY_LAZY = 39,      /**< "greedy_lazy": 1 lazy greedy steps (default), 0 every
                                            candidate re-measured per step (see the file comment). */
     MPQ_SEARCH_KEEP_TOP = 40,         /**< "keep_top": distinct feasible policies kept by reward for
-                                           a final re-evaluation, mpq_search_top() (5; libmpq). */
+                                           a final re-evaluation, mpq_search_get_top() (5; libmpq). */
 } mpq_search_param;
 
 /** Number of ::mpq_search_param values. */
@@ -225,9 +225,9 @@ typedef enum mpq_search_param {
  * step's budget cost). Values are pinned.
  */
 typedef enum mpq_budget_fill {
-    MPQ_FILL_NONE = 0,     /**< No fill: HAQ's and AutoQ's behaviour. */
-    MPQ_FILL_PROPOSAL = 1, /**< Give back only bits the wall removed (never above the proposal). */
-    MPQ_FILL_MAX = 2,      /**< Raise up to w_max/a_max: every policy ends close to the budget. */
+    MPQ_SEARCH_FILL_NONE = 0,     /**< No fill: HAQ's and AutoQ's behaviour. */
+    MPQ_SEARCH_FILL_PROPOSAL = 1, /**< Give back only bits the wall removed (never above the proposal). */
+    MPQ_SEARCH_FILL_MAX = 2,      /**< Raise up to w_max/a_max: every policy ends close to the budget. */
 } mpq_budget_fill;
 
 /**
@@ -342,8 +342,9 @@ MPQ_API void mpq_search_destroy(mpq_search *s);
 
 /** The method of a search.
  * @param s the handle.
- * @return the method (HAQ for NULL). */
-MPQ_API mpq_search_method mpq_search_get_method(const mpq_search *s);
+ * @param[out] method the method.
+ * @return ::MPQ_ERR_INVALID_ARGUMENT for a NULL handle or output. */
+MPQ_API mpq_status mpq_search_get_method(const mpq_search *s, mpq_search_method *method);
 
 /**
  * Describes a parameter for a method (name, description citing the default, bounds, default).
@@ -452,10 +453,10 @@ MPQ_API mpq_status mpq_search_step(mpq_search *s);
  */
 MPQ_API mpq_status mpq_search_run(mpq_search *s);
 
-/** Nonzero when the search has played all its episodes.
+/** Whether the search has played all its episodes.
  * @param s the handle.
- * @return 1 or 0. */
-MPQ_API int mpq_search_finished(const mpq_search *s);
+ * @return 1 or 0; -1 for a NULL handle (reported through mpq_last_error()). */
+MPQ_API int mpq_search_is_finished(const mpq_search *s);
 
 /** @} */
 
@@ -465,35 +466,35 @@ MPQ_API int mpq_search_finished(const mpq_search *s);
 
 /** Number of episodes in the history.
  * @param s the handle.
- * @return the count (0 for NULL). */
-MPQ_API int64_t mpq_search_history_count(const mpq_search *s);
+ * @return the count; -1 for a NULL handle (reported through mpq_last_error()). */
+MPQ_API int64_t mpq_search_get_history_count(const mpq_search *s);
 
 /** Copies one history record.
  * @param s the handle.
  * @param index 0 .. count - 1.
  * @param record output; the caller sets record->size.
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_search_history_get(const mpq_search *s, int64_t index,
+MPQ_API mpq_status mpq_search_get_record(const mpq_search *s, int64_t index,
                                           mpq_search_record *record);
 
 /**
  * One of the best distinct feasible policies so far, ranked by reward (rank 0 is the policy of
- * mpq_search_best()). The search keeps ::MPQ_SEARCH_KEEP_TOP of them so that the caller can
+ * mpq_search_get_best()). The search keeps ::MPQ_SEARCH_KEEP_TOP of them so that the caller can
  * re-evaluate the few best on more data than the episodes used (a single noisy episode score
  * otherwise picks the winner; the demo re-scores them on the whole validation split).
  * @param s the handle.
- * @param rank 0 .. mpq_search_top_count() - 1.
+ * @param rank 0 .. mpq_search_get_top_count() - 1.
  * @param policy receives the policy (borrowed, valid until the next episode or destroy).
  * @param record receives its history record (may be NULL; caller sets size).
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT (NULL, or rank out of range).
  */
-MPQ_API mpq_status mpq_search_top(const mpq_search *s, int64_t rank, const mpq_policy **policy,
+MPQ_API mpq_status mpq_search_get_top(const mpq_search *s, int64_t rank, const mpq_policy **policy,
                                   mpq_search_record *record);
 
-/** Number of policies mpq_search_top() can return: min(keep_top, distinct feasible policies).
+/** Number of policies mpq_search_get_top() can return: min(keep_top, distinct feasible policies).
  * @param s the handle.
- * @return the count (0 for NULL). */
-MPQ_API int64_t mpq_search_top_count(const mpq_search *s);
+ * @return the count; -1 for a NULL handle (reported through mpq_last_error()). */
+MPQ_API int64_t mpq_search_get_top_count(const mpq_search *s);
 
 /**
  * Best feasible policy so far (borrowed, valid until the next episode or destroy).
@@ -502,19 +503,19 @@ MPQ_API int64_t mpq_search_top_count(const mpq_search *s);
  * @param record receives its history record (may be NULL; caller sets size).
  * @return ::MPQ_OK, ::MPQ_ERR_STATE (no feasible episode yet) or ::MPQ_ERR_INVALID_ARGUMENT.
  */
-MPQ_API mpq_status mpq_search_best(const mpq_search *s, const mpq_policy **policy,
+MPQ_API mpq_status mpq_search_get_best(const mpq_search *s, const mpq_policy **policy,
                                    mpq_search_record *record);
 
 /** Reference (all-8-bit) costs on the search's hardware; valid after mpq_search_prepare().
  * @param s the handle.
  * @param cost output (caller sets cost->size).
  * @return ::MPQ_OK, ::MPQ_ERR_STATE or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_search_reference_cost(const mpq_search *s, mpq_hw_cost *cost);
+MPQ_API mpq_status mpq_search_get_reference_cost(const mpq_search *s, mpq_hw_cost *cost);
 
 /** Reference accuracy used by the reward (set or measured); NaN before it is known.
  * @param s the handle.
  * @return the accuracy in [0,1] or NaN. */
-MPQ_API double mpq_search_reference_accuracy(const mpq_search *s);
+MPQ_API double mpq_search_get_reference_accuracy(const mpq_search *s);
 
 /**
  * History as CSV text: a header line, then one line per episode with every record field
@@ -541,7 +542,7 @@ MPQ_API mpq_status mpq_search_save_history(const mpq_search *s, const char *path
  * @param count receives the number of indices.
  * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT or ::MPQ_ERR_OUT_OF_MEMORY.
  */
-MPQ_API mpq_status mpq_search_pareto(const mpq_search *s, mpq_search_resource resource,
+MPQ_API mpq_status mpq_search_get_pareto(const mpq_search *s, mpq_search_resource resource,
                                      int64_t **indices, int64_t *count);
 
 /**

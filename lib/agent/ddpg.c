@@ -185,9 +185,9 @@ static mpq_status build(const mpq_ddpg *d, const double *p, parts *x)
     }
     /* HAQ hard-copies the targets at construction (hard_update). */
     if (!st)
-        st = mpq_mlp_clone(x->actor, &x->actor_t);
+        st = mpq_mlp_clone(&x->actor_t, x->actor);
     if (!st)
-        st = mpq_mlp_clone(x->critic, &x->critic_t);
+        st = mpq_mlp_clone(&x->critic_t, x->critic);
     if (!st)
         st = mpq_adam_create(&x->opt_a, x->actor->n_params, p[MPQ_DDPG_LR_ACTOR], 0.9, 0.999,
                              1e-8);

@@ -101,7 +101,7 @@ void mpq_mlp_destroy(mpq_mlp *mlp)
     free(mlp);
 }
 
-mpq_status mpq_mlp_clone(const mpq_mlp *src, mpq_mlp **out)
+mpq_status mpq_mlp_clone(mpq_mlp **out, const mpq_mlp *src)
 {
     if (!src || !out)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_mlp_clone: src or out is NULL");

@@ -9,7 +9,7 @@
 mpq_status mpq__check_format(const mpq_container *c, const char *want)
 {
     json_error_t err;
-    json_t *h = json_loads(mpq_container_header(c), 0, &err);
+    json_t *h = json_loads(mpq_container_get_header(c), 0, &err);
     const char *f = h ? json_string_value(json_object_get(h, "format")) : NULL;
     mpq_status st = MPQ_OK;
     if (!f || strcmp(f, want) != 0)

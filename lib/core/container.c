@@ -86,9 +86,23 @@ mpq_status mpq_container_set_header(mpq_container *c, const char *json)
     return MPQ_OK;
 }
 
-const char *mpq_container_header(const mpq_container *c) { return c ? c->header : NULL; }
+const char *mpq_container_get_header(const mpq_container *c)
+{
+    if (!c) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_container_get_header: container is NULL");
+        return NULL;
+    }
+    return c->header;
+}
 
-size_t mpq_container_count(const mpq_container *c) { return c ? c->count : 0; }
+size_t mpq_container_get_count(const mpq_container *c)
+{
+    if (!c) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_container_get_count: container is NULL");
+        return 0;
+    }
+    return c->count;
+}
 
 /* Element count with overflow and size checks, shared by add() and the parser. */
 static mpq_status element_count(const char *name, mpq_dtype dtype, int rank, const int64_t *dims,
@@ -202,14 +216,14 @@ static mpq_status check_info(const mpq_tensor_info *info, const char *fn)
     return MPQ_OK;
 }
 
-mpq_status mpq_container_at(const mpq_container *c, size_t index, mpq_tensor_info *info)
+mpq_status mpq_container_get_entry(const mpq_container *c, size_t index, mpq_tensor_info *info)
 {
-    mpq_status st = check_info(info, "mpq_container_at");
+    mpq_status st = check_info(info, "mpq_container_get_entry");
     if (st)
         return st;
     if (!c || index >= c->count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_container_at: index %zu out of range (%zu tensors)", index,
+                             "mpq_container_get_entry: index %zu out of range (%zu tensors)", index,
                              c ? c->count : 0);
     describe(&c->tensors[index], info);
     return MPQ_OK;

@@ -657,7 +657,7 @@ mpq_status mpq__fq_calibrate_range(const char *fn, const float *x, size_t n, int
                                    float *lo, float *hi)
 {
     float amax = fmaxf(fabsf(mn), fabsf(mx));
-    mpq_fq_calib method = bits == MPQ_FQ_BITS_FLOAT ? MPQ_FQ_CALIB_MINMAX : cfg->calib;
+    mpq_fq_calib method = bits == MPQ_BITS_FLOAT ? MPQ_FQ_CALIB_MINMAX : cfg->calib;
     float l = 0.0f, h = 0.0f;
     int rc = 0;
     switch (method) {
@@ -815,9 +815,9 @@ mpq_status mpq_fq_observer_update(mpq_fq_observer *obs, const float *x, size_t n
     return MPQ_OK;
 }
 
-mpq_status mpq_fq_observer_range(const mpq_fq_observer *obs, float *lo, float *hi)
+mpq_status mpq_fq_observer_get_range(const mpq_fq_observer *obs, float *lo, float *hi)
 {
-    static const char fn[] = "mpq_fq_observer_range";
+    static const char fn[] = "mpq_fq_observer_get_range";
     if (!obs || !lo || !hi)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                              !obs ? "obs" : !lo ? "lo" : "hi");

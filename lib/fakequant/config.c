@@ -251,10 +251,10 @@ mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config *cfg)
 
 mpq_status mpq__fq_check_bits(const char *fn, const char *arg, int bits, int allow_float)
 {
-    if ((bits >= 1 && bits <= MPQ_FQ_MAX_BITS) || (allow_float && bits == MPQ_FQ_BITS_FLOAT))
+    if ((bits >= 1 && bits <= MPQ_BITS_MAX) || (allow_float && bits == MPQ_BITS_FLOAT))
         return MPQ_OK;
     return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s = %d outside 1..%d%s", fn, arg, bits,
-                         MPQ_FQ_MAX_BITS, allow_float ? " and 32" : "");
+                         MPQ_BITS_MAX, allow_float ? " and 32" : "");
 }
 
 static void code_range(int bits, const mpq_fq_config *cfg, int32_t *qmin, int32_t *qmax)
@@ -293,7 +293,7 @@ static float usable_scale(double s) { return s >= (double)FLT_MIN && s <= (doubl
 void mpq__fq_params_unchecked(float lo, float hi, int bits, const mpq_fq_config *cfg,
                               float *scale, int32_t *zero_point)
 {
-    if (bits == MPQ_FQ_BITS_FLOAT) {
+    if (bits == MPQ_BITS_FLOAT) {
         *scale = 1.0f;
         *zero_point = 0;
         return;
@@ -346,7 +346,7 @@ mpq_status mpq__fq_resolve(const char *fn, const char *arg, int bits, float scal
     if (st != MPQ_OK)
         return st;
     memset(out, 0, sizeof *out);
-    if (bits == MPQ_FQ_BITS_FLOAT) {
+    if (bits == MPQ_BITS_FLOAT) {
         out->kind = MPQ__FQ_KIND_PASS;
         out->scale = 1.0f;
         return MPQ_OK;

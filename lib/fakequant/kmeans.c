@@ -934,13 +934,13 @@ mpq_status mpq_fq_kmeans_kernels(const float *x, const mpq_fq_layout *layout,
     size_t nc = layout->channels, per = layout->outer * layout->inner;
     int maxb = 0;
     for (size_t c = 0; c < nc; c++) {
-        if ((bits[c] < 1 || bits[c] > MPQ_FQ_MAX_BITS) && bits[c] != MPQ_FQ_BITS_FLOAT) {
+        if ((bits[c] < 1 || bits[c] > MPQ_BITS_MAX) && bits[c] != MPQ_BITS_FLOAT) {
             /* The argument name is formatted only on failure. */
             char arg[48];
             snprintf(arg, sizeof arg, "bits[%zu]", c);
             return mpq__fq_check_bits(fn, arg, bits[c], 1);
         }
-        if (bits[c] != MPQ_FQ_BITS_FLOAT && bits[c] > maxb)
+        if (bits[c] != MPQ_BITS_FLOAT && bits[c] > maxb)
             maxb = bits[c];
     }
     st = mpq__fq_check_finite(fn, "x", x, total, mpq__fq_select(MPQ_FQ_ISA_AUTO), kc->threads);
@@ -962,7 +962,7 @@ mpq_status mpq_fq_kmeans_kernels(const float *x, const mpq_fq_layout *layout,
     }
     for (size_t c = 0; c < nc; c++) {
         seeds[c] = 0;
-        if (kc->method == MPQ_FQ_KMEANS_LLOYD && bits[c] != MPQ_FQ_BITS_FLOAT)
+        if (kc->method == MPQ_FQ_KMEANS_LLOYD && bits[c] != MPQ_BITS_FLOAT)
             mpq_rng_next_u64(rng, &seeds[c]);
     }
     int failed = 0;
@@ -973,7 +973,7 @@ mpq_status mpq_fq_kmeans_kernels(const float *x, const mpq_fq_layout *layout,
 #endif
     for (size_t c = 0; c < nc; c++) {
         dist[c] = 0.0;
-        if (bits[c] == MPQ_FQ_BITS_FLOAT) {
+        if (bits[c] == MPQ_BITS_FLOAT) {
             if (ty)
                 for (size_t o = 0; o < layout->outer; o++) {
                     size_t off = (o * nc + c) * layout->inner;
@@ -1035,14 +1035,14 @@ mpq_status mpq_fq_kmeans_kernels(const float *x, const mpq_fq_layout *layout,
         d += dist[c];
     if (codebook) {
         for (size_t c = 0; c < nc; c++)
-            if (bits[c] != MPQ_FQ_BITS_FLOAT)
+            if (bits[c] != MPQ_BITS_FLOAT)
                 memcpy(codebook + c * stride, books + c * stride,
                        ((size_t)1 << bits[c]) * sizeof *books);
     }
     if (indices) {
         for (size_t o = 0; o < layout->outer; o++)
             for (size_t c = 0; c < nc; c++) {
-                if (bits[c] == MPQ_FQ_BITS_FLOAT)
+                if (bits[c] == MPQ_BITS_FLOAT)
                     continue;
                 size_t off = (o * nc + c) * layout->inner;
                 memcpy(indices + off, tidx + off, layout->inner * sizeof *tidx);

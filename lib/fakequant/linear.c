@@ -274,7 +274,7 @@ mpq_status mpq_fq_tensor(const float *x, float *y, size_t n, int bits, const mpq
         return st;
     float lo = 0.0f, hi = 0.0f, s = 1.0f;
     int32_t z = 0;
-    if (bits != MPQ_FQ_BITS_FLOAT) {
+    if (bits != MPQ_BITS_FLOAT) {
         st = mpq__fq_calibrate_checked(fn, x, n, bits, cfg, k, cfg->threads, &lo, &hi);
         if (st == MPQ_OK)
             st = mpq_fq_params_from_range(lo, hi, bits, cfg, &s, &z);
@@ -368,7 +368,7 @@ static mpq_status check_channel_bits(const char *fn, const uint8_t *bits, size_t
 {
     for (size_t c = 0; c < nc; c++) {
         int b = bits[c];
-        if ((b < 1 || b > MPQ_FQ_MAX_BITS) && b != MPQ_FQ_BITS_FLOAT) {
+        if ((b < 1 || b > MPQ_BITS_MAX) && b != MPQ_BITS_FLOAT) {
             char arg[48];
             snprintf(arg, sizeof arg, "bits[%zu]", c);
             return mpq__fq_check_bits(fn, arg, b, 1);
@@ -420,7 +420,7 @@ static size_t calibrate_block(const char *fn, const float *x, const mpq_fq_layou
         }
         if (first_bad != SIZE_MAX)
             continue; /* the call fails anyway */
-        int b = bits[c] == MPQ_FQ_BITS_FLOAT ? 8 : bits[c];
+        int b = bits[c] == MPQ_BITS_FLOAT ? 8 : bits[c];
         if (mpq__fq_calibrate_range(fn, src, per, b, cfg, 1, mn == 0.0f ? 0.0f : mn,
                                     mx == 0.0f ? 0.0f : mx, &lo[c], &hi[c]) != MPQ_OK)
             *failed = 1;

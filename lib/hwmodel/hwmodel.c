@@ -236,7 +236,7 @@ void mpq_hw_destroy(mpq_hw *hw)
     free(hw);
 }
 
-mpq_status mpq_hw_clone(const mpq_hw *hw, mpq_hw **out)
+mpq_status mpq_hw_clone(mpq_hw **out, const mpq_hw *hw)
 {
     if (!out)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_hw_clone: out is NULL");
@@ -278,10 +278,12 @@ mpq_status mpq_hw_clone(const mpq_hw *hw, mpq_hw **out)
     return MPQ_OK;
 }
 
-const char *mpq_hw_name(const mpq_hw *hw)
+const char *mpq_hw_get_name(const mpq_hw *hw)
 {
-    if (!hw)
-        return "";
+    if (!hw) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_hw_get_name: hw is NULL");
+        return NULL;
+    }
     if (hw->kind == MPQ_HW_TABLE)
         return "table";
     if (hw->kind == MPQ_HW_CALLBACK)
@@ -292,7 +294,14 @@ const char *mpq_hw_name(const mpq_hw *hw)
     return "";
 }
 
-mpq_hw_kind mpq_hw_get_kind(const mpq_hw *hw) { return hw ? hw->kind : (mpq_hw_kind)0; }
+mpq_status mpq_hw_get_kind(const mpq_hw *hw, mpq_hw_kind *kind)
+{
+    if (!hw || !kind)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_hw_get_kind: %s is NULL",
+                             hw ? "kind" : "hw");
+    *kind = hw->kind;
+    return MPQ_OK;
+}
 
 mpq_status mpq_hw_clear_cache(mpq_hw *hw)
 {
@@ -314,7 +323,7 @@ static mpq_status param_check(const mpq_hw *hw, mpq_hw_param id, const char *fn)
                              (int)id, MPQ_HW_PARAM_COUNT - 1);
     if (!hw->supported[id])
         return mpq_set_error(MPQ_ERR_UNSUPPORTED, "%s: target '%s' has no parameter '%s'", fn,
-                             mpq_hw_name(hw), param_desc[id].name);
+                             mpq_hw_get_name(hw), param_desc[id].name);
     return MPQ_OK;
 }
 
@@ -482,8 +491,8 @@ static mpq_status callback_layer(mpq_hw *hw, const mpq_model *m, size_t layer,
                                  const int64_t hist[HW_BINS], int64_t kernels, int a,
                                  mpq_hw_cost *out)
 {
-    const size_t layers = mpq_model_layer_count(m);
-    const char *name = mpq_model_name(m);
+    const size_t layers = mpq_model_get_layer_count(m);
+    const char *name = mpq_model_get_name(m);
     if (!name)
         name = "";
     if (!hw->cache || hw->cache_layers != layers || strcmp(hw->cache_model, name) != 0) {
@@ -574,10 +583,10 @@ static mpq_status layer_cost_impl(mpq_hw *hw, const mpq_model *m, size_t layer,
         st = mpq__hw_bitfusion_layer(hw, &g, bits, uniform_bits, hist, sum, a, &c);
         break;
     case MPQ_HW_TABLE:
-        if (mpq_model_layer_count(m) != hw->table_layers)
+        if (mpq_model_get_layer_count(m) != hw->table_layers)
             return mpq_set_error(MPQ_ERR_MISMATCH,
                                  "lookup table has %zu layers, model '%s' has %zu",
-                                 hw->table_layers, mpq_model_name(m), mpq_model_layer_count(m));
+                                 hw->table_layers, mpq_model_get_name(m), mpq_model_get_layer_count(m));
         st = table_layer(hw, layer, hist, kernels, a, &c);
         break;
     case MPQ_HW_CALLBACK:
@@ -598,7 +607,7 @@ static mpq_status layer_shape(const mpq_model *m, size_t layer, mpq_layer_shape 
 {
     memset(s, 0, sizeof *s);
     s->size = sizeof *s;
-    return mpq_model_layer_shape(m, layer, s);
+    return mpq_model_get_layer_shape(m, layer, s);
 }
 
 mpq_status mpq_hw_layer_cost(mpq_hw *hw, const mpq_model *model, size_t layer,
@@ -612,9 +621,9 @@ mpq_status mpq_hw_layer_cost(mpq_hw *hw, const mpq_model *model, size_t layer,
     mpq_status st = cost_out_check(cost, fn, "cost");
     if (st)
         return st;
-    if (layer >= mpq_model_layer_count(model))
+    if (layer >= mpq_model_get_layer_count(model))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: layer %zu >= layer count %zu", fn,
-                             layer, mpq_model_layer_count(model));
+                             layer, mpq_model_get_layer_count(model));
     mpq_layer_shape s;
     if ((st = layer_shape(model, layer, &s)))
         return st;
@@ -632,7 +641,7 @@ mpq_status mpq_hw_layer_cost(mpq_hw *hw, const mpq_model *model, size_t layer,
 static mpq_status network_cost(mpq_hw *hw, const mpq_model *m, const mpq_policy *p,
                                mpq_hw_cost *layers, mpq_hw_cost *total)
 {
-    const size_t n = mpq_model_layer_count(m);
+    const size_t n = mpq_model_get_layer_count(m);
     mpq_status st;
     if (p && (st = mpq_policy_check_model(p, m)))
         return st;
@@ -648,8 +657,8 @@ static mpq_status network_cost(mpq_hw *hw, const mpq_model *m, const mpq_policy 
         int a = ref_a;
         if (p) {
             int64_t count = 0;
-            if ((st = mpq_policy_weight_bits(p, i, &bits, &count)) ||
-                (st = mpq_policy_act_bits(p, i, &a)))
+            if ((st = mpq_policy_get_weight_bits(p, i, &bits, &count)) ||
+                (st = mpq_policy_get_act_bits(p, i, &a)))
                 return st;
             if (count != s.out_channels)
                 return mpq_set_error(MPQ_ERR_MISMATCH,
@@ -746,7 +755,7 @@ mpq_status mpq_hw_evaluate(mpq_hw *hw, const mpq_model *model, const mpq_policy 
     if (!result)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: result is NULL", fn);
     result->count = 0;
-    const size_t n = mpq_model_layer_count(model);
+    const size_t n = mpq_model_get_layer_count(model);
     if (n > result->capacity) {
         mpq_hw_cost *a = realloc(result->layers, n * sizeof *a);
         if (a)
@@ -766,7 +775,14 @@ mpq_status mpq_hw_evaluate(mpq_hw *hw, const mpq_model *model, const mpq_policy 
     return MPQ_OK;
 }
 
-size_t mpq_hw_result_layer_count(const mpq_hw_result *r) { return r ? r->count : 0; }
+size_t mpq_hw_result_get_layer_count(const mpq_hw_result *r)
+{
+    if (!r) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_hw_result_get_layer_count: result is NULL");
+        return 0;
+    }
+    return r->count;
+}
 
 static mpq_status result_get(const mpq_hw_result *r, const mpq_hw_cost *src, size_t layer,
                              int per_layer, mpq_hw_cost *cost, const char *fn)
@@ -785,36 +801,36 @@ static mpq_status result_get(const mpq_hw_result *r, const mpq_hw_cost *src, siz
     return MPQ_OK;
 }
 
-mpq_status mpq_hw_result_layer(const mpq_hw_result *r, size_t layer, mpq_hw_cost *cost)
+mpq_status mpq_hw_result_get_layer(const mpq_hw_result *r, size_t layer, mpq_hw_cost *cost)
 {
-    return result_get(r, r ? r->layers : NULL, layer, 1, cost, "mpq_hw_result_layer");
+    return result_get(r, r ? r->layers : NULL, layer, 1, cost, "mpq_hw_result_get_layer");
 }
 
-mpq_status mpq_hw_result_reference_layer(const mpq_hw_result *r, size_t layer,
+mpq_status mpq_hw_result_get_reference_layer(const mpq_hw_result *r, size_t layer,
                                          mpq_hw_cost *cost)
 {
     return result_get(r, r ? r->ref_layers : NULL, layer, 1, cost,
-                      "mpq_hw_result_reference_layer");
+                      "mpq_hw_result_get_reference_layer");
 }
 
-mpq_status mpq_hw_result_total(const mpq_hw_result *r, mpq_hw_cost *cost)
+mpq_status mpq_hw_result_get_total(const mpq_hw_result *r, mpq_hw_cost *cost)
 {
-    return result_get(r, r ? &r->total : NULL, 0, 0, cost, "mpq_hw_result_total");
+    return result_get(r, r ? &r->total : NULL, 0, 0, cost, "mpq_hw_result_get_total");
 }
 
-mpq_status mpq_hw_result_reference_total(const mpq_hw_result *r, mpq_hw_cost *cost)
+mpq_status mpq_hw_result_get_reference_total(const mpq_hw_result *r, mpq_hw_cost *cost)
 {
     return result_get(r, r ? &r->ref_total : NULL, 0, 0, cost,
-                      "mpq_hw_result_reference_total");
+                      "mpq_hw_result_get_reference_total");
 }
 
 static double ratio(double a, double b) { return (b == 0.0 || isnan(b)) ? NAN : a / b; }
 
-mpq_status mpq_hw_result_ratio(const mpq_hw_result *r, mpq_hw_cost *out)
+mpq_status mpq_hw_result_get_ratio(const mpq_hw_result *r, mpq_hw_cost *out)
 {
     mpq_hw_cost t;
     t.size = sizeof t;
-    mpq_status st = mpq_hw_result_total(r, &t);
+    mpq_status st = mpq_hw_result_get_total(r, &t);
     if (st)
         return st;
     const mpq_hw_cost *f = &r->ref_total;

@@ -101,7 +101,7 @@ static float *dup_floats(const float *src, int64_t n)
     return d;
 }
 
-mpq_status mpq_model_clone(const mpq_model *m, mpq_model **out)
+mpq_status mpq_model_clone(mpq_model **out, const mpq_model *m)
 {
     if (!m || !out)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_clone: %s is NULL",
@@ -332,22 +332,51 @@ mpq_status mpq_model_set_batch(mpq_model *m, int32_t batch)
     return MPQ_OK;
 }
 
-const char *mpq_model_name(const mpq_model *m) { return m ? m->name : NULL; }
+const char *mpq_model_get_name(const mpq_model *m)
+{
+    if (!m) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_get_name: model is NULL");
+        return NULL;
+    }
+    return m->name;
+}
 
-size_t mpq_model_layer_count(const mpq_model *m) { return m ? m->count : 0; }
+size_t mpq_model_get_layer_count(const mpq_model *m)
+{
+    if (!m) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_get_layer_count: model is NULL");
+        return 0;
+    }
+    return m->count;
+}
 
-mpq_status mpq_model_layer_shape(const mpq_model *m, size_t index, mpq_layer_shape *shape)
+/* The per-layer value getters share one check so that a NULL model or a bad index is reported
+ * the same way everywhere (and never mistaken for a real zero). */
+static int layer_index_ok(const mpq_model *m, size_t index, const char *fn)
+{
+    if (!m) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: model is NULL", fn);
+        return 0;
+    }
+    if (index >= m->count) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: layer %zu of %zu", fn, index, m->count);
+        return 0;
+    }
+    return 1;
+}
+
+mpq_status mpq_model_get_layer_shape(const mpq_model *m, size_t index, mpq_layer_shape *shape)
 {
     if (!m || !shape)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_layer_shape: %s is NULL",
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_get_layer_shape: %s is NULL",
                              m ? "shape" : "m");
     if (index >= m->count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_model_layer_shape: index %zu >= layer count %zu", index,
+                             "mpq_model_get_layer_shape: index %zu >= layer count %zu", index,
                              m->count);
     if (shape->size < SHAPE_MIN_SIZE)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_model_layer_shape: shape->size %zu too small; set it to "
+                             "mpq_model_get_layer_shape: shape->size %zu too small; set it to "
                              "sizeof(mpq_layer_shape)",
                              shape->size);
     size_t n = shape->size < sizeof *shape ? shape->size : sizeof *shape;
@@ -357,9 +386,9 @@ mpq_status mpq_model_layer_shape(const mpq_model *m, size_t index, mpq_layer_sha
     return MPQ_OK;
 }
 
-const char *mpq_model_layer_name(const mpq_model *m, size_t index)
+const char *mpq_model_get_layer_name(const mpq_model *m, size_t index)
 {
-    if (!m || index >= m->count)
+    if (!layer_index_ok(m, index, "mpq_model_get_layer_name"))
         return NULL;
     return m->layers[index].name;
 }
@@ -387,32 +416,32 @@ int64_t mpq_shape_macs(const mpq_layer_shape *s)
     return mpq_shape_weight_count(s) * s->out_h * s->out_w;
 }
 
-int64_t mpq_model_layer_macs(const mpq_model *m, size_t index)
+int64_t mpq_model_get_layer_macs(const mpq_model *m, size_t index)
 {
-    if (!m || index >= m->count)
-        return 0;
+    if (!layer_index_ok(m, index, "mpq_model_get_layer_macs"))
+        return -1;
     return mpq_shape_macs(&m->layers[index].shape);
 }
 
-int64_t mpq_model_layer_weight_count(const mpq_model *m, size_t index)
+int64_t mpq_model_get_layer_weight_count(const mpq_model *m, size_t index)
 {
-    if (!m || index >= m->count)
-        return 0;
+    if (!layer_index_ok(m, index, "mpq_model_get_layer_weight_count"))
+        return -1;
     return mpq_shape_weight_count(&m->layers[index].shape);
 }
 
-int64_t mpq_model_layer_kernel_count(const mpq_model *m, size_t index)
+int64_t mpq_model_get_layer_kernel_count(const mpq_model *m, size_t index)
 {
-    if (!m || index >= m->count)
-        return 0;
+    if (!layer_index_ok(m, index, "mpq_model_get_layer_kernel_count"))
+        return -1;
     return m->layers[index].shape.out_channels;
 }
 
-mpq_status mpq_model_totals(const mpq_model *m, int64_t *macs, int64_t *weights,
+mpq_status mpq_model_get_totals(const mpq_model *m, int64_t *macs, int64_t *weights,
                             int64_t *kernels, int64_t *biases)
 {
     if (!m)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_totals: m is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_get_totals: m is NULL");
     int64_t tm = 0, tw = 0, tk = 0, tb = 0;
     for (size_t i = 0; i < m->count; i++) {
         const mpq_layer_shape *s = &m->layers[i].shape;
@@ -432,10 +461,10 @@ mpq_status mpq_model_totals(const mpq_model *m, int64_t *macs, int64_t *weights,
     return MPQ_OK;
 }
 
-mpq_status mpq_model_param_count(const mpq_model *m, int64_t *params)
+mpq_status mpq_model_get_param_count(const mpq_model *m, int64_t *params)
 {
     if (!m || !params)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_param_count: %s is NULL",
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_get_param_count: %s is NULL",
                              m ? "params" : "m");
     int64_t t = 0;
     for (size_t i = 0; i < m->count; i++) {
@@ -503,14 +532,14 @@ mpq_status mpq_model_set_weights(mpq_model *m, size_t index, const float *weight
     return MPQ_OK;
 }
 
-mpq_status mpq_model_weights(const mpq_model *m, size_t index, const float **weights,
+mpq_status mpq_model_get_weights(const mpq_model *m, size_t index, const float **weights,
                              int64_t *weight_count, const float **bias, int64_t *bias_count)
 {
     if (!m)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_weights: m is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_get_weights: m is NULL");
     if (index >= m->count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_model_weights: index %zu >= layer count %zu", index, m->count);
+                             "mpq_model_get_weights: index %zu >= layer count %zu", index, m->count);
     const mpq_layer *l = &m->layers[index];
     if (weights)
         *weights = l->weights;
@@ -525,7 +554,11 @@ mpq_status mpq_model_weights(const mpq_model *m, size_t index, const float **wei
 
 int mpq_model_has_weights(const mpq_model *m)
 {
-    if (!m || m->count == 0)
+    if (!m) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_model_has_weights: model is NULL");
+        return -1;
+    }
+    if (m->count == 0)
         return 0;
     for (size_t i = 0; i < m->count; i++)
         if (!m->layers[i].weights)

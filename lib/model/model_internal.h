@@ -16,7 +16,7 @@ typedef struct mpq_layer {
     int64_t bias_len;
 } mpq_layer;
 
-/* Whole-model bounds: the sums over layers (mpq_model_totals(), the policy's weighted bit counts,
+/* Whole-model bounds: the sums over layers (mpq_model_get_totals(), the policy's weighted bit counts,
  * 32 * weights < 2^53) then stay exact and far from int64 overflow whatever the layer count. */
 #define MPQ_MODEL_MAX_WEIGHTS ((int64_t)1 << 48)
 #define MPQ_MODEL_MAX_MACS ((int64_t)1 << 60)

@@ -212,7 +212,7 @@ mpq_status mpq_model_load(mpq_model **out, const char *path)
         return st;
     json_error_t err;
     char prevbuf[1024];
-    json_t *root = json_loads(mpq_container_header(c), JSON_REJECT_DUPLICATES, &err);
+    json_t *root = json_loads(mpq_container_get_header(c), JSON_REJECT_DUPLICATES, &err);
     mpq_model *m = NULL;
     if (!root) {
         st = fmt_err(path, "header is not valid JSON");
@@ -246,12 +246,12 @@ mpq_status mpq_model_load(mpq_model **out, const char *path)
         goto done;
     }
     st = parse_layers(path, root, m, c);
-    if (!st && mpq_container_count(c) > 0) {
+    if (!st && mpq_container_get_count(c) > 0) {
         /* Every tensor must belong to a layer: a stray one means a file of another kind. */
         size_t expected = 0;
         for (size_t i = 0; i < m->count; i++)
             expected += (m->layers[i].weights != NULL) + (m->layers[i].bias != NULL);
-        if (expected != mpq_container_count(c))
+        if (expected != mpq_container_get_count(c))
             st = fmt_err(path, "the file holds tensors that belong to no layer");
     }
 done:

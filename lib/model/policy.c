@@ -126,7 +126,7 @@ mpq_status mpq_policy_create_kernelwise(mpq_policy **out, const mpq_model *m,
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                              !out ? "out" : !m ? "m" : !kernel_bits ? "kernel_bits" : "act_bits");
     int64_t total = 0;
-    mpq_model_totals(m, NULL, NULL, &total, NULL);
+    mpq_model_get_totals(m, NULL, NULL, &total, NULL);
     if (kernel_count != total)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "%s: kernel_count %lld, model '%s' has %lld kernels", fn,
@@ -147,7 +147,7 @@ mpq_status mpq_policy_create_kernelwise(mpq_policy **out, const mpq_model *m,
     return MPQ_OK;
 }
 
-mpq_status mpq_policy_clone(const mpq_policy *p, mpq_policy **out)
+mpq_status mpq_policy_clone(mpq_policy **out, const mpq_policy *p)
 {
     if (!p || !out)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_clone: %s is NULL",
@@ -178,9 +178,23 @@ mpq_status mpq_policy_clone(const mpq_policy *p, mpq_policy **out)
     return MPQ_OK;
 }
 
-size_t mpq_policy_layer_count(const mpq_policy *p) { return p ? p->layers : 0; }
+size_t mpq_policy_get_layer_count(const mpq_policy *p)
+{
+    if (!p) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_get_layer_count: policy is NULL");
+        return 0;
+    }
+    return p->layers;
+}
 
-int64_t mpq_policy_kernel_count(const mpq_policy *p) { return p ? p->total_kernels : 0; }
+int64_t mpq_policy_get_kernel_count(const mpq_policy *p)
+{
+    if (!p) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_get_kernel_count: policy is NULL");
+        return -1;
+    }
+    return p->total_kernels;
+}
 
 mpq_status mpq_policy_check_model(const mpq_policy *p, const mpq_model *m)
 {
@@ -226,13 +240,13 @@ static mpq_status bits_arg(int bits, const char *fn)
     return MPQ_OK;
 }
 
-mpq_status mpq_policy_act_bits(const mpq_policy *p, size_t layer, int *bits)
+mpq_status mpq_policy_get_act_bits(const mpq_policy *p, size_t layer, int *bits)
 {
-    mpq_status st = layer_arg(p, layer, "mpq_policy_act_bits");
+    mpq_status st = layer_arg(p, layer, "mpq_policy_get_act_bits");
     if (st)
         return st;
     if (!bits)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_act_bits: bits is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_get_act_bits: bits is NULL");
     *bits = p->act[layer];
     return MPQ_OK;
 }
@@ -248,14 +262,14 @@ mpq_status mpq_policy_set_act_bits(mpq_policy *p, size_t layer, int bits)
     return MPQ_OK;
 }
 
-mpq_status mpq_policy_weight_bits(const mpq_policy *p, size_t layer, const uint8_t **bits,
+mpq_status mpq_policy_get_weight_bits(const mpq_policy *p, size_t layer, const uint8_t **bits,
                                   int64_t *count)
 {
-    mpq_status st = layer_arg(p, layer, "mpq_policy_weight_bits");
+    mpq_status st = layer_arg(p, layer, "mpq_policy_get_weight_bits");
     if (st)
         return st;
     if (!bits)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_weight_bits: bits is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_get_weight_bits: bits is NULL");
     *bits = p->bits + p->offset[layer];
     if (count)
         *count = p->kernels[layer];
@@ -310,8 +324,10 @@ mpq_status mpq_policy_set_kernel_bits_array(mpq_policy *p, size_t layer, const u
 
 int mpq_policy_equal(const mpq_policy *a, const mpq_policy *b)
 {
-    if (!a || !b)
-        return 0;
+    if (!a || !b) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_equal: a policy is NULL");
+        return -1;
+    }
     if (a == b)
         return 1;
     if (a->layers != b->layers || a->total_kernels != b->total_kernels)
@@ -346,8 +362,10 @@ static uint64_t fnv_u64(uint64_t h, uint64_t v)
 
 uint64_t mpq_policy_hash(const mpq_policy *p)
 {
-    if (!p)
+    if (!p) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_hash: policy is NULL");
         return 0;
+    }
     /* Encoding: u64 layer count, then per layer u64 kernel count, u64 weights per kernel, u8
      * activation bits, the kernel bits. Exactly the fields mpq_policy_equal() compares. */
     uint64_t h = fnv_u64(FNV_OFFSET, (uint64_t)p->layers);
@@ -360,14 +378,14 @@ uint64_t mpq_policy_hash(const mpq_policy *p)
     return h;
 }
 
-mpq_status mpq_policy_layer_avg_weight_bits(const mpq_policy *p, size_t layer, double *avg)
+mpq_status mpq_policy_get_layer_avg_weight_bits(const mpq_policy *p, size_t layer, double *avg)
 {
-    mpq_status st = layer_arg(p, layer, "mpq_policy_layer_avg_weight_bits");
+    mpq_status st = layer_arg(p, layer, "mpq_policy_get_layer_avg_weight_bits");
     if (st)
         return st;
     if (!avg)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_policy_layer_avg_weight_bits: avg is NULL");
+                             "mpq_policy_get_layer_avg_weight_bits: avg is NULL");
     int64_t sum = 0;
     const uint8_t *b = p->bits + p->offset[layer];
     for (int64_t k = 0; k < p->kernels[layer]; k++)
@@ -376,10 +394,10 @@ mpq_status mpq_policy_layer_avg_weight_bits(const mpq_policy *p, size_t layer, d
     return MPQ_OK;
 }
 
-mpq_status mpq_policy_avg_weight_bits(const mpq_policy *p, const mpq_model *m, double *avg)
+mpq_status mpq_policy_get_avg_weight_bits(const mpq_policy *p, const mpq_model *m, double *avg)
 {
     if (!p || !avg)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_avg_weight_bits: %s is NULL",
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_get_avg_weight_bits: %s is NULL",
                              p ? "avg" : "p");
     if (m) {
         mpq_status st = mpq_policy_check_model(p, m);
@@ -398,7 +416,7 @@ mpq_status mpq_policy_avg_weight_bits(const mpq_policy *p, const mpq_model *m, d
         weights += p->kernels[i] * p->kernel_weights[i];
     }
     if (weights == 0)
-        return mpq_set_error(MPQ_ERR_STATE, "mpq_policy_avg_weight_bits: the policy has no weights");
+        return mpq_set_error(MPQ_ERR_STATE, "mpq_policy_get_avg_weight_bits: the policy has no weights");
     *avg = (double)bits / (double)weights;
     return MPQ_OK;
 }
@@ -449,14 +467,14 @@ mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f)
     return MPQ_OK;
 }
 
-mpq_status mpq_policy_figures_get(const mpq_policy *p, mpq_policy_figures *f)
+mpq_status mpq_policy_get_figures(const mpq_policy *p, mpq_policy_figures *f)
 {
     if (!p || !f)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_figures_get: %s is NULL",
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_get_figures: %s is NULL",
                              p ? "f" : "p");
     if (f->size < sizeof *f)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_policy_figures_get: f->size %zu, expected sizeof "
+                             "mpq_policy_get_figures: f->size %zu, expected sizeof "
                              "(mpq_policy_figures) = %zu",
                              f->size, sizeof *f);
     *f = p->figures;

@@ -202,10 +202,10 @@ mpq_status mpq_quantizer_create(mpq_quantizer **out, const mpq_model *m)
     if (!out || !m)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_create: %s is NULL",
                              out ? "m" : "out");
-    size_t n = mpq_model_layer_count(m);
+    size_t n = mpq_model_get_layer_count(m);
     if (n == 0)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_create: model '%s' has no "
-                             "layers", mpq_model_name(m));
+                             "layers", mpq_model_get_name(m));
     mpq_quantizer *q = calloc(1, sizeof *q);
     if (!q)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "mpq_quantizer_create: out of memory");
@@ -215,9 +215,9 @@ mpq_status mpq_quantizer_create(mpq_quantizer **out, const mpq_model *m)
     for (size_t i = 0; !st && i < n; i++) {
         qlayer *l = &q->layers[i];
         l->shape.size = sizeof l->shape;
-        st = mpq_model_layer_shape(m, i, &l->shape);
-        l->weights = mpq_model_layer_weight_count(m, i);
-        l->kernels = mpq_model_layer_kernel_count(m, i);
+        st = mpq_model_get_layer_shape(m, i, &l->shape);
+        l->weights = mpq_model_get_layer_weight_count(m, i);
+        l->kernels = mpq_model_get_layer_kernel_count(m, i);
         l->woff = q->total_weights;
         l->koff = q->total_kernels;
         q->total_weights += l->weights;
@@ -249,21 +249,21 @@ static mpq_status check_fit(const mpq_quantizer *q, const mpq_model *m, const mp
 {
     if (!m || !p)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, m ? "p" : "m");
-    if (mpq_model_layer_count(m) != q->count)
+    if (mpq_model_get_layer_count(m) != q->count)
         return mpq_set_error(MPQ_ERR_MISMATCH, "%s: model '%s' has %zu layers, the quantizer "
-                             "was made for %zu", fn, mpq_model_name(m),
-                             mpq_model_layer_count(m), q->count);
+                             "was made for %zu", fn, mpq_model_get_name(m),
+                             mpq_model_get_layer_count(m), q->count);
     for (size_t i = 0; i < q->count; i++) {
         mpq_layer_shape s;
         s.size = sizeof s;
-        mpq_model_layer_shape(m, i, &s);
+        mpq_model_get_layer_shape(m, i, &s);
         const mpq_layer_shape *t = &q->layers[i].shape;
         if (s.kind != t->kind || s.in_channels != t->in_channels ||
             s.out_channels != t->out_channels || s.kernel_h != t->kernel_h ||
             s.kernel_w != t->kernel_w || s.groups != t->groups)
             return mpq_set_error(MPQ_ERR_MISMATCH, "%s: layer %zu ('%s') differs in shape from "
                                  "the model the quantizer was made for", fn, i,
-                                 mpq_model_layer_name(m, i));
+                                 mpq_model_get_layer_name(m, i));
     }
     return mpq_policy_check_model(p, m);
 }
@@ -327,14 +327,14 @@ static mpq_status run_ctx_init(const mpq_quantizer *q, const mpq_model *m, const
     for (size_t i = first; i < last; i++) {
         const float *w = NULL;
         int64_t wn = 0, kn = 0;
-        mpq_model_weights(m, i, &w, &wn, NULL, NULL);
+        mpq_model_get_weights(m, i, &w, &wn, NULL, NULL);
         if (!w || wn != q->layers[i].weights) {
             run_ctx_free(c);
             return mpq_set_error(MPQ_ERR_STATE, "quantizer: layer %zu ('%s') of model '%s' has "
-                                 "no weights", i, mpq_model_layer_name(m, i), mpq_model_name(m));
+                                 "no weights", i, mpq_model_get_layer_name(m, i), mpq_model_get_name(m));
         }
         c->w[i] = w;
-        mpq_policy_weight_bits(p, i, &c->bits[i], &kn);
+        mpq_policy_get_weight_bits(p, i, &c->bits[i], &kn);
     }
     return MPQ_OK;
 }
@@ -510,7 +510,7 @@ static mpq_status kmeans_layer(mpq_quantizer *q, const mpq_model *m, const run_c
     if (method == MPQ_QUANT_KMEANS_LAYER && minb != maxb)
         return mpq_set_error(MPQ_ERR_UNSUPPORTED, "quantizer: per-layer codebook on layer %zu "
                              "('%s') whose kernels use %d..%d bits; use per-kernel codebooks",
-                             i, mpq_model_layer_name(m, i), minb, maxb);
+                             i, mpq_model_get_layer_name(m, i), minb, maxb);
     int64_t stride = (int64_t)1 << maxb;
     int64_t ncb = method == MPQ_QUANT_KMEANS_LAYER ? 1 : kn;
     float *cb = malloc((size_t)(stride * ncb) * sizeof *cb);
@@ -622,30 +622,30 @@ static mpq_status applied_layer(const mpq_quantizer *q, size_t layer, const char
     return MPQ_OK;
 }
 
-mpq_status mpq_quantizer_weights(const mpq_quantizer *q, size_t layer, const float **weights,
+mpq_status mpq_quantizer_get_weights(const mpq_quantizer *q, size_t layer, const float **weights,
                                  int64_t *count)
 {
-    mpq_status st = applied_layer(q, layer, "mpq_quantizer_weights");
+    mpq_status st = applied_layer(q, layer, "mpq_quantizer_get_weights");
     if (st)
         return st;
     if (!weights)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_weights: weights is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_get_weights: weights is NULL");
     *weights = q->out + q->layers[layer].woff;
     if (count)
         *count = q->layers[layer].weights;
     return MPQ_OK;
 }
 
-mpq_status mpq_quantizer_scales(const mpq_quantizer *q, size_t layer, const float **scale,
+mpq_status mpq_quantizer_get_scales(const mpq_quantizer *q, size_t layer, const float **scale,
                                 const int32_t **zero_point)
 {
-    mpq_status st = applied_layer(q, layer, "mpq_quantizer_scales");
+    mpq_status st = applied_layer(q, layer, "mpq_quantizer_get_scales");
     if (st)
         return st;
     if (!scale)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_scales: scale is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_get_scales: scale is NULL");
     if (q->applied_with != MPQ_QUANT_LINEAR)
-        return mpq_set_error(MPQ_ERR_STATE, "mpq_quantizer_scales: the last apply used k-means "
+        return mpq_set_error(MPQ_ERR_STATE, "mpq_quantizer_get_scales: the last apply used k-means "
                              "codebooks, not scales");
     *scale = q->scale + q->layers[layer].koff;
     if (zero_point)
@@ -653,17 +653,17 @@ mpq_status mpq_quantizer_scales(const mpq_quantizer *q, size_t layer, const floa
     return MPQ_OK;
 }
 
-mpq_status mpq_quantizer_codebook(const mpq_quantizer *q, size_t layer, const float **codebook,
+mpq_status mpq_quantizer_get_codebook(const mpq_quantizer *q, size_t layer, const float **codebook,
                                   int64_t *stride, int64_t *count)
 {
-    mpq_status st = applied_layer(q, layer, "mpq_quantizer_codebook");
+    mpq_status st = applied_layer(q, layer, "mpq_quantizer_get_codebook");
     if (st)
         return st;
     if (!codebook)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_codebook: codebook is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_get_codebook: codebook is NULL");
     const qlayer *l = &q->layers[layer];
     if (!l->codebook)
-        return mpq_set_error(MPQ_ERR_STATE, "mpq_quantizer_codebook: layer %zu has no codebook "
+        return mpq_set_error(MPQ_ERR_STATE, "mpq_quantizer_get_codebook: layer %zu has no codebook "
                              "(linear apply, or every kernel at 32 bits)", layer);
     *codebook = l->codebook;
     if (stride)
@@ -684,10 +684,10 @@ static void finish_error(mpq_quant_error *e)
         e->sqnr_db = 10.0 * log10(e->signal_energy / e->error_energy);
 }
 
-mpq_status mpq_quantizer_error(const mpq_quantizer *q, const mpq_model *m, size_t layer,
+mpq_status mpq_quantizer_get_error(const mpq_quantizer *q, const mpq_model *m, size_t layer,
                                mpq_quant_error *err)
 {
-    static const char fn[] = "mpq_quantizer_error";
+    static const char fn[] = "mpq_quantizer_get_error";
     if (!q || !m || !err)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
                              !q ? "q" : !m ? "m" : "err");
@@ -696,9 +696,9 @@ mpq_status mpq_quantizer_error(const mpq_quantizer *q, const mpq_model *m, size_
                              err->size, sizeof *err);
     if (!q->applied)
         return mpq_set_error(MPQ_ERR_STATE, "%s: no successful mpq_quantizer_apply() yet", fn);
-    if (mpq_model_layer_count(m) != q->count)
+    if (mpq_model_get_layer_count(m) != q->count)
         return mpq_set_error(MPQ_ERR_MISMATCH, "%s: model '%s' has %zu layers, the quantizer %zu",
-                             fn, mpq_model_name(m), mpq_model_layer_count(m), q->count);
+                             fn, mpq_model_get_name(m), mpq_model_get_layer_count(m), q->count);
     size_t first = layer, last = layer + 1;
     if (layer == SIZE_MAX) {
         first = 0;
@@ -713,10 +713,10 @@ mpq_status mpq_quantizer_error(const mpq_quantizer *q, const mpq_model *m, size_
     for (size_t i = first; i < last; i++) {
         const float *w = NULL;
         int64_t wn = 0;
-        mpq_model_weights(m, i, &w, &wn, NULL, NULL);
+        mpq_model_get_weights(m, i, &w, &wn, NULL, NULL);
         if (!w || wn != q->layers[i].weights)
             return mpq_set_error(MPQ_ERR_MISMATCH, "%s: layer %zu of model '%s' has no weights "
-                                 "of the applied size", fn, i, mpq_model_name(m));
+                                 "of the applied size", fn, i, mpq_model_get_name(m));
         const float *y = q->out + q->layers[i].woff;
         double s = 0.0, d = 0.0;
         for (int64_t j = 0; j < wn; j++) {
@@ -780,14 +780,14 @@ mpq_status mpq_policy_model_size(const mpq_model *m, const mpq_policy *p,
     mpq_size_report r;
     memset(&r, 0, sizeof r);
     r.size = sizeof r;
-    for (size_t i = 0; i < mpq_model_layer_count(m); i++) {
+    for (size_t i = 0; i < mpq_model_get_layer_count(m); i++) {
         mpq_layer_shape s;
         s.size = sizeof s;
-        mpq_model_layer_shape(m, i, &s);
+        mpq_model_get_layer_shape(m, i, &s);
         const uint8_t *bits = NULL;
         int64_t kn = 0;
-        mpq_policy_weight_bits(p, i, &bits, &kn);
-        int64_t per_kernel = mpq_model_layer_weight_count(m, i) / kn;
+        mpq_policy_get_weight_bits(p, i, &bits, &kn);
+        int64_t per_kernel = mpq_model_get_layer_weight_count(m, i) / kn;
         int maxb = 0;
         for (int64_t k = 0; k < kn; k++) {
             r.weight_bits += (int64_t)bits[k] * per_kernel;
@@ -807,7 +807,7 @@ mpq_status mpq_policy_model_size(const mpq_model *m, const mpq_policy *p,
             r.bias_bits += (int64_t)cfg->bias_bits * s.out_channels;
             r.float_bits += 32 * (int64_t)s.out_channels;
         }
-        r.float_bits += 32 * mpq_model_layer_weight_count(m, i);
+        r.float_bits += 32 * mpq_model_get_layer_weight_count(m, i);
     }
     r.total_bits = r.weight_bits + r.width_bits + r.scale_bits + r.bias_bits;
     r.total_bytes = (double)r.total_bits / 8.0;

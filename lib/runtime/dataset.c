@@ -290,10 +290,10 @@ mpq_status mpq_dataset_split_range(const mpq_dataset *ds, mpq_split split, int64
                          (int)split);
 }
 
-mpq_status mpq_dataset_count(const mpq_dataset *ds, mpq_split split, int64_t *count)
+mpq_status mpq_dataset_get_count(const mpq_dataset *ds, mpq_split split, int64_t *count)
 {
     if (!ds || !count)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_dataset_count: ds or count is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_dataset_get_count: ds or count is NULL");
     int64_t first = 0, n = 0;
     mpq_status st = mpq_dataset_split_range(ds, split, &first, &n);
     if (st == MPQ_OK)
@@ -301,11 +301,11 @@ mpq_status mpq_dataset_count(const mpq_dataset *ds, mpq_split split, int64_t *co
     return st;
 }
 
-mpq_status mpq_dataset_shape(const mpq_dataset *ds, int32_t *channels, int32_t *height,
+mpq_status mpq_dataset_get_shape(const mpq_dataset *ds, int32_t *channels, int32_t *height,
                              int32_t *width, int32_t *classes)
 {
     if (!ds)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_dataset_shape: ds is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_dataset_get_shape: ds is NULL");
     if (channels)
         *channels = ds->channels;
     if (height)

@@ -167,7 +167,7 @@ mpq_status mpq_evaluator_create(mpq_evaluator **out, const mpq_net *net, const m
     ev->seed = seed;
     for (int i = 0; i < MPQ_EVAL_PARAM_COUNT; i++)
         ev->param[i] = eval_params[i].default_value;
-    mpq_status st = mpq_net_clone(net, &ev->base);
+    mpq_status st = mpq_net_clone(&ev->base, net);
     if (st == MPQ_OK)
         ev->param[MPQ_EVAL_THREADS] = ev->base->param[MPQ_NET_THREADS];
     if (st == MPQ_OK)
@@ -175,7 +175,7 @@ mpq_status mpq_evaluator_create(mpq_evaluator **out, const mpq_net *net, const m
     if (st == MPQ_OK)
         st = mpq_net_set_progress(ev->base, NULL, NULL);
     if (st == MPQ_OK)
-        st = mpq_net_clone(ev->base, &ev->work);
+        st = mpq_net_clone(&ev->work, ev->base);
     if (st == MPQ_OK)
         st = calibrate(ev);
     if (st == MPQ_OK)
@@ -188,7 +188,14 @@ mpq_status mpq_evaluator_create(mpq_evaluator **out, const mpq_net *net, const m
     return MPQ_OK;
 }
 
-const mpq_model *mpq_evaluator_model(const mpq_evaluator *ev) { return ev ? ev->model : NULL; }
+const mpq_model *mpq_evaluator_get_model(const mpq_evaluator *ev)
+{
+    if (!ev) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_evaluator_get_model: evaluator is NULL");
+        return NULL;
+    }
+    return ev->model;
+}
 
 /* Resets the work network to the trained state, installs @p policy and fine-tunes it. */
 static mpq_status prepare(mpq_evaluator *ev, const mpq_policy *policy, uint64_t hash,
@@ -245,7 +252,7 @@ mpq_status mpq_evaluator_evaluate(mpq_evaluator *ev, const mpq_policy *policy, d
     c->hash = hash;
     c->policy = NULL;
     c->accuracy = acc;
-    if (policy && (st = mpq_policy_clone(policy, &c->policy)) != MPQ_OK)
+    if (policy && (st = mpq_policy_clone(&c->policy, policy)) != MPQ_OK)
         return st;
     ev->cache_count++;
     *accuracy = acc;
@@ -273,7 +280,7 @@ mpq_status mpq_evaluator_finetune(mpq_evaluator *ev, const mpq_policy *policy, i
         st = mpq_net_evaluate(ev->work, ev->ds, split, 0, &acc);
     mpq_net *copy = NULL;
     if (st == MPQ_OK && tuned)
-        st = mpq_net_clone(ev->work, &copy);
+        st = mpq_net_clone(&copy, ev->work);
     if (st != MPQ_OK)
         return st;
     *accuracy = acc;
@@ -295,10 +302,10 @@ mpq_status mpq_evaluator_evaluate_int8(mpq_evaluator *ev, const mpq_policy *poli
     return st;
 }
 
-mpq_status mpq_evaluator_cache_stats(const mpq_evaluator *ev, int64_t *hits, int64_t *misses)
+mpq_status mpq_evaluator_get_cache_stats(const mpq_evaluator *ev, int64_t *hits, int64_t *misses)
 {
     if (!ev)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_evaluator_cache_stats: ev is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_evaluator_get_cache_stats: ev is NULL");
     if (hits)
         *hits = ev->hits;
     if (misses)

@@ -540,16 +540,23 @@ mpq_status mpq_net_add(mpq_net *net, const char *name, const mpq_net_layer *laye
     return net_add(net, name, layer, index, ADD_INIT, NULL);
 }
 
-size_t mpq_net_layer_count(const mpq_net *net) { return net ? net->count : 0; }
+size_t mpq_net_get_layer_count(const mpq_net *net)
+{
+    if (!net) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_layer_count: net is NULL");
+        return 0;
+    }
+    return net->count;
+}
 
-mpq_status mpq_net_layer_get(const mpq_net *net, size_t index, mpq_net_layer *layer,
+mpq_status mpq_net_get_layer(const mpq_net *net, size_t index, mpq_net_layer *layer,
                              int32_t out_shape[3])
 {
     if (!net || !layer || layer->size < sizeof(mpq_net_layer))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_net_layer_get: net or layer NULL, or layer->size too small");
+                             "mpq_net_get_layer: net or layer NULL, or layer->size too small");
     if (index >= net->count)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_layer_get: index %zu >= %zu",
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_layer: index %zu >= %zu",
                              index, net->count);
     *layer = net->layers[index].d;
     if (out_shape) {
@@ -560,17 +567,28 @@ mpq_status mpq_net_layer_get(const mpq_net *net, size_t index, mpq_net_layer *la
     return MPQ_OK;
 }
 
-const char *mpq_net_layer_name(const mpq_net *net, size_t index)
+const char *mpq_net_get_layer_name(const mpq_net *net, size_t index)
 {
-    return net && index < net->count ? net->layers[index].name : NULL;
+    if (!net || index >= net->count) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_layer_name: %s", net ? "index out of range" : "net is NULL");
+        return NULL;
+    }
+    return net->layers[index].name;
 }
 
-const char *mpq_net_name(const mpq_net *net) { return net ? net->name : NULL; }
+const char *mpq_net_get_name(const mpq_net *net)
+{
+    if (!net) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_name: net is NULL");
+        return NULL;
+    }
+    return net->name;
+}
 
-mpq_status mpq_net_stats(const mpq_net *net, int64_t *params, int64_t *macs)
+mpq_status mpq_net_get_stats(const mpq_net *net, int64_t *params, int64_t *macs)
 {
     if (!net)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_stats: net is NULL");
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_stats: net is NULL");
     int64_t p = 0, m = 0;
     for (size_t i = 0; i < net->count; i++) {
         const rt_layer *l = &net->layers[i];
@@ -702,7 +720,7 @@ static void copy_params(rt_layer *dst, const rt_layer *src)
     dst->act_hi = src->act_hi;
 }
 
-mpq_status mpq_net_clone(const mpq_net *net, mpq_net **out)
+mpq_status mpq_net_clone(mpq_net **out, const mpq_net *net)
 {
     if (!net || !out)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_clone: net or out NULL");
@@ -810,7 +828,7 @@ mpq_status mpq_net_set_policy(mpq_net *net, const mpq_policy *policy)
         if (l->quant_index < 0)
             continue;
         int ab;
-        st = mpq_policy_act_bits(policy, (size_t)l->quant_index, &ab);
+        st = mpq_policy_get_act_bits(policy, (size_t)l->quant_index, &ab);
         if (st != MPQ_OK)
             return st;
         if (ab < MPQ_BITS_FLOAT && !net->calibrated)
@@ -820,7 +838,7 @@ mpq_status mpq_net_set_policy(mpq_net *net, const mpq_policy *policy)
                                  l->name, ab);
         const uint8_t *bits;
         int64_t n;
-        st = mpq_policy_weight_bits(policy, (size_t)l->quant_index, &bits, &n);
+        st = mpq_policy_get_weight_bits(policy, (size_t)l->quant_index, &bits, &n);
         if (st != MPQ_OK)
             return st;
         if (n != l->out_c)
@@ -833,8 +851,8 @@ mpq_status mpq_net_set_policy(mpq_net *net, const mpq_policy *policy)
             continue;
         const uint8_t *bits;
         int64_t n;
-        mpq_policy_act_bits(policy, (size_t)l->quant_index, &l->act_bits);
-        mpq_policy_weight_bits(policy, (size_t)l->quant_index, &bits, &n);
+        mpq_policy_get_act_bits(policy, (size_t)l->quant_index, &l->act_bits);
+        mpq_policy_get_weight_bits(policy, (size_t)l->quant_index, &bits, &n);
         memcpy(l->wbits, bits, (size_t)n);
     }
     net->policy_on = 1;
@@ -962,7 +980,7 @@ static mpq_status json_i32(json_t *o, const char *key, const char *where, size_t
 static mpq_status net_parse(const mpq_container *c, const char *path, uint64_t seed,
                             int check_only, mpq_net **out)
 {
-    json_t *root = json_loads(mpq_container_header(c), JSON_REJECT_DUPLICATES, NULL);
+    json_t *root = json_loads(mpq_container_get_header(c), JSON_REJECT_DUPLICATES, NULL);
     mpq_net *net = NULL;
     mpq_status st = MPQ_OK;
     const char *name = NULL;
@@ -1090,9 +1108,9 @@ static mpq_status net_parse(const mpq_container *c, const char *path, uint64_t s
         int64_t n[4];
         expected_tensors += (size_t)layer_tensor_list(l, what, n);
     }
-    if (mpq_container_count(c) != expected_tensors) {
+    if (mpq_container_get_count(c) != expected_tensors) {
         st = mpq_set_error(MPQ_ERR_FORMAT, "%s: holds %zu tensors, its layers store %zu (a "
-                           "tensor belongs to no layer)", path, mpq_container_count(c),
+                           "tensor belongs to no layer)", path, mpq_container_get_count(c),
                            expected_tensors);
         goto done;
     }

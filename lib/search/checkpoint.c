@@ -110,10 +110,10 @@ static mpq_status build_header(const mpq_search *s, char **out)
     json_object_set_new(h, "version", json_integer(CHECKPOINT_VERSION));
     json_object_set_new(h, "library", json_string(mpq_version_string()));
     json_object_set_new(h, "method", json_string(mpq_search_method_name(s->method)));
-    json_object_set_new(h, "model", json_string(mpq_model_name(s->model)));
+    json_object_set_new(h, "model", json_string(mpq_model_get_name(s->model)));
     json_object_set_new(h, "layers", json_integer((json_int_t)s->layers));
     json_object_set_new(h, "kernels", json_integer((json_int_t)s->kernels));
-    json_object_set_new(h, "hw", json_string(mpq_hw_name(s->hw)));
+    json_object_set_new(h, "hw", json_string(mpq_hw_get_name(s->hw)));
     json_object_set_new(h, "episode", json_integer((json_int_t)s->episode));
     json_object_set_new(h, "history_count", json_integer((json_int_t)s->history_count));
     json_object_set_new(h, "cache_count", json_integer((json_int_t)s->cache_count));
@@ -143,9 +143,9 @@ static mpq_status save_top(const mpq_search *s, mpq_container *c)
             const uint8_t *bits;
             int64_t m;
             int a;
-            st = mpq_policy_weight_bits(s->top[i], l, &bits, &m);
+            st = mpq_policy_get_weight_bits(s->top[i], l, &bits, &m);
             if (st == MPQ_OK)
-                st = mpq_policy_act_bits(s->top[i], l, &a);
+                st = mpq_policy_get_act_bits(s->top[i], l, &a);
             if (st == MPQ_OK) {
                 memcpy(kb + i * K + s->kernel_offset[l], bits, (size_t)m);
                 ab[i * L + (int64_t)l] = (uint8_t)a;
@@ -361,9 +361,9 @@ mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
             const uint8_t *bits;
             int64_t n;
             int a;
-            st = mpq_policy_weight_bits(s->best, l, &bits, &n);
+            st = mpq_policy_get_weight_bits(s->best, l, &bits, &n);
             if (st == MPQ_OK)
-                st = mpq_policy_act_bits(s->best, l, &a);
+                st = mpq_policy_get_act_bits(s->best, l, &a);
             if (st == MPQ_OK) {
                 memcpy(kb + s->kernel_offset[l], bits, (size_t)n);
                 ab[l] = (uint8_t)a;
@@ -453,19 +453,19 @@ static mpq_status header_check(const mpq_search *s, const char *text)
         st = mpq_set_error(MPQ_ERR_MISMATCH, "search checkpoint: written by method '%s', this "
                                              "search is '%s'",
                            method, mpq_search_method_name(s->method));
-    else if (strcmp(model, mpq_model_name(s->model)) != 0 ||
+    else if (strcmp(model, mpq_model_get_name(s->model)) != 0 ||
              json_integer_value(layers) != (json_int_t)s->layers ||
              json_integer_value(kernels) != (json_int_t)s->kernels)
         st = mpq_set_error(MPQ_ERR_MISMATCH,
                            "search checkpoint: model '%s' (%lld layers, %lld kernels), this "
                            "search has '%s' (%zu layers, %lld kernels)",
                            model, (long long)json_integer_value(layers),
-                           (long long)json_integer_value(kernels), mpq_model_name(s->model),
+                           (long long)json_integer_value(kernels), mpq_model_get_name(s->model),
                            s->layers, (long long)s->kernels);
-    else if (strcmp(hw, mpq_hw_name(s->hw)) != 0)
+    else if (strcmp(hw, mpq_hw_get_name(s->hw)) != 0)
         st = mpq_set_error(MPQ_ERR_MISMATCH,
                            "search checkpoint: hardware '%s', this search uses '%s'", hw,
-                           mpq_hw_name(s->hw));
+                           mpq_hw_get_name(s->hw));
     json_decref(h);
     return st;
 }
@@ -499,7 +499,7 @@ static mpq_status load_agents(const mpq_search *s, const mpq_container *c, mpq_d
         st = mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: %s (this %s search on '%s' needs "
                            "the shape its parameters give)",
                            mpq_last_error(), mpq_search_method_name(s->method),
-                           mpq_model_name(s->model));
+                           mpq_model_get_name(s->model));
     return st;
 }
 
@@ -686,7 +686,7 @@ mpq_status mpq_search_resume(mpq_search *s, const char *path)
     double saved[MPQ_SEARCH_PARAM_COUNT];
     memcpy(saved, s->params, sizeof saved);
     mpq_ddpg *agent = NULL, *hlc = NULL, *llc = NULL;
-    st = header_check(s, mpq_container_header(c));
+    st = header_check(s, mpq_container_get_header(c));
     if (st == MPQ_OK)
         st = restore(s, c, &agent, &hlc, &llc);
     mpq_ddpg_destroy(agent);

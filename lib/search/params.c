@@ -99,7 +99,7 @@ static const param_row rows[MPQ_SEARCH_PARAM_COUNT] = {
         "the candidate with the best stale score, accept it if it stays best; libmpq choice), 0 "
         "re-measure every candidate per step", 0, 1, 1, 1, 1},
     [MPQ_SEARCH_KEEP_TOP] = {"keep_top", "distinct feasible policies kept by reward for a final "
-        "re-evaluation on more data (mpq_search_top; libmpq choice 5)", 1, 1000, 5, 5, 1},
+        "re-evaluation on more data (mpq_search_get_top; libmpq choice 5)", 1, 1000, 5, 5, 1},
 };
 
 int search_param_is_integer(mpq_search_param id) { return rows[id].is_integer; }
@@ -163,7 +163,7 @@ mpq_status mpq_search_param_find(const char *name, mpq_search_param *id)
 
 static const char *const method_names[MPQ_SEARCH_METHOD_COUNT] = {"haq", "autoq", "uniform",
                                                                   "random", "greedy"};
-static const char *const resource_names[MPQ_RESOURCE_COUNT] = {"latency", "energy", "area",
+static const char *const resource_names[MPQ_SEARCH_RESOURCE_COUNT] = {"latency", "energy", "area",
                                                                "size"};
 
 const char *mpq_search_method_name(mpq_search_method method)
@@ -188,14 +188,14 @@ mpq_status mpq_search_method_from_name(const char *name, mpq_search_method *meth
 
 const char *mpq_search_resource_name(mpq_search_resource resource)
 {
-    return (unsigned)resource < MPQ_RESOURCE_COUNT ? resource_names[resource] : "";
+    return (unsigned)resource < MPQ_SEARCH_RESOURCE_COUNT ? resource_names[resource] : "";
 }
 
 mpq_status mpq_search_resource_from_name(const char *name, mpq_search_resource *resource)
 {
     if (!name || !resource)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "name/resource: NULL");
-    for (int i = 0; i < MPQ_RESOURCE_COUNT; i++) {
+    for (int i = 0; i < MPQ_SEARCH_RESOURCE_COUNT; i++) {
         if (strcmp(name, resource_names[i]) == 0) {
             *resource = (mpq_search_resource)i;
             return MPQ_OK;

@@ -99,13 +99,13 @@ mpq_status mpq_search_save_history(const mpq_search *s, const char *path)
 static double record_cost(const mpq_search_record *r, mpq_search_resource res)
 {
     switch (res) {
-    case MPQ_RESOURCE_LATENCY:
+    case MPQ_SEARCH_RESOURCE_LATENCY:
         return r->latency_s;
-    case MPQ_RESOURCE_ENERGY:
+    case MPQ_SEARCH_RESOURCE_ENERGY:
         return r->energy_j;
-    case MPQ_RESOURCE_AREA:
+    case MPQ_SEARCH_RESOURCE_AREA:
         return r->area;
-    case MPQ_RESOURCE_SIZE:
+    case MPQ_SEARCH_RESOURCE_SIZE:
         return r->size_bytes;
     }
     return NAN;
@@ -114,13 +114,13 @@ static double record_cost(const mpq_search_record *r, mpq_search_resource res)
 static double record_ratio(const mpq_search_record *r, mpq_search_resource res)
 {
     switch (res) {
-    case MPQ_RESOURCE_LATENCY:
+    case MPQ_SEARCH_RESOURCE_LATENCY:
         return r->latency_ratio;
-    case MPQ_RESOURCE_ENERGY:
+    case MPQ_SEARCH_RESOURCE_ENERGY:
         return r->energy_ratio;
-    case MPQ_RESOURCE_AREA:
+    case MPQ_SEARCH_RESOURCE_AREA:
         return r->area_ratio;
-    case MPQ_RESOURCE_SIZE:
+    case MPQ_SEARCH_RESOURCE_SIZE:
         return r->size_ratio;
     }
     return NAN;
@@ -142,12 +142,12 @@ static int cmp_key(const void *a, const void *b)
     return x->index < y->index ? -1 : (x->index > y->index);
 }
 
-mpq_status mpq_search_pareto(const mpq_search *s, mpq_search_resource resource,
+mpq_status mpq_search_get_pareto(const mpq_search *s, mpq_search_resource resource,
                              int64_t **indices, int64_t *count)
 {
     if (!s || !indices || !count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/indices/count: NULL");
-    if ((unsigned)resource >= MPQ_RESOURCE_COUNT)
+    if ((unsigned)resource >= MPQ_SEARCH_RESOURCE_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "resource: unknown value %d",
                              (int)resource);
     *indices = NULL;
@@ -198,11 +198,11 @@ mpq_status mpq_search_pareto_csv(const mpq_search *s, char **csv)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/csv: NULL");
     text t = {0};
     text_printf(&t, "resource,episode,accuracy,cost,cost_ratio\n");
-    const mpq_search_resource res[3] = {MPQ_RESOURCE_LATENCY, MPQ_RESOURCE_ENERGY,
-                                        MPQ_RESOURCE_SIZE};
+    const mpq_search_resource res[3] = {MPQ_SEARCH_RESOURCE_LATENCY, MPQ_SEARCH_RESOURCE_ENERGY,
+                                        MPQ_SEARCH_RESOURCE_SIZE};
     for (int k = 0; k < 3; k++) {
         int64_t *idx = NULL, n = 0;
-        mpq_status st = mpq_search_pareto(s, res[k], &idx, &n);
+        mpq_status st = mpq_search_get_pareto(s, res[k], &idx, &n);
         if (st != MPQ_OK) {
             free(t.data);
             return st;

@@ -101,13 +101,13 @@ mpq_status search_apply_rule_pin(mpq_search *s)
 double search_resource_of(const mpq_hw_cost *c, mpq_search_resource r)
 {
     switch (r) {
-    case MPQ_RESOURCE_LATENCY:
+    case MPQ_SEARCH_RESOURCE_LATENCY:
         return c->latency_s;
-    case MPQ_RESOURCE_ENERGY:
+    case MPQ_SEARCH_RESOURCE_ENERGY:
         return c->energy_j;
-    case MPQ_RESOURCE_AREA:
+    case MPQ_SEARCH_RESOURCE_AREA:
         return isfinite(c->area_mm2) ? c->area_mm2 : c->bram36;
-    case MPQ_RESOURCE_SIZE:
+    case MPQ_SEARCH_RESOURCE_SIZE:
         return c->size_bytes;
     }
     return NAN;
@@ -188,12 +188,12 @@ mpq_status search_wall(mpq_search *s, int64_t *lowered)
 {
     double t0 = search_now();
     int mode = search_param_int(s, MPQ_SEARCH_BUDGET_FILL);
-    if (mode == MPQ_FILL_PROPOSAL) {
+    if (mode == MPQ_SEARCH_FILL_PROPOSAL) {
         memcpy(s->pre_kbits, s->kbits, (size_t)s->kernels);
         memcpy(s->pre_abits, s->abits, s->layers);
     }
     mpq_status st = wall(s, lowered);
-    if (st == MPQ_OK && mode != MPQ_FILL_NONE &&
+    if (st == MPQ_OK && mode != MPQ_SEARCH_FILL_NONE &&
         search_param_int(s, MPQ_SEARCH_OBJECTIVE) == MPQ_OBJECTIVE_RESOURCE)
         st = fill(s, mode, lowered);
     s->prof_cost += search_now() - t0;
@@ -210,12 +210,12 @@ static int fill_frozen(const mpq_search *s, size_t layer)
 
 static int fill_wcap(const mpq_search *s, int mode, int64_t k)
 {
-    return mode == MPQ_FILL_PROPOSAL ? s->pre_kbits[k] : search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
+    return mode == MPQ_SEARCH_FILL_PROPOSAL ? s->pre_kbits[k] : search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
 }
 
 static int fill_acap(const mpq_search *s, int mode, size_t layer)
 {
-    return mode == MPQ_FILL_PROPOSAL ? s->pre_abits[layer]
+    return mode == MPQ_SEARCH_FILL_PROPOSAL ? s->pre_abits[layer]
                                      : search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
 }
 
@@ -500,7 +500,7 @@ void search_top_clear(mpq_search *s)
 }
 
 /* Takes @p policy (history record @p index, already in the history) into the ranking by reward,
- * or destroys it. Ties keep the earlier episode first, as mpq_search_best() does. */
+ * or destroys it. Ties keep the earlier episode first, as mpq_search_get_best() does. */
 mpq_status search_top_insert(mpq_search *s, mpq_policy *policy, int64_t index)
 {
     const int64_t K = (int64_t)s->params[MPQ_SEARCH_KEEP_TOP];
@@ -550,7 +550,7 @@ static mpq_status top_offer(mpq_search *s)
     if (s->top_count == K && !(s->history[s->top_index[K - 1]].reward < r->reward))
         return MPQ_OK;
     mpq_policy *copy = NULL;
-    mpq_status st = mpq_policy_clone(s->work, &copy);
+    mpq_status st = mpq_policy_clone(&copy, s->work);
     if (st != MPQ_OK)
         return st;
     mpq_policy_figures f = {sizeof f, r->accuracy, r->latency_s, r->energy_j, r->area,
@@ -627,13 +627,13 @@ mpq_status search_finish_episode(mpq_search *s, int64_t bits_lowered, mpq_search
     r.episode = s->episode;
     r.latency_s = c.latency_s;
     r.energy_j = c.energy_j;
-    r.area = search_resource_of(&c, MPQ_RESOURCE_AREA);
+    r.area = search_resource_of(&c, MPQ_SEARCH_RESOURCE_AREA);
     r.size_bytes = c.size_bytes;
-    r.latency_ratio = ratio(r.latency_s, s->ref_res[MPQ_RESOURCE_LATENCY]);
-    r.energy_ratio = ratio(r.energy_j, s->ref_res[MPQ_RESOURCE_ENERGY]);
-    r.area_ratio = ratio(r.area, s->ref_res[MPQ_RESOURCE_AREA]);
-    r.size_ratio = ratio(r.size_bytes, s->ref_res[MPQ_RESOURCE_SIZE]);
-    if ((st = mpq_policy_avg_weight_bits(s->work, s->model, &r.avg_weight_bits)) != MPQ_OK)
+    r.latency_ratio = ratio(r.latency_s, s->ref_res[MPQ_SEARCH_RESOURCE_LATENCY]);
+    r.energy_ratio = ratio(r.energy_j, s->ref_res[MPQ_SEARCH_RESOURCE_ENERGY]);
+    r.area_ratio = ratio(r.area, s->ref_res[MPQ_SEARCH_RESOURCE_AREA]);
+    r.size_ratio = ratio(r.size_bytes, s->ref_res[MPQ_SEARCH_RESOURCE_SIZE]);
+    if ((st = mpq_policy_get_avg_weight_bits(s->work, s->model, &r.avg_weight_bits)) != MPQ_OK)
         return st;
     double asum = 0.0;
     for (size_t l = 0; l < s->layers; l++)
@@ -655,7 +655,7 @@ mpq_status search_finish_episode(mpq_search *s, int64_t bits_lowered, mpq_search
                              (long long)s->episode);
     if (r.feasible && (s->best_index < 0 || r.reward > s->best_reward)) {
         mpq_policy *copy = NULL;
-        if ((st = mpq_policy_clone(s->work, &copy)) != MPQ_OK)
+        if ((st = mpq_policy_clone(&copy, s->work)) != MPQ_OK)
             return st;
         mpq_policy_figures f = {sizeof f, r.accuracy, r.latency_s, r.energy_j, r.area,
                                 r.size_bytes};
@@ -700,12 +700,12 @@ static mpq_status build_features(mpq_search *s)
         mpq_layer_shape sh;
         memset(&sh, 0, sizeof sh);
         sh.size = sizeof sh;
-        mpq_status st = mpq_model_layer_shape(s->model, l, &sh);
+        mpq_status st = mpq_model_get_layer_shape(s->model, l, &sh);
         if (st != MPQ_OK) {
             free(all);
             return st;
         }
-        double numel = (double)mpq_model_layer_weight_count(s->model, l);
+        double numel = (double)mpq_model_get_layer_weight_count(s->model, l);
         if (sh.kind == MPQ_LAYER_CONV) {
             /* HAQ: is_depthwise = in_channels == groups; a 1-channel input conv is not one. */
             raw[0] = (sh.groups == sh.in_channels && sh.groups > 1) ? 1.0 : 0.0;
@@ -750,7 +750,7 @@ static mpq_status build_features(mpq_search *s)
         int64_t off = s->kernel_offset[l], M = s->kernel_offset[l + 1] - off;
         const float *w = NULL, *b = NULL;
         int64_t wc = 0, bc = 0;
-        mpq_model_weights(s->model, l, &w, &wc, &b, &bc);
+        mpq_model_get_weights(s->model, l, &w, &wc, &b, &bc);
         double max_std = 0.0, max_abs = 0.0;
         int64_t per = (w && M > 0) ? wc / M : 0;
         for (int64_t k = 0; k < M; k++) {
@@ -801,10 +801,10 @@ mpq_status mpq_search_create(mpq_search **out, mpq_search_method method, const m
     if (!model || !hw || !evaluator)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "search: %s is NULL",
                              !model ? "model" : !hw ? "hw" : "evaluator");
-    size_t L = mpq_model_layer_count(model);
+    size_t L = mpq_model_get_layer_count(model);
     if (L == 0)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "model: '%s' has no layers",
-                             mpq_model_name(model));
+                             mpq_model_get_name(model));
     mpq_search *s = calloc(1, sizeof *s);
     if (!s)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: handle");
@@ -827,7 +827,7 @@ mpq_status mpq_search_create(mpq_search **out, mpq_search_method method, const m
         goto fail;
     }
     for (size_t l = 0; l < L; l++) {
-        int64_t m = mpq_model_layer_kernel_count(model, l);
+        int64_t m = mpq_model_get_layer_kernel_count(model, l);
         s->kernel_offset[l + 1] = s->kernel_offset[l] + m;
         if (m > s->max_layer_kernels)
             s->max_layer_kernels = m;
@@ -936,9 +936,13 @@ void mpq_search_destroy(mpq_search *s)
     free(s);
 }
 
-mpq_search_method mpq_search_get_method(const mpq_search *s)
+mpq_status mpq_search_get_method(const mpq_search *s, mpq_search_method *method)
 {
-    return s ? s->method : MPQ_SEARCH_HAQ;
+    if (!s || !method)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_get_method: %s is NULL",
+                             s ? "method" : "search");
+    *method = s->method;
+    return MPQ_OK;
 }
 
 static int param_changeable_after_start(mpq_search_param id)
@@ -995,7 +999,7 @@ mpq_status mpq_search_set_budget(mpq_search *s, mpq_search_resource resource, do
 {
     if (!s)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s: NULL");
-    if ((unsigned)resource >= MPQ_RESOURCE_COUNT)
+    if ((unsigned)resource >= MPQ_SEARCH_RESOURCE_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "resource: unknown value %d",
                              (int)resource);
     if (!(fraction > 0.0 && fraction < 1.0))
@@ -1172,8 +1176,8 @@ mpq_status mpq_search_prepare(mpq_search *s)
     mpq_status st = mpq_hw_reference_total(s->hw, s->model, &ref);
     if (st != MPQ_OK)
         return st;
-    double ref_res[MPQ_RESOURCE_COUNT];
-    for (int r = 0; r < MPQ_RESOURCE_COUNT; r++)
+    double ref_res[MPQ_SEARCH_RESOURCE_COUNT];
+    for (int r = 0; r < MPQ_SEARCH_RESOURCE_COUNT; r++)
         ref_res[r] = search_resource_of(&ref, (mpq_search_resource)r);
     s->min_fraction = NAN;
     if (search_param_int(s, MPQ_SEARCH_OBJECTIVE) == MPQ_OBJECTIVE_RESOURCE) {
@@ -1181,7 +1185,7 @@ mpq_status mpq_search_prepare(mpq_search *s)
         if (!(ref_res[r] > 0.0))
             return mpq_set_error(MPQ_ERR_UNSUPPORTED,
                                  "search: hardware '%s' does not model %s (all-8-bit value %g)",
-                                 mpq_hw_name(s->hw), mpq_search_resource_name(r), ref_res[r]);
+                                 mpq_hw_get_name(s->hw), mpq_search_resource_name(r), ref_res[r]);
         /* The cheapest policy the wall can reach: every free layer at the minimum. */
         int rule = search_param_int(s, MPQ_SEARCH_FIRST_LAST);
         memset(s->kbits, wmin, (size_t)s->kernels);
@@ -1200,7 +1204,7 @@ mpq_status mpq_search_prepare(mpq_search *s)
                 MPQ_ERR_INFEASIBLE,
                 "search: %s budget %.4g of all-8-bit is below the minimum reachable %.4g on %s "
                 "(every layer at w%d/a%d%s); raise the budget or lower w_min_bits/a_min_bits",
-                mpq_search_resource_name(r), budget, s->min_fraction, mpq_hw_name(s->hw), wmin,
+                mpq_search_resource_name(r), budget, s->min_fraction, mpq_hw_get_name(s->hw), wmin,
                 amin, rule != MPQ_FIRST_LAST_FREE ? ", first and last layer at 8 bit" : "");
     }
     if (!s->started) {
@@ -1361,16 +1365,27 @@ mpq_status mpq_search_run(mpq_search *s)
     return MPQ_OK;
 }
 
-int mpq_search_finished(const mpq_search *s)
+int mpq_search_is_finished(const mpq_search *s)
 {
-    return s && (s->finished || s->episode >= (int64_t)s->params[MPQ_SEARCH_EPISODES]);
+    if (!s) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_is_finished: search is NULL");
+        return -1;
+    }
+    return s->finished || s->episode >= (int64_t)s->params[MPQ_SEARCH_EPISODES];
 }
 
 /* ---- results ------------------------------------------------------------------------------ */
 
-int64_t mpq_search_history_count(const mpq_search *s) { return s ? s->history_count : 0; }
+int64_t mpq_search_get_history_count(const mpq_search *s)
+{
+    if (!s) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_get_history_count: search is NULL");
+        return -1;
+    }
+    return s->history_count;
+}
 
-mpq_status mpq_search_history_get(const mpq_search *s, int64_t index, mpq_search_record *record)
+mpq_status mpq_search_get_record(const mpq_search *s, int64_t index, mpq_search_record *record)
 {
     if (!s || !record || record->size < sizeof *record)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/record: NULL or record->size too small");
@@ -1381,7 +1396,7 @@ mpq_status mpq_search_history_get(const mpq_search *s, int64_t index, mpq_search
     return MPQ_OK;
 }
 
-mpq_status mpq_search_best(const mpq_search *s, const mpq_policy **policy,
+mpq_status mpq_search_get_best(const mpq_search *s, const mpq_policy **policy,
                            mpq_search_record *record)
 {
     if (!s || !policy)
@@ -1397,7 +1412,7 @@ mpq_status mpq_search_best(const mpq_search *s, const mpq_policy **policy,
     return MPQ_OK;
 }
 
-mpq_status mpq_search_reference_cost(const mpq_search *s, mpq_hw_cost *cost)
+mpq_status mpq_search_get_reference_cost(const mpq_search *s, mpq_hw_cost *cost)
 {
     if (!s || !cost || cost->size < sizeof *cost)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/cost: NULL or cost->size too small");
@@ -1409,11 +1424,25 @@ mpq_status mpq_search_reference_cost(const mpq_search *s, mpq_hw_cost *cost)
     return MPQ_OK;
 }
 
-double mpq_search_reference_accuracy(const mpq_search *s) { return s ? s->ref_accuracy : NAN; }
+double mpq_search_get_reference_accuracy(const mpq_search *s)
+{
+    if (!s) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_get_reference_accuracy: search is NULL");
+        return NAN;
+    }
+    return s->ref_accuracy;
+}
 
-int64_t mpq_search_top_count(const mpq_search *s) { return s ? s->top_count : 0; }
+int64_t mpq_search_get_top_count(const mpq_search *s)
+{
+    if (!s) {
+        mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_get_top_count: search is NULL");
+        return -1;
+    }
+    return s->top_count;
+}
 
-mpq_status mpq_search_top(const mpq_search *s, int64_t rank, const mpq_policy **policy,
+mpq_status mpq_search_get_top(const mpq_search *s, int64_t rank, const mpq_policy **policy,
                           mpq_search_record *record)
 {
     if (!s || !policy)

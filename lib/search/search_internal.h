@@ -58,7 +58,7 @@ struct mpq_search {
     int prepared;
     int started;
     mpq_hw_cost ref_cost;
-    double ref_res[MPQ_RESOURCE_COUNT];
+    double ref_res[MPQ_SEARCH_RESOURCE_COUNT];
     double min_fraction;    /* cheapest reachable budget-resource fraction */
     double ref_accuracy;    /* NaN until known */
 

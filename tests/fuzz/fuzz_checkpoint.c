@@ -23,7 +23,7 @@ static void from_header(const uint8_t *file, size_t n, mpq_search_method *method
     *hw = NULL;
     mpq_container *c = NULL;
     if (mpq_container_from_memory(&c, file, n) == MPQ_OK) {
-        json_t *h = json_loads(mpq_container_header(c), 0, NULL);
+        json_t *h = json_loads(mpq_container_get_header(c), 0, NULL);
         const char *name = json_string_value(json_object_get(h, "method"));
         if (name)
             mpq_search_method_from_name(name, method);
@@ -55,19 +55,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mpq_search_create(&s, method, model, hw, fuzz_closed_form_eval, NULL) != MPQ_OK)
         __builtin_trap();
     if (mpq_search_resume(s, path) == MPQ_OK) {
-        int64_t before = mpq_search_history_count(s);
+        int64_t before = mpq_search_get_history_count(s);
         /* A checkpoint written at the end of a run resumes with more episodes, as the CLI's
          * --resume -e N does. */
         double episodes;
         if (mpq_search_get_param(s, MPQ_SEARCH_EPISODES, &episodes) == MPQ_OK &&
             episodes <= (double)before)
             mpq_search_set_param(s, MPQ_SEARCH_EPISODES, (double)before + 1.0);
-        mpq_status st = mpq_search_finished(s) ? MPQ_ERR_STATE : mpq_search_step(s);
-        if (st == MPQ_OK && mpq_search_history_count(s) != before + 1)
+        mpq_status st = mpq_search_is_finished(s) ? MPQ_ERR_STATE : mpq_search_step(s);
+        if (st == MPQ_OK && mpq_search_get_history_count(s) != before + 1)
             __builtin_trap();
         const mpq_policy *best;
         mpq_search_record rec = {.size = sizeof rec};
-        mpq_search_best(s, &best, &rec);
+        mpq_search_get_best(s, &best, &rec);
         char *csv = NULL;
         if (mpq_search_history_csv(s, &csv) != MPQ_OK)
             __builtin_trap();
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             mpq_search *again = NULL;
             if (mpq_search_create(&again, method, model, hw, fuzz_closed_form_eval, NULL) != MPQ_OK ||
                 mpq_search_resume(again, again_path) != MPQ_OK ||
-                mpq_search_history_count(again) != mpq_search_history_count(s))
+                mpq_search_get_history_count(again) != mpq_search_get_history_count(s))
                 __builtin_trap();
             mpq_search_destroy(again);
         }

@@ -20,8 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     uint8_t bits[10];
     for (int b = 1; b <= 16; b++) {
-        for (size_t l = 0; l < mpq_model_layer_count(model); l++) {
-            int64_t k = mpq_model_layer_kernel_count(model, l);
+        for (size_t l = 0; l < mpq_model_get_layer_count(model); l++) {
+            int64_t k = mpq_model_get_layer_kernel_count(model, l);
             for (int64_t i = 0; i < k; i++)
                 bits[i] = (uint8_t)(i % 2 ? b : (b + 1) / 2);
             mpq_hw_cost cost = {.size = sizeof cost};
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mpq_policy_destroy(p);
     }
     mpq_hw *copy = NULL;
-    if (mpq_hw_clone(hw, &copy) != MPQ_OK)
+    if (mpq_hw_clone(&copy, hw) != MPQ_OK)
         __builtin_trap();
     mpq_hw_cost ref = {.size = sizeof ref};
     mpq_hw_reference_total(copy, model, &ref);

@@ -41,13 +41,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mpq_dataset_load_idx(&ds, paths[0], paths[1], paths[2], paths[3], val_count) != MPQ_OK)
         return 0;
     int32_t c, h, w, classes;
-    if (mpq_dataset_shape(ds, &c, &h, &w, &classes) != MPQ_OK || c < 1 || h < 1 || w < 1 ||
+    if (mpq_dataset_get_shape(ds, &c, &h, &w, &classes) != MPQ_OK || c < 1 || h < 1 || w < 1 ||
         classes < 1)
         __builtin_trap();
     unsigned sum = 0;
     for (int split = 0; split < 3; split++) {
         int64_t count;
-        if (mpq_dataset_count(ds, (mpq_split)split, &count) != MPQ_OK || count < 0)
+        if (mpq_dataset_get_count(ds, (mpq_split)split, &count) != MPQ_OK || count < 0)
             __builtin_trap();
         for (int64_t i = 0; i < count; i += count > 1 ? count - 1 : 1) {
             const uint8_t *px;

@@ -27,8 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mpq_model_load(&m, path) != MPQ_OK)
         return 0;
     int64_t macs, weights, kernels, biases, params;
-    if (mpq_model_totals(m, &macs, &weights, &kernels, &biases) != MPQ_OK ||
-        mpq_model_param_count(m, &params) != MPQ_OK)
+    if (mpq_model_get_totals(m, &macs, &weights, &kernels, &biases) != MPQ_OK ||
+        mpq_model_get_param_count(m, &params) != MPQ_OK)
         __builtin_trap();
     mpq_policy *p = NULL;
     if (mpq_policy_create_uniform(&p, m, 4, 8) == MPQ_OK) {
@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* What the library loaded it must be able to write and read back. */
     mpq_model *again = NULL;
     if (mpq_model_save(m, again_path) != MPQ_OK || mpq_model_load(&again, again_path) != MPQ_OK ||
-        mpq_model_layer_count(again) != mpq_model_layer_count(m))
+        mpq_model_get_layer_count(again) != mpq_model_get_layer_count(m))
         __builtin_trap();
     mpq_model_destroy(again);
     mpq_model_destroy(m);

@@ -20,7 +20,7 @@ static int64_t input_elements(const uint8_t *file, size_t n)
     mpq_container *c = NULL;
     if (mpq_container_from_memory(&c, file, n) != MPQ_OK)
         return -1;
-    json_t *h = json_loads(mpq_container_header(c), 0, NULL);
+    json_t *h = json_loads(mpq_container_get_header(c), 0, NULL);
     int ic = 0, ih = 0, iw = 0;
     int ok = h && json_unpack(h, "{s:[iii]}", "input", &ic, &ih, &iw) == 0;
     json_decref(h);
@@ -43,14 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t inputs = input_elements(file, n);
     free(file);
     int64_t params, macs;
-    if (inputs < 0 || mpq_net_stats(net, &params, &macs) != MPQ_OK)
+    if (inputs < 0 || mpq_net_get_stats(net, &params, &macs) != MPQ_OK)
         __builtin_trap();
     mpq_model *model = NULL;
     mpq_status st = mpq_net_to_model(net, &model);
-    size_t layers = mpq_net_layer_count(net);
+    size_t layers = mpq_net_get_layer_count(net);
     int32_t out_shape[3] = {0, 0, 0};
     mpq_net_layer last = {.size = sizeof last};
-    if (layers == 0 || mpq_net_layer_get(net, layers - 1, &last, out_shape) != MPQ_OK)
+    if (layers == 0 || mpq_net_get_layer(net, layers - 1, &last, out_shape) != MPQ_OK)
         __builtin_trap();
     int64_t classes = (int64_t)out_shape[0] * out_shape[1] * out_shape[2];
     /* Forward passes only where they stay fast; the limits are the harness's, not the loader's.
@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mpq_net *again = NULL;
     if (mpq_net_save(net, again_path) == MPQ_OK) {
         if (mpq_net_load(&again, again_path, 1) != MPQ_OK ||
-            mpq_net_layer_count(again) != mpq_net_layer_count(net))
+            mpq_net_get_layer_count(again) != mpq_net_get_layer_count(net))
             __builtin_trap();
     }
     mpq_net_destroy(again);

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             mpq_policy_from_json(&q, model, again) != MPQ_OK || !mpq_policy_equal(p, q))
             __builtin_trap();
         double avg;
-        if (mpq_policy_avg_weight_bits(p, model, &avg) != MPQ_OK)
+        if (mpq_policy_get_avg_weight_bits(p, model, &avg) != MPQ_OK)
             __builtin_trap();
         mpq_hw_cost cost = {.size = sizeof cost};
         mpq_hw_cost_total(hw, model, p, &cost);

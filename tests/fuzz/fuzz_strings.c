@@ -128,21 +128,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case P_HW_NAME: {
         mpq_hw *h = NULL;
-        if (mpq_hw_create(&h, text) == MPQ_OK && strcmp(mpq_hw_name(h), text) != 0)
+        if (mpq_hw_create(&h, text) == MPQ_OK && strcmp(mpq_hw_get_name(h), text) != 0)
             __builtin_trap();
         mpq_hw_destroy(h);
         break;
     }
     case P_ZOO_NAME: {
         mpq_model *m = NULL;
-        if (mpq_model_zoo(&m, text) == MPQ_OK && mpq_model_layer_count(m) == 0)
+        if (mpq_model_zoo(&m, text) == MPQ_OK && mpq_model_get_layer_count(m) == 0)
             __builtin_trap();
         mpq_model_destroy(m);
         break;
     }
     case P_NET_NAME: {
         mpq_net *n = NULL;
-        if (mpq_net_create_named(&n, text, 1) == MPQ_OK && mpq_net_layer_count(n) == 0)
+        if (mpq_net_create_named(&n, text, 1) == MPQ_OK && mpq_net_get_layer_count(n) == 0)
             __builtin_trap();
         mpq_net_destroy(n);
         break;
@@ -155,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         mpq_policy *p = NULL;
         if (mpq_policy_from_spec(&p, model, text) == MPQ_OK &&
-            mpq_policy_layer_count(p) != mpq_model_layer_count(model))
+            mpq_policy_get_layer_count(p) != mpq_model_get_layer_count(model))
             __builtin_trap();
         mpq_policy_destroy(p);
         break;
@@ -186,7 +186,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case P_LAYER_NAME: {
         size_t index;
         if (mpq_model_find_layer(model, text, &index) == MPQ_OK &&
-            strcmp(mpq_model_layer_name(model, index), text) != 0)
+            strcmp(mpq_model_get_layer_name(model, index), text) != 0)
             __builtin_trap();
         break;
     }

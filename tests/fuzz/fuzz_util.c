@@ -95,11 +95,11 @@ int fuzz_box_decode(const uint8_t *data, size_t size, mpq_container **out)
 
 int fuzz_box_encode(const mpq_container *c, uint8_t **data, size_t *size)
 {
-    const char *header = mpq_container_header(c);
+    const char *header = mpq_container_get_header(c);
     size_t hlen = strlen(header), total = 8 + hlen;
-    for (size_t i = 0; i < mpq_container_count(c); i++) {
+    for (size_t i = 0; i < mpq_container_get_count(c); i++) {
         mpq_tensor_info t = {.size = sizeof t};
-        if (mpq_container_at(c, i, &t) != MPQ_OK)
+        if (mpq_container_get_entry(c, i, &t) != MPQ_OK)
             return -1;
         total += 3 + strlen(t.name) + 8 * (size_t)t.rank +
                  (size_t)t.count * mpq_dtype_size(t.dtype);
@@ -111,9 +111,9 @@ int fuzz_box_encode(const mpq_container *c, uint8_t **data, size_t *size)
     put_le(p + 4, hlen, 4);
     memcpy(p + 8, header, hlen);
     size_t pos = 8 + hlen;
-    for (size_t i = 0; i < mpq_container_count(c); i++) {
+    for (size_t i = 0; i < mpq_container_get_count(c); i++) {
         mpq_tensor_info t = {.size = sizeof t};
-        mpq_container_at(c, i, &t);
+        mpq_container_get_entry(c, i, &t);
         size_t nlen = strlen(t.name);
         p[pos++] = (uint8_t)nlen;
         memcpy(p + pos, t.name, nlen);
@@ -249,13 +249,13 @@ int fuzz_small_model(mpq_model **out)
  * the methods to act on, no weights needed. */
 mpq_status fuzz_closed_form_eval(void *user, const mpq_policy *p, double *accuracy)
 {
-    size_t layers = mpq_policy_layer_count(p);
+    size_t layers = mpq_policy_get_layer_count(p);
     double acc = 0.95;
     for (size_t l = 0; l < layers; l++) {
         int a;
         double w;
-        if (mpq_policy_act_bits(p, l, &a) != MPQ_OK ||
-            mpq_policy_layer_avg_weight_bits(p, l, &w) != MPQ_OK)
+        if (mpq_policy_get_act_bits(p, l, &a) != MPQ_OK ||
+            mpq_policy_get_layer_avg_weight_bits(p, l, &w) != MPQ_OK)
             return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "fuzz evaluator: bad policy");
         double scale = l == 0 || l + 1 == layers ? 0.05 : 0.01;
         acc -= scale * (pow(4.0, -(w - 1.0)) + pow(4.0, -(double)(a - 1)));

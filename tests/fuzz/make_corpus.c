@@ -114,11 +114,11 @@ enum { D_VALUE_FIRST, D_VALUE_LAST, D_DROP, D_GROW, D_KINDS };
 static mpq_container *damaged_copy(const mpq_container *c, size_t victim, int kind)
 {
     mpq_container *d;
-    if (mpq_container_create(&d) || mpq_container_set_header(d, mpq_container_header(c)))
+    if (mpq_container_create(&d) || mpq_container_set_header(d, mpq_container_get_header(c)))
         die("container");
-    for (size_t i = 0; i < mpq_container_count(c); i++) {
+    for (size_t i = 0; i < mpq_container_get_count(c); i++) {
         mpq_tensor_info t = {.size = sizeof t};
-        mpq_container_at(c, i, &t);
+        mpq_container_get_entry(c, i, &t);
         size_t es = mpq_dtype_size(t.dtype);
         int64_t dims[MPQ_MAX_RANK];
         memcpy(dims, t.dims, sizeof dims);
@@ -149,7 +149,7 @@ static void put_damaged(const char *stem, const mpq_container *c, int budget)
     snprintf(name, sizeof name, "%s-valid.box", stem);
     put_box(name, c);
     static const char *const extremes[] = {"-1", "0", "1e300", "4294967297", "8192", "2.5"};
-    const char *header = mpq_container_header(c);
+    const char *header = mpq_container_get_header(c);
     int numbers = count_numbers(header);
     if (budget <= 0)
         return;
@@ -165,7 +165,7 @@ static void put_damaged(const char *stem, const mpq_container *c, int budget)
         mpq_container_destroy(d);
         free(h);
     }
-    size_t tensors = mpq_container_count(c);
+    size_t tensors = mpq_container_get_count(c);
     size_t tstep = tensors > (size_t)tensor_budget ? (tensors + tensor_budget - 1) / tensor_budget : 1;
     for (size_t i = 0; i < tensors; i += tstep) {
         int kind = (int)((i / tstep) % D_KINDS);
@@ -372,8 +372,8 @@ static void make_model(void)
     mpq_model *m;
     if (fuzz_small_model(&m))
         die("model");
-    for (size_t l = 0; l < mpq_model_layer_count(m); l++) {
-        int64_t n = mpq_model_layer_weight_count(m, l), k = mpq_model_layer_kernel_count(m, l);
+    for (size_t l = 0; l < mpq_model_get_layer_count(m); l++) {
+        int64_t n = mpq_model_get_layer_weight_count(m, l), k = mpq_model_get_layer_kernel_count(m, l);
         float *w = malloc((size_t)n * sizeof *w), *b = malloc((size_t)k * sizeof *b);
         for (int64_t i = 0; i < n; i++)
             w[i] = (float)((i * 37) % 19 - 9) / 16.0f;
@@ -576,7 +576,7 @@ static void make_checkpoint(void)
             mpq_search_set_param(s, MPQ_SEARCH_AUTOQ_LLC_SAMPLES, 2) ||
             mpq_search_set_param(s, MPQ_SEARCH_AUTOQ_LLC_UPDATES, 4) ||
             mpq_search_set_param(s, MPQ_SEARCH_MAX_UPDATES, 4) ||
-            mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, 0.5))
+            mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, 0.5))
             die("params");
         for (int i = 0; i < runs[r].steps; i++)
             if (mpq_search_step(s))

@@ -87,12 +87,12 @@ class Hardware(Handle):
 
     def clone(self):
         out = c_void_p()
-        lib.mpq_hw_clone(self, byref(out))
+        lib.mpq_hw_clone(byref(out), self)
         return Hardware(_ptr=out, _keep=self._keep)
 
     @property
     def name(self):
-        return lib.mpq_hw_name(self).decode()
+        return lib.mpq_hw_get_name(self).decode()
 
     # -- parameters -----------------------------------------------------------------------
     def __setitem__(self, name, value):
@@ -143,7 +143,7 @@ class Hardware(Handle):
     def layer_cost(self, model, layer, kernel_bits, act_bits):
         """Costs of one layer for explicit per-kernel bits (int or array)."""
         i = model._index(layer)
-        k = lib.mpq_model_layer_kernel_count(model, i)
+        k = lib.mpq_model_get_layer_kernel_count(model, i)
         if np.ndim(kernel_bits) == 0:
             kernel_bits = np.full(k, int(kernel_bits))
         bits = as_u8(kernel_bits, "kernel_bits", k)
@@ -155,9 +155,9 @@ class Hardware(Handle):
         """Full evaluation: dict with "total", "reference", "ratio" (dicts) and "layers"."""
         lib.mpq_hw_evaluate(self, model, policy, self._result)
         t, r, q = HwCost(), HwCost(), HwCost()
-        lib.mpq_hw_result_total(self._result, byref(t))
-        lib.mpq_hw_result_reference_total(self._result, byref(r))
-        lib.mpq_hw_result_ratio(self._result, byref(q))
+        lib.mpq_hw_result_get_total(self._result, byref(t))
+        lib.mpq_hw_result_get_reference_total(self._result, byref(r))
+        lib.mpq_hw_result_get_ratio(self._result, byref(q))
         return {"total": _cost_dict(t), "reference": _cost_dict(r), "ratio": _cost_dict(q),
                 "layers": self._layer_rows(model, policy)}
 
@@ -166,9 +166,9 @@ class Hardware(Handle):
         names = model.layer_names()
         act = policy.act_bits
         c, r = HwCost(), HwCost()
-        for i in range(lib.mpq_hw_result_layer_count(self._result)):
-            lib.mpq_hw_result_layer(self._result, i, byref(c))
-            lib.mpq_hw_result_reference_layer(self._result, i, byref(r))
+        for i in range(lib.mpq_hw_result_get_layer_count(self._result)):
+            lib.mpq_hw_result_get_layer(self._result, i, byref(c))
+            lib.mpq_hw_result_get_reference_layer(self._result, i, byref(r))
             kb = policy.layer_kernel_bits(i)
             row = {"layer": i, "name": names[i], "weight_bits_min": int(kb.min()),
                    "weight_bits_max": int(kb.max()),

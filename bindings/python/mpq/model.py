@@ -62,7 +62,7 @@ class Model(Handle):
 
     def clone(self):
         out = c_void_p()
-        lib.mpq_model_clone(self, byref(out))
+        lib.mpq_model_clone(byref(out), self)
         return Model(_ptr=out)
 
     # -- building -------------------------------------------------------------------------
@@ -106,10 +106,10 @@ class Model(Handle):
     # -- queries --------------------------------------------------------------------------
     @property
     def name(self):
-        return _s(lib.mpq_model_name(self))
+        return _s(lib.mpq_model_get_name(self))
 
     def __len__(self):
-        return lib.mpq_model_layer_count(self)
+        return lib.mpq_model_get_layer_count(self)
 
     def _index(self, layer):
         if isinstance(layer, str):
@@ -123,20 +123,20 @@ class Model(Handle):
         return layer % n
 
     def layer_names(self):
-        return [_s(lib.mpq_model_layer_name(self, i)) for i in range(len(self))]
+        return [_s(lib.mpq_model_get_layer_name(self, i)) for i in range(len(self))]
 
     def layer(self, layer):
         """Shape and counts of one layer (index or name) as a dict."""
         i = self._index(layer)
         shape = LayerShape()
-        lib.mpq_model_layer_shape(self, i, byref(shape))
+        lib.mpq_model_get_layer_shape(self, i, byref(shape))
         d = shape.as_dict()
         d["kind"] = LAYER_KINDS.get(d["kind"], d["kind"])
         d["index"] = i
-        d["name"] = _s(lib.mpq_model_layer_name(self, i))
-        d["macs"] = lib.mpq_model_layer_macs(self, i)
-        d["weight_count"] = lib.mpq_model_layer_weight_count(self, i)
-        d["kernel_count"] = lib.mpq_model_layer_kernel_count(self, i)
+        d["name"] = _s(lib.mpq_model_get_layer_name(self, i))
+        d["macs"] = lib.mpq_model_get_layer_macs(self, i)
+        d["weight_count"] = lib.mpq_model_get_layer_weight_count(self, i)
+        d["kernel_count"] = lib.mpq_model_get_layer_kernel_count(self, i)
         return d
 
     @property
@@ -146,15 +146,15 @@ class Model(Handle):
 
     def kernel_counts(self):
         """Kernels (output channels) of every layer, as an int64 array."""
-        return np.array([lib.mpq_model_layer_kernel_count(self, i) for i in range(len(self))],
+        return np.array([lib.mpq_model_get_layer_kernel_count(self, i) for i in range(len(self))],
                         dtype=np.int64)
 
     def totals(self):
         """Dict of MACs, weights, kernels, biases (batch 1) and torchvision's parameter count."""
         v = [c_int64() for _ in range(4)]
-        lib.mpq_model_totals(self, *[byref(x) for x in v])
+        lib.mpq_model_get_totals(self, *[byref(x) for x in v])
         params = c_int64()
-        lib.mpq_model_param_count(self, byref(params))
+        lib.mpq_model_get_param_count(self, byref(params))
         return {"macs": v[0].value, "weights": v[1].value, "kernels": v[2].value,
                 "biases": v[3].value, "params": params.value}
 
@@ -171,7 +171,7 @@ class Model(Handle):
         i = self._index(layer)
         w, wn = ctypes.POINTER(c_float)(), c_int64()
         b, bn = ctypes.POINTER(c_float)(), c_int64()
-        lib.mpq_model_weights(self, i, byref(w), byref(wn), byref(b), byref(bn))
+        lib.mpq_model_get_weights(self, i, byref(w), byref(wn), byref(b), byref(bn))
         if not wn.value:
             return None, None
         weights = np.ctypeslib.as_array(w, shape=(wn.value,)).copy()
@@ -264,7 +264,7 @@ class Policy(Handle):
 
     def clone(self):
         out = c_void_p()
-        lib.mpq_policy_clone(self, byref(out))
+        lib.mpq_policy_clone(byref(out), self)
         return Policy(self.model, out)
 
     # -- serialisation --------------------------------------------------------------------
@@ -283,11 +283,11 @@ class Policy(Handle):
 
     # -- bits -----------------------------------------------------------------------------
     def __len__(self):
-        return lib.mpq_policy_layer_count(self)
+        return lib.mpq_policy_get_layer_count(self)
 
     @property
     def kernel_count(self):
-        return lib.mpq_policy_kernel_count(self)
+        return lib.mpq_policy_get_kernel_count(self)
 
     def _layer(self, layer):
         return self.model._index(layer)
@@ -295,7 +295,7 @@ class Policy(Handle):
     def layer_kernel_bits(self, layer):
         """A copy of one layer's per-kernel weight bits (uint8 array)."""
         bits, count = ctypes.POINTER(c_uint8)(), c_int64()
-        lib.mpq_policy_weight_bits(self, self._layer(layer), byref(bits), byref(count))
+        lib.mpq_policy_get_weight_bits(self, self._layer(layer), byref(bits), byref(count))
         return np.ctypeslib.as_array(bits, shape=(count.value,)).copy()
 
     @property
@@ -313,7 +313,7 @@ class Policy(Handle):
         out = np.empty(len(self), dtype=np.int32)
         b = c_int()
         for i in range(len(self)):
-            lib.mpq_policy_act_bits(self, i, byref(b))
+            lib.mpq_policy_get_act_bits(self, i, byref(b))
             out[i] = b.value
         return out
 
@@ -331,14 +331,14 @@ class Policy(Handle):
 
     def layer_avg_weight_bits(self, layer):
         v = c_double()
-        lib.mpq_policy_layer_avg_weight_bits(self, self._layer(layer), byref(v))
+        lib.mpq_policy_get_layer_avg_weight_bits(self, self._layer(layer), byref(v))
         return v.value
 
     @property
     def avg_weight_bits(self):
         """Mean weight bits weighted by weight count."""
         v = c_double()
-        lib.mpq_policy_avg_weight_bits(self, self.model, byref(v))
+        lib.mpq_policy_get_avg_weight_bits(self, self.model, byref(v))
         return v.value
 
     def check_model(self, model):
@@ -351,13 +351,13 @@ class Policy(Handle):
     @property
     def figures(self):
         f = PolicyFigures()
-        lib.mpq_policy_figures_get(self, byref(f))
+        lib.mpq_policy_get_figures(self, byref(f))
         return f.as_dict()
 
     def set_figures(self, **figures):
         """Stores measured accuracy/latency/energy/area/size_bytes (NaN = not measured)."""
         f = PolicyFigures()
-        lib.mpq_policy_figures_get(self, byref(f))
+        lib.mpq_policy_get_figures(self, byref(f))
         for key, value in figures.items():
             if key not in PolicyFigures.as_dict(f):
                 raise InvalidArgumentError("set_figures: unknown figure '%s'" % key)
@@ -420,7 +420,7 @@ class Quantizer(Handle):
         """Quantizes one layer into ``out`` (a new float32 array when None) and returns it."""
         model = model or self.model
         i = model._index(layer)
-        n = lib.mpq_model_layer_weight_count(model, i)
+        n = lib.mpq_model_get_layer_weight_count(model, i)
         if out is None:
             out = np.empty(n, dtype=np.float32)
         as_f32(out, "out", writable=True)
@@ -433,15 +433,15 @@ class Quantizer(Handle):
     def weights(self, layer):
         """A copy of a layer's quantized weights after :meth:`apply` (flat float32)."""
         w, n = ctypes.POINTER(c_float)(), c_int64()
-        lib.mpq_quantizer_weights(self, self.model._index(layer), byref(w), byref(n))
+        lib.mpq_quantizer_get_weights(self, self.model._index(layer), byref(w), byref(n))
         return np.ctypeslib.as_array(w, shape=(n.value,)).copy()
 
     def scales(self, layer):
         """Per-kernel scales and zero points of a layer after :meth:`apply` (copies)."""
         i = self.model._index(layer)
-        k = lib.mpq_model_layer_kernel_count(self.model, i)
+        k = lib.mpq_model_get_layer_kernel_count(self.model, i)
         s, z = ctypes.POINTER(c_float)(), ctypes.POINTER(c_int32)()
-        lib.mpq_quantizer_scales(self, i, byref(s), byref(z))
+        lib.mpq_quantizer_get_scales(self, i, byref(s), byref(z))
         scale = np.ctypeslib.as_array(s, shape=(k,)).copy() if s else None
         zp = np.ctypeslib.as_array(z, shape=(k,)).copy() if z else np.zeros(k, np.int32)
         return scale, zp
@@ -449,5 +449,5 @@ class Quantizer(Handle):
     def error(self, layer):
         """Quantization error of a layer after :meth:`apply` (count, energies, mse, sqnr_db)."""
         e = QuantError()
-        lib.mpq_quantizer_error(self, self.model, self.model._index(layer), byref(e))
+        lib.mpq_quantizer_get_error(self, self.model, self.model._index(layer), byref(e))
         return e.as_dict()

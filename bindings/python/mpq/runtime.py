@@ -37,14 +37,14 @@ class Dataset(Handle):
 
     def count(self, split="train"):
         n = c_int64()
-        lib.mpq_dataset_count(self, _split(split), byref(n))
+        lib.mpq_dataset_get_count(self, _split(split), byref(n))
         return n.value
 
     @property
     def shape(self):
         """(channels, height, width, classes)."""
         v = [c_int32() for _ in range(4)]
-        lib.mpq_dataset_shape(self, *[byref(x) for x in v])
+        lib.mpq_dataset_get_shape(self, *[byref(x) for x in v])
         return tuple(x.value for x in v)
 
 
@@ -86,7 +86,7 @@ class Net(Handle):
 
     @property
     def name(self):
-        return lib.mpq_net_name(self).decode()
+        return lib.mpq_net_get_name(self).decode()
 
     def to_model(self):
         """The quantizable layers as a new :class:`mpq.Model` (with the current weights)."""
@@ -135,7 +135,7 @@ class BuiltinEvaluator(Handle):
         self._own(out, lib.mpq_evaluator_destroy, keep=(dataset,))
         for key, value in params.items():
             self[key] = value
-        model_ptr = lib.mpq_evaluator_model(self)
+        model_ptr = lib.mpq_evaluator_get_model(self)
         self.model = Model.__new__(Model)
         self.model._borrow(model_ptr, self)
 
@@ -170,7 +170,7 @@ class BuiltinEvaluator(Handle):
     @property
     def cache_stats(self):
         hits, misses = c_int64(), c_int64()
-        lib.mpq_evaluator_cache_stats(self, byref(hits), byref(misses))
+        lib.mpq_evaluator_get_cache_stats(self, byref(hits), byref(misses))
         return {"hits": hits.value, "misses": misses.value}
 
     def c_callback(self):

@@ -63,7 +63,7 @@ def _make_evaluator(ref):
             if self is None:
                 raise RuntimeError("mpq.Search was garbage-collected during a run")
             out = c_void_p()
-            lib.mpq_policy_clone(c_void_p(policy_ptr), byref(out))
+            lib.mpq_policy_clone(byref(out), c_void_p(policy_ptr))
             policy = Policy(self.model, out)
             try:
                 acc = float(self._evaluator(policy))
@@ -186,7 +186,12 @@ class Search(Handle):
     # -- parameters -----------------------------------------------------------------------
     @property
     def method(self):
-        return lib.mpq_search_method_name(lib.mpq_search_get_method(self)).decode()
+        return lib.mpq_search_method_name(self._method_id()).decode()
+
+    def _method_id(self):
+        method = c_int()
+        lib.mpq_search_get_method(self, byref(method))
+        return method.value
 
     def __setitem__(self, name, value):
         if name == "objective" and isinstance(value, str):
@@ -215,7 +220,7 @@ class Search(Handle):
         v = c_double()
         for i in range(PARAM_COUNT):
             info = ParamInfo()
-            lib.mpq_search_param_info(lib.mpq_search_get_method(self), i, byref(info))
+            lib.mpq_search_param_info(self._method_id(), i, byref(info))
             lib.mpq_search_get_param(self, i, byref(v))
             out[info.name.decode()] = v.value
         return out
@@ -277,7 +282,7 @@ class Search(Handle):
 
     def step(self):
         """Plays one episode and returns its history row, or None when all were played."""
-        if lib.mpq_search_finished(self):
+        if lib.mpq_search_is_finished(self):
             return None
         before = len(self)
         if not self._call(lib.mpq_search_step):
@@ -286,15 +291,15 @@ class Search(Handle):
 
     @property
     def finished(self):
-        return bool(lib.mpq_search_finished(self))
+        return bool(lib.mpq_search_is_finished(self))
 
     # -- results --------------------------------------------------------------------------
     def __len__(self):
-        return lib.mpq_search_history_count(self)
+        return lib.mpq_search_get_history_count(self)
 
     def history_row(self, index):
         rec = SearchRecord()
-        lib.mpq_search_history_get(self, int(index), byref(rec))
+        lib.mpq_search_get_record(self, int(index), byref(rec))
         return _record_dict(rec)
 
     @property
@@ -321,11 +326,11 @@ class Search(Handle):
         """(policy, record) of the best feasible episode, or None before there is one."""
         pol, rec = c_void_p(), SearchRecord()
         try:
-            lib.mpq_search_best(self, byref(pol), byref(rec))
+            lib.mpq_search_get_best(self, byref(pol), byref(rec))
         except StateError:
             return None
         out = c_void_p()
-        lib.mpq_policy_clone(pol, byref(out))
+        lib.mpq_policy_clone(byref(out), pol)
         return Policy(self.model, out), _record_dict(rec)
 
     @property
@@ -333,11 +338,11 @@ class Search(Handle):
         """[(policy, record)] of the best distinct feasible policies by reward (at most
         ``keep_top``), best first: candidates to re-evaluate on more data."""
         out = []
-        for rank in range(lib.mpq_search_top_count(self)):
+        for rank in range(lib.mpq_search_get_top_count(self)):
             pol, rec = c_void_p(), SearchRecord()
-            lib.mpq_search_top(self, rank, byref(pol), byref(rec))
+            lib.mpq_search_get_top(self, rank, byref(pol), byref(rec))
             copy = c_void_p()
-            lib.mpq_policy_clone(pol, byref(copy))
+            lib.mpq_policy_clone(byref(copy), pol)
             out.append((Policy(self.model, copy), _record_dict(rec)))
         return out
 
@@ -354,7 +359,7 @@ class Search(Handle):
     def pareto(self, resource="latency"):
         """History rows on the accuracy / ``resource`` Pareto front, by increasing cost."""
         idx, n = ctypes.POINTER(c_int64)(), c_int64()
-        lib.mpq_search_pareto(self, _resource(resource), byref(idx), byref(n))
+        lib.mpq_search_get_pareto(self, _resource(resource), byref(idx), byref(n))
         try:
             indices = [idx[i] for i in range(n.value)]
         finally:
@@ -370,12 +375,12 @@ class Search(Handle):
     @property
     def reference_cost(self):
         c = HwCost()
-        lib.mpq_search_reference_cost(self, byref(c))
+        lib.mpq_search_get_reference_cost(self, byref(c))
         return {f: getattr(c, f) for f in _lib.HW_COST_FIELDS}
 
     @property
     def reference_accuracy(self):
-        return lib.mpq_search_reference_accuracy(self)
+        return lib.mpq_search_get_reference_accuracy(self)
 
     # -- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self, path):
