@@ -6,6 +6,8 @@
 
 #include <mpq/hwmodel.h>
 
+#include "hwmodel_impl.h" /* parameter counts are private */
+
 static void ok(mpq_status st)
 {
     ck_assert_msg(st == MPQ_OK, "%s: %s", mpq_status_string(st), mpq_last_error());

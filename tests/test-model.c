@@ -218,7 +218,11 @@ START_TEST(shape_arithmetic_by_hand)
     ck_assert_int_eq(mpq_model_get_layer_macs(m, 2), 32 * 4 * 3 * 25);
     ck_assert_int_eq(mpq_model_get_layer_kernel_count(m, 2), 32);
     ck_assert_int_eq(mpq_model_get_layer_macs(m, 3), 1000);
-    ck_assert_int_eq(mpq_model_get_layer_macs(m, 4), 0); /* out of range */
+    ck_assert_int_eq(mpq_model_get_layer_macs(m, 4), -1); /* out of range: never a real zero */
+    ck_assert_int_eq(mpq_last_status(), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(mpq_model_get_layer_macs(NULL, 0), -1);
+    ck_assert_ptr_null(mpq_model_get_name(NULL));
+    ck_assert_int_eq(mpq_model_has_weights(NULL), -1);
     mpq_layer_shape g;
     g.size = sizeof g;
     ck_assert_int_eq(mpq_model_get_layer_shape(m, 1, &g), MPQ_OK);

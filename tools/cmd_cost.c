@@ -63,10 +63,11 @@ static void bits_text(const uint8_t *b, int64_t n, char *buf, size_t len)
 static int list_params(const mpq_hw *hw)
 {
     printf("Parameters of %s:\n", mpq_hw_get_name(hw));
-    for (int id = 0; id < MPQ_HW_PARAM_COUNT; id++) {
+    /* The parameter enum carries no count: ids are dense from 0, the first refused one ends it. */
+    for (int id = 0;; id++) {
         mpq_param_info info = {.size = sizeof info};
         if (mpq_hw_param_info(hw, (mpq_hw_param)id, &info) != MPQ_OK)
-            continue;
+            break;
         double v = 0;
         mpq_hw_get_param(hw, (mpq_hw_param)id, &v);
         printf("  %-20s %-12g [%g, %g]  %s\n", info.name, v, info.min_value, info.max_value,

@@ -12,6 +12,9 @@
 
 #include "cli.h"
 
+/* Most methods one demo runs (each named once in --methods). */
+#define DEMO_METHODS_MAX 16
+
 #define MAX_SETS 64
 
 static void search_usage(FILE *out)
@@ -932,10 +935,11 @@ static void print_row(FILE *f, const char *name, double acc, const mpq_search_re
 static void list_params(void)
 {
     printf("Search parameters (--set NAME=VALUE); defaults HAQ / AutoQ:\n");
-    for (int i = 0; i < MPQ_SEARCH_PARAM_COUNT; i++) {
+    for (int i = 0;; i++) { /* dense ids from 0; the first refused one ends the list */
         mpq_param_info h = {sizeof h, NULL, NULL, 0, 0, 0, 0}, a = h;
-        mpq_search_param_info(MPQ_SEARCH_HAQ, (mpq_search_param)i, &h);
-        mpq_search_param_info(MPQ_SEARCH_AUTOQ, (mpq_search_param)i, &a);
+        if (mpq_search_param_info(MPQ_SEARCH_HAQ, (mpq_search_param)i, &h) != MPQ_OK ||
+            mpq_search_param_info(MPQ_SEARCH_AUTOQ, (mpq_search_param)i, &a) != MPQ_OK)
+            break;
         printf("  %-20s %g / %g  [%g, %g]  %s\n", h.name, h.default_value, a.default_value,
                h.min_value, h.max_value, h.description);
     }
@@ -949,7 +953,7 @@ static int run_demo(const options *o, context *cx, setup *su)
     static const char *const colors[] = {"#7f7f7f", "#2ca02c", "#1f77b4", "#d62728", "#9467bd"};
     char methods[256];
     snprintf(methods, sizeof methods, "%s", o->methods);
-    result res[MPQ_SEARCH_METHOD_COUNT];
+    result res[DEMO_METHODS_MAX];
     int n = 0;
     mpq_status st = MPQ_OK;
     FILE *files = tmpfile();
@@ -966,7 +970,7 @@ static int run_demo(const options *o, context *cx, setup *su)
     }
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    for (char *tok = strtok(methods, ","); st == MPQ_OK && tok && n < MPQ_SEARCH_METHOD_COUNT;
+    for (char *tok = strtok(methods, ","); st == MPQ_OK && tok && n < DEMO_METHODS_MAX;
          tok = strtok(NULL, ",")) {
         mpq_search_method m;
         if ((st = mpq_search_method_from_name(tok, &m)) != MPQ_OK)
@@ -1040,7 +1044,7 @@ static int run_demo(const options *o, context *cx, setup *su)
     size_t cl = (size_t)snprintf(csvbuf, sizeof csvbuf,
                                  "method,accuracy,latency_s,latency_ratio,energy_j,energy_ratio,"
                                  "area,area_ratio,size_bytes,size_ratio,search_seconds\n");
-    series ser[MPQ_SEARCH_METHOD_COUNT];
+    series ser[DEMO_METHODS_MAX];
     for (int i = 0; i < n; i++) {
         const char *name = mpq_search_method_name(res[i].method);
         ser[i].label = name;
@@ -1200,11 +1204,12 @@ static int validate_options(const options *o)
             mpq_evaluator_param_info(id, &info) != MPQ_OK) {
             char names[512];
             size_t len = 0;
-            for (int p = 0; p < MPQ_EVAL_PARAM_COUNT && len < sizeof names; p++) {
+            for (int p = 0; len < sizeof names; p++) {
                 mpq_param_info pi = {sizeof pi, NULL, NULL, 0, 0, 0, 0};
-                if (mpq_evaluator_param_info((mpq_eval_param)p, &pi) == MPQ_OK)
-                    len += (size_t)snprintf(names + len, sizeof names - len, "%s%s",
-                                            len ? ", " : "", pi.name);
+                if (mpq_evaluator_param_info((mpq_eval_param)p, &pi) != MPQ_OK)
+                    break;
+                len += (size_t)snprintf(names + len, sizeof names - len, "%s%s",
+                                        len ? ", " : "", pi.name);
             }
             return cli_usage_error("search", "--eval-set: unknown evaluator parameter '%s' "
                                              "(valid: %s)",

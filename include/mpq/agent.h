@@ -410,9 +410,6 @@ typedef enum mpq_noise_param {
     MPQ_NOISE_OU_MEAN = 7,
 } mpq_noise_param;
 
-/** Number of ::mpq_noise_param values. */
-#define MPQ_NOISE_PARAM_COUNT 8
-
 /** Opaque noise process for actions of a fixed width. */
 typedef struct mpq_noise mpq_noise;
 
@@ -524,9 +521,6 @@ typedef enum mpq_ddpg_param {
     MPQ_DDPG_GRAD_CLIP = 17,       /**< Gradient-norm clip for both nets; 0 = off (HAQ: off). */
     MPQ_DDPG_SEED = 18,            /**< Seed of networks, sampling and noise (HAQ --seed 234). */
 } mpq_ddpg_param;
-
-/** Number of ::mpq_ddpg_param values. */
-#define MPQ_DDPG_PARAM_COUNT 19
 
 /** Which of the agent's four networks mpq_ddpg_network() returns. */
 typedef enum mpq_ddpg_net {
@@ -803,9 +797,6 @@ typedef enum mpq_hier_param {
     MPQ_HIER_RELABEL_SIGMA = 6,   /**< Std of the relabelling candidates around the achieved goal
                                        (HIRO: 0.5 of the goal range). Default 0.5. */
 } mpq_hier_param;
-
-/** Number of ::mpq_hier_param values. */
-#define MPQ_HIER_PARAM_COUNT 7
 
 /**
  * Creates the pair. The HLC is a DDPG with state_dim inputs and goal_dim + extra_dim outputs;

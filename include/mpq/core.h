@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <mpq/version.h>
 
@@ -70,9 +71,6 @@ typedef enum mpq_status {
     MPQ_ERR_INTERNAL = 14,         /**< A dependency (oneDNN, OpenBLAS, zlib) failed unexpectedly. */
 } mpq_status;
 
-/** Number of status values; every value below it has a name. */
-#define MPQ_STATUS_COUNT 15
-
 /**
  * Short fixed name of a status ("MPQ_ERR_FORMAT"). Never NULL: unknown values give
  * "MPQ_ERR_UNKNOWN". The string is static.
@@ -99,6 +97,88 @@ MPQ_API mpq_status mpq_set_error(mpq_status status, const char *format, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/** @name Versioned plain-data structs
+ * Every plain struct that crosses the API starts with `size_t size`, which the CALLER sets to
+ * sizeof the struct it was compiled with. A struct only grows at the end, and a field added later
+ * means "default" when zero. The library therefore reads and writes min(caller size, own size)
+ * bytes: a program built against an older header passes a shorter struct and gets the defaults
+ * for the fields it does not know; a program built against a newer header may pass a longer one
+ * as long as the fields this library does not know are zero (otherwise ::MPQ_ERR_UNSUPPORTED,
+ * because a request the library cannot see must not be silently dropped). The library never
+ * writes its own sizeof into a caller's struct. These two helpers implement the rule for every
+ * module; they are inline so that they add nothing to the ABI.
+ * @{ */
+
+/** Largest size accepted in a size field: guards against an uninitialised one. */
+#define MPQ_STRUCT_SIZE_LIMIT 4096
+
+/**
+ * Copies a caller's versioned struct into the library's own copy @p own (@p own_size bytes):
+ * min(caller size, own size) bytes, the rest zero; own->size becomes @p own_size.
+ * @param own destination, the library's struct.
+ * @param own_size sizeof the library's struct.
+ * @param caller the caller's struct (its first member is the size it was compiled with).
+ * @param what name for messages, e.g. "mpq_fq_apply: cfg".
+ * @return ::MPQ_ERR_INVALID_ARGUMENT for NULL or a size below sizeof(size_t) or above
+ *         ::MPQ_STRUCT_SIZE_LIMIT; ::MPQ_ERR_UNSUPPORTED for nonzero fields this library does
+ *         not know.
+ */
+static inline mpq_status mpq_struct_copy_in(void *own, size_t own_size, const void *caller,
+                                            const char *what)
+{
+    const unsigned char *src = (const unsigned char *)caller;
+    size_t caller_size, n, i;
+    if (!caller)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s is NULL", what);
+    memcpy(&caller_size, src, sizeof caller_size);
+    if (caller_size < sizeof(size_t) || caller_size > MPQ_STRUCT_SIZE_LIMIT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "%s: size field is %zu; set it to sizeof the struct", what,
+                             caller_size);
+    for (i = own_size; i < caller_size; i++)
+        if (src[i] != 0)
+            return mpq_set_error(MPQ_ERR_UNSUPPORTED,
+                                 "%s: byte %zu of %zu is set, but this libmpq (%s) knows only "
+                                 "%zu bytes of the struct", what, i, caller_size,
+                                 MPQ_VERSION_STRING, own_size);
+    n = caller_size < own_size ? caller_size : own_size;
+    memset(own, 0, own_size);
+    memcpy(own, src, n);
+    memcpy(own, &own_size, sizeof own_size);
+    return MPQ_OK;
+}
+
+/**
+ * Copies the library's struct @p own out to a caller's versioned struct: min(caller size, own
+ * size) bytes after the size field (which keeps the caller's value); bytes the library does not
+ * know in a longer caller struct are zeroed.
+ * @param caller destination, the caller's struct with its size set.
+ * @param own the library's struct.
+ * @param own_size sizeof the library's struct.
+ * @param what name for messages.
+ * @return ::MPQ_ERR_INVALID_ARGUMENT for NULL or a size field out of range.
+ */
+static inline mpq_status mpq_struct_copy_out(void *caller, const void *own, size_t own_size,
+                                             const char *what)
+{
+    unsigned char *dst = (unsigned char *)caller;
+    size_t caller_size, n;
+    if (!caller)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s is NULL", what);
+    memcpy(&caller_size, dst, sizeof caller_size);
+    if (caller_size < sizeof(size_t) || caller_size > MPQ_STRUCT_SIZE_LIMIT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "%s: size field is %zu; set it to sizeof the struct", what,
+                             caller_size);
+    n = caller_size < own_size ? caller_size : own_size;
+    memcpy(dst + sizeof(size_t), (const unsigned char *)own + sizeof(size_t),
+           n - sizeof(size_t));
+    if (caller_size > own_size)
+        memset(dst + own_size, 0, caller_size - own_size);
+    return MPQ_OK;
+}
+/** @} */
 
 /** Clears the calling thread's last error (status MPQ_OK, empty message). Cannot fail. */
 MPQ_API void mpq_clear_error(void);
@@ -137,11 +217,21 @@ typedef enum mpq_log_level {
  */
 typedef void (*mpq_log_fn)(void *user, mpq_log_level level, const char *message);
 
+/** First id of libmpq's own parameters in modules that keep them apart from the papers'
+ * settings (zstd numbers its experimental parameters the same way). */
+#define MPQ_PARAM_EXTENSION_BASE 1000
+
 /**
  * Description of one tunable parameter of a handle. Every module that has setters offers
  * `mpq_<module>_param_info()` filling this struct, so that command lines, JSON configurations and
  * Python can list, name and bound-check parameters without hard-coding them.
  * The struct may grow at the end; callers set @p size to sizeof(mpq_param_info).
+ *
+ * Listing parameters: public enums carry no count (a count compiled into a program would be
+ * wrong as soon as a later libmpq adds a value). Parameter ids are dense from 0; walk
+ * `mpq_<module>_param_info(id)` upwards until it returns ::MPQ_ERR_INVALID_ARGUMENT. Where a
+ * module separates the papers' settings from libmpq's own, the latter are numbered from
+ * ::MPQ_PARAM_EXTENSION_BASE, dense again (walk that range the same way).
  */
 typedef struct mpq_param_info {
     size_t size;              /**< Set by the caller to sizeof(mpq_param_info). */

@@ -215,15 +215,28 @@ typedef enum mpq_fq_param {
     MPQ_FQ_PARAM_KMEANS_TOL = 6,   /**< "kmeans_tol": Lloyd relative tolerance (sklearn 1e-4). */
 } mpq_fq_param;
 
-/** Number of ::mpq_fq_param values. */
-#define MPQ_FQ_PARAM_COUNT 7
+/**
+ * Fills the first cfg->size bytes of @p cfg with the defaults listed on each field; the caller
+ * sets cfg->size first (versioned structs, core.h). Most callers use mpq_fq_config_init().
+ * @param cfg Configuration with its size set.
+ * @return ::MPQ_OK, or ::MPQ_ERR_INVALID_ARGUMENT for NULL or a bad size.
+ */
+MPQ_API mpq_status mpq_fq_config_defaults(mpq_fq_config *cfg);
 
 /**
- * Fills @p cfg with the defaults listed on each field and sets cfg->size.
+ * Sets cfg->size to the size this program was compiled with and fills the defaults. Inline so
+ * that the size is the caller's, never the library's.
  * @param cfg Configuration to initialise.
  * @return ::MPQ_OK, or ::MPQ_ERR_INVALID_ARGUMENT if @p cfg is NULL.
  */
-MPQ_API mpq_status mpq_fq_config_init(mpq_fq_config *cfg);
+static inline mpq_status mpq_fq_config_init(mpq_fq_config *cfg)
+{
+    if (!cfg)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_fq_config_init: cfg is NULL");
+    memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
+    return mpq_fq_config_defaults(cfg);
+}
 
 /**
  * Describes parameter @p id (name, description with its source, bounds, default).
@@ -635,11 +648,26 @@ typedef struct mpq_fq_kmeans_config {
 } mpq_fq_kmeans_config;
 
 /**
- * Fills @p kc with the defaults listed on each field.
+ * Fills the first kc->size bytes of @p kc with the defaults listed on each field; the caller
+ * sets kc->size first. Most callers use mpq_fq_kmeans_config_init().
+ * @param kc Settings with their size set.
+ * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT.
+ */
+MPQ_API mpq_status mpq_fq_kmeans_config_defaults(mpq_fq_kmeans_config *kc);
+
+/**
+ * Sets kc->size to the size this program was compiled with and fills the defaults.
  * @param kc Settings to initialise.
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT.
  */
-MPQ_API mpq_status mpq_fq_kmeans_config_init(mpq_fq_kmeans_config *kc);
+static inline mpq_status mpq_fq_kmeans_config_init(mpq_fq_kmeans_config *kc)
+{
+    if (!kc)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_fq_kmeans_config_init: kc is NULL");
+    memset(kc, 0, sizeof *kc);
+    kc->size = sizeof *kc;
+    return mpq_fq_kmeans_config_defaults(kc);
+}
 
 /**
  * K-means codebook of one tensor with k = 2^bits centres.

@@ -266,9 +266,6 @@ typedef enum mpq_hw_param {
     MPQ_HW_PARAM_REF_ACT_BITS = 26,  /**< "ref_act_bits": reference policy's activation bits. */
 } mpq_hw_param;
 
-/** Number of ::mpq_hw_param values (all below it are valid ids). */
-#define MPQ_HW_PARAM_COUNT 27
-
 /**
  * Describes parameter @p id on handle @p hw (name, description citing the default's source,
  * bounds, the target's default).

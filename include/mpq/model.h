@@ -66,16 +66,44 @@ typedef struct mpq_layer_shape {
 } mpq_layer_shape;
 
 /**
- * Fills @p s for a convolution (dilation 1, batch 1, output size derived, no bias, no batch
- * norm); @p s->size is set here. Shape errors are reported when the layer is added.
+ * Fills the first s->size bytes of @p s for a convolution (dilation 1, batch 1, output size
+ * derived, no bias, no batch norm); the caller sets s->size first. Shape errors are reported
+ * when the layer is added. Most callers use mpq_layer_shape_conv().
  */
-MPQ_API mpq_status mpq_layer_shape_conv(mpq_layer_shape *s, int32_t in_channels,
-                                        int32_t out_channels, int32_t kernel, int32_t stride,
-                                        int32_t pad, int32_t groups, int32_t in_h, int32_t in_w);
+MPQ_API mpq_status mpq_layer_shape_set_conv(mpq_layer_shape *s, int32_t in_channels,
+                                            int32_t out_channels, int32_t kernel, int32_t stride,
+                                            int32_t pad, int32_t groups, int32_t in_h,
+                                            int32_t in_w);
 
-/** Fills @p s for a fully connected layer (batch 1, with bias, no batch norm); sets @p s->size. */
-MPQ_API mpq_status mpq_layer_shape_fc(mpq_layer_shape *s, int32_t in_features,
-                                      int32_t out_features);
+/** As mpq_layer_shape_set_conv() for a fully connected layer (batch 1, with bias, no batch
+ * norm). */
+MPQ_API mpq_status mpq_layer_shape_set_fc(mpq_layer_shape *s, int32_t in_features,
+                                          int32_t out_features);
+
+/** Sets s->size to this program's sizeof(mpq_layer_shape), then mpq_layer_shape_set_conv(). */
+static inline mpq_status mpq_layer_shape_conv(mpq_layer_shape *s, int32_t in_channels,
+                                              int32_t out_channels, int32_t kernel,
+                                              int32_t stride, int32_t pad, int32_t groups,
+                                              int32_t in_h, int32_t in_w)
+{
+    if (!s)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_layer_shape_conv: s is NULL");
+    memset(s, 0, sizeof *s);
+    s->size = sizeof *s;
+    return mpq_layer_shape_set_conv(s, in_channels, out_channels, kernel, stride, pad, groups,
+                                    in_h, in_w);
+}
+
+/** Sets s->size to this program's sizeof(mpq_layer_shape), then mpq_layer_shape_set_fc(). */
+static inline mpq_status mpq_layer_shape_fc(mpq_layer_shape *s, int32_t in_features,
+                                            int32_t out_features)
+{
+    if (!s)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_layer_shape_fc: s is NULL");
+    memset(s, 0, sizeof *s);
+    s->size = sizeof *s;
+    return mpq_layer_shape_set_fc(s, in_features, out_features);
+}
 
 /** Opaque model: an ordered list of quantizable layers. */
 typedef struct mpq_model mpq_model;

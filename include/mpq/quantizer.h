@@ -63,9 +63,6 @@ typedef enum mpq_quant_param {
                                            4 MiB; results do not depend on it. */
 } mpq_quant_param;
 
-/** Number of ::mpq_quant_param values. */
-#define MPQ_QUANT_PARAM_COUNT 9
-
 /** Opaque quantizer: settings plus output buffers laid out for one model. */
 typedef struct mpq_quantizer mpq_quantizer;
 
@@ -247,11 +244,26 @@ typedef struct mpq_size_report {
 } mpq_size_report;
 
 /**
- * Fills @p cfg with the defaults listed on each field.
+ * Fills the first cfg->size bytes of @p cfg with the defaults listed on each field; the caller
+ * sets cfg->size first. Most callers use mpq_size_config_init().
+ * @param cfg Configuration with its size set.
+ * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT.
+ */
+MPQ_API mpq_status mpq_size_config_defaults(mpq_size_config *cfg);
+
+/**
+ * Sets cfg->size to this program's sizeof(mpq_size_config) and fills the defaults.
  * @param cfg Configuration to initialise.
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT.
  */
-MPQ_API mpq_status mpq_size_config_init(mpq_size_config *cfg);
+static inline mpq_status mpq_size_config_init(mpq_size_config *cfg)
+{
+    if (!cfg)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_size_config_init: cfg is NULL");
+    memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
+    return mpq_size_config_defaults(cfg);
+}
 
 /**
  * Size of model @p m stored under policy @p p. Linear: per kernel bits * n weights + width_bits

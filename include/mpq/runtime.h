@@ -209,12 +209,27 @@ typedef struct mpq_net_layer {
 } mpq_net_layer;
 
 /**
- * Fills @p layer with the defaults for @p op: input -1, kernel 3, stride 1, pad 1, groups 1, bias
- * 0 for conv; kernel 2 stride 2 pad 0 for pooling; bias 1 for FC.
- * @param layer the description to fill (its size field is set).
+ * Fills the first layer->size bytes of @p layer with the defaults for @p op: input -1, kernel 3,
+ * stride 1, pad 1, groups 1, bias 0 for conv; kernel 2 stride 2 pad 0 for pooling; bias 1 for
+ * FC. The caller sets layer->size first; most callers use mpq_net_layer_init().
+ * @param layer the description to fill.
  * @param op the layer kind.
  */
-MPQ_API mpq_status mpq_net_layer_init(mpq_net_layer *layer, mpq_net_op op);
+MPQ_API mpq_status mpq_net_layer_defaults(mpq_net_layer *layer, mpq_net_op op);
+
+/**
+ * Sets layer->size to this program's sizeof(mpq_net_layer), then mpq_net_layer_defaults().
+ * @param layer the description to fill.
+ * @param op the layer kind.
+ */
+static inline mpq_status mpq_net_layer_init(mpq_net_layer *layer, mpq_net_op op)
+{
+    if (!layer)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_layer_init: layer is NULL");
+    memset(layer, 0, sizeof *layer);
+    layer->size = sizeof *layer;
+    return mpq_net_layer_defaults(layer, op);
+}
 
 /** Opaque network: layers, float parameters, optimizer state and the oneDNN primitives. */
 typedef struct mpq_net mpq_net;
@@ -360,7 +375,6 @@ typedef enum mpq_net_param {
                                       every value: the primitives whose sums depend on the thread
                                       count (batch-norm statistics and gradients, weight
                                       gradients, inner products) always run on one thread. */
-    MPQ_NET_PARAM_COUNT = 11     /**< Number of parameters. */
 } mpq_net_param;
 
 /**
@@ -536,7 +550,6 @@ typedef enum mpq_eval_param {
     MPQ_EVAL_THREADS = 7,          /**< oneDNN threads of the evaluator's networks (initially the
                                         network's ::MPQ_NET_THREADS; 0: the CPUs the calling
                                         thread may run on). Accuracies do not depend on it. */
-    MPQ_EVAL_PARAM_COUNT = 8       /**< Number of parameters. */
 } mpq_eval_param;
 
 /**

@@ -127,9 +127,6 @@ typedef enum mpq_search_method {
     MPQ_SEARCH_GREEDY = 4,  /**< "greedy": lowest accuracy loss per unit of cost saved. */
 } mpq_search_method;
 
-/** Number of ::mpq_search_method values. */
-#define MPQ_SEARCH_METHOD_COUNT 5
-
 /** Resource a budget constrains (and a Pareto front is drawn against). Values are pinned. */
 typedef enum mpq_search_resource {
     MPQ_SEARCH_RESOURCE_LATENCY = 0, /**< "latency": seconds per batch. */
@@ -137,9 +134,6 @@ typedef enum mpq_search_resource {
     MPQ_SEARCH_RESOURCE_AREA = 2,    /**< "area": mm² (ASIC) or BRAM36 (FPGA). */
     MPQ_SEARCH_RESOURCE_SIZE = 3,    /**< "size": weight storage in bytes. */
 } mpq_search_resource;
-
-/** Number of ::mpq_search_resource values. */
-#define MPQ_SEARCH_RESOURCE_COUNT 4
 
 /** What a search optimises. Values are pinned. */
 typedef enum mpq_search_objective {
@@ -212,9 +206,6 @@ typedef enum mpq_search_param {
     MPQ_SEARCH_KEEP_TOP = 40,         /**< "keep_top": distinct feasible policies kept by reward for
                                            a final re-evaluation, mpq_search_get_top() (5; libmpq). */
 } mpq_search_param;
-
-/** Number of ::mpq_search_param values. */
-#define MPQ_SEARCH_PARAM_COUNT 41
 
 /**
  * Budget fill after the wall (::MPQ_SEARCH_BUDGET_FILL), a libmpq extension beyond HAQ and

@@ -5,6 +5,12 @@
 
 #include <mpq/agent.h>
 
+/* Parameter counts stay out of the public enums (issue 17): users walk the *_param_info
+ * functions until they refuse an id. */
+#define MPQ_DDPG_PARAM_COUNT 19
+#define MPQ_HIER_PARAM_COUNT 7
+#define MPQ_NOISE_PARAM_COUNT 8
+
 /* Longest tensor-name prefix accepted from callers; leaves room for our suffixes within the
  * container's 255-byte name limit. */
 #define MPQ__PREFIX_MAX 64

@@ -756,21 +756,20 @@ mpq_status mpq_ddpg_q_value(mpq_ddpg *ddpg, const float *states, const float *go
 
 mpq_status mpq_ddpg_get_info(const mpq_ddpg *ddpg, mpq_ddpg_info *info)
 {
-    if (!ddpg || !info)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_get_info: ddpg or info is NULL");
-    if (info->size < sizeof(mpq_ddpg_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_ddpg_get_info: info->size %zu < %zu", info->size,
-                             sizeof(mpq_ddpg_info));
-    info->episode = ddpg->episode;
-    info->steps = ddpg->steps;
-    info->updates = ddpg->updates;
-    mpq_replay_size(ddpg->replay, &info->replay_size, NULL, NULL);
-    info->baseline = ddpg->baseline;
-    info->critic_loss = ddpg->closs;
-    info->actor_loss = ddpg->aloss;
-    mpq_noise_sigma(ddpg->noise, ddpg->episode, &info->sigma);
-    return MPQ_OK;
+    if (!ddpg)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_get_info: ddpg is NULL");
+    mpq_ddpg_info own;
+    memset(&own, 0, sizeof own);
+    own.size = sizeof own;
+    own.episode = ddpg->episode;
+    own.steps = ddpg->steps;
+    own.updates = ddpg->updates;
+    mpq_replay_size(ddpg->replay, &own.replay_size, NULL, NULL);
+    own.baseline = ddpg->baseline;
+    own.critic_loss = ddpg->closs;
+    own.actor_loss = ddpg->aloss;
+    mpq_noise_sigma(ddpg->noise, ddpg->episode, &own.sigma);
+    return mpq_struct_copy_out(info, &own, sizeof own, "mpq_ddpg_get_info: info");
 }
 
 mpq_status mpq_ddpg_network(mpq_ddpg *ddpg, mpq_ddpg_net which, mpq_mlp **net)
@@ -970,9 +969,11 @@ static mpq_status from_container(mpq_ddpg **out, const mpq_container *c, const c
 {
     if (!out || !c)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: out or container is NULL", fn);
-    if (expect && expect->size < sizeof(size_t))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: expect->size %zu too small", fn,
-                             expect->size);
+    /* Fields a shorter (older) struct lacks stay MPQ_DDPG_SHAPE_ANY in read_stored(), not zero:
+     * zero is no width, and "not given" must mean "any". */
+    if (expect && (expect->size < sizeof(size_t) || expect->size > MPQ_STRUCT_SIZE_LIMIT))
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: expect->size %zu; set it to sizeof "
+                             "the struct", fn, expect->size);
     mpq_status st = mpq__check_prefix(fn, prefix);
     if (st)
         return st;
@@ -1045,9 +1046,8 @@ mpq_status mpq_ddpg_from_container_expect(mpq_ddpg **out, const mpq_container *c
 
 mpq_status mpq_ddpg_get_shape(const mpq_ddpg *ddpg, mpq_ddpg_shape *shape)
 {
-    if (!ddpg || !shape || shape->size < sizeof(size_t))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_ddpg_get_shape: ddpg or shape is NULL, or shape->size unset");
+    if (!ddpg)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_get_shape: ddpg is NULL");
     const mpq_ddpg_shape x = {sizeof x,
                               ddpg->sd,
                               ddpg->gd,
@@ -1055,10 +1055,7 @@ mpq_status mpq_ddpg_get_shape(const mpq_ddpg *ddpg, mpq_ddpg_shape *shape)
                               (int64_t)ddpg->p[MPQ_DDPG_HIDDEN1],
                               (int64_t)ddpg->p[MPQ_DDPG_HIDDEN2],
                               (int64_t)ddpg->p[MPQ_DDPG_REPLAY_CAPACITY]};
-    const size_t keep = shape->size;
-    memcpy(shape, &x, keep < sizeof x ? keep : sizeof x);
-    shape->size = keep;
-    return MPQ_OK;
+    return mpq_struct_copy_out(shape, &x, sizeof x, "mpq_ddpg_get_shape: shape");
 }
 
 MPQ__AGENT_FILE_FUNCTIONS(ddpg, mpq_ddpg)

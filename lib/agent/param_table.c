@@ -7,13 +7,11 @@
 mpq_status mpq__param_table_info(const mpq_param_info *table, int count, int param,
                                  mpq_param_info *info, const char *fn)
 {
-    if (!info || info->size < sizeof(mpq_param_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: info is NULL or info->size too small",
-                             fn);
+    mpq_param_info own = {0};
     if (param < 0 || param >= count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: unknown parameter %d", fn, param);
-    *info = table[param];
-    return MPQ_OK;
+    own = table[param];
+    return mpq_struct_copy_out(info, &own, sizeof own, fn);
 }
 
 mpq_status mpq__param_table_find(const mpq_param_info *table, int count, const char *name,

@@ -191,11 +191,12 @@ mpq_status mpq_container_add(mpq_container *c, const char *name, mpq_dtype dtype
     return st;
 }
 
-static void describe(const tensor *t, mpq_tensor_info *info)
+static mpq_status describe(const tensor *t, mpq_tensor_info *caller, const char *fn)
 {
-    size_t sz = info->size;
+    mpq_tensor_info own;
+    mpq_tensor_info *info = &own;
     memset(info, 0, sizeof *info);
-    info->size = sz;
+    info->size = sizeof *info;
     info->name = t->name;
     info->dtype = t->dtype;
     info->rank = t->rank;
@@ -203,16 +204,17 @@ static void describe(const tensor *t, mpq_tensor_info *info)
         info->dims[i] = t->dims[i];
     info->count = t->count;
     info->data = t->data;
+    return mpq_struct_copy_out(caller, &own, sizeof own, fn);
 }
 
 static mpq_status check_info(const mpq_tensor_info *info, const char *fn)
 {
     if (!info)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: info is NULL", fn);
-    if (info->size < sizeof(mpq_tensor_info))
+    if (info->size < sizeof(size_t) || info->size > MPQ_STRUCT_SIZE_LIMIT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "%s: info->size %zu is smaller than this library's struct (%zu)", fn,
-                             info->size, sizeof(mpq_tensor_info));
+                             "%s: info->size is %zu; set it to sizeof(mpq_tensor_info)", fn,
+                             info->size);
     return MPQ_OK;
 }
 
@@ -225,8 +227,7 @@ mpq_status mpq_container_get_entry(const mpq_container *c, size_t index, mpq_ten
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "mpq_container_get_entry: index %zu out of range (%zu tensors)", index,
                              c ? c->count : 0);
-    describe(&c->tensors[index], info);
-    return MPQ_OK;
+    return describe(&c->tensors[index], info, "mpq_container_get_entry: info");
 }
 
 mpq_status mpq_container_find(const mpq_container *c, const char *name, mpq_tensor_info *info)
@@ -240,8 +241,7 @@ mpq_status mpq_container_find(const mpq_container *c, const char *name, mpq_tens
     int i = find_index(c, name);
     if (i < 0)
         return mpq_set_error(MPQ_ERR_NOT_FOUND, "container has no tensor '%s'", name);
-    describe(&c->tensors[i], info);
-    return MPQ_OK;
+    return describe(&c->tensors[i], info, "mpq_container_find: info");
 }
 
 mpq_status mpq_container_expect(const mpq_container *c, const char *name, mpq_dtype dtype,

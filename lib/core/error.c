@@ -10,7 +10,7 @@
 static _Thread_local char last_message[1024];
 static _Thread_local mpq_status last_status_value;
 
-static const char *const status_names[MPQ_STATUS_COUNT] = {
+static const char *const status_names[] = {
     "MPQ_OK",
     "MPQ_ERR_INVALID_ARGUMENT",
     "MPQ_ERR_OUT_OF_MEMORY",
@@ -30,7 +30,7 @@ static const char *const status_names[MPQ_STATUS_COUNT] = {
 
 const char *mpq_status_string(mpq_status status)
 {
-    if ((unsigned)status >= MPQ_STATUS_COUNT)
+    if ((unsigned)status >= sizeof status_names / sizeof status_names[0])
         return "MPQ_ERR_UNKNOWN";
     return status_names[status];
 }

@@ -726,7 +726,8 @@ mpq_status mpq_fq_calibrate(const float *x, size_t n, int bits, const mpq_fq_con
                             float *lo, float *hi)
 {
     static const char fn[] = "mpq_fq_calibrate";
-    mpq_status st = mpq__fq_check_config(fn, cfg);
+    mpq_fq_config cfg_own;
+    mpq_status st = mpq__fq_check_config(fn, &cfg, &cfg_own);
     if (st != MPQ_OK)
         return st;
     if (!x || !lo || !hi)

@@ -130,9 +130,11 @@ static void code_seg(void *ctx, size_t s, int worker)
 }
 
 static mpq_status common(const char *fn, const void *x, const void *out, size_t n,
-                         const mpq_fq_config *cfg, const mpq_rng *rng)
+                         const mpq_fq_config **cfgp, mpq_fq_config *cfg_own,
+                         const mpq_rng *rng)
 {
-    mpq_status st = mpq__fq_check_config(fn, cfg);
+    mpq_status st = mpq__fq_check_config(fn, cfgp, cfg_own);
+    const mpq_fq_config *cfg = *cfgp;
     if (st != MPQ_OK)
         return st;
     if (!x || !out)
@@ -150,7 +152,8 @@ mpq_status mpq_fq_quantize(const float *x, size_t n, int bits, float scale, int3
                            void *codes)
 {
     static const char fn[] = "mpq_fq_quantize";
-    mpq_status st = common(fn, x, codes, n, cfg, rng);
+    mpq_fq_config cfg_own;
+    mpq_status st = common(fn, x, codes, n, &cfg, &cfg_own, rng);
     if (st == MPQ_OK)
         st = check_fit(fn, "bits", bits, cfg, type);
     mpq__fq_seg seg;
@@ -215,9 +218,11 @@ mpq_status mpq_fq_quantize_kernels(const float *x, const mpq_fq_layout *layout,
 {
     static const char fn[] = "mpq_fq_quantize_kernels";
     size_t total = 0;
-    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    mpq_fq_layout layout_own;
+    mpq_fq_config cfg_own;
+    mpq_status st = mpq__fq_check_layout(fn, &layout, &layout_own, &total);
     if (st == MPQ_OK)
-        st = common(fn, x, codes, total, cfg, rng);
+        st = common(fn, x, codes, total, &cfg, &cfg_own, rng);
     if (st != MPQ_OK)
         return st;
     if (!bits || !scale)
@@ -268,7 +273,8 @@ mpq_status mpq_fq_dequantize_kernels(const void *codes, mpq_fq_code_type type,
     size_t total = 0;
     int32_t tlo, thi;
     size_t w;
-    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    mpq_fq_layout layout_own;
+    mpq_status st = mpq__fq_check_layout(fn, &layout, &layout_own, &total);
     if (st != MPQ_OK)
         return st;
     if (!codes || !scale || !y)

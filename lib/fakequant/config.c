@@ -1,6 +1,8 @@
 /* Configuration, parameters, instruction-set selection and the quantization-grid formulas. */
 #include <float.h>
+#include <stddef.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,12 +47,10 @@ static const param_row param_table[MPQ_FQ_PARAM_COUNT] = {
      1.0, 1e-4, 0},
 };
 
-mpq_status mpq_fq_config_init(mpq_fq_config *cfg)
+mpq_status mpq_fq_config_defaults(mpq_fq_config *caller)
 {
-    if (!cfg)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_fq_config_init: cfg is NULL");
-    memset(cfg, 0, sizeof *cfg);
-    cfg->size = sizeof *cfg;
+    mpq_fq_config own = {0};
+    mpq_fq_config *cfg = &own;
     cfg->mode = MPQ_FQ_SYMMETRIC;
     cfg->is_signed = 1;
     cfg->rounding = MPQ_FQ_ROUND_NEAREST_EVEN;
@@ -61,26 +61,24 @@ mpq_status mpq_fq_config_init(mpq_fq_config *cfg)
     cfg->threads = 0;
     cfg->isa = MPQ_FQ_ISA_AUTO;
     cfg->check_finite = 1;
-    return MPQ_OK;
+    return mpq_struct_copy_out(caller, &own, sizeof own, "mpq_fq_config_defaults: cfg");
 }
 
 mpq_status mpq_fq_param_info(mpq_fq_param id, mpq_param_info *info)
 {
+    mpq_param_info own = {0};
     if (!info)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_fq_param_info: info is NULL");
     if ((unsigned)id >= MPQ_FQ_PARAM_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_fq_param_info: id %d unknown", (int)id);
-    if (info->size < sizeof *info)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_fq_param_info: info->size %zu < %zu", info->size, sizeof *info);
     const param_row *r = &param_table[id];
-    info->name = r->name;
-    info->description = r->description;
-    info->min_value = r->min_value;
-    info->max_value = r->max_value;
-    info->default_value = r->default_value;
-    info->is_integer = r->is_integer;
-    return MPQ_OK;
+    own.name = r->name;
+    own.description = r->description;
+    own.min_value = r->min_value;
+    own.max_value = r->max_value;
+    own.default_value = r->default_value;
+    own.is_integer = r->is_integer;
+    return mpq_struct_copy_out(info, &own, sizeof own, "mpq_fq_param_info: info");
 }
 
 mpq_status mpq_fq_param_find(const char *name, mpq_fq_param *id)
@@ -117,34 +115,51 @@ mpq_status mpq__fq_check_param_value(const char *fn, mpq_fq_param id, double val
     return check_value(fn, id, value);
 }
 
-mpq_status mpq_fq_config_set_param(mpq_fq_config *cfg, mpq_fq_param id, double value)
+mpq_status mpq_fq_config_set_param(mpq_fq_config *caller, mpq_fq_param id, double value)
 {
     static const char fn[] = "mpq_fq_config_set_param";
-    if (!cfg)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: cfg is NULL", fn);
-    if ((unsigned)id >= MPQ_FQ_PARAM_COUNT)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: id %d unknown", fn, (int)id);
-    mpq_status st = check_value(fn, id, value);
+    mpq_fq_config own;
+    mpq_fq_config *cfg = &own;
+    mpq_status st = mpq_struct_copy_in(&own, sizeof own, caller, "mpq_fq_config_set_param: cfg");
     if (st != MPQ_OK)
         return st;
+    if ((unsigned)id >= MPQ_FQ_PARAM_COUNT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: id %d unknown", fn, (int)id);
+    st = check_value(fn, id, value);
+    if (st != MPQ_OK)
+        return st;
+    /* A caller compiled against an older header may pass a struct that ends before the field:
+     * writing it would go past the caller's memory, dropping it would lose the setting. */
+    static const size_t field_end[] = {
+        [MPQ_FQ_PARAM_PERCENTILE] = offsetof(mpq_fq_config, percentile) + sizeof(double),
+        [MPQ_FQ_PARAM_HIST_BINS] = offsetof(mpq_fq_config, hist_bins) + sizeof(int),
+        [MPQ_FQ_PARAM_MSE_STEPS] = offsetof(mpq_fq_config, mse_steps) + sizeof(int),
+        [MPQ_FQ_PARAM_THREADS] = offsetof(mpq_fq_config, threads) + sizeof(int),
+    };
+    if ((size_t)id < sizeof field_end / sizeof field_end[0] && field_end[id] &&
+        caller->size < field_end[id])
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "%s: cfg (size %zu, an older mpq_fq_config) has no field for %s", fn,
+                             caller->size, param_table[id].name);
     switch (id) {
     case MPQ_FQ_PARAM_PERCENTILE:
         cfg->percentile = value;
-        return MPQ_OK;
+        break;
     case MPQ_FQ_PARAM_HIST_BINS:
         cfg->hist_bins = (int)value;
-        return MPQ_OK;
+        break;
     case MPQ_FQ_PARAM_MSE_STEPS:
         cfg->mse_steps = (int)value;
-        return MPQ_OK;
+        break;
     case MPQ_FQ_PARAM_THREADS:
         cfg->threads = (int)value;
-        return MPQ_OK;
+        break;
     default:
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "%s: %s is not a field of mpq_fq_config (observer / k-means setting)",
                              fn, param_table[id].name);
     }
+    return mpq_struct_copy_out(caller, &own, sizeof own, "mpq_fq_config_set_param: cfg");
 }
 
 /* ---- instruction sets ------------------------------------------------------------------- */
@@ -214,14 +229,16 @@ int mpq__fq_threads(int requested, size_t work)
     return (size_t)t > work ? (int)work : t;
 }
 
-mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config *cfg)
+mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config **caller,
+                                mpq_fq_config *own)
 {
-    if (!cfg)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: cfg is NULL", fn);
-    if (cfg->size < sizeof *cfg)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "%s: cfg->size %zu < %zu (use mpq_fq_config_init)", fn, cfg->size,
-                             sizeof *cfg);
+    char what[96];
+    snprintf(what, sizeof what, "%s: cfg", fn);
+    mpq_status st = mpq_struct_copy_in(own, sizeof *own, *caller, what);
+    if (st)
+        return st;
+    const mpq_fq_config *cfg = own;
+    *caller = own;
     if (cfg->mode != MPQ_FQ_SYMMETRIC && cfg->mode != MPQ_FQ_ASYMMETRIC)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: cfg->mode %d unknown", fn,
                              (int)cfg->mode);
@@ -231,7 +248,7 @@ mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config *cfg)
     if ((unsigned)cfg->calib > (unsigned)MPQ_FQ_CALIB_HAQ)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: cfg->calib %d unknown", fn,
                              (int)cfg->calib);
-    mpq_status st = check_value(fn, MPQ_FQ_PARAM_PERCENTILE, cfg->percentile);
+    st = check_value(fn, MPQ_FQ_PARAM_PERCENTILE, cfg->percentile);
     if (st == MPQ_OK)
         st = check_value(fn, MPQ_FQ_PARAM_HIST_BINS, (double)cfg->hist_bins);
     if (st == MPQ_OK)
@@ -275,7 +292,8 @@ static void code_range(int bits, const mpq_fq_config *cfg, int32_t *qmin, int32_
 mpq_status mpq_fq_code_range(int bits, const mpq_fq_config *cfg, int32_t *qmin, int32_t *qmax)
 {
     static const char fn[] = "mpq_fq_code_range";
-    mpq_status st = mpq__fq_check_config(fn, cfg);
+    mpq_fq_config cfg_own;
+    mpq_status st = mpq__fq_check_config(fn, &cfg, &cfg_own);
     if (st == MPQ_OK)
         st = mpq__fq_check_bits(fn, "bits", bits, 0);
     if (st != MPQ_OK)
@@ -323,7 +341,8 @@ mpq_status mpq_fq_params_from_range(float lo, float hi, int bits, const mpq_fq_c
                                     float *scale, int32_t *zero_point)
 {
     static const char fn[] = "mpq_fq_params_from_range";
-    mpq_status st = mpq__fq_check_config(fn, cfg);
+    mpq_fq_config cfg_own;
+    mpq_status st = mpq__fq_check_config(fn, &cfg, &cfg_own);
     if (st == MPQ_OK)
         st = mpq__fq_check_bits(fn, "bits", bits, 1);
     if (st != MPQ_OK)
@@ -419,13 +438,16 @@ mpq_status mpq__fq_check_finite(const char *fn, const char *arg, const float *x,
     return MPQ_OK;
 }
 
-mpq_status mpq__fq_check_layout(const char *fn, const mpq_fq_layout *layout, size_t *total)
+mpq_status mpq__fq_check_layout(const char *fn, const mpq_fq_layout **caller,
+                                mpq_fq_layout *own, size_t *total)
 {
-    if (!layout)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: layout is NULL", fn);
-    if (layout->size < sizeof *layout)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: layout->size %zu < %zu", fn,
-                             layout->size, sizeof *layout);
+    char what[96];
+    snprintf(what, sizeof what, "%s: layout", fn);
+    mpq_status st = mpq_struct_copy_in(own, sizeof *own, *caller, what);
+    if (st)
+        return st;
+    const mpq_fq_layout *layout = own;
+    *caller = own;
     if (layout->outer == 0 || layout->channels == 0 || layout->inner == 0)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "%s: layout extents outer=%zu channels=%zu inner=%zu must be >= 1",

@@ -9,6 +9,10 @@
 
 #include <mpq/fakequant.h>
 
+/* Counts stay out of the public enums (issue 17): users walk the *_param_info functions until
+ * they refuse an id. */
+#define MPQ_FQ_PARAM_COUNT 7
+
 /* Elements per work block: 64 KiB of floats stays in L2 while a block is checked, quantized and
  * written, and is the unit the parallel loops hand out. Runs never cross a block boundary measured from
  * the tensor start, so the split is identical for every thread count. */
@@ -163,7 +167,10 @@ typedef void (*mpq__fq_body)(void *ctx, size_t i, int worker);
 int mpq__fq_parallel(size_t n, int threads, mpq__fq_body body, void *ctx);
 
 /* Checks the common config fields; names @p fn in the message. */
-mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config *cfg);
+/* Validates a caller's config and points *caller at the library's own full-size copy @p own
+ * (versioned-struct rule, core.h), so that later reads never pass the caller's struct. */
+mpq_status mpq__fq_check_config(const char *fn, const mpq_fq_config **caller,
+                                mpq_fq_config *own);
 
 /* Bounds check of a parameter value (names the parameter). */
 mpq_status mpq__fq_check_param_value(const char *fn, mpq_fq_param id, double value);
@@ -180,7 +187,9 @@ mpq_status mpq__fq_check_finite(const char *fn, const char *arg, const float *x,
                                 const mpq__fq_kernels *k, int threads);
 
 /* Same for a tensor given by a layout (it is dense: outer*channels*inner elements). */
-mpq_status mpq__fq_check_layout(const char *fn, const mpq_fq_layout *layout, size_t *total);
+/* As mpq__fq_check_config for a layout. */
+mpq_status mpq__fq_check_layout(const char *fn, const mpq_fq_layout **caller,
+                                mpq_fq_layout *own, size_t *total);
 
 /* Stochastic key mixing for the run starting at flat index e. */
 mpq__fq_noise mpq__fq_noise_for(int on, uint64_t key, uint64_t e);

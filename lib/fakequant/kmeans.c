@@ -820,26 +820,27 @@ static double assign(const float *x, size_t n, const float *book, size_t used, u
     return d;
 }
 
-mpq_status mpq_fq_kmeans_config_init(mpq_fq_kmeans_config *kc)
+mpq_status mpq_fq_kmeans_config_defaults(mpq_fq_kmeans_config *caller)
 {
-    if (!kc)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_fq_kmeans_config_init: kc is NULL");
-    memset(kc, 0, sizeof *kc);
-    kc->size = sizeof *kc;
+    mpq_fq_kmeans_config own = {0};
+    mpq_fq_kmeans_config *kc = &own;
     kc->method = MPQ_FQ_KMEANS_LLOYD;
     kc->max_iter = 3;
     kc->tol = 1e-4;
     kc->threads = 0;
-    return MPQ_OK;
+    return mpq_struct_copy_out(caller, &own, sizeof own, "mpq_fq_kmeans_config_defaults: kc");
 }
 
-static mpq_status check_kc(const char *fn, const mpq_fq_kmeans_config *kc, const mpq_rng *rng)
+static mpq_status check_kc(const char *fn, const mpq_fq_kmeans_config **caller,
+                           mpq_fq_kmeans_config *own, const mpq_rng *rng)
 {
-    if (!kc)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: kc is NULL", fn);
-    if (kc->size < sizeof *kc)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: kc->size %zu < %zu", fn, kc->size,
-                             sizeof *kc);
+    char what[96];
+    snprintf(what, sizeof what, "%s: kc", fn);
+    mpq_status cst = mpq_struct_copy_in(own, sizeof *own, *caller, what);
+    if (cst)
+        return cst;
+    const mpq_fq_kmeans_config *kc = own;
+    *caller = own;
     if (kc->method != MPQ_FQ_KMEANS_LLOYD && kc->method != MPQ_FQ_KMEANS_EXACT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: kc->method %d unknown", fn,
                              (int)kc->method);
@@ -860,7 +861,8 @@ mpq_status mpq_fq_kmeans(const float *x, size_t n, int bits, const mpq_fq_kmeans
                          double *distortion)
 {
     static const char fn[] = "mpq_fq_kmeans";
-    mpq_status st = check_kc(fn, kc, rng);
+    mpq_fq_kmeans_config kc_own;
+    mpq_status st = check_kc(fn, &kc, &kc_own, rng);
     if (st != MPQ_OK)
         return st;
     if (!x || !codebook)
@@ -924,9 +926,11 @@ mpq_status mpq_fq_kmeans_kernels(const float *x, const mpq_fq_layout *layout,
 {
     static const char fn[] = "mpq_fq_kmeans_kernels";
     size_t total = 0;
-    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    mpq_fq_layout layout_own;
+    mpq_fq_kmeans_config kc_own;
+    mpq_status st = mpq__fq_check_layout(fn, &layout, &layout_own, &total);
     if (st == MPQ_OK)
-        st = check_kc(fn, kc, rng);
+        st = check_kc(fn, &kc, &kc_own, rng);
     if (st != MPQ_OK)
         return st;
     if (!x || !bits)

@@ -206,10 +206,11 @@ static mpq_status apply_layout(const mpq__fq_kernels *k, const float *x, float *
 
 /* Common argument checks of the linear entry points; returns the kernel table. */
 static mpq_status prologue(const char *fn, const void *x, const void *y, size_t n,
-                           const mpq_fq_config *cfg, const mpq_rng *rng, int need_rng,
-                           const mpq__fq_kernels **k)
+                           const mpq_fq_config **cfgp, mpq_fq_config *cfg_own,
+                           const mpq_rng *rng, int need_rng, const mpq__fq_kernels **k)
 {
-    mpq_status st = mpq__fq_check_config(fn, cfg);
+    mpq_status st = mpq__fq_check_config(fn, cfgp, cfg_own);
+    const mpq_fq_config *cfg = *cfgp;
     if (st != MPQ_OK)
         return st;
     if (!x)
@@ -240,7 +241,8 @@ mpq_status mpq_fq_apply(const float *x, float *y, size_t n, int bits, float scal
 {
     static const char fn[] = "mpq_fq_apply";
     const mpq__fq_kernels *k;
-    mpq_status st = prologue(fn, x, y, n, cfg, rng, 1, &k);
+    mpq_fq_config cfg_own;
+    mpq_status st = prologue(fn, x, y, n, &cfg, &cfg_own, rng, 1, &k);
     if (st != MPQ_OK)
         return st;
     mpq__fq_seg seg;
@@ -265,7 +267,8 @@ mpq_status mpq_fq_tensor(const float *x, float *y, size_t n, int bits, const mpq
 {
     static const char fn[] = "mpq_fq_tensor";
     const mpq__fq_kernels *k;
-    mpq_status st = prologue(fn, x, y, n, cfg, rng, 1, &k);
+    mpq_fq_config cfg_own;
+    mpq_status st = prologue(fn, x, y, n, &cfg, &cfg_own, rng, 1, &k);
     if (st == MPQ_OK)
         st = mpq__fq_check_bits(fn, "bits", bits, 1);
     if (st == MPQ_OK)
@@ -327,11 +330,13 @@ mpq_status mpq_fq_apply_kernels(const float *x, float *y, const mpq_fq_layout *l
 {
     static const char fn[] = "mpq_fq_apply_kernels";
     size_t total = 0;
-    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    mpq_fq_layout layout_own;
+    mpq_fq_config cfg_own;
+    mpq_status st = mpq__fq_check_layout(fn, &layout, &layout_own, &total);
     if (st != MPQ_OK)
         return st;
     const mpq__fq_kernels *k;
-    st = prologue(fn, x, y, total, cfg, rng, 1, &k);
+    st = prologue(fn, x, y, total, &cfg, &cfg_own, rng, 1, &k);
     if (st != MPQ_OK)
         return st;
     if (!bits || !scale)
@@ -497,11 +502,13 @@ mpq_status mpq_fq_calibrate_kernels(const float *x, const mpq_fq_layout *layout,
 {
     static const char fn[] = "mpq_fq_calibrate_kernels";
     size_t total = 0;
-    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    mpq_fq_layout layout_own;
+    mpq_fq_config cfg_own;
+    mpq_status st = mpq__fq_check_layout(fn, &layout, &layout_own, &total);
     if (st != MPQ_OK)
         return st;
     const mpq__fq_kernels *k;
-    st = prologue(fn, x, x, total, cfg, NULL, 0, &k);
+    st = prologue(fn, x, x, total, &cfg, &cfg_own, NULL, 0, &k);
     if (st != MPQ_OK)
         return st;
     if (!bits || !lo || !hi)
@@ -529,11 +536,13 @@ mpq_status mpq_fq_kernels(const float *x, float *y, const mpq_fq_layout *layout,
 {
     static const char fn[] = "mpq_fq_kernels";
     size_t total = 0;
-    mpq_status st = mpq__fq_check_layout(fn, layout, &total);
+    mpq_fq_layout layout_own;
+    mpq_fq_config cfg_own;
+    mpq_status st = mpq__fq_check_layout(fn, &layout, &layout_own, &total);
     if (st != MPQ_OK)
         return st;
     const mpq__fq_kernels *k;
-    st = prologue(fn, x, y, total, cfg, rng, 1, &k);
+    st = prologue(fn, x, y, total, &cfg, &cfg_own, rng, 1, &k);
     if (st != MPQ_OK)
         return st;
     if (!bits)

@@ -329,21 +329,17 @@ static mpq_status param_check(const mpq_hw *hw, mpq_hw_param id, const char *fn)
 
 mpq_status mpq_hw_param_info(const mpq_hw *hw, mpq_hw_param id, mpq_param_info *info)
 {
+    mpq_param_info own = {0};
     mpq_status st = param_check(hw, id, "mpq_hw_param_info");
     if (st)
         return st;
-    if (!info || info->size < sizeof(mpq_param_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_hw_param_info: info is NULL or info->size < %zu",
-                             sizeof(mpq_param_info));
-    info->size = sizeof(mpq_param_info);
-    info->name = param_desc[id].name;
-    info->description = param_desc[id].description;
-    info->min_value = param_desc[id].min_value;
-    info->max_value = param_desc[id].max_value;
-    info->default_value = preset_defaults[hw->preset][id];
-    info->is_integer = param_desc[id].is_integer;
-    return MPQ_OK;
+    own.name = param_desc[id].name;
+    own.description = param_desc[id].description;
+    own.min_value = param_desc[id].min_value;
+    own.max_value = param_desc[id].max_value;
+    own.default_value = preset_defaults[hw->preset][id];
+    own.is_integer = param_desc[id].is_integer;
+    return mpq_struct_copy_out(info, &own, sizeof own, "mpq_hw_param_info: info");
 }
 
 mpq_status mpq_hw_param_find(const char *name, mpq_hw_param *id)
@@ -450,9 +446,14 @@ static void cost_add_scaled(mpq_hw_cost *t, const mpq_hw_cost *c, double s)
 
 static mpq_status cost_out_check(const mpq_hw_cost *c, const char *fn, const char *arg)
 {
-    if (!c || c->size < sizeof(mpq_hw_cost))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL or %s->size < %zu", fn,
-                             arg, arg, sizeof(mpq_hw_cost));
+    /* Validated before the work so that a bad struct is refused up front; the result is written
+     * with mpq_struct_copy_out(), min(caller size, own size) bytes. */
+    if (!c)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, arg);
+    if (c->size < sizeof(size_t) || c->size > MPQ_STRUCT_SIZE_LIMIT)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "%s: %s->size is %zu; set it to sizeof(mpq_hw_cost)", fn, arg,
+                             c->size);
     return MPQ_OK;
 }
 
@@ -633,8 +634,7 @@ mpq_status mpq_hw_layer_cost(mpq_hw *hw, const mpq_model *model, size_t layer,
     mpq_hw_cost c;
     if ((st = layer_cost_impl(hw, model, layer, &s, kernel_bits, 0, act_bits, &c)))
         return st;
-    *cost = c;
-    return MPQ_OK;
+    return mpq_struct_copy_out(cost, &c, sizeof c, "mpq_hw_layer_cost: cost");
 }
 
 /* Costs every layer; per-layer results go to layers[] when not NULL. policy NULL = reference. */
@@ -700,8 +700,7 @@ mpq_status mpq_hw_cost_total(mpq_hw *hw, const mpq_model *model, const mpq_polic
     mpq_hw_cost t;
     if ((st = network_cost(hw, model, policy, NULL, &t)))
         return st;
-    *total = t;
-    return MPQ_OK;
+    return mpq_struct_copy_out(total, &t, sizeof t, "mpq_hw_cost_total: total");
 }
 
 mpq_status mpq_hw_reference_total(mpq_hw *hw, const mpq_model *model, mpq_hw_cost *total)
@@ -713,8 +712,7 @@ mpq_status mpq_hw_reference_total(mpq_hw *hw, const mpq_model *model, mpq_hw_cos
     mpq_hw_cost t;
     if ((st = network_cost(hw, model, NULL, NULL, &t)))
         return st;
-    *total = t;
-    return MPQ_OK;
+    return mpq_struct_copy_out(total, &t, sizeof t, "mpq_hw_reference_total: total");
 }
 
 /* ---- results -------------------------------------------------------------------------------- */
@@ -797,8 +795,7 @@ static mpq_status result_get(const mpq_hw_result *r, const mpq_hw_cost *src, siz
     if (per_layer && layer >= r->count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: layer %zu >= layer count %zu", fn,
                              layer, r->count);
-    *cost = per_layer ? src[layer] : *src;
-    return MPQ_OK;
+    return mpq_struct_copy_out(cost, per_layer ? &src[layer] : src, sizeof *cost, fn);
 }
 
 mpq_status mpq_hw_result_get_layer(const mpq_hw_result *r, size_t layer, mpq_hw_cost *cost)

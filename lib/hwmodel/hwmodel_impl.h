@@ -4,6 +4,10 @@
 
 #include <mpq/hwmodel.h>
 
+/* Counts stay out of the public enums (issue 17): users walk the *_param_info functions until
+ * they refuse an id. */
+#define MPQ_HW_PARAM_COUNT 27
+
 /* Histogram bins: index = bits (1..16); bin 0 and bin 17 (any width above 16) count invalid
  * widths. */
 #define HW_BINS (MPQ_BITS_MAX + 2)

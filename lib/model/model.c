@@ -1,5 +1,6 @@
 #include <jansson.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,14 +22,12 @@ static int name_ok(const char *name)
     return j != NULL;
 }
 
-mpq_status mpq_layer_shape_conv(mpq_layer_shape *s, int32_t in_channels, int32_t out_channels,
-                                int32_t kernel, int32_t stride, int32_t pad, int32_t groups,
-                                int32_t in_h, int32_t in_w)
+mpq_status mpq_layer_shape_set_conv(mpq_layer_shape *caller, int32_t in_channels,
+                                    int32_t out_channels, int32_t kernel, int32_t stride,
+                                    int32_t pad, int32_t groups, int32_t in_h, int32_t in_w)
 {
-    if (!s)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_layer_shape_conv: s is NULL");
-    memset(s, 0, sizeof *s);
-    s->size = sizeof *s;
+    mpq_layer_shape own = {0};
+    mpq_layer_shape *s = &own;
     s->kind = MPQ_LAYER_CONV;
     s->in_channels = in_channels;
     s->out_channels = out_channels;
@@ -40,15 +39,14 @@ mpq_status mpq_layer_shape_conv(mpq_layer_shape *s, int32_t in_channels, int32_t
     s->in_h = in_h;
     s->in_w = in_w;
     s->batch = 1;
-    return MPQ_OK;
+    return mpq_struct_copy_out(caller, &own, sizeof own, "mpq_layer_shape_set_conv: shape");
 }
 
-mpq_status mpq_layer_shape_fc(mpq_layer_shape *s, int32_t in_features, int32_t out_features)
+mpq_status mpq_layer_shape_set_fc(mpq_layer_shape *caller, int32_t in_features,
+                                  int32_t out_features)
 {
-    if (!s)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_layer_shape_fc: s is NULL");
-    memset(s, 0, sizeof *s);
-    s->size = sizeof *s;
+    mpq_layer_shape own = {0};
+    mpq_layer_shape *s = &own;
     s->kind = MPQ_LAYER_FC;
     s->in_channels = in_features;
     s->out_channels = out_features;
@@ -59,7 +57,7 @@ mpq_status mpq_layer_shape_fc(mpq_layer_shape *s, int32_t in_features, int32_t o
     s->in_h = s->in_w = 1;
     s->batch = 1;
     s->has_bias = 1;
-    return MPQ_OK;
+    return mpq_struct_copy_out(caller, &own, sizeof own, "mpq_layer_shape_set_fc: shape");
 }
 
 mpq_status mpq_model_create(mpq_model **out, const char *name)
@@ -163,9 +161,11 @@ mpq_status mpq_model_validate_shape(const char *name, const mpq_layer_shape *in,
                              "set it to sizeof(mpq_layer_shape)",
                              name, in->size, (size_t)SHAPE_MIN_SIZE);
     mpq_layer_shape s;
-    memset(&s, 0, sizeof s);
-    memcpy(&s, in, in->size < sizeof s ? in->size : sizeof s);
-    s.size = sizeof s;
+    char what[160];
+    snprintf(what, sizeof what, "layer '%s': shape", name);
+    mpq_status copied = mpq_struct_copy_in(&s, sizeof s, in, what);
+    if (copied != MPQ_OK)
+        return copied;
 
 #define REQUIRE(cond, field, ...)                                                                \
     do {                                                                                       \
@@ -379,11 +379,8 @@ mpq_status mpq_model_get_layer_shape(const mpq_model *m, size_t index, mpq_layer
                              "mpq_model_get_layer_shape: shape->size %zu too small; set it to "
                              "sizeof(mpq_layer_shape)",
                              shape->size);
-    size_t n = shape->size < sizeof *shape ? shape->size : sizeof *shape;
-    size_t keep = shape->size;
-    memcpy(shape, &m->layers[index].shape, n);
-    shape->size = keep;
-    return MPQ_OK;
+    return mpq_struct_copy_out(shape, &m->layers[index].shape, sizeof *shape,
+                               "mpq_model_get_layer_shape: shape");
 }
 
 const char *mpq_model_get_layer_name(const mpq_model *m, size_t index)

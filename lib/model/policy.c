@@ -444,16 +444,15 @@ const char *mpq_policy_figure_problem(int i, double v)
     return isfinite(v) && v >= 0.0 ? NULL : "not a finite number >= 0";
 }
 
-mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f)
+mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *caller)
 {
-    if (!p || !f)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_set_figures: %s is NULL",
-                             p ? "f" : "p");
-    if (f->size < sizeof *f)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_policy_set_figures: f->size %zu, expected sizeof "
-                             "(mpq_policy_figures) = %zu",
-                             f->size, sizeof *f);
+    if (!p)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_set_figures: p is NULL");
+    mpq_policy_figures own;
+    const mpq_policy_figures *f = &own;
+    mpq_status st = mpq_struct_copy_in(&own, sizeof own, caller, "mpq_policy_set_figures: f");
+    if (st != MPQ_OK)
+        return st;
     const double v[5] = {f->accuracy, f->latency, f->energy, f->area, f->size_bytes};
     for (int i = 0; i < 5; i++) {
         const char *why = mpq_policy_figure_problem(i, v[i]);
@@ -462,21 +461,13 @@ mpq_status mpq_policy_set_figures(mpq_policy *p, const mpq_policy_figures *f)
                                  "mpq_policy_set_figures: %s %g is %s (NaN means not measured)",
                                  mpq_policy_figure_names[i], v[i], why);
     }
-    p->figures = *f;
-    p->figures.size = sizeof p->figures;
+    p->figures = own;
     return MPQ_OK;
 }
 
 mpq_status mpq_policy_get_figures(const mpq_policy *p, mpq_policy_figures *f)
 {
-    if (!p || !f)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_get_figures: %s is NULL",
-                             p ? "f" : "p");
-    if (f->size < sizeof *f)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_policy_get_figures: f->size %zu, expected sizeof "
-                             "(mpq_policy_figures) = %zu",
-                             f->size, sizeof *f);
-    *f = p->figures;
-    return MPQ_OK;
+    if (!p)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_policy_get_figures: p is NULL");
+    return mpq_struct_copy_out(f, &p->figures, sizeof p->figures, "mpq_policy_get_figures: f");
 }

@@ -7,6 +7,10 @@
 
 #include <mpq/quantizer.h>
 
+/* Counts stay out of the public enums (issue 17): users walk the *_param_info functions until
+ * they refuse an id. */
+#define MPQ_QUANT_PARAM_COUNT 9
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -88,20 +92,18 @@ static const qparam params[MPQ_QUANT_PARAM_COUNT] = {
 
 mpq_status mpq_quantizer_param_info(mpq_quant_param id, mpq_param_info *info)
 {
+    mpq_param_info own = {0};
     if ((unsigned)id >= MPQ_QUANT_PARAM_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_quantizer_param_info: id %d unknown",
                              (int)id);
-    if (!info || info->size < sizeof *info)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_quantizer_param_info: info is NULL or info->size too small");
     const qparam *q = &params[id];
-    info->name = q->name;
-    info->description = q->description;
-    info->min_value = q->min_value;
-    info->max_value = q->max_value;
-    info->default_value = q->default_value;
-    info->is_integer = q->is_integer;
-    return MPQ_OK;
+    own.name = q->name;
+    own.description = q->description;
+    own.min_value = q->min_value;
+    own.max_value = q->max_value;
+    own.default_value = q->default_value;
+    own.is_integer = q->is_integer;
+    return mpq_struct_copy_out(info, &own, sizeof own, "mpq_quantizer_param_info: info");
 }
 
 mpq_status mpq_quantizer_param_find(const char *name, mpq_quant_param *id)
@@ -688,12 +690,14 @@ mpq_status mpq_quantizer_get_error(const mpq_quantizer *q, const mpq_model *m, s
                                mpq_quant_error *err)
 {
     static const char fn[] = "mpq_quantizer_get_error";
-    if (!q || !m || !err)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-                             !q ? "q" : !m ? "m" : "err");
-    if (err->size < sizeof *err)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: err->size %zu, expected %zu", fn,
-                             err->size, sizeof *err);
+    if (!q || !m)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, !q ? "q" : "m");
+    mpq_quant_error e;
+    memset(&e, 0, sizeof e);
+    e.size = sizeof e;
+    mpq_status st = mpq_struct_copy_out(err, &e, sizeof e, "mpq_quantizer_get_error: err");
+    if (st != MPQ_OK)
+        return st;
     if (!q->applied)
         return mpq_set_error(MPQ_ERR_STATE, "%s: no successful mpq_quantizer_apply() yet", fn);
     if (mpq_model_get_layer_count(m) != q->count)
@@ -707,9 +711,6 @@ mpq_status mpq_quantizer_get_error(const mpq_quantizer *q, const mpq_model *m, s
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: layer %zu >= layer count %zu", fn,
                              layer, q->count);
     }
-    mpq_quant_error e;
-    memset(&e, 0, sizeof e);
-    e.size = sizeof e;
     for (size_t i = first; i < last; i++) {
         const float *w = NULL;
         int64_t wn = 0;
@@ -729,42 +730,43 @@ mpq_status mpq_quantizer_get_error(const mpq_quantizer *q, const mpq_model *m, s
         e.count += wn;
     }
     finish_error(&e);
-    *err = e;
-    return MPQ_OK;
+    return mpq_struct_copy_out(err, &e, sizeof e, "mpq_quantizer_get_error: err");
 }
 
-mpq_status mpq_size_config_init(mpq_size_config *cfg)
+mpq_status mpq_size_config_defaults(mpq_size_config *caller)
 {
-    if (!cfg)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_size_config_init: cfg is NULL");
-    memset(cfg, 0, sizeof *cfg);
-    cfg->size = sizeof *cfg;
+    mpq_size_config own = {0};
+    mpq_size_config *cfg = &own;
     cfg->method = MPQ_QUANT_LINEAR;
     cfg->width_bits = 8;
     cfg->scale_bits = 32;
     cfg->zero_point_bits = 0;
     cfg->bias_bits = 32;
-    return MPQ_OK;
+    return mpq_struct_copy_out(caller, &own, sizeof own, "mpq_size_config_defaults: cfg");
 }
 
 mpq_status mpq_policy_model_size(const mpq_model *m, const mpq_policy *p,
                                  const mpq_size_config *cfg, mpq_size_report *report)
 {
     static const char fn[] = "mpq_policy_model_size";
-    if (!m || !p || !report)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn,
-                             !m ? "m" : !p ? "p" : "report");
-    if (report->size < sizeof *report)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: report->size %zu, expected %zu", fn,
-                             report->size, sizeof *report);
-    mpq_size_config def;
-    if (!cfg) {
-        mpq_size_config_init(&def);
-        cfg = &def;
-    }
-    if (cfg->size < sizeof *cfg)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: cfg->size %zu, expected %zu", fn,
-                             cfg->size, sizeof *cfg);
+    if (!m || !p)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: %s is NULL", fn, !m ? "m" : "p");
+    mpq_size_report r;
+    memset(&r, 0, sizeof r);
+    r.size = sizeof r;
+    mpq_status st = mpq_struct_copy_out(report, &r, sizeof r, "mpq_policy_model_size: report");
+    if (st != MPQ_OK)
+        return st;
+    mpq_size_config own;
+    memset(&own, 0, sizeof own);
+    own.size = sizeof own;
+    if (!cfg)
+        st = mpq_size_config_defaults(&own);
+    else
+        st = mpq_struct_copy_in(&own, sizeof own, cfg, "mpq_policy_model_size: cfg");
+    if (st != MPQ_OK)
+        return st;
+    cfg = &own;
     if ((unsigned)cfg->method > MPQ_QUANT_KMEANS_LAYER)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: cfg->method %d unknown", fn,
                              (int)cfg->method);
@@ -774,12 +776,9 @@ mpq_status mpq_policy_model_size(const mpq_model *m, const mpq_policy *p,
         if (b[i] < 0 || b[i] > 64)
             return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "%s: cfg->%s %d not in 0..64", fn,
                                  bn[i], b[i]);
-    mpq_status st = mpq_policy_check_model(p, m);
+    st = mpq_policy_check_model(p, m);
     if (st)
         return st;
-    mpq_size_report r;
-    memset(&r, 0, sizeof r);
-    r.size = sizeof r;
     for (size_t i = 0; i < mpq_model_get_layer_count(m); i++) {
         mpq_layer_shape s;
         s.size = sizeof s;
@@ -815,6 +814,5 @@ mpq_status mpq_policy_model_size(const mpq_model *m, const mpq_policy *p,
         r.overhead_fraction = (double)(r.width_bits + r.scale_bits) / (double)r.total_bits;
         r.width_fraction = (double)r.width_bits / (double)r.total_bits;
     }
-    *report = r;
-    return MPQ_OK;
+    return mpq_struct_copy_out(report, &r, sizeof r, "mpq_policy_model_size: report");
 }

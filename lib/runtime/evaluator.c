@@ -47,14 +47,12 @@ struct mpq_evaluator {
 
 mpq_status mpq_evaluator_param_info(mpq_eval_param id, mpq_param_info *info)
 {
-    if (!info || info->size < sizeof(mpq_param_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_evaluator_param_info: info NULL or info->size too small");
+    mpq_param_info own = {0};
     if ((int)id < 0 || id >= MPQ_EVAL_PARAM_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "mpq_evaluator_param_info: id %d out of range", (int)id);
-    *info = eval_params[id];
-    return MPQ_OK;
+    own = eval_params[id];
+    return mpq_struct_copy_out(info, &own, sizeof own, "mpq_evaluator_param_info: info");
 }
 
 mpq_status mpq_evaluator_param_find(const char *name, mpq_eval_param *id)

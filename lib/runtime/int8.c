@@ -342,13 +342,14 @@ static int argmax(const float *z, int32_t k)
 mpq_status mpq_net_evaluate_int8(mpq_net *net, const mpq_dataset *ds, mpq_split split,
                                  int64_t limit, mpq_int8_report *report)
 {
-    if (!net || !ds || !report)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_net_evaluate_int8: net, ds or report NULL");
-    if (report->size < sizeof *report)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_net_evaluate_int8: report->size %zu < %zu", report->size,
-                             sizeof *report);
+    if (!net || !ds)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_evaluate_int8: net or ds NULL");
+    mpq_int8_report own;
+    memset(&own, 0, sizeof own);
+    own.size = sizeof own;
+    mpq_status rst = mpq_struct_copy_out(report, &own, sizeof own, "mpq_net_evaluate_int8: report");
+    if (rst != MPQ_OK)
+        return rst;
     if (limit < 0)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_evaluate_int8: limit %lld < 0",
                              (long long)limit);
@@ -411,13 +412,13 @@ mpq_status mpq_net_evaluate_int8(mpq_net *net, const mpq_dataset *ds, mpq_split 
         return st;
     /* Whole batches are timed (the padding of the last one included), as they run. */
     double imgs = (double)((count + bs - 1) / bs) * bs;
-    report->images = count;
-    report->accuracy = (double)ok_i8 / (double)count;
-    report->fakequant_accuracy = (double)ok_fq / (double)count;
-    report->agreement = (double)agree / (double)count;
-    report->int8_images_per_second = t_i8 > 0 ? imgs / t_i8 : 0.0;
-    report->fakequant_images_per_second = t_fq > 0 ? imgs / t_fq : 0.0;
-    report->int8_layers = (int32_t)layers;
-    report->split_layers = (int32_t)splits;
-    return MPQ_OK;
+    own.images = count;
+    own.accuracy = (double)ok_i8 / (double)count;
+    own.fakequant_accuracy = (double)ok_fq / (double)count;
+    own.agreement = (double)agree / (double)count;
+    own.int8_images_per_second = t_i8 > 0 ? imgs / t_i8 : 0.0;
+    own.fakequant_images_per_second = t_fq > 0 ? imgs / t_fq : 0.0;
+    own.int8_layers = (int32_t)layers;
+    own.split_layers = (int32_t)splits;
+    return mpq_struct_copy_out(report, &own, sizeof own, "mpq_net_evaluate_int8: report");
 }

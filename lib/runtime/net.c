@@ -43,14 +43,12 @@ static const mpq_param_info net_params[MPQ_NET_PARAM_COUNT] = {
 
 mpq_status mpq_net_param_info(mpq_net_param id, mpq_param_info *info)
 {
-    if (!info || info->size < sizeof(mpq_param_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_net_param_info: info NULL or info->size too small");
+    mpq_param_info own = {0};
     if ((int)id < 0 || id >= MPQ_NET_PARAM_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_param_info: id %d out of range",
                              (int)id);
-    *info = net_params[id];
-    return MPQ_OK;
+    own = net_params[id];
+    return mpq_struct_copy_out(info, &own, sizeof own, "mpq_net_param_info: info");
 }
 
 mpq_status mpq_net_param_find(const char *name, mpq_net_param *id)
@@ -104,13 +102,13 @@ mpq_status mpq_net_set_progress(mpq_net *net, mpq_progress_fn fn, void *user)
 
 /* ---- creation --------------------------------------------------------------------------- */
 
-mpq_status mpq_net_layer_init(mpq_net_layer *layer, mpq_net_op op)
+mpq_status mpq_net_layer_defaults(mpq_net_layer *caller, mpq_net_op op)
 {
-    if (!layer)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_layer_init: layer is NULL");
     if (op < MPQ_OP_CONV || op > MPQ_OP_FLATTEN)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_layer_init: op %d unknown",
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_layer_defaults: op %d unknown",
                              (int)op);
+    mpq_net_layer own;
+    mpq_net_layer *layer = &own;
     memset(layer, 0, sizeof *layer);
     layer->size = sizeof *layer;
     layer->op = op;
@@ -134,7 +132,7 @@ mpq_status mpq_net_layer_init(mpq_net_layer *layer, mpq_net_op op)
     default:
         break;
     }
-    return MPQ_OK;
+    return mpq_struct_copy_out(caller, &own, sizeof own, "mpq_net_layer_defaults: layer");
 }
 
 /* @p engine 0 gives a network that only holds shapes (mpq_net_save's check of its own file). */
@@ -462,14 +460,16 @@ enum { ADD_ZERO, ADD_INIT, ADD_SHAPE_ONLY };
 /* Appends a layer with zeroed, initialised (He) or no parameter arrays (@p mode). With @p tensors
  * (a file being loaded) the layer's parameter tensors must be there with the sizes and values its
  * shape allows before anything is allocated for it. */
-static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *layer,
+static mpq_status net_add(mpq_net *net, const char *name, const mpq_net_layer *caller,
                           int32_t *index, int mode, const mpq_container *tensors)
 {
-    if (!net || !name || !layer)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: net, name or layer NULL");
-    if (layer->size < sizeof(mpq_net_layer))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: layer->size %zu too small",
-                             layer->size);
+    if (!net || !name)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: net or name NULL");
+    mpq_net_layer own;
+    const mpq_net_layer *layer = &own;
+    mpq_status copied = mpq_struct_copy_in(&own, sizeof own, caller, "mpq_net_add: layer");
+    if (copied != MPQ_OK)
+        return copied;
     size_t len = strlen(name);
     if (len == 0 || len >= RT_NAME_MAX)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_add: name length %zu not 1..%d",
@@ -552,13 +552,15 @@ size_t mpq_net_get_layer_count(const mpq_net *net)
 mpq_status mpq_net_get_layer(const mpq_net *net, size_t index, mpq_net_layer *layer,
                              int32_t out_shape[3])
 {
-    if (!net || !layer || layer->size < sizeof(mpq_net_layer))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "mpq_net_get_layer: net or layer NULL, or layer->size too small");
+    if (!net)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_layer: net is NULL");
     if (index >= net->count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_net_get_layer: index %zu >= %zu",
                              index, net->count);
-    *layer = net->layers[index].d;
+    mpq_status st = mpq_struct_copy_out(layer, &net->layers[index].d, sizeof *layer,
+                                        "mpq_net_get_layer: layer");
+    if (st != MPQ_OK)
+        return st;
     if (out_shape) {
         out_shape[0] = net->layers[index].out_c;
         out_shape[1] = net->layers[index].out_h;

@@ -6,6 +6,11 @@
 
 #include <mpq/core.h>
 #include <mpq/model.h>
+
+/* Counts stay out of the public enums (issue 17): users walk the *_param_info functions until
+ * they refuse an id. */
+#define MPQ_NET_PARAM_COUNT 11
+#define MPQ_EVAL_PARAM_COUNT 8
 #include <mpq/quantizer.h>
 #include <mpq/runtime.h>
 

@@ -126,20 +126,19 @@ mpq_status search_check_param(mpq_search_param id, double value)
 mpq_status mpq_search_param_info(mpq_search_method method, mpq_search_param id,
                                  mpq_param_info *info)
 {
+    mpq_param_info own = {0};
     if ((unsigned)method >= MPQ_SEARCH_METHOD_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "method: unknown value %d", (int)method);
     if ((unsigned)id >= MPQ_SEARCH_PARAM_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "id: unknown search parameter %d", (int)id);
-    if (!info || info->size < sizeof(mpq_param_info))
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "info: NULL or info->size too small");
     const param_row *r = &rows[id];
-    info->name = r->name;
-    info->description = r->description;
-    info->min_value = r->min_value;
-    info->max_value = r->max_value;
-    info->default_value = search_param_default(method, id);
-    info->is_integer = r->is_integer;
-    return MPQ_OK;
+    own.name = r->name;
+    own.description = r->description;
+    own.min_value = r->min_value;
+    own.max_value = r->max_value;
+    own.default_value = search_param_default(method, id);
+    own.is_integer = r->is_integer;
+    return mpq_struct_copy_out(info, &own, sizeof own, "mpq_search_param_info: info");
 }
 
 mpq_status mpq_search_param_find(const char *name, mpq_search_param *id)

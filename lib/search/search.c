@@ -1387,13 +1387,13 @@ int64_t mpq_search_get_history_count(const mpq_search *s)
 
 mpq_status mpq_search_get_record(const mpq_search *s, int64_t index, mpq_search_record *record)
 {
-    if (!s || !record || record->size < sizeof *record)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/record: NULL or record->size too small");
+    if (!s)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_get_record: search is NULL");
     if (index < 0 || index >= s->history_count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "index: %lld outside 0..%lld",
                              (long long)index, (long long)s->history_count - 1);
-    *record = s->history[index];
-    return MPQ_OK;
+    return mpq_struct_copy_out(record, &s->history[index], sizeof *record,
+                               "mpq_search_get_record: record");
 }
 
 mpq_status mpq_search_get_best(const mpq_search *s, const mpq_policy **policy,
@@ -1401,27 +1401,27 @@ mpq_status mpq_search_get_best(const mpq_search *s, const mpq_policy **policy,
 {
     if (!s || !policy)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/policy: NULL");
-    if (record && record->size < sizeof *record)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "record->size too small");
     if (s->best_index < 0 || !s->best)
         return mpq_set_error(MPQ_ERR_STATE, "search: no feasible episode yet (%lld played)",
                              (long long)s->history_count);
+    if (record) {
+        mpq_status st = mpq_struct_copy_out(record, &s->history[s->best_index], sizeof *record,
+                                            "mpq_search_get_best: record");
+        if (st != MPQ_OK)
+            return st;
+    }
     *policy = s->best;
-    if (record)
-        *record = s->history[s->best_index];
     return MPQ_OK;
 }
 
 mpq_status mpq_search_get_reference_cost(const mpq_search *s, mpq_hw_cost *cost)
 {
-    if (!s || !cost || cost->size < sizeof *cost)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/cost: NULL or cost->size too small");
+    if (!s)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_get_reference_cost: s is NULL");
     if (!s->prepared && !s->started)
         return mpq_set_error(MPQ_ERR_STATE, "search: call mpq_search_prepare() first");
-    size_t keep = cost->size;
-    *cost = s->ref_cost;
-    cost->size = keep;
-    return MPQ_OK;
+    return mpq_struct_copy_out(cost, &s->ref_cost, sizeof *cost,
+                               "mpq_search_get_reference_cost: cost");
 }
 
 double mpq_search_get_reference_accuracy(const mpq_search *s)
@@ -1447,13 +1447,15 @@ mpq_status mpq_search_get_top(const mpq_search *s, int64_t rank, const mpq_polic
 {
     if (!s || !policy)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/policy: NULL");
-    if (record && record->size < sizeof *record)
-        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "record->size too small");
     if (rank < 0 || rank >= s->top_count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "rank: %lld outside 0..%lld",
                              (long long)rank, (long long)s->top_count - 1);
+    if (record) {
+        mpq_status st = mpq_struct_copy_out(record, &s->history[s->top_index[rank]],
+                                            sizeof *record, "mpq_search_get_top: record");
+        if (st != MPQ_OK)
+            return st;
+    }
     *policy = s->top[rank];
-    if (record)
-        *record = s->history[s->top_index[rank]];
     return MPQ_OK;
 }

@@ -4,6 +4,12 @@
 #include <mpq/agent.h>
 #include <mpq/search.h>
 
+/* Counts stay out of the public enums (issue 17): users walk the *_param_info functions until
+ * they refuse an id. */
+#define MPQ_SEARCH_METHOD_COUNT 5
+#define MPQ_SEARCH_RESOURCE_COUNT 4
+#define MPQ_SEARCH_PARAM_COUNT 41
+
 /* Private to lib/search. */
 
 /* Static layer features of HAQ's state (columns 0-7 of linear_quantize_env.py). */

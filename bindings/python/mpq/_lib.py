@@ -284,9 +284,9 @@ _PROTOTYPES = {
     "mpq_rng_next_u64": (S, [vp, P(c_uint64)]),
     "mpq_rng_uniform": (S, [vp, P(c_double)]),
     # model
-    "mpq_layer_shape_conv": (S, [P(LayerShape), c_int32, c_int32, c_int32, c_int32, c_int32,
+    "mpq_layer_shape_set_conv": (S, [P(LayerShape), c_int32, c_int32, c_int32, c_int32, c_int32,
                                  c_int32, c_int32, c_int32]),
-    "mpq_layer_shape_fc": (S, [P(LayerShape), c_int32, c_int32]),
+    "mpq_layer_shape_set_fc": (S, [P(LayerShape), c_int32, c_int32]),
     "mpq_model_create": (S, [P(vp), c_char_p]),
     "mpq_model_destroy": (None, [vp]),
     "mpq_model_clone": (S, [P(vp), vp]),
@@ -366,7 +366,7 @@ _PROTOTYPES = {
     "mpq_hw_result_get_reference_total": (S, [vp, P(HwCost)]),
     "mpq_hw_result_get_ratio": (S, [vp, P(HwCost)]),
     # fakequant
-    "mpq_fq_config_init": (S, [P(FqConfig)]),
+    "mpq_fq_config_defaults": (S, [P(FqConfig)]),
     "mpq_fq_param_info": (S, [c_int, P(ParamInfo)]),
     "mpq_fq_param_find": (S, [c_char_p, P(c_int)]),
     "mpq_fq_config_set_param": (S, [P(FqConfig), c_int, c_double]),
@@ -383,7 +383,7 @@ _PROTOTYPES = {
     "mpq_fq_dequantize": (S, [vp, c_int, c_size_t, c_float, c_int32, vp]),
     "mpq_fq_calibrate": (S, [vp, c_size_t, c_int, P(FqConfig), P(c_float), P(c_float)]),
     "mpq_fq_calibrate_kernels": (S, [vp, P(FqLayout), vp, P(FqConfig), vp, vp]),
-    "mpq_fq_kmeans_config_init": (S, [P(FqKmeansConfig)]),
+    "mpq_fq_kmeans_config_defaults": (S, [P(FqKmeansConfig)]),
     "mpq_fq_kmeans": (S, [vp, c_size_t, c_int, P(FqKmeansConfig), vp, vp, vp, vp, P(c_double)]),
     # quantizer
     "mpq_quantizer_create": (S, [P(vp), vp]),

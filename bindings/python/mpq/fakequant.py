@@ -47,7 +47,7 @@ def _enum(table, value, name):
 def config(**kw):
     """An ``mpq_fq_config`` with the library defaults overridden by keyword arguments."""
     cfg = FqConfig()
-    lib.mpq_fq_config_init(byref(cfg))
+    lib.mpq_fq_config_defaults(byref(cfg))
     for key, value in kw.items():
         if key == "mode":
             cfg.mode = _enum(MODES, value, "mode")

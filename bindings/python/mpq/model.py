@@ -70,7 +70,7 @@ class Model(Handle):
                  in_hw=(224, 224), bias=False, batchnorm=False):
         """Appends a 2-D convolution (square kernel) whose input is ``in_hw`` = (h, w)."""
         shape = LayerShape()
-        lib.mpq_layer_shape_conv(byref(shape), in_channels, out_channels, kernel, stride, pad,
+        lib.mpq_layer_shape_set_conv(byref(shape), in_channels, out_channels, kernel, stride, pad,
                                  groups, in_hw[0], in_hw[1])
         shape.has_bias = int(bias)
         shape.has_batchnorm = int(batchnorm)
@@ -80,7 +80,7 @@ class Model(Handle):
     def add_fc(self, name, in_features, out_features, bias=True):
         """Appends a fully connected layer."""
         shape = LayerShape()
-        lib.mpq_layer_shape_fc(byref(shape), in_features, out_features)
+        lib.mpq_layer_shape_set_fc(byref(shape), in_features, out_features)
         shape.has_bias = int(bias)
         lib.mpq_model_add_layer(self, name.encode(), byref(shape))
         return len(self) - 1
