@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include <mpq/core.h>
+#include "core_internal.h"
 
 static char tmpdir[256];
 

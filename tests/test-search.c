@@ -9,6 +9,7 @@
 #include <mpq/mpq.h>
 
 #include "search_internal.h"
+#include "agent_impl.h" /* mpq_ddpg_network(): corrupting an agent in place */
 
 /* Doubles per history record in a checkpoint (checkpoint.c's HISTORY_FIELDS). */
 #define HISTORY_FIELDS_TEST 18

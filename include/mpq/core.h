@@ -265,11 +265,6 @@ MPQ_API void mpq_rng_destroy(mpq_rng *rng);
 /** Re-seeds the generator exactly as mpq_rng_create() does. */
 MPQ_API mpq_status mpq_rng_seed(mpq_rng *rng, uint64_t seed);
 
-/**
- * Sets the raw 256-bit xoshiro state (four words, not all zero), for reproducing published
- * reference sequences. Clears any cached normal draw.
- */
-MPQ_API mpq_status mpq_rng_set_raw(mpq_rng *rng, const uint64_t state[4]);
 
 /** Next raw 64-bit output of xoshiro256**. */
 MPQ_API mpq_status mpq_rng_next_u64(mpq_rng *rng, uint64_t *out);
@@ -335,8 +330,6 @@ MPQ_API mpq_status mpq_read_file(const char *path, void **data, size_t *size);
  */
 MPQ_API mpq_status mpq_read_file_gz(const char *path, size_t max_size, void **data, size_t *size);
 
-/** CRC-32 (ISO-HDLC, zlib's) of a buffer, continued from @p crc (start with 0). */
-MPQ_API uint32_t mpq_crc32(uint32_t crc, const void *data, size_t size);
 
 /** @} */
 

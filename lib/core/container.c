@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <mpq/core.h>
+#include "core_internal.h"
 
 #define CONTAINER_VERSION 1u
 #define MAX_NAME 255

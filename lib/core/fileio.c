@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include <mpq/core.h>
+#include "core_internal.h"
 
 uint32_t mpq_crc32(uint32_t crc, const void *data, size_t size)
 {

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <mpq/core.h>
+#include "core_internal.h"
 
 struct mpq_rng {
     uint64_t s[4];

@@ -12,9 +12,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int widths(mpq_ddpg *d, int64_t *in, int64_t *out)
 {
-    mpq_mlp *actor;
-    return mpq_ddpg_network(d, MPQ_DDPG_ACTOR, &actor) == MPQ_OK &&
-           mpq_mlp_shape(actor, NULL, NULL, in, out) == MPQ_OK;
+    mpq_ddpg_shape shape = {.size = sizeof shape};
+    if (mpq_ddpg_get_shape(d, &shape) != MPQ_OK)
+        return 0;
+    *in = shape.state_dim + shape.goal_dim; /* the actor's input: state and goal */
+    *out = shape.action_dim;
+    return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

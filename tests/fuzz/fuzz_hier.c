@@ -13,10 +13,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int widths(mpq_hier *h, mpq_hier_level level, int64_t *in, int64_t *out)
 {
     mpq_ddpg *d;
-    mpq_mlp *actor;
-    return mpq_hier_level_agent(h, level, &d) == MPQ_OK &&
-           mpq_ddpg_network(d, MPQ_DDPG_ACTOR, &actor) == MPQ_OK &&
-           mpq_mlp_shape(actor, NULL, NULL, in, out) == MPQ_OK;
+    mpq_ddpg_shape shape = {.size = sizeof shape};
+    if (mpq_hier_level_agent(h, level, &d) != MPQ_OK || mpq_ddpg_get_shape(d, &shape) != MPQ_OK)
+        return 0;
+    *in = shape.state_dim + shape.goal_dim;
+    *out = shape.action_dim;
+    return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

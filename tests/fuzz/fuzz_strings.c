@@ -67,9 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size - 1] = '\0';
     union {
         mpq_search_param search;
+        mpq_search_method method;
         mpq_ddpg_param ddpg;
         mpq_hier_param hier;
-        mpq_noise_param noise;
         mpq_net_param net;
         mpq_eval_param eval;
         mpq_hw_param hw;
@@ -108,8 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case P_HIER_PARAM:
         mpq_hier_param_find(text, &id.hier);
         break;
-    case P_NOISE_PARAM:
-        mpq_noise_param_find(text, &id.noise);
+    case P_NOISE_PARAM: /* the noise process is internal now: its slot tries a search method */
+        mpq_search_method_from_name(text, &id.method);
         break;
     case P_NET_PARAM:
         mpq_net_param_find(text, &id.net);
