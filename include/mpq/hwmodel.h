@@ -263,10 +263,14 @@ typedef enum mpq_hw_param {
     MPQ_HW_PARAM_TABLE_ENERGY_UNIT_J = 24, /**< "table_energy_unit_j": joules per table energy unit. */
     MPQ_HW_PARAM_REF_WEIGHT_BITS = 25, /**< "ref_weight_bits": reference policy's weight bits. */
     MPQ_HW_PARAM_REF_ACT_BITS = 26,  /**< "ref_act_bits": reference policy's activation bits. */
+    MPQ_HW_PARAM_BF_DEPTHWISE = 27,  /**< "bf_depthwise": BitFusion mapping of grouped/depthwise
+                                          convolutions: 0 = as one dense convolution over all
+                                          channels (default), 1 = each group as its own
+                                          convolution, run one after another. */
 } mpq_hw_param;
 
 /** Number of ::mpq_hw_param values (all below it are valid ids). */
-#define MPQ_HW_PARAM_COUNT 27
+#define MPQ_HW_PARAM_COUNT 28
 
 /**
  * Describes parameter @p id on handle @p hw (name, description citing the default's source,
