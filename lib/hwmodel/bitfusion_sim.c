@@ -370,11 +370,14 @@ mpq_status mpq__bf_setup(const mpq_hw *hw, mpq__bf_arch *A, mpq__bf_energy *E)
  * search produced, so warm and cold results are bit-identical. */
 #define BF_MEMO_SLOTS 4096
 #define BF_MEMO_PROBE 8
+#define BF_KEY_LEN 12
 
+/* Compact entries (72 bytes) keep a whole network's working set in L2. key[0] (the kernel
+ * height, >= 1) is 0 in an empty slot. */
 typedef struct bf_memo_entry {
-    mpq__bf_conv key;
-    mpq__bf_stats val;
-    int used;
+    int32_t key[BF_KEY_LEN];
+    int64_t cycles, dram_bits;
+    double energy_nj;
 } bf_memo_entry;
 
 struct mpq__bf_memo {
@@ -384,24 +387,27 @@ struct mpq__bf_memo {
     mpq__bf_energy energy;
 };
 
-static uint64_t key_hash(const mpq__bf_conv *k)
+/* Layer shapes are int32 (mpq_layer_shape), so the key loses nothing. */
+static uint64_t make_key(const mpq__bf_conv *c, int32_t key[BF_KEY_LEN])
 {
-    const int64_t f[] = {k->kh, k->kw, k->oh, k->ow, k->sh, k->sw, k->ic,
-                         k->oc, k->b,  k->iprec, k->wprec, k->im2col};
+    key[0] = (int32_t)c->kh;
+    key[1] = (int32_t)c->kw;
+    key[2] = (int32_t)c->oh;
+    key[3] = (int32_t)c->ow;
+    key[4] = (int32_t)c->sh;
+    key[5] = (int32_t)c->sw;
+    key[6] = (int32_t)c->ic;
+    key[7] = (int32_t)c->oc;
+    key[8] = (int32_t)c->b;
+    key[9] = c->iprec;
+    key[10] = c->wprec;
+    key[11] = c->im2col;
     uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        h ^= (uint64_t)f[i];
+    for (int i = 0; i < BF_KEY_LEN; i++) {
+        h ^= (uint32_t)key[i];
         h *= 1099511628211ull;
-        h ^= h >> 29;
     }
-    return h;
-}
-
-static int key_eq(const mpq__bf_conv *a, const mpq__bf_conv *b)
-{
-    return a->kh == b->kh && a->kw == b->kw && a->oh == b->oh && a->ow == b->ow &&
-           a->sh == b->sh && a->sw == b->sw && a->ic == b->ic && a->oc == b->oc && a->b == b->b &&
-           a->iprec == b->iprec && a->wprec == b->wprec && a->im2col == b->im2col;
+    return h ^ (h >> 32);
 }
 
 void mpq__bf_memo_free(mpq_hw *hw)
@@ -435,35 +441,43 @@ mpq_status mpq__bf_conv_cost(mpq_hw *hw, const mpq__bf_conv *c, mpq__bf_stats *o
             return st;
         m->ready = 1;
     }
-    const uint64_t h = key_hash(c);
-    const size_t home = (size_t)(h % BF_MEMO_SLOTS);
+    int32_t key[BF_KEY_LEN];
+    const size_t home = (size_t)(make_key(c, key) % BF_MEMO_SLOTS);
     size_t free_slot = BF_MEMO_SLOTS;
     for (size_t i = 0; i < BF_MEMO_PROBE; i++) {
         bf_memo_entry *e = &m->slot[(home + i) % BF_MEMO_SLOTS];
-        if (!e->used) {
+        if (!e->key[0]) {
             free_slot = (home + i) % BF_MEMO_SLOTS;
             break;
         }
-        if (key_eq(&e->key, c)) {
-            *out = e->val;
+        if (memcmp(e->key, key, sizeof key) == 0) {
+            memset(out, 0, sizeof *out);
+            out->cycles = e->cycles;
+            out->dram_rd = e->dram_bits;
+            out->energy_nj = e->energy_nj;
             return MPQ_OK;
         }
     }
     if (conv_too_large(&m->arch, c))
         return mpq_set_error(MPQ_ERR_UNSUPPORTED,
                              "bitfusion: layer too large for the simulator's 64-bit counts "
-                             "(%lld x %lld x %lld x %lld output, %lld -> %lld channels)",
+                             "(%lld x %lld x %lld output, %lld -> %lld channels)",
                              (long long)c->b, (long long)c->oh, (long long)c->ow,
-                             (long long)c->oc, (long long)c->ic, (long long)c->oc);
+                             (long long)c->ic, (long long)c->oc);
     mpq__bf_stats s;
     mpq_status st = mpq__bf_search(&m->arch, &m->energy, c, &s);
     if (st)
         return st;
     bf_memo_entry *e = &m->slot[free_slot < BF_MEMO_SLOTS ? free_slot : home];
-    e->key = *c;
-    e->val = s;
-    e->used = 1;
-    *out = s;
+    memcpy(e->key, key, sizeof key);
+    e->cycles = s.cycles;
+    e->dram_bits = s.dram_rd + s.dram_wr;
+    e->energy_nj = s.energy_nj;
+    /* The caller sees what a later hit returns. */
+    memset(out, 0, sizeof *out);
+    out->cycles = e->cycles;
+    out->dram_rd = e->dram_bits;
+    out->energy_nj = e->energy_nj;
     return MPQ_OK;
 }
 
