@@ -268,8 +268,35 @@ mpq_status mpq__bf_search(const mpq__bf_arch *A, const mpq__bf_energy *E, const 
                     }
                     /* quirk: edge tiles are costed as full tiles. */
                     t.compute = tiles * tile_compute(A, c, pf, ic, oc, ow, oh, b);
+                    /* Every order pays at least the first fill and last drain of one tile on
+                     * top of compute (the sizes only grow from there), so when that already
+                     * exceeds the best cycles no order of this tiling can win or tie: exact
+                     * pruning, the winner is unchanged. */
+                    if (found &&
+                        t.compute +
+                                cdiv(t.writes[0] + t.writes[1] + t.writes[2], A->if_width) +
+                                cdiv(t.out_reads, A->if_width) >
+                            best->cycles)
+                        continue;
 
+                    /* A loop of one trip changes nothing (sizes times 1 stay within the
+                     * buffer they fitted), so orders differing only in where such loops sit
+                     * give identical stats: visit each order of the real loops once, with the
+                     * one-trip loops last in index order. */
+                    int active = 0;
+                    for (int l = 0; l < L_COUNT; l++)
+                        active += t.num[l] > 1;
                     for (int o = 0; o < 120; o++) {
+                        int keep = 1;
+                        for (int i = 0; i < L_COUNT && keep; i++) {
+                            const int l = ord[o][i];
+                            if (i < active)
+                                keep = t.num[l] > 1;
+                            else
+                                keep = t.num[l] == 1 && (i == active || ord[o][i - 1] < l);
+                        }
+                        if (!keep)
+                            continue;
                         mpq__bf_stats s;
                         order_stats(A, &t, ord[o], &s);
                         if (found && s.cycles > best->cycles)
