@@ -127,8 +127,11 @@ typedef struct mpq_hw_cost {
  *   batch 1 (HAQ Table 1; BISMO doc/platforms.md).
  * - "bismo-cloud": BISMO 16x256x16 on a VU9P, 256-bit memory port, batch 16 (HAQ Table 1), the
  *   setting of HAQ's released MobileNet-V2 latency table.
- * - "bitfusion": the BitFusion paper's 16x32 fusion-unit array at 500 MHz with the simulator's
- *   45 nm energy constants (hsharma35/bitfusion bf_e_conf.ini), batch 1.
+ * - "bitfusion": the BitFusion paper's 16x32 fusion-unit array at 500 MHz (hsharma35/bitfusion
+ *   bf_e_conf.ini), batch 1, costed by a port of that simulator's search (tiling and loop order,
+ *   memory stalls, CACTI buffer and synthesis core energies); each (conv shape, bits) is searched
+ *   once and memoised in the handle (see mpq_hw_clear_cache()). A layer that no tiling fits into
+ *   the buffers gives ::MPQ_ERR_UNSUPPORTED.
  * - "zynq7020": AutoQ's target: BISMO edge latency with kernel-wise bits, energy = static power x
  *   time + energy per binary op x binary ops + DRAM energy x bytes, area = BISMO LUT/BRAM formulas
  *   plus the BRAM the kernel-wise weights occupy.
@@ -222,7 +225,8 @@ MPQ_API const char *mpq_hw_get_name(const mpq_hw *hw);
  * @return ::MPQ_ERR_INVALID_ARGUMENT for a NULL handle or output. */
 MPQ_API mpq_status mpq_hw_get_kind(const mpq_hw *hw, mpq_hw_kind *kind);
 
-/** Drops the (layer, bits) cache of a callback target; a no-op for other targets.
+/** Drops the (layer, bits) cache of a callback target and the search memo of "bitfusion" (results
+ * do not change: the memo only saves time); a no-op for other targets.
  * @param hw the handle.
  * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
 MPQ_API mpq_status mpq_hw_clear_cache(mpq_hw *hw);
@@ -264,6 +268,10 @@ typedef enum mpq_hw_param {
     MPQ_HW_PARAM_TABLE_ENERGY_UNIT_J = 24, /**< "table_energy_unit_j": joules per table energy unit. */
     MPQ_HW_PARAM_REF_WEIGHT_BITS = 25, /**< "ref_weight_bits": reference policy's weight bits. */
     MPQ_HW_PARAM_REF_ACT_BITS = 26,  /**< "ref_act_bits": reference policy's activation bits. */
+    MPQ_HW_PARAM_BF_DEPTHWISE = 27,  /**< "bf_depthwise": BitFusion mapping of grouped/depthwise
+                                          convolutions: 0 = as one dense convolution over all
+                                          channels (default), 1 = each group as its own
+                                          convolution, run one after another. */
 } mpq_hw_param;
 
 /**

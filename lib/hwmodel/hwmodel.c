@@ -62,12 +62,13 @@ static const hw_param_desc param_desc[MPQ_HW_PARAM_COUNT] = {
         "energy per DRAM bit moved; 15 pJ (bitfusion simulator, 15e-3 nJ/bit; applied to the "
         "FPGA boards as an assumption)", 0, 1e-6, 0},
     [MPQ_HW_PARAM_ENERGY_CORE_CYCLE_J] = {"energy_core_cycle_j",
-        "BitFusion array dynamic energy per busy cycle; 235.104 pJ for 16x32 FUs (bitfusion "
-        "notebook, 45 nm synthesis)", 0, 1e-3, 0},
+        "BitFusion array dynamic energy per non-stalled cycle; 235.104 pJ for 16x32 FUs "
+        "(bitfusion simulator.py: results/systolic_array_synth.csv 4x4 8/2-bit row, 3.6735 mW "
+        "at 500 MHz, scaled by N*M/16)", 0, 1e-3, 0},
     [MPQ_HW_PARAM_ENERGY_SRAM_BIT_J] = {"energy_sram_bit_j",
-        "on-chip buffer energy per bit accessed; 0.0322 pJ = the bf_e CACTI read/write "
-        "energies (WBUF 0.021, IBUF 0.059, OBUF 0.033+0.073 pJ/bit) weighted by the bits a "
-        "busy cycle touches", 0, 1e-6, 0},
+        "on-chip buffer energy per bit accessed (no built-in target uses it since the bitfusion "
+        "target takes its per-buffer read/write energies from the simulator's CACTI table)",
+        0, 1e-6, 0},
     [MPQ_HW_PARAM_BF_ROWS] = {"bf_rows",
         "BitFusion array rows N (input channels); 16 (BitFusion paper, bf_e_conf.ini)", 1,
         4096, 1},
@@ -92,29 +93,34 @@ static const hw_param_desc param_desc[MPQ_HW_PARAM_COUNT] = {
         "weight bits of the reference policy; 8 (HAQ's all-8-bit baseline)", 1, 16, 1},
     [MPQ_HW_PARAM_REF_ACT_BITS] = {"ref_act_bits",
         "activation bits of the reference policy; 8 (HAQ's all-8-bit baseline)", 1, 16, 1},
+    [MPQ_HW_PARAM_BF_DEPTHWISE] = {"bf_depthwise",
+        "grouped and depthwise convolutions, which the bitfusion simulator has no op for: 0 = "
+        "fed to it as one dense convolution over all channels (default; how the simulator costs "
+        "such a layer given its channel counts), 1 = each group as its own convolution, run one "
+        "after another (cheaper for wide depthwise layers)", 0, 1, 1},
 };
 
 #define NA NAN
 /* Defaults per preset; NaN = the target has no such parameter. Column order follows the enum. */
 static const double preset_defaults[HW_PRESET_COUNT][MPQ_HW_PARAM_COUNT] = {
     /*            dm  dk   dn  clock  rd   wr   batch bm    bn    luta  lutb  lutres static
-                  e_binop   e_dram  e_core  e_sram  rows cols wbuf ibuf obuf meta unit eunit rw ra */
+                  e_binop   e_dram  e_core  e_sram  rows cols wbuf ibuf obuf meta unit eunit rw ra
+                  bf_depthwise */
     [HW_PRESET_BISMO_EDGE] = {8, 256, 8, 200e6, 64, 64, 1, 1024, 1024, 1.17, 44.1, 120.1, 2.0,
                               3e0 / 6.5536e12, 15e-12, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA,
-                              8, 8},
+                              8, 8, NA},
     [HW_PRESET_BISMO_CLOUD] = {16, 256, 16, 200e6, 256, 256, 16, 1024, 1024, 1.17, 44.1, 120.1,
                                5.0, 3e0 / 6.5536e12, 15e-12, NA, NA, NA, NA, NA, NA, NA, NA, NA,
-                               NA, 8, 8},
+                               NA, 8, 8, NA},
     [HW_PRESET_BITFUSION] = {NA, NA, NA, 500e6, 192, NA, 1, NA, NA, NA, NA, NA, 0.0, NA, 15e-12,
-                             235.104e-12, 202.112e-12 / 6272.0, 16, 32, 65536, 32768, 16384, NA,
-                             NA, NA, 8, 8},
+                             235.104e-12, NA, 16, 32, 65536, 32768, 16384, NA, NA, NA, 8, 8, 0},
     [HW_PRESET_ZYNQ7020] = {8, 256, 8, 200e6, 64, 64, 1, 1024, 1024, 1.17, 44.1, 120.1, 2.0,
                             3e0 / 6.5536e12, 15e-12, NA, NA, NA, NA, NA, NA, NA, 36, NA, NA, 8,
-                            8},
+                            8, NA},
     [HW_PRESET_TABLE] = {NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA,
-                         NA, NA, NA, NA, NA, 5e-9, 1e-3, 8, 8},
+                         NA, NA, NA, NA, NA, 5e-9, 1e-3, 8, 8, NA},
     [HW_PRESET_CALLBACK] = {NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA,
-                            NA, NA, NA, NA, NA, NA, NA, NA, 8, 8},
+                            NA, NA, NA, NA, NA, NA, NA, NA, 8, 8, NA},
 };
 #undef NA
 
@@ -233,6 +239,7 @@ void mpq_hw_destroy(mpq_hw *hw)
     free(hw->table_latency);
     free(hw->table_energy);
     free(hw->cache);
+    mpq__bf_memo_free(hw);
     free(hw);
 }
 
@@ -249,6 +256,8 @@ mpq_status mpq_hw_clone(mpq_hw **out, const mpq_hw *hw)
     *c = *hw;
     c->table_latency = c->table_energy = NULL;
     c->cache = NULL;
+    /* The copy starts with an empty memo: it refills with the same values. */
+    c->bf_memo = NULL;
     const size_t tcount = hw->table_layers * (size_t)hw->table_bits * (size_t)hw->table_bits;
     int fail = 0;
     if (hw->table_latency) {
@@ -311,6 +320,7 @@ mpq_status mpq_hw_clear_cache(mpq_hw *hw)
     hw->cache = NULL;
     hw->cache_layers = 0;
     hw->cache_model[0] = '\0';
+    mpq__bf_memo_free(hw);
     return MPQ_OK;
 }
 
@@ -376,7 +386,7 @@ mpq_status mpq_hw_set_param(mpq_hw *hw, mpq_hw_param id, double value)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "mpq_hw_set_param: %s = %g must be an integer", d->name, value);
     hw->param[id] = value;
-    if (hw->cache)
+    if (hw->cache || hw->bf_memo)
         mpq_hw_clear_cache(hw);
     return MPQ_OK;
 }
@@ -570,6 +580,13 @@ static mpq_status layer_cost_impl(mpq_hw *hw, const mpq_model *m, size_t layer,
     if (g.is_fc)
         g.pixels = g.in_pixels = 1;
     g.batch = s->batch > 0 ? s->batch : 1;
+    g.kh = g.is_fc ? 1 : s->kernel_h;
+    g.kw = g.is_fc ? 1 : s->kernel_w;
+    g.oh = g.is_fc ? 1 : s->out_h;
+    g.ow = g.is_fc ? 1 : s->out_w;
+    g.sh = g.is_fc ? 1 : s->stride_h;
+    g.sw = g.is_fc ? 1 : s->stride_w;
+    g.first = layer == 0;
     if (hw->supported[MPQ_HW_PARAM_BATCH] && hw->param[MPQ_HW_PARAM_BATCH] > 0)
         g.batch = (int64_t)hw->param[MPQ_HW_PARAM_BATCH];
 

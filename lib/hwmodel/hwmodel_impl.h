@@ -6,7 +6,7 @@
 
 /* Counts stay out of the public enums (issue 17): users walk the *_param_info functions until
  * they refuse an id. */
-#define MPQ_HW_PARAM_COUNT 27
+#define MPQ_HW_PARAM_COUNT 28
 
 /* Histogram bins: index = bits (1..16); bin 0 and bin 17 (any width above 16) count invalid
  * widths. */
@@ -32,7 +32,39 @@ typedef struct hw_geom {
     int64_t pixels;     /* output pixels per image */
     int64_t in_pixels;  /* input pixels per image */
     int64_t batch;
+    int64_t kh, kw, oh, ow, sh, sw; /* kernel, output extent and stride (FC: all 1) */
+    int first;          /* the model's first layer (the bitfusion simulator's im2col case) */
 } hw_geom;
+
+/* BitFusion simulator port (bitfusion_sim.c). Accelerator as the simulator's Accelerator. */
+typedef struct mpq__bf_arch {
+    int64_t n, m;           /* array rows (input channels), columns (output channels) */
+    int pmax, pmin;         /* widest and narrowest fused operand, 8 and 2 */
+    int64_t sram_bits[3];   /* buffer sizes in bits: act (IBUF), wgt (WBUF), out (OBUF) */
+    int64_t if_width;       /* DRAM bits per cycle */
+} mpq__bf_arch;
+
+/* Energy costs in nJ, per cycle (core) or per bit; rd/wr indexed act, wgt, out. */
+typedef struct mpq__bf_energy {
+    double core, dram;
+    double rd[3], wr[3];
+} mpq__bf_energy;
+
+/* One convolution as the simulator sees it (also the memo key). */
+typedef struct mpq__bf_conv {
+    int64_t kh, kw, oh, ow, sh, sw, ic, oc, b;
+    int iprec, wprec, im2col;
+} mpq__bf_conv;
+
+/* The simulator's Stats for the winning tiling: bits per buffer (act, wgt, out) and DRAM. */
+typedef struct mpq__bf_stats {
+    int64_t cycles, stalls;
+    int64_t rd[3], wr[3];
+    int64_t dram_rd, dram_wr;
+    double energy_nj;
+} mpq__bf_stats;
+
+struct mpq__bf_memo;
 
 /* Callback cache entry. */
 typedef struct hw_cache_entry {
@@ -56,6 +88,8 @@ struct mpq_hw {
     hw_cache_entry *cache; /* [layers][16][16] */
     size_t cache_layers;
     char cache_model[128];
+    /* bitfusion: per-conv memo of the simulator search, NULL until first use */
+    struct mpq__bf_memo *bf_memo;
 };
 
 /* Target cost of one layer (area per layer; size filled by the caller). layer_hist[b] = number
@@ -65,9 +99,15 @@ struct mpq_hw {
 mpq_status mpq__hw_bismo_layer(const mpq_hw *hw, const hw_geom *g, const uint8_t *bits,
                                int uniform_bits, const int64_t layer_hist[HW_BINS],
                                int64_t layer_sum, int act_bits, mpq_hw_cost *out);
-mpq_status mpq__hw_bitfusion_layer(const mpq_hw *hw, const hw_geom *g, const uint8_t *bits,
+mpq_status mpq__hw_bitfusion_layer(mpq_hw *hw, const hw_geom *g, const uint8_t *bits,
                                    int uniform_bits, const int64_t layer_hist[HW_BINS],
                                    int64_t layer_sum, int act_bits, mpq_hw_cost *out);
+/* Simulator search for one conv (no memo), its constants, the memoised call, the memo's release. */
+mpq_status mpq__bf_search(const mpq__bf_arch *A, const mpq__bf_energy *E, const mpq__bf_conv *c,
+                          mpq__bf_stats *best);
+mpq_status mpq__bf_setup(const mpq_hw *hw, mpq__bf_arch *A, mpq__bf_energy *E);
+mpq_status mpq__bf_conv_cost(mpq_hw *hw, const mpq__bf_conv *c, mpq__bf_stats *out);
+void mpq__bf_memo_free(mpq_hw *hw);
 /* Accelerator-level area (array); per-layer totals are added by the caller. */
 void mpq__hw_array_area(const mpq_hw *hw, mpq_hw_cost *area);
 
