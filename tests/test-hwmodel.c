@@ -398,7 +398,7 @@ START_TEST(bitfusion_zoo_layers_reproduced)
         mpq_model *m = NULL;
         ok(mpq_model_zoo(&m, model));
         mpq_layer_shape s = {.size = sizeof s};
-        ok(mpq_model_layer_shape(m, layer, &s));
+        ok(mpq_model_get_layer_shape(m, layer, &s));
         ck_assert_int_eq(s.out_channels, rows[i].oc);
         uint8_t bits[4096];
         memset(bits, rows[i].wprec, sizeof bits);
@@ -437,7 +437,7 @@ START_TEST(bitfusion_depthwise_mappings)
         size_t layer = 0;
         ck_assert_int_eq(sscanf(rows[i].name, "mobilenetv2/%zu", &layer), 1);
         mpq_layer_shape s = {.size = sizeof s};
-        ok(mpq_model_layer_shape(m, layer, &s));
+        ok(mpq_model_get_layer_shape(m, layer, &s));
         ck_assert_int_eq(s.groups, s.out_channels);
         ck_assert_int_eq(s.out_h, rows[i].o);
         uint8_t bits[1024];
@@ -466,8 +466,8 @@ START_TEST(bitfusion_memo_is_bit_identical)
     ok(mpq_model_zoo(&m, "resnet50"));
     mpq_policy *p = NULL;
     ok(mpq_policy_create_uniform(&p, m, 4, 4));
-    for (size_t l = 1; l + 1 < mpq_model_layer_count(m); l++) {
-        const int64_t k = mpq_model_layer_kernel_count(m, l);
+    for (size_t l = 1; l + 1 < mpq_model_get_layer_count(m); l++) {
+        const int64_t k = mpq_model_get_layer_kernel_count(m, l);
         for (int64_t j = 0; j < k; j++)
             ok(mpq_policy_set_kernel_bits(p, l, j, (uint8_t)(2 + (j * 7 + (int64_t)l) % 3 * 3)));
         ok(mpq_policy_set_act_bits(p, l, 2 + (int)(l % 3) * 3));
@@ -478,7 +478,7 @@ START_TEST(bitfusion_memo_is_bit_identical)
     mpq_hw_cost cloned = new_cost();
     ok(mpq_hw_cost_total(hw, m, p, &cold));
     ok(mpq_hw_cost_total(hw, m, p, &warm));
-    ok(mpq_hw_clone(hw, &clone));
+    ok(mpq_hw_clone(&clone, hw));
     ok(mpq_hw_cost_total(clone, m, p, &cloned));
     ok(mpq_hw_clear_cache(hw));
     ok(mpq_hw_cost_total(hw, m, p, &cleared));
