@@ -1,4 +1,4 @@
-"""libmpq for Python: a thin ctypes layer over libmpq.so.0 (no compiled extension).
+"""libmpq for Python: a thin ctypes layer over libmpq.so.0.2 (no compiled extension).
 
     import mpq
     model = mpq.Model.zoo("mobilenetv2")
@@ -7,7 +7,7 @@
     print(hw.cost(model, policy)["latency_s"])
 
 The library is found through the ``MPQ_LIBRARY`` environment variable (a path), then a
-``build*/libmpq.so.0`` of the source tree, then the system (``ctypes.util.find_library``).
+``build*/libmpq.so.0.2`` of the source tree, then the system (``ctypes.util.find_library``).
 """
 
 from ._lib import (CallbackError, CancelledError, DTypeError, Error, FormatError,

@@ -1,4 +1,4 @@
-"""Loading of libmpq.so.0, the C structures, the prototype table and error translation.
+"""Loading of libmpq.so.0.2, the C structures, the prototype table and error translation.
 
 Every C function the package calls is declared exactly once, in ``_PROTOTYPES`` below. Functions
 of modules missing from the loaded library (a development build with ``-Dmodules=...``) are
@@ -16,7 +16,7 @@ from ctypes import (CFUNCTYPE, POINTER, Structure, c_char_p, c_double, c_float, 
 
 #: Version of the Python package; the library must have the same major and minor number
 #: (libmpq's ABI rule while the major number is 0).
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # --------------------------------------------------------------------------------------------
 # Errors
@@ -493,13 +493,13 @@ def _candidates():
     root = here.parent.parent.parent  # bindings/python/mpq -> source root
     found = []
     for build in sorted(root.glob("build*")):
-        lib_path = build / "libmpq.so.0"
+        lib_path = build / "libmpq.so.0.2"
         if lib_path.exists():
             found.append(str(lib_path))
     # Newest build first: the one a developer just compiled.
     found.sort(key=lambda p: os.path.getmtime(p), reverse=True)
     system = ctypes.util.find_library("mpq")
-    found.append(system or "libmpq.so.0")
+    found.append(system or "libmpq.so.0.2")
     return found, False
 
 
@@ -513,7 +513,7 @@ def _load():
             errors.append("%s: %s" % (name, exc))
             if explicit:
                 break
-    raise ImportError("mpq: cannot load libmpq.so.0 (set MPQ_LIBRARY to its path); tried:\n  "
+    raise ImportError("mpq: cannot load libmpq.so.0.2 (set MPQ_LIBRARY to its path); tried:\n  "
                       + "\n  ".join(errors))
 
 
