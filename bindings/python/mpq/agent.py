@@ -6,17 +6,13 @@ from ctypes import byref, c_double, c_int, c_void_p
 import numpy as np
 
 from ._handle import Handle, as_f32, ptr
-from ._lib import DdpgInfo, InvalidArgumentError, ParamInfo, lib, param_info_dict
-
-PARAM_COUNT = 19
+from ._lib import DdpgInfo, InvalidArgumentError, lib, param_info_dict, walk_param_info
 
 
 def ddpg_params():
     """{name: info} of every agent parameter (bounds, default, description with its source)."""
     out = {}
-    for i in range(PARAM_COUNT):
-        info = ParamInfo()
-        lib.mpq_ddpg_param_info(i, byref(info))
+    for info in walk_param_info(lib.mpq_ddpg_param_info):
         d = param_info_dict(info)
         out[d.pop("name")] = d
     return out

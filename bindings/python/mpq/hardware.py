@@ -111,14 +111,9 @@ class Hardware(Handle):
     def params(self):
         """{name: info dict with value, min, max, default, description} for this target."""
         out = {}
-        for i in range(64):
-            info = ParamInfo()
-            try:
-                lib.mpq_hw_param_info(self, i, byref(info))
-            except _lib.UnsupportedError:
+        for i, info in enumerate(_lib.walk_param_info(lib.mpq_hw_param_info, self)):
+            if info is None:  # a parameter of another target
                 continue
-            except _lib.InvalidArgumentError:
-                break
             d = _lib.param_info_dict(info)
             v = c_double()
             lib.mpq_hw_get_param(self, i, byref(v))

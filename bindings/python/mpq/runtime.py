@@ -6,15 +6,21 @@ Everything here needs a library built with the runtime module; otherwise the cal
 
 import ctypes
 import os
-from ctypes import byref, c_double, c_int, c_int32, c_int64, c_void_p
+from ctypes import byref, c_double, c_int, c_int32, c_int64, c_uint8, c_void_p
+from typing import Optional, Tuple
+
+import numpy as np
 
 from . import _lib
-from ._handle import Handle
-from ._lib import Int8Report, InvalidArgumentError, lib
+from ._handle import Handle, ptr
+from ._lib import Int8Report, InvalidArgumentError, NetLayer, lib
 from .model import Model
 
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
+#: Layer kinds of :meth:`Net.add` (values of ``mpq_net_op``).
+NET_OPS = {"conv": 1, "batchnorm": 2, "relu": 3, "relu6": 4, "maxpool": 5, "avgpool": 6,
+           "global_avgpool": 7, "fc": 8, "add": 9, "flatten": 10}
 CALIB_METHODS = {"minmax": 0, "mean_max": 1}
 
 
@@ -30,10 +36,65 @@ class Dataset(Handle):
     """A labelled image dataset of the MNIST family (IDX files, gzipped or not):
     ``Dataset()`` loads Fashion-MNIST from the default directory, ``Dataset(dir)`` another."""
 
-    def __init__(self, directory=None):
+    def __init__(self, directory=None, _ptr=None):
+        if _ptr is None:
+            out = c_void_p()
+            lib.mpq_dataset_load(byref(out),
+                                 None if directory is None else os.fsencode(directory))
+            _ptr = out
+        self._own(_ptr, lib.mpq_dataset_destroy)
+
+    @classmethod
+    def from_arrays(cls, images: np.ndarray, labels: np.ndarray, test_count: int = 0,
+                    val_count: int = 0) -> "Dataset":
+        """A dataset from memory (copied): ``images`` uint8 [n, C, H, W] (training images
+        first, then ``test_count`` test images), ``labels`` [n] in 0..254; the last
+        ``val_count`` training images form the validation split."""
+        img = np.ascontiguousarray(images, dtype=np.uint8)
+        if img.ndim == 3:
+            img = img[:, None]
+        if img.ndim != 4:
+            raise InvalidArgumentError("images: expected [n, C, H, W], got shape %s"
+                                       % (img.shape,))
+        lab = np.ascontiguousarray(labels, dtype=np.uint8).reshape(-1)
+        if lab.size != img.shape[0]:
+            raise InvalidArgumentError("labels: %d entries for %d images"
+                                       % (lab.size, img.shape[0]))
+        n, c, h, w = img.shape
         out = c_void_p()
-        lib.mpq_dataset_load(byref(out), None if directory is None else os.fsencode(directory))
-        self._own(out, lib.mpq_dataset_destroy)
+        lib.mpq_dataset_create_memory(byref(out), ptr(img), ptr(lab), n - int(test_count),
+                                      int(test_count), c, h, w, int(val_count))
+        return cls(_ptr=out)
+
+    def numpy(self, split="train") -> Tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of a split as numpy arrays: uint8 [n, C, H, W] pixels (divide by
+        255 for the [0, 1] floats the runtime feeds its networks) and int64 labels [n]."""
+        sp = _split(split)
+        n = self.count(split)
+        c, h, w, _ = self.shape
+        images = np.empty((n, c, h, w), dtype=np.uint8)
+        labels = np.empty(n, dtype=np.int64)
+        if n == 0:
+            return images, labels
+        px, label = ctypes.POINTER(c_uint8)(), c_int()
+        # Samples of a split are contiguous in the library's storage: read the first pointer and
+        # check that the last sample sits where contiguity puts it before one bulk copy.
+        lib.mpq_dataset_sample(self, sp, 0, byref(px), byref(label))
+        first = ctypes.addressof(px.contents)
+        lib.mpq_dataset_sample(self, sp, n - 1, byref(px), byref(label))
+        per = c * h * w
+        if ctypes.addressof(px.contents) == first + (n - 1) * per:
+            images.reshape(-1)[:] = np.ctypeslib.as_array(
+                ctypes.cast(first, ctypes.POINTER(c_uint8)), shape=(n * per,))
+            for i in range(n):
+                lib.mpq_dataset_sample(self, sp, i, byref(px), byref(label))
+                labels[i] = label.value
+        else:
+            for i in range(n):
+                lib.mpq_dataset_sample(self, sp, i, byref(px), byref(label))
+                images[i].reshape(-1)[:] = np.ctypeslib.as_array(px, shape=(per,))
+                labels[i] = label.value
+        return images, labels
 
     def count(self, split="train"):
         n = c_int64()
@@ -69,6 +130,47 @@ class Net(Handle):
         out = c_void_p()
         lib.mpq_net_load(byref(out), os.fsencode(path), int(seed))
         return cls(out)
+
+    @classmethod
+    def create(cls, channels: int, height: int, width: int, classes: int,
+               seed: int = 0) -> "Net":
+        """An empty network for C x H x W inputs; add layers with :meth:`add`."""
+        out = c_void_p()
+        lib.mpq_net_create(byref(out), int(channels), int(height), int(width), int(classes),
+                           int(seed))
+        return cls(out)
+
+    def add(self, name: str, op: str, input: Optional[int] = None, **fields) -> int:
+        """Appends a layer: ``op`` one of :data:`NET_OPS` ("conv", "fc", "batchnorm", "relu",
+        ...), fields of ``mpq_net_layer`` (out_channels, kernel, stride, pad, groups, bias,
+        input2) over mpq_net_layer_init()'s defaults; returns its index."""
+        if op not in NET_OPS:
+            raise InvalidArgumentError("op: '%s' (valid: %s)" % (op, ", ".join(NET_OPS)))
+        layer = NetLayer()
+        lib.mpq_net_layer_init(byref(layer), NET_OPS[op])
+        if input is not None:
+            layer.input = int(input)
+        for key, value in fields.items():
+            if key in ("size", "op") or not hasattr(layer, key):
+                raise InvalidArgumentError("add: unknown field '%s'" % key)
+            setattr(layer, key, int(value))
+        index = c_int32()
+        lib.mpq_net_add(self, name.encode(), byref(layer), byref(index))
+        return index.value
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Inference logits [n, classes] of float32 inputs [n, C, H, W] (already scaled; the
+        installed policy applies)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        n = x.shape[0]
+        model = self.to_model()
+        try:
+            classes = model.layer(len(model) - 1)["out_channels"]
+        finally:
+            model.close()
+        out = np.empty((n, classes), dtype=np.float32)
+        lib.mpq_net_forward(self, ptr(x), n, ptr(out))
+        return out
 
     def save(self, path):
         lib.mpq_net_save(self, os.fsencode(path))

@@ -1,22 +1,43 @@
 """Policy search (HAQ, AutoQ, baselines) with a Python evaluator and progress callback."""
 
 import ctypes
+import inspect
 import os
+import sys
+import time
 import weakref
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from ctypes import byref, c_double, c_int, c_int64, c_void_p
 
 import numpy as np
 
 from . import _lib
 from ._handle import Handle
-from ._lib import (SEARCH_RECORD_FIELDS, CancelledError, Error, HwCost, InvalidArgumentError,
-                   ParamInfo, SearchRecord, StateError, lib)
+from ._lib import (SEARCH_RECORD_FIELDS, ArgumentTypeError, CancelledError, Error, HwCost,
+                   InvalidArgumentError, SearchRecord, StateError, lib)
 from .model import Policy
 
-PARAM_COUNT = 40
 OBJECTIVES = {"resource": 0, "accuracy": 1}
 FIRST_LAST = {"free": 0, "haq": 1, "pinned": 2}
-RESOURCES = ("latency", "energy", "area", "size")
+
+
+def _walk_names(fn):
+    """Names a ``*_name(int)`` function gives from 0 until it answers "" (unknown value)."""
+    out = []
+    while True:
+        raw = fn(len(out))
+        if not raw:
+            return out
+        out.append(raw.decode())
+
+
+def resources():
+    """Names of the budget resources, from the library."""
+    return _walk_names(lib.mpq_search_resource_name)
+
+
+def _param_infos(method_id):
+    return _lib.walk_param_info(lib.mpq_search_param_info, method_id)
 
 _NP_TYPES = {ctypes.c_int64: np.int64, ctypes.c_double: np.float64, ctypes.c_uint64: np.uint64,
              ctypes.c_int: np.int32}
@@ -31,8 +52,8 @@ def _record_dict(rec):
 
 
 def methods():
-    """Names of the search methods."""
-    return [lib.mpq_search_method_name(i).decode() for i in range(5)]
+    """Names of the search methods, from the library."""
+    return _walk_names(lib.mpq_search_method_name)
 
 
 def _resource(value):
@@ -48,12 +69,113 @@ def search_params(method="haq"):
     m = c_int()
     lib.mpq_search_method_from_name(method.encode(), byref(m))
     out = {}
-    for i in range(PARAM_COUNT):
-        info = ParamInfo()
-        lib.mpq_search_param_info(m.value, i, byref(info))
+    for info in _param_infos(m.value):
         d = _lib.param_info_dict(info)
         out[d.pop("name")] = d
     return out
+
+
+def _format_seconds(s: float) -> str:
+    if s != s or s < 0:  # NaN before the first episode
+        return "?"
+    s = int(round(s))
+    return "%dh%02dm" % (s // 3600, s // 60 % 60) if s >= 3600 else (
+        "%dm%02ds" % (s // 60, s % 60) if s >= 60 else "%ds" % s)
+
+
+class ProgressLine:
+    """The live one-line progress of ``Search(..., progress=True)``: episode, best accuracy and
+    reward so far, the episode's cost ratio, elapsed time and ETA, rewritten in place.
+
+    In a terminal the line is redrawn with a carriage return on ``stream`` (stderr); inside a
+    Jupyter kernel (IPython's ``display`` with ``display_id``) one output area is updated, so
+    the notebook shows a single line instead of one per episode. The line ends with a newline
+    when the run ends (``close()``)."""
+
+    def __init__(self, stream=None, min_interval: float = 0.1):
+        self.stream = stream if stream is not None else sys.stderr
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._handle = None
+        self._open = False
+        self.text = ""
+        try:  # Jupyter: update one display area in place
+            from IPython import get_ipython  # type: ignore
+            from IPython.display import display  # type: ignore
+            shell = get_ipython()
+            if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+                self._display = display
+                self._jupyter = True
+            else:
+                self._jupyter = False
+        except ImportError:
+            self._jupyter = False
+
+    @staticmethod
+    def format(info: Dict[str, Any]) -> str:
+        rec = info.get("record") or {}
+        best = info["best_accuracy"]
+        parts = ["episode %d/%d" % (info["episode"] + 1, info["episodes"]),
+                 "best acc %s" % ("-" if best != best or best < 0 else "%.4f" % best),
+                 "reward %s" % ("-" if info["best_reward"] != info["best_reward"]
+                                else "%.4g" % info["best_reward"])]
+        if rec:
+            parts.append("this: acc %.4f lat %.3f%s" % (rec["accuracy"], rec["latency_ratio"],
+                                                         "" if rec["feasible"] else " infeasible"))
+        parts.append("elapsed %s" % _format_seconds(info["elapsed_s"]))
+        parts.append("ETA %s" % _format_seconds(info["eta_s"]))
+        return " | ".join(parts)
+
+    def __call__(self, info: Dict[str, Any]) -> None:
+        self.text = self.format(info)
+        now = time.monotonic()
+        last = info["episode"] + 1 >= info["episodes"]
+        if not last and now - self._last < self.min_interval:
+            return
+        self._last = now
+        if self._jupyter:
+            if self._handle is None:
+                self._handle = self._display({"text/plain": self.text}, raw=True,
+                                             display_id=True)
+            else:
+                self._handle.update({"text/plain": self.text}, raw=True)
+        else:
+            self.stream.write("\r\x1b[K" + self.text if _isatty(self.stream)
+                              else "\r" + self.text)
+            self.stream.flush()
+        self._open = True
+
+    def close(self) -> None:
+        if self._open and not self._jupyter:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._open = False
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _check_callable(fn: Any, what: str, nargs: int, allow_none: bool = True) -> None:
+    """Refuses a callback of the wrong type when the search is built, not after an episode."""
+    if fn is None and allow_none:
+        return
+    if not callable(fn):
+        raise ArgumentTypeError("%s: expected a callable taking %d argument%s, got %s %r"
+                                % (what, nargs, "" if nargs == 1 else "s",
+                                   type(fn).__name__, fn))
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and C functions: nothing to check
+        return
+    try:
+        sig.bind(*([None] * nargs))
+    except TypeError as exc:
+        raise ArgumentTypeError("%s: %r cannot be called with %d argument%s (%s)"
+                                % (what, fn, nargs, "" if nargs == 1 else "s", exc)) from None
 
 
 def _make_evaluator(ref):
@@ -131,8 +253,16 @@ class Search(Handle):
     ``Search(model, hardware, evaluator, method="haq", objective="resource",
     budget=("latency", 0.5), progress=None, log=None, **params)``
 
-    * ``evaluator(policy) -> accuracy in [0,1]``, called with an :class:`mpq.Policy`.
-    * ``progress(info) -> None | False``, after every episode; return False to stop.
+    * ``evaluator(policy) -> accuracy in [0,1]``, called with an :class:`mpq.Policy`
+      (or an :class:`mpq.BuiltinEvaluator`, or ``mpq.torch.evaluator(...)``). The search caches
+      accuracies by policy: an identical policy is evaluated once per search.
+    * ``progress``: ``True`` prints a live one-line progress (episode, best accuracy and
+      reward, ETA; one updating line in Jupyter too, see :class:`ProgressLine`); or a callable
+      ``progress(info) -> None | False`` called after every episode (return False to stop).
+    * ``log``: ``log(level, message)`` receives the library's log lines (level 0 error,
+      1 warning, 2 info, 3 debug), e.g. ``log=lambda lvl, msg: print(msg)``.
+    * Callbacks of the wrong type (not callable, wrong number of arguments) raise
+      :class:`mpq.ArgumentTypeError` (a ``TypeError``) here, not after the first episode.
     * ``budget``: a fraction of the all-8-bit cost (resource from ``budget_resource``), a
       ``(resource, fraction)`` pair or a string like ``"latency:0.5"``.
     * ``params``: any search parameter by name (``episodes=50``, ``seed=1``, ``w_max_bits=8``;
@@ -145,9 +275,15 @@ class Search(Handle):
 
     def __init__(self, model, hardware, evaluator, method="haq", objective=None, budget=None,
                  progress=None, log=None, **params):
-        if not callable(evaluator):
-            raise InvalidArgumentError("evaluator: expected a callable policy -> accuracy")
         builtin = hasattr(evaluator, "c_callback")
+        if not builtin:
+            _check_callable(evaluator, "evaluator", 1, allow_none=False)
+        if progress is True:
+            progress = ProgressLine()
+        elif progress is False:
+            progress = None
+        _check_callable(progress, "progress", 1)
+        _check_callable(log, "log", 2)
         m = c_int()
         lib.mpq_search_method_from_name(str(method).encode(), byref(m))
         self.model = model
@@ -213,9 +349,7 @@ class Search(Handle):
         """{name: current value} of every parameter."""
         out = {}
         v = c_double()
-        for i in range(PARAM_COUNT):
-            info = ParamInfo()
-            lib.mpq_search_param_info(lib.mpq_search_get_method(self), i, byref(info))
+        for i, info in enumerate(_param_infos(lib.mpq_search_get_method(self))):
             lib.mpq_search_get_param(self, i, byref(v))
             out[info.name.decode()] = v.value
         return out
@@ -246,6 +380,10 @@ class Search(Handle):
             fn(self)
         except Error as err:
             failure = err
+        finally:
+            if isinstance(self._progress, ProgressLine) and (
+                    fn is not lib.mpq_search_step or lib.mpq_search_finished(self)):
+                self._progress.close()
         pending, self._pending = self._pending, None
         if pending is not None:  # a callback raised: re-raise its exception, traceback and all
             if failure is not None:
@@ -361,6 +499,46 @@ class Search(Handle):
             if n.value:
                 lib.mpq_free(ctypes.cast(idx, c_void_p))
         return [self.history_row(i) for i in indices]
+
+    def plot_pareto(self, resource: str = "latency", ax: Any = None) -> Any:
+        """Scatter of every episode (accuracy against ``resource`` ratio to all-8-bit) with the
+        Pareto front as a step line and the best policy marked; returns the matplotlib axes.
+        ``ax=None`` draws into a new figure (needs matplotlib: ``apt-get install
+        python3-matplotlib``); any object with matplotlib's ``scatter``/``step``/``set_*``
+        methods can be passed."""
+        if ax is None:
+            try:
+                import matplotlib.pyplot as plt  # type: ignore
+            except ImportError:
+                raise ImportError("Search.plot_pareto needs matplotlib (Debian: apt-get install "
+                                  "python3-matplotlib), or pass ax=") from None
+            _, ax = plt.subplots()
+        key = resource + "_ratio"
+        rows = self.history
+        if rows and key not in rows[0]:
+            raise InvalidArgumentError("plot_pareto: unknown resource '%s' (valid: %s)"
+                                       % (resource, ", ".join(resources())))
+        feas = [r for r in rows if r["feasible"]]
+        infeas = [r for r in rows if not r["feasible"]]
+        if feas:
+            ax.scatter([r[key] for r in feas], [r["accuracy"] for r in feas], s=12,
+                       color="tab:blue", alpha=0.5, label="episodes")
+        if infeas:
+            ax.scatter([r[key] for r in infeas], [r["accuracy"] for r in infeas], s=12,
+                       color="tab:gray", marker="x", alpha=0.5, label="over budget")
+        front = self.pareto(resource)
+        if front:
+            ax.step([r[key] for r in front], [r["accuracy"] for r in front], where="post",
+                    color="tab:red", label="Pareto front")
+        best = self.best_record
+        if best is not None:
+            ax.scatter([best[key]], [best["accuracy"]], s=80, marker="*", color="tab:orange",
+                       label="best (%s)" % self.method, zorder=3)
+        ax.set_xlabel("%s / all-8-bit" % resource)
+        ax.set_ylabel("accuracy")
+        ax.set_title("%s on %s / %s" % (self.method, self.model.name, self.hardware.name))
+        ax.legend()
+        return ax
 
     def pareto_csv(self):
         out = c_void_p()
