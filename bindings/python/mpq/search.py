@@ -266,7 +266,12 @@ class Search(Handle):
     * ``budget``: a fraction of the all-8-bit cost (resource from ``budget_resource``), a
       ``(resource, fraction)`` pair or a string like ``"latency:0.5"``.
     * ``params``: any search parameter by name (``episodes=50``, ``seed=1``, ``w_max_bits=8``;
-      ``first_last`` and ``budget_resource`` also accept names).
+      ``first_last`` and ``budget_resource`` also accept names). Defaults are the papers'
+      (:func:`mpq.search_params` lists them with sources). Two matter on small runs:
+      ``first_last`` ("haq": the first and last layer go to 8/8 when the budget wall lowers a
+      policy, which can make a tight budget infeasible on a small network; "free" searches them
+      too) and ``warmup`` (HAQ plays 20 random episodes before its agent acts, so a run of 20
+      episodes or fewer is random search: lower it with the episode count).
 
     An exception raised by a callback stops the search cleanly and is re-raised by
     :meth:`run` / :meth:`step` with its original traceback; a KeyboardInterrupt cancels the

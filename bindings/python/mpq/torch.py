@@ -25,8 +25,8 @@ check it bit for bit):
   else a symmetric signed grid over ``max(|lo|, |hi|)``. (The plain ``mpq.fake_quant*`` functions
   default to symmetric *signed*, which wastes half the grid on post-ReLU data: pass
   ``signed=False`` there.)
-* **BatchNorm** is not folded into the convolution (neither HAQ nor AutoQ fold it): the conv
-  weights are quantized and BN runs in float with its running statistics. During a fine-tune BN
+* **BatchNorm** is not folded into the convolution (HAQ's ``QConv2d`` does not fold it, nor
+  does the built-in runtime): the conv weights are quantized and BN runs in float with its running statistics. During a fine-tune BN
   is in training mode and updates those statistics; they are restored with everything else.
 * Bias stays float.
 
