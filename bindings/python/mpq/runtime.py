@@ -4,17 +4,22 @@ Everything here needs a library built with the runtime module; otherwise the cal
 :class:`mpq.UnsupportedError`.
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
 from ctypes import byref, c_double, c_int, c_int32, c_int64, c_uint8, c_void_p
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _lib
 from ._handle import Handle, ptr
 from ._lib import Int8Report, InvalidArgumentError, NetLayer, lib
-from .model import Model
+from .model import Model, Policy
+
+PathLike = Union[str, "os.PathLike[str]"]
+Split = Union[str, int]
 
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -96,13 +101,13 @@ class Dataset(Handle):
                 labels[i] = label.value
         return images, labels
 
-    def count(self, split="train"):
+    def count(self, split: Split = "train") -> int:
         n = c_int64()
         lib.mpq_dataset_count(self, _split(split), byref(n))
         return n.value
 
     @property
-    def shape(self):
+    def shape(self) -> Tuple[int, int, int, int]:
         """(channels, height, width, classes)."""
         v = [c_int32() for _ in range(4)]
         lib.mpq_dataset_shape(self, *[byref(x) for x in v])
@@ -117,7 +122,7 @@ class Net(Handle):
         self._own(_ptr, lib.mpq_net_destroy)
 
     @classmethod
-    def named(cls, name="fashion-cnn", seed=0, **params):
+    def named(cls, name: str = "fashion-cnn", seed: int = 0, **params: float) -> "Net":
         out = c_void_p()
         lib.mpq_net_create_named(byref(out), name.encode(), int(seed))
         net = cls(out)
@@ -126,7 +131,7 @@ class Net(Handle):
         return net
 
     @classmethod
-    def load(cls, path, seed=0):
+    def load(cls, path: PathLike, seed: int = 0) -> "Net":
         out = c_void_p()
         lib.mpq_net_load(byref(out), os.fsencode(path), int(seed))
         return cls(out)
@@ -172,7 +177,7 @@ class Net(Handle):
         lib.mpq_net_forward(self, ptr(x), n, ptr(out))
         return out
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         lib.mpq_net_save(self, os.fsencode(path))
 
     def __setitem__(self, name, value):
@@ -187,28 +192,29 @@ class Net(Handle):
         return v.value
 
     @property
-    def name(self):
+    def name(self) -> str:
         return lib.mpq_net_name(self).decode()
 
-    def to_model(self):
+    def to_model(self) -> Model:
         """The quantizable layers as a new :class:`mpq.Model` (with the current weights)."""
         out = c_void_p()
         lib.mpq_net_to_model(self, byref(out))
         return Model(_ptr=out)
 
-    def train(self, dataset, split="train"):
+    def train(self, dataset: Dataset, split: Split = "train") -> float:
         """Trains for the ``epochs`` parameter; returns the last epoch's mean loss."""
         loss = c_double()
         lib.mpq_net_train(self, dataset, _split(split), byref(loss))
         return loss.value
 
-    def evaluate(self, dataset, split="val", limit=0):
+    def evaluate(self, dataset: Dataset, split: Split = "val", limit: int = 0) -> float:
         """Top-1 accuracy on a split (the installed policy, if any, applies)."""
         acc = c_double()
         lib.mpq_net_evaluate(self, dataset, _split(split), int(limit), byref(acc))
         return acc.value
 
-    def evaluate_int8(self, dataset, split="val", limit=0):
+    def evaluate_int8(self, dataset: Dataset, split: Split = "val",
+                      limit: int = 0) -> Dict[str, Any]:
         """Runs the installed policy (every bit width <= 8) as real int8 inference and compares
         it with the fake-quant path on the same images. Returns a dict: ``images``,
         ``accuracy`` (int8 top-1), ``fakequant_accuracy``, ``agreement`` (fraction of identical
@@ -218,10 +224,11 @@ class Net(Handle):
         lib.mpq_net_evaluate_int8(self, dataset, _split(split), int(limit), byref(r))
         return r.as_dict()
 
-    def calibrate(self, dataset, batches=8, method="minmax"):
+    def calibrate(self, dataset: Dataset, batches: int = 8,
+                  method: Union[str, int] = "minmax") -> None:
         lib.mpq_net_calibrate(self, dataset, int(batches), CALIB_METHODS.get(method, method))
 
-    def set_policy(self, policy):
+    def set_policy(self, policy: Optional[Policy]) -> None:
         """Installs a policy (None returns to float)."""
         lib.mpq_net_set_policy(self, policy)
 
@@ -262,7 +269,8 @@ class BuiltinEvaluator(Handle):
 
     evaluate = __call__
 
-    def evaluate_int8(self, policy, split="val", limit=0):
+    def evaluate_int8(self, policy: Policy, split: Split = "val",
+                      limit: int = 0) -> Dict[str, Any]:
         """Real int8 inference of ``policy`` (every bit width <= 8) after the configured short
         fine-tune, compared with the fake-quant path: a dict as :meth:`Net.evaluate_int8`."""
         r = Int8Report()
@@ -270,7 +278,7 @@ class BuiltinEvaluator(Handle):
         return r.as_dict()
 
     @property
-    def cache_stats(self):
+    def cache_stats(self) -> Dict[str, int]:
         hits, misses = c_int64(), c_int64()
         lib.mpq_evaluator_cache_stats(self, byref(hits), byref(misses))
         return {"hits": hits.value, "misses": misses.value}

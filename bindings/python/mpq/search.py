@@ -1,13 +1,15 @@
 """Policy search (HAQ, AutoQ, baselines) with a Python evaluator and progress callback."""
 
+from __future__ import annotations
+
 import ctypes
 import inspect
 import os
 import sys
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from ctypes import byref, c_double, c_int, c_int64, c_void_p
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -17,8 +19,16 @@ from ._lib import (SEARCH_RECORD_FIELDS, ArgumentTypeError, CancelledError, Erro
                    InvalidArgumentError, SearchRecord, StateError, lib)
 from .model import Policy
 
+if TYPE_CHECKING:  # annotations only
+    from .hardware import Hardware
+    from .model import Model
+
 OBJECTIVES = {"resource": 0, "accuracy": 1}
 FIRST_LAST = {"free": 0, "haq": 1, "pinned": 2}
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: a budget string, a (resource, fraction) pair or a bare fraction.
+Budget = Union[str, float, Tuple[Union[str, int], float]]
 
 
 def _walk_names(fn):
@@ -31,7 +41,7 @@ def _walk_names(fn):
         out.append(raw.decode())
 
 
-def resources():
+def resources() -> List[str]:
     """Names of the budget resources, from the library."""
     return _walk_names(lib.mpq_search_resource_name)
 
@@ -51,7 +61,7 @@ def _record_dict(rec):
     return d
 
 
-def methods():
+def methods() -> List[str]:
     """Names of the search methods, from the library."""
     return _walk_names(lib.mpq_search_method_name)
 
@@ -64,7 +74,7 @@ def _resource(value):
     return int(value)
 
 
-def search_params(method="haq"):
+def search_params(method: str = "haq") -> Dict[str, Dict[str, Any]]:
     """{name: info} of every search parameter with the method's defaults."""
     m = c_int()
     lib.mpq_search_method_from_name(method.encode(), byref(m))
@@ -278,8 +288,11 @@ class Search(Handle):
     search (the history so far is kept) and is re-raised likewise.
     """
 
-    def __init__(self, model, hardware, evaluator, method="haq", objective=None, budget=None,
-                 progress=None, log=None, **params):
+    def __init__(self, model: Model, hardware: Hardware, evaluator: Callable[[Policy], float],
+                 method: str = "haq", objective: Union[str, int, None] = None,
+                 budget: Optional[Budget] = None,
+                 progress: Union[bool, Callable[[Dict[str, Any]], Any], None] = None,
+                 log: Optional[Callable[[int, str], Any]] = None, **params: Any):
         builtin = hasattr(evaluator, "c_callback")
         if not builtin:
             _check_callable(evaluator, "evaluator", 1, allow_none=False)
@@ -326,7 +339,7 @@ class Search(Handle):
 
     # -- parameters -----------------------------------------------------------------------
     @property
-    def method(self):
+    def method(self) -> str:
         return lib.mpq_search_method_name(lib.mpq_search_get_method(self)).decode()
 
     def __setitem__(self, name, value):
@@ -346,11 +359,11 @@ class Search(Handle):
         lib.mpq_search_get_param(self, pid.value, byref(v))
         return v.value
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> None:
         for key, value in params.items():
             self[key] = value
 
-    def params(self):
+    def params(self) -> Dict[str, float]:
         """{name: current value} of every parameter."""
         out = {}
         v = c_double()
@@ -359,7 +372,7 @@ class Search(Handle):
             out[info.name.decode()] = v.value
         return out
 
-    def set_budget(self, budget, resource=None):
+    def set_budget(self, budget: Budget, resource: Union[str, int, None] = None) -> None:
         """Resource-constrained objective: ``resource <= fraction x all-8-bit``."""
         if isinstance(budget, str):
             r, f = c_int(), c_double()
@@ -373,7 +386,7 @@ class Search(Handle):
                 resource = int(self["budget_resource"])
         lib.mpq_search_set_budget(self, _resource(resource), float(fraction))
 
-    def set_checkpoint(self, path):
+    def set_checkpoint(self, path: Optional[PathLike]) -> None:
         lib.mpq_search_set_checkpoint(self, None if path is None else os.fsencode(path))
 
     # -- running --------------------------------------------------------------------------
@@ -403,11 +416,11 @@ class Search(Handle):
             return False
         raise failure
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Checks the configuration and computes the reference costs (and accuracy)."""
         self._call(lib.mpq_search_prepare)
 
-    def run(self, episodes=None):
+    def run(self, episodes: Optional[int] = None) -> Optional[Policy]:
         """Plays the episodes; returns the best policy (None if no feasible episode).
 
         A progress callback returning False or the ``time_limit`` stops early (then
@@ -418,7 +431,7 @@ class Search(Handle):
         self._call(lib.mpq_search_run)
         return self.best_policy
 
-    def step(self):
+    def step(self) -> Optional[Dict[str, Any]]:
         """Plays one episode and returns its history row, or None when all were played."""
         if lib.mpq_search_finished(self):
             return None
@@ -428,39 +441,39 @@ class Search(Handle):
         return self.history_row(len(self) - 1) if len(self) > before else None
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         return bool(lib.mpq_search_finished(self))
 
     # -- results --------------------------------------------------------------------------
     def __len__(self):
         return lib.mpq_search_history_count(self)
 
-    def history_row(self, index):
+    def history_row(self, index: int) -> Dict[str, Any]:
         rec = SearchRecord()
         lib.mpq_search_history_get(self, int(index), byref(rec))
         return _record_dict(rec)
 
     @property
-    def history(self):
+    def history(self) -> List[Dict[str, Any]]:
         """Every episode as a dict (see ``mpq_search_record``)."""
         return [self.history_row(i) for i in range(len(self))]
 
-    def history_array(self):
+    def history_array(self) -> np.ndarray:
         """The history as a numpy structured array (one field per record field)."""
         rows = self.history
         return np.array([tuple(r[n] for n in HISTORY_DTYPE.names) for r in rows],
                         dtype=HISTORY_DTYPE)
 
-    def history_csv(self):
+    def history_csv(self) -> str:
         out = c_void_p()
         lib.mpq_search_history_csv(self, byref(out))
         return _lib.take_string(out)
 
-    def save_history(self, path):
+    def save_history(self, path: PathLike) -> None:
         lib.mpq_search_save_history(self, os.fsencode(path))
 
     @property
-    def best(self):
+    def best(self) -> Optional[Tuple[Policy, Dict[str, Any]]]:
         """(policy, record) of the best feasible episode, or None before there is one."""
         pol, rec = c_void_p(), SearchRecord()
         try:
@@ -472,7 +485,7 @@ class Search(Handle):
         return Policy(self.model, out), _record_dict(rec)
 
     @property
-    def top(self):
+    def top(self) -> List[Tuple[Policy, Dict[str, Any]]]:
         """[(policy, record)] of the best distinct feasible policies by reward (at most
         ``keep_top``), best first: candidates to re-evaluate on more data."""
         out = []
@@ -485,16 +498,16 @@ class Search(Handle):
         return out
 
     @property
-    def best_policy(self):
+    def best_policy(self) -> Optional[Policy]:
         b = self.best
         return None if b is None else b[0]
 
     @property
-    def best_record(self):
+    def best_record(self) -> Optional[Dict[str, Any]]:
         b = self.best
         return None if b is None else b[1]
 
-    def pareto(self, resource="latency"):
+    def pareto(self, resource: str = "latency") -> List[Dict[str, Any]]:
         """History rows on the accuracy / ``resource`` Pareto front, by increasing cost."""
         idx, n = ctypes.POINTER(c_int64)(), c_int64()
         lib.mpq_search_pareto(self, _resource(resource), byref(idx), byref(n))
@@ -545,26 +558,26 @@ class Search(Handle):
         ax.legend()
         return ax
 
-    def pareto_csv(self):
+    def pareto_csv(self) -> str:
         out = c_void_p()
         lib.mpq_search_pareto_csv(self, byref(out))
         return _lib.take_string(out)
 
     @property
-    def reference_cost(self):
+    def reference_cost(self) -> Dict[str, float]:
         c = HwCost()
         lib.mpq_search_reference_cost(self, byref(c))
         return {f: getattr(c, f) for f in _lib.HW_COST_FIELDS}
 
     @property
-    def reference_accuracy(self):
+    def reference_accuracy(self) -> float:
         return lib.mpq_search_reference_accuracy(self)
 
     # -- checkpoints ----------------------------------------------------------------------
-    def save_checkpoint(self, path):
+    def save_checkpoint(self, path: PathLike) -> None:
         lib.mpq_search_save_checkpoint(self, os.fsencode(path))
 
-    def resume(self, path):
+    def resume(self, path: PathLike) -> None:
         lib.mpq_search_resume(self, os.fsencode(path))
 
     def __repr__(self):

@@ -1,7 +1,6 @@
 """mpq.torch: describe() against the zoo, quantized() against the built-in runtime bit for bit,
 exact restore, the evaluator and a search on a PyTorch model."""
 
-import io
 
 import numpy as np
 import pytest
