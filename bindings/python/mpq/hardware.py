@@ -74,6 +74,10 @@ class Hardware(Handle):
         """A target backed by ``fn(layer_index, weight_bits, act_bits) -> dict`` with at least
         "latency_s" (and optionally "energy_j", ...). Exceptions become MPQ_ERR_CALLBACK
         errors carrying the Python traceback text."""
+        if not callable(fn):
+            raise _lib.ArgumentTypeError("Hardware.callback: expected a callable (layer, "
+                                         "weight_bits, act_bits) -> dict, got %s"
+                                         % type(fn).__name__)
 
         def trampoline(user, model, layer, w, a, cost):
             try:

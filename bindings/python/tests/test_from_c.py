@@ -75,6 +75,8 @@ def test_wrong_callback_types_refused_at_construction(tiny, edge):
         with pytest.raises(mpq.ArgumentTypeError) as info:
             mpq.Search(tiny, edge, args.pop("evaluator"), episodes=2, **args)
         assert isinstance(info.value, TypeError)
+    with pytest.raises(mpq.ArgumentTypeError):
+        mpq.Hardware.callback({"latency_s": 1.0})
     # Accepted: progress as bool or callable, a log with (level, message), *args callables.
     mpq.Search(tiny, edge, lambda *a: 0.5, progress=False, log=lambda lvl, msg: None).close()
 
