@@ -3,6 +3,9 @@
 
     MPQ_LIBRARY=build/libmpq.so.0 PYTHONPATH=bindings/python \\
         /usr/bin/python3 examples/python/torch_search.py [--quick]
+
+--quick (3000 training images, 4 episodes each) is a smoke run: about 1.5 minutes on a busy
+2-core machine.
 """
 import argparse
 import pathlib
