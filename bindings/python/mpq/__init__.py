@@ -37,7 +37,8 @@ def last_error():
 
 
 __all__ = [
-    "Error", "ArgumentTypeError", "InvalidArgumentError", "DTypeError", "OutOfMemoryError", "IOFailure",
+    "Error", "ArgumentTypeError", "InvalidArgumentError", "DTypeError", "OutOfMemoryError",
+    "IOFailure",
     "FormatError", "UnsupportedError", "NotFoundError", "CallbackError", "CancelledError",
     "InfeasibleError", "StateError", "NumericError", "VersionError", "MismatchError",
     "InternalError", "Model", "Policy", "Quantizer", "Hardware", "Agent", "Search", "Rng",

@@ -26,8 +26,9 @@ check it bit for bit):
   default to symmetric *signed*, which wastes half the grid on post-ReLU data: pass
   ``signed=False`` there.)
 * **BatchNorm** is not folded into the convolution (HAQ's ``QConv2d`` does not fold it, nor
-  does the built-in runtime): the conv weights are quantized and BN runs in float with its running statistics. During a fine-tune BN
-  is in training mode and updates those statistics; they are restored with everything else.
+  does the built-in runtime): the conv weights are quantized and BN runs in float with its
+  running statistics. During a fine-tune BN is in training mode and updates those statistics;
+  they are restored with everything else.
 * Bias stays float.
 
 Every tensor of ``module.state_dict()`` (weights, biases, BN statistics) is snapshotted on entry
@@ -47,8 +48,8 @@ from . import fakequant as _fq
 from ._lib import InvalidArgumentError, MismatchError
 from .model import Model, Policy, Quantizer
 
-__all__ = ["describe", "quantized", "evaluator", "calibrate", "top1", "act_grid", "QuantizedModule", "TorchEvaluator",
-           "FLOAT_BITS", "DEFAULT_CALIB_BATCHES"]
+__all__ = ["describe", "quantized", "evaluator", "calibrate", "top1", "act_grid",
+           "QuantizedModule", "TorchEvaluator", "FLOAT_BITS", "DEFAULT_CALIB_BATCHES"]
 
 #: Bit width meaning "leave in float" (libmpq's MPQ_BITS_FLOAT).
 FLOAT_BITS = 32
