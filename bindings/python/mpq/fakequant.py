@@ -8,6 +8,11 @@ Settings are keyword arguments: ``mode`` ("symmetric"/"asymmetric"), ``signed`` 
 ``rounding`` ("nearest"/"stochastic"), ``calib`` ("minmax", "percentile", "mse", "kl", "haq"),
 ``percentile``, ``hist_bins``, ``mse_steps``, ``threads``, ``isa`` ("auto", "scalar", "avx2",
 "avx512"), ``check_finite``; stochastic rounding takes ``seed`` (int) or ``rng`` (:class:`Rng`).
+
+Defaults are HAQ's weight quantizer: ``mode="symmetric"``, ``signed=True``, round half to even,
+min-max calibration. On non-negative data (post-ReLU activations, pixels) a signed grid leaves
+its negative half unused (a 4-bit grid keeps 8 of its 15 levels): pass ``signed=False`` there,
+as ``mpq.torch`` and the built-in runtime do for every range with ``lo >= 0``.
 """
 
 from __future__ import annotations
