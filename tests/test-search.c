@@ -565,12 +565,28 @@ START_TEST(impossible_budget_refused_with_minimum)
     double minimum = c.latency_s / ref.latency_s;
     mpq_policy_destroy(p);
     ck_assert(minimum > 0.02 && minimum < 0.9);
+    /* ... and with first_last=free: w2/a2 everywhere, lower. */
+    ck_assert_int_eq(mpq_policy_create_uniform(&p, f.model, 2, 2), MPQ_OK);
+    ck_assert_int_eq(mpq_hw_cost_total(f.hw, f.model, p, &c), MPQ_OK);
+    double free_minimum = c.latency_s / ref.latency_s;
+    mpq_policy_destroy(p);
+    ck_assert(free_minimum < minimum);
     mpq_search *s = make_search(&f, MPQ_SEARCH_HAQ, 3, minimum * 0.9);
     ck_assert_int_eq(mpq_search_run(s), MPQ_ERR_INFEASIBLE);
     char expect[64];
     snprintf(expect, sizeof expect, "minimum reachable %.4g", minimum);
     ck_assert_msg(strstr(mpq_last_error(), expect), "message '%s' lacks '%s'", mpq_last_error(),
                   expect);
+    /* The message names the rule that pins the first and last layer, and what freeing them
+     * reaches: on small networks they dominate the cost. */
+    char expect_free[96];
+    snprintf(expect_free, sizeof expect_free, "set first_last=free (0: the first and last layer "
+                                              "are searched too; minimum then %.4g)",
+             free_minimum);
+    ck_assert_msg(strstr(mpq_last_error(), "by first_last=haq (1)"), "message '%s'",
+                  mpq_last_error());
+    ck_assert_msg(strstr(mpq_last_error(), expect_free), "message '%s' lacks '%s'",
+                  mpq_last_error(), expect_free);
     ck_assert_int_eq(mpq_search_get_history_count(s), 0);
     ck_assert_int_eq(f.cf.calls, 0); /* refused before any evaluation */
     mpq_search_destroy(s);

@@ -1199,13 +1199,30 @@ mpq_status mpq_search_prepare(mpq_search *s)
             return st;
         s->min_fraction = search_resource_of(&c, r) / ref_res[r];
         double budget = s->params[MPQ_SEARCH_BUDGET];
-        if (budget < s->min_fraction)
+        if (budget < s->min_fraction && rule == MPQ_FIRST_LAST_FREE)
             return mpq_set_error(
                 MPQ_ERR_INFEASIBLE,
                 "search: %s budget %.4g of all-8-bit is below the minimum reachable %.4g on %s "
-                "(every layer at w%d/a%d%s); raise the budget or lower w_min_bits/a_min_bits",
+                "(every layer at w%d/a%d); raise the budget or lower w_min_bits/a_min_bits",
                 mpq_search_resource_name(r), budget, s->min_fraction, mpq_hw_get_name(s->hw), wmin,
-                amin, rule != MPQ_FIRST_LAST_FREE ? ", first and last layer at 8 bit" : "");
+                amin);
+        if (budget < s->min_fraction) {
+            /* On small networks the pinned first and last layers dominate the cost: name the
+             * parameter that pins them and what freeing them would reach. */
+            memset(s->kbits, wmin, (size_t)s->kernels);
+            memset(s->abits, amin, s->layers);
+            if ((st = search_policy_cost(s, s->kbits, s->abits, &c)) != MPQ_OK)
+                return st;
+            double free_min = search_resource_of(&c, r) / ref_res[r];
+            return mpq_set_error(
+                MPQ_ERR_INFEASIBLE,
+                "search: %s budget %.4g of all-8-bit is below the minimum reachable %.4g on %s "
+                "(every layer at w%d/a%d, the first and last layer at 8 bit by first_last=%s); "
+                "raise the budget, lower w_min_bits/a_min_bits, or set first_last=free "
+                "(0: the first and last layer are searched too; minimum then %.4g)",
+                mpq_search_resource_name(r), budget, s->min_fraction, mpq_hw_get_name(s->hw), wmin,
+                amin, rule == MPQ_FIRST_LAST_HAQ ? "haq (1)" : "pinned (2)", free_min);
+        }
     }
     if (!s->started) {
         if ((st = search_create_agents(s)) != MPQ_OK)

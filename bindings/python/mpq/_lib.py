@@ -21,18 +21,12 @@ __version__ = "0.2.0"
 # --------------------------------------------------------------------------------------------
 # Errors
 
-_STATUS_NAMES = {
-    0: "MPQ_OK", 1: "MPQ_ERR_INVALID_ARGUMENT", 2: "MPQ_ERR_OUT_OF_MEMORY", 3: "MPQ_ERR_IO",
-    4: "MPQ_ERR_FORMAT", 5: "MPQ_ERR_UNSUPPORTED", 6: "MPQ_ERR_NOT_FOUND",
-    7: "MPQ_ERR_CALLBACK", 8: "MPQ_ERR_CANCELLED", 9: "MPQ_ERR_INFEASIBLE",
-    10: "MPQ_ERR_STATE", 11: "MPQ_ERR_NUMERIC", 12: "MPQ_ERR_VERSION", 13: "MPQ_ERR_MISMATCH",
-    14: "MPQ_ERR_INTERNAL",
-}
-
-OK = 0
-ERR_INVALID_ARGUMENT = 1
-ERR_CALLBACK = 7
-ERR_CANCELLED = 8
+# Status codes: the names come from the loaded library (mpq_status_string, walked at import
+# until it answers "MPQ_ERR_UNKNOWN"); each error class is bound to its C *name*, so no number
+# is copied from the headers. Filled in by _bind_statuses() once the library is loaded.
+_STATUS_NAMES = {}  # type: dict
+OK = 0  # MPQ_OK is 0 by the C convention every caller relies on (`if (st)`)
+ERR_INVALID_ARGUMENT = ERR_CALLBACK = ERR_CANCELLED = -1  # bound from C below
 
 
 class Error(Exception):
@@ -45,18 +39,20 @@ class Error(Exception):
     """
 
     status = -1
+    c_name = ""
 
     def __init__(self, message, status=None):
         if status is not None:
             self.status = status
         self.message = message
-        self.status_name = _STATUS_NAMES.get(self.status, "status %d" % self.status)
+        self.status_name = _STATUS_NAMES.get(self.status, self.c_name or
+                                             "status %d" % self.status)
         super().__init__("%s: %s" % (self.status_name, message))
 
 
 class InvalidArgumentError(Error, ValueError):
     """An argument is out of range, of the wrong type or inconsistent."""
-    status = 1
+    c_name = "MPQ_ERR_INVALID_ARGUMENT"
 
 
 class DTypeError(InvalidArgumentError, TypeError):
@@ -65,75 +61,80 @@ class DTypeError(InvalidArgumentError, TypeError):
 
 class OutOfMemoryError(Error, MemoryError):
     """An allocation failed."""
-    status = 2
+    c_name = "MPQ_ERR_OUT_OF_MEMORY"
 
 
 class IOFailure(Error):
     """The operating system refused a file operation (MPQ_ERR_IO)."""
-    status = 3
+    c_name = "MPQ_ERR_IO"
 
 
 class FormatError(Error):
     """A file or buffer is damaged, truncated or of another kind."""
-    status = 4
+    c_name = "MPQ_ERR_FORMAT"
 
 
 class UnsupportedError(Error):
     """Valid request this build or target cannot serve (also: function absent from the library)."""
-    status = 5
+    c_name = "MPQ_ERR_UNSUPPORTED"
 
 
 class NotFoundError(Error, LookupError):
     """A named item (layer, target, parameter) is absent."""
-    status = 6
+    c_name = "MPQ_ERR_NOT_FOUND"
 
 
 class CallbackError(Error):
     """A user callback reported failure."""
-    status = 7
+    c_name = "MPQ_ERR_CALLBACK"
 
 
 class CancelledError(Error):
     """A callback or the wall-clock budget stopped the run."""
-    status = 8
+    c_name = "MPQ_ERR_CANCELLED"
 
 
 class InfeasibleError(Error):
     """A constraint (budget) cannot be met by any policy."""
-    status = 9
+    c_name = "MPQ_ERR_INFEASIBLE"
 
 
 class StateError(Error):
     """The call is not valid in the handle's current state."""
-    status = 10
+    c_name = "MPQ_ERR_STATE"
 
 
 class NumericError(Error, ArithmeticError):
     """A computation produced NaN or infinity."""
-    status = 11
+    c_name = "MPQ_ERR_NUMERIC"
 
 
 class VersionError(Error):
     """A file or library of an incompatible version."""
-    status = 12
+    c_name = "MPQ_ERR_VERSION"
 
 
 class MismatchError(Error):
     """Two objects do not belong together (a policy for another model)."""
-    status = 13
+    c_name = "MPQ_ERR_MISMATCH"
 
 
 class InternalError(Error):
     """A dependency (oneDNN, OpenBLAS, zlib) failed unexpectedly."""
-    status = 14
+    c_name = "MPQ_ERR_INTERNAL"
 
 
-_ERROR_CLASSES = {cls.status: cls for cls in (
-    InvalidArgumentError, OutOfMemoryError, IOFailure, FormatError, UnsupportedError,
-    NotFoundError, CallbackError, CancelledError, InfeasibleError, StateError, NumericError,
-    VersionError, MismatchError, InternalError)}
+class ArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of the wrong Python type (e.g. a callback that is not callable), refused
+    before any C call."""
 
-for _cls in list(_ERROR_CLASSES.values()) + [Error, DTypeError]:
+
+_ERROR_TYPES = (InvalidArgumentError, OutOfMemoryError, IOFailure, FormatError, UnsupportedError,
+                NotFoundError, CallbackError, CancelledError, InfeasibleError, StateError,
+                NumericError, VersionError, MismatchError, InternalError)
+_ERROR_CLASSES = {}  # type: dict  # status number -> class, bound from C names at import
+
+for _cls in _ERROR_TYPES + (Error, DTypeError, ArgumentTypeError):
     _cls.__module__ = "mpq"
 
 
@@ -244,6 +245,12 @@ class Int8Report(SizedStructure):
                 ("int8_images_per_second", c_double),
                 ("fakequant_images_per_second", c_double), ("int8_layers", c_int32),
                 ("split_layers", c_int32)]
+
+
+class NetLayer(SizedStructure):
+    """Mirror of ``mpq_net_layer`` (one layer of a runtime network, for mpq_net_add)."""
+    _fields_ = [("size", c_size_t), ("op", c_int)] + [(n, c_int32) for n in (
+        "input", "input2", "out_channels", "kernel", "stride", "pad", "groups", "bias")]
 
 
 class SearchRecord(SizedStructure):
@@ -417,6 +424,15 @@ _PROTOTYPES = {
     "mpq_dataset_destroy": (None, [vp]),
     "mpq_dataset_get_count": (S, [vp, c_int, P(c_int64)]),
     "mpq_dataset_get_shape": (S, [vp, P(c_int32), P(c_int32), P(c_int32), P(c_int32)]),
+    "mpq_dataset_sample": (S, [vp, c_int, c_int64, P(P(c_uint8)), P(c_int)]),
+    "mpq_dataset_create_memory": (S, [P(vp), vp, vp, c_int64, c_int64, c_int32, c_int32,
+                                      c_int32, c_int64]),
+    "mpq_net_create": (S, [P(vp), c_int32, c_int32, c_int32, c_int32, c_uint64]),
+    "mpq_net_layer_init": (S, [P(NetLayer), c_int]),
+    "mpq_net_add": (S, [vp, c_char_p, P(NetLayer), P(c_int32)]),
+    "mpq_net_get_layer_count": (c_size_t, [vp]),
+    "mpq_net_forward": (S, [vp, vp, c_int32, vp]),
+    "mpq_net_param_info": (S, [c_int, P(ParamInfo)]),
     "mpq_net_create_named": (S, [P(vp), c_char_p, c_uint64]),
     "mpq_net_destroy": (None, [vp]),
     "mpq_net_load": (S, [P(vp), c_char_p, c_uint64]),
@@ -436,6 +452,7 @@ _PROTOTYPES = {
     "mpq_evaluator_set_param": (S, [vp, c_int, c_double]),
     "mpq_evaluator_get_param": (S, [vp, c_int, P(c_double)]),
     "mpq_evaluator_param_find": (S, [c_char_p, P(c_int)]),
+    "mpq_evaluator_param_info": (S, [c_int, P(ParamInfo)]),
     "mpq_evaluator_get_model": (vp, [vp]),
     "mpq_evaluator_evaluate": (S, [vp, vp, P(c_double)]),
     "mpq_evaluator_evaluate_int8": (S, [vp, vp, c_int, c_int64, P(Int8Report)]),
@@ -485,34 +502,83 @@ _VARIADIC = {"mpq_set_error": (c_int, [c_int, c_char_p])}
 # Loading
 
 
+def _installed_library():
+    """The library installed together with this package by ``meson install`` (recorded in the
+    generated ``_install.py``), else the one the dynamic loader finds (``ld.so.cache``,
+    ``LD_LIBRARY_PATH``): what a ``pip install`` of the package next to an installed libmpq
+    uses."""
+    out = []
+    try:
+        from . import _install  # written by meson install only
+        out.append(os.path.join(_install.LIBDIR, "libmpq.so.0.2"))
+    except ImportError:
+        pass
+    out.append(ctypes.util.find_library("mpq") or "libmpq.so.0.2")
+    return out
+
+
+def _source_build_libraries():
+    """``build*/libmpq.so.0.2`` of the source tree this package sits in, newest first."""
+    here = pathlib.Path(__file__).resolve().parent
+    root = here.parent.parent.parent  # bindings/python/mpq -> source root
+    if not (root / "meson.build").exists() or not (root / "lib" / "libmpq.map").exists():
+        return []
+    found = [str(b / "libmpq.so.0.2") for b in root.glob("build*") if (b / "libmpq.so.0.2").exists()]
+    # Newest build first: the one a developer just compiled.
+    found.sort(key=lambda p: os.path.getmtime(p), reverse=True)
+    return found
+
+
 def _candidates():
+    """Where the library is looked for, in order: ``MPQ_LIBRARY`` (only there when set), the
+    installed library, a source tree's build directory."""
     env = os.environ.get("MPQ_LIBRARY")
     if env:
         return [env], True
-    here = pathlib.Path(__file__).resolve().parent
-    root = here.parent.parent.parent  # bindings/python/mpq -> source root
-    found = []
-    for build in sorted(root.glob("build*")):
-        lib_path = build / "libmpq.so.0.2"
-        if lib_path.exists():
-            found.append(str(lib_path))
-    # Newest build first: the one a developer just compiled.
-    found.sort(key=lambda p: os.path.getmtime(p), reverse=True)
-    system = ctypes.util.find_library("mpq")
-    found.append(system or "libmpq.so.0.2")
-    return found, False
+    return _installed_library() + _source_build_libraries(), False
+
+
+def _loaded_path(cdll, name):
+    """The file the loader actually mapped for ``name`` (a bare soname becomes a path)."""
+    if os.sep in name:
+        return name
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.rstrip("\n").split(None, 5)[-1]
+                if os.path.basename(path).startswith("libmpq.so"):
+                    return path
+    except OSError:
+        pass
+    return name
+
+
+def _library_version(cdll):
+    fn = cdll.mpq_version_number
+    fn.restype, fn.argtypes = c_uint, []
+    return fn()
 
 
 def _load():
     names, explicit = _candidates()
     errors = []
+    want = [int(x) for x in __version__.split(".")]
     for name in names:
         try:
-            return ctypes.CDLL(name), name
+            cdll = ctypes.CDLL(name)
         except OSError as exc:
             errors.append("%s: %s" % (name, exc))
             if explicit:
                 break
+            continue
+        number = _library_version(cdll)
+        major, minor = number // 10000, number // 100 % 100
+        if (major, minor) != (want[0], want[1]) and not explicit:
+            # An older installed library must not hide a matching one further down the list.
+            errors.append("%s: version %d.%d.%d, the package needs %d.%d.x"
+                          % (name, major, minor, number % 100, want[0], want[1]))
+            continue
+        return cdll, _loaded_path(cdll, name)
     raise ImportError("mpq: cannot load libmpq.so.0.2 (set MPQ_LIBRARY to its path); tried:\n  "
                       + "\n  ".join(errors))
 
@@ -589,6 +655,57 @@ def _check_version():
 
 
 _check_version()
+
+
+def _bind_statuses():
+    """Status names from mpq_status_string() until it answers "MPQ_ERR_UNKNOWN"; each error
+    class gets the number C gives its name."""
+    global ERR_INVALID_ARGUMENT, ERR_CALLBACK, ERR_CANCELLED
+    i = 0
+    while True:
+        raw = lib.mpq_status_string(i)
+        text = raw.decode() if raw else "MPQ_ERR_UNKNOWN"
+        if text == "MPQ_ERR_UNKNOWN" or i > 4096:
+            break
+        _STATUS_NAMES[i] = text
+        i += 1
+    by_name = {v: k for k, v in _STATUS_NAMES.items()}
+    for cls in _ERROR_TYPES:
+        if cls.c_name in by_name:
+            cls.status = by_name[cls.c_name]
+            _ERROR_CLASSES[cls.status] = cls
+    ERR_INVALID_ARGUMENT = InvalidArgumentError.status
+    ERR_CALLBACK = CallbackError.status
+    ERR_CANCELLED = CancelledError.status
+
+
+_bind_statuses()
+
+
+def status_names():
+    """{number: C name} of every mpq_status the loaded library knows."""
+    return dict(_STATUS_NAMES)
+
+
+def walk_param_info(fn, *lead):
+    """Every ``mpq_param_info`` a ``*_param_info(…, id, info)`` function gives, from id 0 until
+    it refuses with MPQ_ERR_INVALID_ARGUMENT: the count is the library's, never copied.
+    Ids it answers MPQ_ERR_UNSUPPORTED for (a parameter another hardware target has) are
+    returned as None."""
+    out = []
+    i = 0
+    while i < 100000:
+        info = ParamInfo()
+        try:
+            fn(*lead, i, ctypes.byref(info))
+        except InvalidArgumentError:
+            break
+        except UnsupportedError:
+            out.append(None)
+        else:
+            out.append(info)
+        i += 1
+    return out
 
 
 def set_callback_error(status, message):

@@ -1,22 +1,23 @@
 """DDPG agent (HAQ's actor-critic) over numpy float32 arrays."""
 
+from __future__ import annotations
+
 import os
 from ctypes import byref, c_double, c_int, c_void_p
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
 from ._handle import Handle, as_f32, ptr
-from ._lib import DdpgInfo, InvalidArgumentError, ParamInfo, lib, param_info_dict
+from ._lib import DdpgInfo, InvalidArgumentError, lib, param_info_dict, walk_param_info
 
-PARAM_COUNT = 19
+PathLike = Union[str, "os.PathLike[str]"]
 
 
-def ddpg_params():
+def ddpg_params() -> Dict[str, Dict[str, Any]]:
     """{name: info} of every agent parameter (bounds, default, description with its source)."""
     out = {}
-    for i in range(PARAM_COUNT):
-        info = ParamInfo()
-        lib.mpq_ddpg_param_info(i, byref(info))
+    for info in walk_param_info(lib.mpq_ddpg_param_info):
         d = param_info_dict(info)
         out[d.pop("name")] = d
     return out
@@ -38,14 +39,15 @@ class Agent(Handle):
             self[key] = value
 
     @classmethod
-    def load(cls, path, state_dim, action_dim, goal_dim=0):
+    def load(cls, path: PathLike, state_dim: int, action_dim: int,
+             goal_dim: int = 0) -> "Agent":
         """Loads an agent saved by :meth:`save` (the C API does not expose the widths, so the
         caller states them)."""
         out = c_void_p()
         lib.mpq_ddpg_load(byref(out), os.fsencode(path))
         return cls(state_dim, action_dim, goal_dim, _ptr=out)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         lib.mpq_ddpg_save(self, os.fsencode(path))
 
     def __setitem__(self, name, value):
@@ -66,7 +68,8 @@ class Agent(Handle):
                                        % (name, arr.size, width))
         return arr
 
-    def act(self, states, goals=None, explore=True):
+    def act(self, states: np.ndarray, goals: Optional[np.ndarray] = None,
+            explore: bool = True) -> np.ndarray:
         """Actions in [0,1] for a batch of states ([n, state_dim] float32)."""
         states = self._rows(states, self.state_dim, "states")
         n = states.shape[0] if states.ndim == 2 else 1
@@ -76,23 +79,25 @@ class Agent(Handle):
         lib.mpq_ddpg_act(self, ptr(states), ptr(goals), n, int(bool(explore)), ptr(actions))
         return actions if states.ndim == 2 else actions[0]
 
-    def observe(self, state, action, reward, next_state, done=False, goal=None):
+    def observe(self, state: Any, action: Any, reward: float, next_state: Any,
+                done: bool = False, goal: Any = None) -> None:
         """Stages one transition of the current episode."""
         f = [np.ascontiguousarray(v, dtype=np.float32) if v is not None else None
              for v in (state, goal, action, next_state)]
         lib.mpq_ddpg_observe(self, ptr(f[0]), ptr(f[1]), ptr(f[2]), float(reward), ptr(f[3]),
                              int(bool(done)))
 
-    def end_episode(self, final_reward):
+    def end_episode(self, final_reward: float) -> None:
         lib.mpq_ddpg_end_episode(self, float(final_reward))
 
-    def update(self):
+    def update(self) -> Tuple[float, float]:
         """One gradient update; returns (critic_loss, actor_loss)."""
         c, a = c_double(), c_double()
         lib.mpq_ddpg_update(self, byref(c), byref(a))
         return c.value, a.value
 
-    def q_value(self, states, actions, goals=None):
+    def q_value(self, states: np.ndarray, actions: np.ndarray,
+                goals: Optional[np.ndarray] = None) -> np.ndarray:
         states = self._rows(states, self.state_dim, "states")
         actions = self._rows(actions, self.action_dim, "actions")
         n = states.shape[0] if states.ndim == 2 else 1
@@ -101,7 +106,7 @@ class Agent(Handle):
         return q
 
     @property
-    def info(self):
+    def info(self) -> Dict[str, Any]:
         """Counters: episode, steps, updates, replay_size, baseline, losses, sigma."""
         i = DdpgInfo()
         lib.mpq_ddpg_get_info(self, byref(i))

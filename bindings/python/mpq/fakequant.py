@@ -8,9 +8,17 @@ Settings are keyword arguments: ``mode`` ("symmetric"/"asymmetric"), ``signed`` 
 ``rounding`` ("nearest"/"stochastic"), ``calib`` ("minmax", "percentile", "mse", "kl", "haq"),
 ``percentile``, ``hist_bins``, ``mse_steps``, ``threads``, ``isa`` ("auto", "scalar", "avx2",
 "avx512"), ``check_finite``; stochastic rounding takes ``seed`` (int) or ``rng`` (:class:`Rng`).
+
+Defaults are HAQ's weight quantizer: ``mode="symmetric"``, ``signed=True``, round half to even,
+min-max calibration. On non-negative data (post-ReLU activations, pixels) a signed grid leaves
+its negative half unused (a 4-bit grid keeps 8 of its 15 levels): pass ``signed=False`` there,
+as ``mpq.torch`` and the built-in runtime do for every range with ``lo >= 0``.
 """
 
+from __future__ import annotations
+
 from ctypes import byref, c_float, c_int32, c_void_p
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
@@ -44,7 +52,7 @@ def _enum(table, value, name):
     return int(value)
 
 
-def config(**kw):
+def config(**kw: Any) -> FqConfig:
     """An ``mpq_fq_config`` with the library defaults overridden by keyword arguments."""
     cfg = FqConfig()
     lib.mpq_fq_config_defaults(byref(cfg))
@@ -104,7 +112,7 @@ def _bits(bits, channels):
     return as_u8(bits, "bits", channels)
 
 
-def code_range(bits, **kw):
+def code_range(bits: int, **kw: Any) -> Tuple[int, int]:
     """(qmin, qmax) of the integer grid."""
     cfg = config(**kw)
     lo, hi = c_int32(), c_int32()
@@ -112,7 +120,7 @@ def code_range(bits, **kw):
     return lo.value, hi.value
 
 
-def params_from_range(lo, hi, bits, **kw):
+def params_from_range(lo: float, hi: float, bits: int, **kw: Any) -> Tuple[float, int]:
     """(scale, zero_point) of the grid covering [lo, hi]."""
     cfg = config(**kw)
     s, z = c_float(), c_int32()
@@ -120,7 +128,8 @@ def params_from_range(lo, hi, bits, **kw):
     return s.value, z.value
 
 
-def fake_quant(x, bits, scale, zero_point=0, out=None, **kw):
+def fake_quant(x: np.ndarray, bits: int, scale: float, zero_point: int = 0,
+               out: Optional[np.ndarray] = None, **kw: Any) -> np.ndarray:
     """Per-tensor fake quantization with a given scale and zero point; returns ``out``."""
     as_f32(x, "x")
     y = _out(x, out)
@@ -130,7 +139,8 @@ def fake_quant(x, bits, scale, zero_point=0, out=None, **kw):
     return y
 
 
-def fake_quant_tensor(x, bits, out=None, **kw):
+def fake_quant_tensor(x: np.ndarray, bits: int, out: Optional[np.ndarray] = None,
+                      **kw: Any) -> Tuple[np.ndarray, float, int]:
     """Per-tensor fake quantization with the range chosen by ``calib``.
     Returns (y, scale, zero_point)."""
     as_f32(x, "x")
@@ -141,7 +151,8 @@ def fake_quant_tensor(x, bits, out=None, **kw):
     return y, s.value, z.value
 
 
-def fake_quant_kernels(x, bits, scale=None, zero_point=None, axis=0, out=None, **kw):
+def fake_quant_kernels(x: np.ndarray, bits: Any, scale: Any = None, zero_point: Any = None,
+                       axis: int = 0, out: Optional[np.ndarray] = None, **kw: Any) -> Any:
     """Per-kernel (per output channel along ``axis``) fake quantization with per-kernel ``bits``
     (int or array). With ``scale`` None the ranges are calibrated per kernel (``calib``) and
     (y, scale, zero_point) is returned; with explicit scales only y is returned."""
@@ -162,7 +173,7 @@ def fake_quant_kernels(x, bits, scale=None, zero_point=None, axis=0, out=None, *
     return y
 
 
-def calibrate(x, bits, **kw):
+def calibrate(x: np.ndarray, bits: int, **kw: Any) -> Tuple[float, float]:
     """Clipping range (lo, hi) of ``x`` by the ``calib`` method."""
     as_f32(x, "x")
     cfg = config(**kw)
@@ -171,7 +182,8 @@ def calibrate(x, bits, **kw):
     return lo.value, hi.value
 
 
-def calibrate_kernels(x, bits, axis=0, **kw):
+def calibrate_kernels(x: np.ndarray, bits: Any, axis: int = 0,
+                      **kw: Any) -> Tuple[np.ndarray, np.ndarray]:
     """Per-kernel clipping ranges: two float32 arrays (lo, hi)."""
     as_f32(x, "x")
     lay = _layout(x, axis)
@@ -187,7 +199,8 @@ _CODE_TYPES = {np.dtype(np.int8): 1, np.dtype(np.uint8): 2, np.dtype(np.int16): 
                np.dtype(np.uint16): 4}
 
 
-def quantize(x, bits, scale, zero_point=0, dtype=np.int8, **kw):
+def quantize(x: np.ndarray, bits: int, scale: float, zero_point: int = 0,
+             dtype: Any = np.int8, **kw: Any) -> np.ndarray:
     """Integer codes of ``x`` (``dtype`` int8/uint8/int16/uint16)."""
     as_f32(x, "x")
     dt = np.dtype(dtype)
@@ -200,7 +213,8 @@ def quantize(x, bits, scale, zero_point=0, dtype=np.int8, **kw):
     return codes
 
 
-def dequantize(codes, scale, zero_point=0, out=None):
+def dequantize(codes: np.ndarray, scale: float, zero_point: int = 0,
+               out: Optional[np.ndarray] = None) -> np.ndarray:
     """Float32 values of integer codes."""
     codes = np.asarray(codes)
     if codes.dtype not in _CODE_TYPES or not codes.flags.c_contiguous:
@@ -212,7 +226,7 @@ def dequantize(codes, scale, zero_point=0, out=None):
     return y
 
 
-def best_isa():
+def best_isa() -> str:
     """Name of the fastest instruction-set path on this CPU."""
     v = lib.mpq_fq_isa_best()
     return {b: a for a, b in ISA.items()}.get(v, str(v))

@@ -1,15 +1,21 @@
 """Hardware cost models: latency, energy, area and size of a policy."""
 
+from __future__ import annotations
+
 import os
 import traceback
 import weakref
 from ctypes import byref, c_double, c_int, c_void_p
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 
 from . import _lib
 from ._handle import Handle, as_u8, ptr
-from ._lib import HW_COST_FIELDS, HwCost, ParamInfo, lib
+from ._lib import HW_COST_FIELDS, HwCost, lib
+
+if TYPE_CHECKING:  # annotations only
+    from .model import Model, Policy
 
 _LAYER_DTYPE = np.dtype([("layer", np.int64), ("name", "U64"), ("weight_bits_min", np.int32),
                          ("weight_bits_max", np.int32), ("avg_weight_bits", np.float64),
@@ -17,8 +23,10 @@ _LAYER_DTYPE = np.dtype([("layer", np.int64), ("name", "U64"), ("weight_bits_min
                         + [(f, np.float64) for f in HW_COST_FIELDS]
                         + [("ref_" + f, np.float64) for f in HW_COST_FIELDS])
 
+PathLike = Union[str, "os.PathLike[str]"]
 
-def targets():
+
+def targets() -> List[str]:
     """Names of the built-in targets."""
     return [lib.mpq_hw_target_name(i).decode() for i in range(lib.mpq_hw_target_count())]
 
@@ -51,7 +59,7 @@ class Hardware(Handle):
         super().close()
 
     @classmethod
-    def table(cls, path_or_text, **params):
+    def table(cls, path_or_text: Union[str, PathLike], **params: float) -> "Hardware":
         """A lookup table in HAQ's CSV layout (a file path, or CSV text containing newlines)."""
         out = c_void_p()
         if isinstance(path_or_text, str) and "\n" in path_or_text:
@@ -62,10 +70,14 @@ class Hardware(Handle):
         return cls(_ptr=out, **params)
 
     @classmethod
-    def callback(cls, fn, **params):
+    def callback(cls, fn: Callable[[int, int, int], Any], **params: float) -> "Hardware":
         """A target backed by ``fn(layer_index, weight_bits, act_bits) -> dict`` with at least
         "latency_s" (and optionally "energy_j", ...). Exceptions become MPQ_ERR_CALLBACK
         errors carrying the Python traceback text."""
+        if not callable(fn):
+            raise _lib.ArgumentTypeError("Hardware.callback: expected a callable (layer, "
+                                         "weight_bits, act_bits) -> dict, got %s"
+                                         % type(fn).__name__)
 
         def trampoline(user, model, layer, w, a, cost):
             try:
@@ -85,13 +97,13 @@ class Hardware(Handle):
         lib.mpq_hw_create_callback(byref(out), cfn, None)
         return cls(_ptr=out, _keep=(cfn,), **params)
 
-    def clone(self):
+    def clone(self) -> "Hardware":
         out = c_void_p()
         lib.mpq_hw_clone(byref(out), self)
         return Hardware(_ptr=out, _keep=self._keep)
 
     @property
-    def name(self):
+    def name(self) -> str:
         return lib.mpq_hw_get_name(self).decode()
 
     # -- parameters -----------------------------------------------------------------------
@@ -104,21 +116,16 @@ class Hardware(Handle):
         lib.mpq_hw_get_param(self, pid.value, byref(v))
         return v.value
 
-    def set_params(self, **params):
+    def set_params(self, **params: float) -> None:
         for key, value in params.items():
             self[key] = value
 
-    def params(self):
+    def params(self) -> Dict[str, Dict[str, Any]]:
         """{name: info dict with value, min, max, default, description} for this target."""
         out = {}
-        for i in range(64):
-            info = ParamInfo()
-            try:
-                lib.mpq_hw_param_info(self, i, byref(info))
-            except _lib.UnsupportedError:
+        for i, info in enumerate(_lib.walk_param_info(lib.mpq_hw_param_info, self)):
+            if info is None:  # a parameter of another target
                 continue
-            except _lib.InvalidArgumentError:
-                break
             d = _lib.param_info_dict(info)
             v = c_double()
             lib.mpq_hw_get_param(self, i, byref(v))
@@ -127,7 +134,7 @@ class Hardware(Handle):
         return out
 
     # -- costs ----------------------------------------------------------------------------
-    def cost(self, model, policy=None):
+    def cost(self, model: Model, policy: Optional[Policy] = None) -> Dict[str, float]:
         """Network totals of ``policy`` (all 8-bit when None) as a dict of the cost fields."""
         c = HwCost()
         if policy is None:
@@ -136,11 +143,12 @@ class Hardware(Handle):
             lib.mpq_hw_cost_total(self, model, policy, byref(c))
         return _cost_dict(c)
 
-    def reference(self, model):
+    def reference(self, model: Model) -> Dict[str, float]:
         """Totals of the reference policy (all 8-bit by default)."""
         return self.cost(model, None)
 
-    def layer_cost(self, model, layer, kernel_bits, act_bits):
+    def layer_cost(self, model: Model, layer: Union[int, str], kernel_bits: Any,
+                   act_bits: int) -> Dict[str, float]:
         """Costs of one layer for explicit per-kernel bits (int or array)."""
         i = model._index(layer)
         k = lib.mpq_model_get_layer_kernel_count(model, i)
@@ -151,7 +159,7 @@ class Hardware(Handle):
         lib.mpq_hw_layer_cost(self, model, i, ptr(bits), bits.size, int(act_bits), byref(c))
         return _cost_dict(c)
 
-    def evaluate(self, model, policy):
+    def evaluate(self, model: Model, policy: Policy) -> Dict[str, Any]:
         """Full evaluation: dict with "total", "reference", "ratio" (dicts) and "layers"."""
         lib.mpq_hw_evaluate(self, model, policy, self._result)
         t, r, q = HwCost(), HwCost(), HwCost()
@@ -179,7 +187,7 @@ class Hardware(Handle):
             rows.append(row)
         return rows
 
-    def layer_table(self, model, policy, as_array=False):
+    def layer_table(self, model: Model, policy: Policy, as_array: bool = False) -> Any:
         """Per-layer costs of ``policy`` and of the reference policy: a list of dicts, or with
         ``as_array=True`` a numpy structured array (fields layer, name, weight_bits_min/max,
         avg_weight_bits, act_bits, every cost field and ref_<cost field>)."""

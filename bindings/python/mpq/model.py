@@ -1,17 +1,25 @@
 """Models (layers, zoo, files), policies (bits per layer and per kernel) and the quantizer."""
 
+from __future__ import annotations
+
 import ctypes
 import json
 import os
 from ctypes import byref, c_double, c_float, c_int, c_int32, c_int64, c_size_t, c_uint8, c_void_p
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _lib
 from ._handle import Handle, as_f32, as_u8, ptr
 from ._lib import InvalidArgumentError, LayerShape, PolicyFigures, QuantError, lib
 
 LAYER_KINDS = {1: "conv", 2: "fc"}
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: A layer by index or name.
+Layer = Union[int, str]
 
 
 def _s(raw):
@@ -22,7 +30,7 @@ def _path(path):
     return os.fsencode(path)
 
 
-def zoo_names():
+def zoo_names() -> List[str]:
     """Names of the networks mpq_model_zoo() builds."""
     return [_s(lib.mpq_model_zoo_name(i)) for i in range(lib.mpq_model_zoo_count())]
 
@@ -44,30 +52,32 @@ class Model(Handle):
         self._own(_ptr, lib.mpq_model_destroy)
 
     @classmethod
-    def zoo(cls, name):
+    def zoo(cls, name: str) -> "Model":
         """A zoo network with ImageNet shapes: see :func:`zoo_names`."""
         out = c_void_p()
         lib.mpq_model_zoo(byref(out), name.encode())
         return cls(_ptr=out)
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: PathLike) -> "Model":
         """Loads a model written by :meth:`save` (shapes and weights)."""
         out = c_void_p()
         lib.mpq_model_load(byref(out), _path(path))
         return cls(_ptr=out)
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         lib.mpq_model_save(self, _path(path))
 
-    def clone(self):
+    def clone(self) -> "Model":
         out = c_void_p()
         lib.mpq_model_clone(byref(out), self)
         return Model(_ptr=out)
 
     # -- building -------------------------------------------------------------------------
-    def add_conv(self, name, in_channels, out_channels, kernel, stride=1, pad=0, groups=1,
-                 in_hw=(224, 224), bias=False, batchnorm=False):
+    def add_conv(self, name: str, in_channels: int, out_channels: int, kernel: int,
+                 stride: int = 1, pad: int = 0, groups: int = 1,
+                 in_hw: Tuple[int, int] = (224, 224), bias: bool = False,
+                 batchnorm: bool = False) -> int:
         """Appends a 2-D convolution (square kernel) whose input is ``in_hw`` = (h, w)."""
         shape = LayerShape()
         lib.mpq_layer_shape_set_conv(byref(shape), in_channels, out_channels, kernel, stride, pad,
@@ -77,7 +87,7 @@ class Model(Handle):
         lib.mpq_model_add_layer(self, name.encode(), byref(shape))
         return len(self) - 1
 
-    def add_fc(self, name, in_features, out_features, bias=True):
+    def add_fc(self, name: str, in_features: int, out_features: int, bias: bool = True) -> int:
         """Appends a fully connected layer."""
         shape = LayerShape()
         lib.mpq_layer_shape_set_fc(byref(shape), in_features, out_features)
@@ -85,7 +95,7 @@ class Model(Handle):
         lib.mpq_model_add_layer(self, name.encode(), byref(shape))
         return len(self) - 1
 
-    def add_layer(self, name, **fields):
+    def add_layer(self, name: str, **fields: Any) -> int:
         """Appends a layer from explicit ``mpq_layer_shape`` fields (kind="conv"/"fc", ...)."""
         shape = LayerShape()
         kind = fields.pop("kind", "conv")
@@ -100,12 +110,12 @@ class Model(Handle):
         lib.mpq_model_add_layer(self, name.encode(), byref(shape))
         return len(self) - 1
 
-    def set_batch(self, batch):
+    def set_batch(self, batch: int) -> None:
         lib.mpq_model_set_batch(self, batch)
 
     # -- queries --------------------------------------------------------------------------
     @property
-    def name(self):
+    def name(self) -> str:
         return _s(lib.mpq_model_get_name(self))
 
     def __len__(self):
@@ -122,10 +132,10 @@ class Model(Handle):
                                        % (layer, n))
         return layer % n
 
-    def layer_names(self):
+    def layer_names(self) -> List[str]:
         return [_s(lib.mpq_model_get_layer_name(self, i)) for i in range(len(self))]
 
-    def layer(self, layer):
+    def layer(self, layer: Layer) -> Dict[str, Any]:
         """Shape and counts of one layer (index or name) as a dict."""
         i = self._index(layer)
         shape = LayerShape()
@@ -140,16 +150,16 @@ class Model(Handle):
         return d
 
     @property
-    def layers(self):
+    def layers(self) -> List[Dict[str, Any]]:
         """Every layer as a dict (see :meth:`layer`)."""
         return [self.layer(i) for i in range(len(self))]
 
-    def kernel_counts(self):
+    def kernel_counts(self) -> np.ndarray:
         """Kernels (output channels) of every layer, as an int64 array."""
         return np.array([lib.mpq_model_get_layer_kernel_count(self, i) for i in range(len(self))],
                         dtype=np.int64)
 
-    def totals(self):
+    def totals(self) -> Dict[str, int]:
         """Dict of MACs, weights, kernels, biases (batch 1) and torchvision's parameter count."""
         v = [c_int64() for _ in range(4)]
         lib.mpq_model_get_totals(self, *[byref(x) for x in v])
@@ -159,14 +169,15 @@ class Model(Handle):
                 "biases": v[3].value, "params": params.value}
 
     # -- weights --------------------------------------------------------------------------
-    def set_weights(self, layer, weights, bias=None):
+    def set_weights(self, layer: Layer, weights: npt.ArrayLike,
+                    bias: Optional[npt.ArrayLike] = None) -> None:
         """Attaches float32 weights (copied; layout [out][in/groups][kh][kw]) and a bias."""
         i = self._index(layer)
         w = np.ascontiguousarray(weights, dtype=np.float32)
         b = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
         lib.mpq_model_set_weights(self, i, ptr(w), w.size, ptr(b), 0 if b is None else b.size)
 
-    def weights(self, layer):
+    def weights(self, layer: Layer) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
         """Copies of a layer's weights (shaped like the layer) and bias (or None)."""
         i = self._index(layer)
         w, wn = ctypes.POINTER(c_float)(), c_int64()
@@ -185,7 +196,7 @@ class Model(Handle):
         return weights, bias
 
     @property
-    def has_weights(self):
+    def has_weights(self) -> bool:
         return bool(lib.mpq_model_has_weights(self))
 
     def __repr__(self):
@@ -206,13 +217,14 @@ class Policy(Handle):
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def uniform(cls, model, weight_bits=8, act_bits=8):
+    def uniform(cls, model: Model, weight_bits: int = 8, act_bits: int = 8) -> "Policy":
         out = c_void_p()
         lib.mpq_policy_create_uniform(byref(out), model, weight_bits, act_bits)
         return cls(model, out)
 
     @classmethod
-    def layerwise(cls, model, weight_bits, act_bits):
+    def layerwise(cls, model: Model, weight_bits: npt.ArrayLike,
+                  act_bits: npt.ArrayLike) -> "Policy":
         """One weight width and one activation width per layer (sequences or arrays)."""
         n = len(model)
         w = as_u8(weight_bits, "weight_bits", n)
@@ -222,7 +234,7 @@ class Policy(Handle):
         return cls(model, out)
 
     @classmethod
-    def from_arrays(cls, model, kernel_bits, act_bits):
+    def from_arrays(cls, model: Model, kernel_bits: Any, act_bits: Any) -> "Policy":
         """Kernel-wise policy. ``kernel_bits`` is either one flat array of every kernel (layer 0
         first) or a list with one array per layer; ``act_bits`` one entry per layer (or an int)."""
         n = len(model)
@@ -239,14 +251,14 @@ class Policy(Handle):
         return cls(model, out)
 
     @classmethod
-    def from_spec(cls, model, spec):
+    def from_spec(cls, model: Model, spec: Union[str, PathLike]) -> "Policy":
         """"uniform:W,A" or a path to a policy JSON file (the command line's form)."""
         out = c_void_p()
         lib.mpq_policy_from_spec(byref(out), model, str(spec).encode())
         return cls(model, out)
 
     @classmethod
-    def from_json(cls, model, text):
+    def from_json(cls, model: Model, text: Union[str, bytes, Dict[str, Any]]) -> "Policy":
         """Parses the JSON policy format (a str, bytes or an already decoded dict)."""
         if isinstance(text, dict):
             text = json.dumps(text)
@@ -257,27 +269,27 @@ class Policy(Handle):
         return cls(model, out)
 
     @classmethod
-    def load(cls, model, path):
+    def load(cls, model: Model, path: PathLike) -> "Policy":
         out = c_void_p()
         lib.mpq_policy_load(byref(out), model, _path(path))
         return cls(model, out)
 
-    def clone(self):
+    def clone(self) -> "Policy":
         out = c_void_p()
         lib.mpq_policy_clone(byref(out), self)
         return Policy(self.model, out)
 
     # -- serialisation --------------------------------------------------------------------
-    def to_json(self):
+    def to_json(self) -> str:
         """The JSON text (format "mpq-policy")."""
         out = c_void_p()
         lib.mpq_policy_to_json(self, self.model, byref(out))
         return _lib.take_string(out)
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         return json.loads(self.to_json())
 
-    def save(self, path):
+    def save(self, path: PathLike) -> None:
         """Writes the JSON file atomically."""
         lib.mpq_policy_save(self, self.model, _path(path))
 
@@ -286,29 +298,29 @@ class Policy(Handle):
         return lib.mpq_policy_get_layer_count(self)
 
     @property
-    def kernel_count(self):
+    def kernel_count(self) -> int:
         return lib.mpq_policy_get_kernel_count(self)
 
     def _layer(self, layer):
         return self.model._index(layer)
 
-    def layer_kernel_bits(self, layer):
+    def layer_kernel_bits(self, layer: Layer) -> np.ndarray:
         """A copy of one layer's per-kernel weight bits (uint8 array)."""
         bits, count = ctypes.POINTER(c_uint8)(), c_int64()
         lib.mpq_policy_get_weight_bits(self, self._layer(layer), byref(bits), byref(count))
         return np.ctypeslib.as_array(bits, shape=(count.value,)).copy()
 
     @property
-    def kernel_bits(self):
+    def kernel_bits(self) -> List[np.ndarray]:
         """List with one uint8 array of per-kernel weight bits per layer (copies)."""
         return [self.layer_kernel_bits(i) for i in range(len(self))]
 
-    def flat_kernel_bits(self):
+    def flat_kernel_bits(self) -> np.ndarray:
         """Every kernel's bits, layer 0 first, as one uint8 array."""
         return np.concatenate(self.kernel_bits)
 
     @property
-    def act_bits(self):
+    def act_bits(self) -> np.ndarray:
         """Activation bits per layer (int array, a copy)."""
         out = np.empty(len(self), dtype=np.int32)
         b = c_int()
@@ -317,10 +329,10 @@ class Policy(Handle):
             out[i] = b.value
         return out
 
-    def set_act_bits(self, layer, bits):
+    def set_act_bits(self, layer: Layer, bits: int) -> None:
         lib.mpq_policy_set_act_bits(self, self._layer(layer), int(bits))
 
-    def set_kernel_bits(self, layer, bits):
+    def set_kernel_bits(self, layer: Layer, bits: Union[int, npt.ArrayLike]) -> None:
         """Sets a layer's kernels: an int (all kernels) or an array of per-kernel widths."""
         i = self._layer(layer)
         if np.ndim(bits) == 0:
@@ -329,32 +341,32 @@ class Policy(Handle):
             arr = as_u8(bits, "bits")
             lib.mpq_policy_set_kernel_bits_array(self, i, ptr(arr), arr.size)
 
-    def layer_avg_weight_bits(self, layer):
+    def layer_avg_weight_bits(self, layer: Layer) -> float:
         v = c_double()
         lib.mpq_policy_get_layer_avg_weight_bits(self, self._layer(layer), byref(v))
         return v.value
 
     @property
-    def avg_weight_bits(self):
+    def avg_weight_bits(self) -> float:
         """Mean weight bits weighted by weight count."""
         v = c_double()
         lib.mpq_policy_get_avg_weight_bits(self, self.model, byref(v))
         return v.value
 
-    def check_model(self, model):
+    def check_model(self, model: Model) -> None:
         lib.mpq_policy_check_model(self, model)
 
     @property
-    def hash(self):
+    def hash(self) -> int:
         return lib.mpq_policy_hash(self)
 
     @property
-    def figures(self):
+    def figures(self) -> Dict[str, float]:
         f = PolicyFigures()
         lib.mpq_policy_get_figures(self, byref(f))
         return f.as_dict()
 
-    def set_figures(self, **figures):
+    def set_figures(self, **figures: float) -> None:
         """Stores measured accuracy/latency/energy/area/size_bytes (NaN = not measured)."""
         f = PolicyFigures()
         lib.mpq_policy_get_figures(self, byref(f))
@@ -396,7 +408,7 @@ class Quantizer(Handle):
         for key, value in params.items():
             self.set_param(key, value)
 
-    def set_param(self, name, value):
+    def set_param(self, name: str, value: Union[str, float]) -> None:
         from .fakequant import CALIB
         if name == "method" and isinstance(value, str):
             value = QUANT_METHODS[value]
@@ -406,17 +418,18 @@ class Quantizer(Handle):
         lib.mpq_quantizer_param_find(name.encode(), byref(pid))
         lib.mpq_quantizer_set_param(self, pid.value, float(value))
 
-    def get_param(self, name):
+    def get_param(self, name: str) -> float:
         pid, v = c_int(), c_double()
         lib.mpq_quantizer_param_find(name.encode(), byref(pid))
         lib.mpq_quantizer_get_param(self, pid.value, byref(v))
         return v.value
 
-    def apply(self, policy, model=None):
+    def apply(self, policy: Policy, model: Optional[Model] = None) -> None:
         """Quantizes every layer under ``policy`` into the quantizer's buffers."""
         lib.mpq_quantizer_apply(self, model or self.model, policy)
 
-    def apply_layer(self, policy, layer, out=None, model=None):
+    def apply_layer(self, policy: Policy, layer: Layer, out: Optional[np.ndarray] = None,
+                    model: Optional[Model] = None) -> np.ndarray:
         """Quantizes one layer into ``out`` (a new float32 array when None) and returns it."""
         model = model or self.model
         i = model._index(layer)
@@ -430,13 +443,13 @@ class Quantizer(Handle):
         lib.mpq_quantizer_apply_layer(self, model, policy, i, ptr(out))
         return out
 
-    def weights(self, layer):
+    def weights(self, layer: Layer) -> np.ndarray:
         """A copy of a layer's quantized weights after :meth:`apply` (flat float32)."""
         w, n = ctypes.POINTER(c_float)(), c_int64()
         lib.mpq_quantizer_get_weights(self, self.model._index(layer), byref(w), byref(n))
         return np.ctypeslib.as_array(w, shape=(n.value,)).copy()
 
-    def scales(self, layer):
+    def scales(self, layer: Layer) -> Tuple[Optional[np.ndarray], np.ndarray]:
         """Per-kernel scales and zero points of a layer after :meth:`apply` (copies)."""
         i = self.model._index(layer)
         k = lib.mpq_model_get_layer_kernel_count(self.model, i)
@@ -446,7 +459,7 @@ class Quantizer(Handle):
         zp = np.ctypeslib.as_array(z, shape=(k,)).copy() if z else np.zeros(k, np.int32)
         return scale, zp
 
-    def error(self, layer):
+    def error(self, layer: Layer) -> Dict[str, float]:
         """Quantization error of a layer after :meth:`apply` (count, energies, mse, sqnr_db)."""
         e = QuantError()
         lib.mpq_quantizer_get_error(self, self.model, self.model._index(layer), byref(e))

@@ -1,22 +1,53 @@
 """Policy search (HAQ, AutoQ, baselines) with a Python evaluator and progress callback."""
 
+from __future__ import annotations
+
 import ctypes
+import inspect
 import os
+import sys
+import time
 import weakref
 from ctypes import byref, c_double, c_int, c_int64, c_void_p
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _lib
 from ._handle import Handle
-from ._lib import (SEARCH_RECORD_FIELDS, CancelledError, Error, HwCost, InvalidArgumentError,
-                   ParamInfo, SearchRecord, StateError, lib)
+from ._lib import (SEARCH_RECORD_FIELDS, ArgumentTypeError, CancelledError, Error, HwCost,
+                   InvalidArgumentError, SearchRecord, StateError, lib)
 from .model import Policy
 
-PARAM_COUNT = 40
+if TYPE_CHECKING:  # annotations only
+    from .hardware import Hardware
+    from .model import Model
+
 OBJECTIVES = {"resource": 0, "accuracy": 1}
 FIRST_LAST = {"free": 0, "haq": 1, "pinned": 2}
-RESOURCES = ("latency", "energy", "area", "size")
+
+PathLike = Union[str, "os.PathLike[str]"]
+#: a budget string, a (resource, fraction) pair or a bare fraction.
+Budget = Union[str, float, Tuple[Union[str, int], float]]
+
+
+def _walk_names(fn):
+    """Names a ``*_name(int)`` function gives from 0 until it answers "" (unknown value)."""
+    out = []
+    while True:
+        raw = fn(len(out))
+        if not raw:
+            return out
+        out.append(raw.decode())
+
+
+def resources() -> List[str]:
+    """Names of the budget resources, from the library."""
+    return _walk_names(lib.mpq_search_resource_name)
+
+
+def _param_infos(method_id):
+    return _lib.walk_param_info(lib.mpq_search_param_info, method_id)
 
 _NP_TYPES = {ctypes.c_int64: np.int64, ctypes.c_double: np.float64, ctypes.c_uint64: np.uint64,
              ctypes.c_int: np.int32}
@@ -30,9 +61,9 @@ def _record_dict(rec):
     return d
 
 
-def methods():
-    """Names of the search methods."""
-    return [lib.mpq_search_method_name(i).decode() for i in range(5)]
+def methods() -> List[str]:
+    """Names of the search methods, from the library."""
+    return _walk_names(lib.mpq_search_method_name)
 
 
 def _resource(value):
@@ -43,17 +74,118 @@ def _resource(value):
     return int(value)
 
 
-def search_params(method="haq"):
+def search_params(method: str = "haq") -> Dict[str, Dict[str, Any]]:
     """{name: info} of every search parameter with the method's defaults."""
     m = c_int()
     lib.mpq_search_method_from_name(method.encode(), byref(m))
     out = {}
-    for i in range(PARAM_COUNT):
-        info = ParamInfo()
-        lib.mpq_search_param_info(m.value, i, byref(info))
+    for info in _param_infos(m.value):
         d = _lib.param_info_dict(info)
         out[d.pop("name")] = d
     return out
+
+
+def _format_seconds(s: float) -> str:
+    if s != s or s < 0:  # NaN before the first episode
+        return "?"
+    s = int(round(s))
+    return "%dh%02dm" % (s // 3600, s // 60 % 60) if s >= 3600 else (
+        "%dm%02ds" % (s // 60, s % 60) if s >= 60 else "%ds" % s)
+
+
+class ProgressLine:
+    """The live one-line progress of ``Search(..., progress=True)``: episode, best accuracy and
+    reward so far, the episode's cost ratio, elapsed time and ETA, rewritten in place.
+
+    In a terminal the line is redrawn with a carriage return on ``stream`` (stderr); inside a
+    Jupyter kernel (IPython's ``display`` with ``display_id``) one output area is updated, so
+    the notebook shows a single line instead of one per episode. The line ends with a newline
+    when the run ends (``close()``)."""
+
+    def __init__(self, stream=None, min_interval: float = 0.1):
+        self.stream = stream if stream is not None else sys.stderr
+        self.min_interval = min_interval
+        self._last = 0.0
+        self._handle = None
+        self._open = False
+        self.text = ""
+        try:  # Jupyter: update one display area in place
+            from IPython import get_ipython  # type: ignore
+            from IPython.display import display  # type: ignore
+            shell = get_ipython()
+            if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+                self._display = display
+                self._jupyter = True
+            else:
+                self._jupyter = False
+        except ImportError:
+            self._jupyter = False
+
+    @staticmethod
+    def format(info: Dict[str, Any]) -> str:
+        rec = info.get("record") or {}
+        best = info["best_accuracy"]
+        parts = ["episode %d/%d" % (info["episode"] + 1, info["episodes"]),
+                 "best acc %s" % ("-" if best != best or best < 0 else "%.4f" % best),
+                 "reward %s" % ("-" if info["best_reward"] != info["best_reward"]
+                                else "%.4g" % info["best_reward"])]
+        if rec:
+            parts.append("this: acc %.4f lat %.3f%s" % (rec["accuracy"], rec["latency_ratio"],
+                                                         "" if rec["feasible"] else " infeasible"))
+        parts.append("elapsed %s" % _format_seconds(info["elapsed_s"]))
+        parts.append("ETA %s" % _format_seconds(info["eta_s"]))
+        return " | ".join(parts)
+
+    def __call__(self, info: Dict[str, Any]) -> None:
+        self.text = self.format(info)
+        now = time.monotonic()
+        last = info["episode"] + 1 >= info["episodes"]
+        if not last and now - self._last < self.min_interval:
+            return
+        self._last = now
+        if self._jupyter:
+            if self._handle is None:
+                self._handle = self._display({"text/plain": self.text}, raw=True,
+                                             display_id=True)
+            else:
+                self._handle.update({"text/plain": self.text}, raw=True)
+        else:
+            self.stream.write("\r\x1b[K" + self.text if _isatty(self.stream)
+                              else "\r" + self.text)
+            self.stream.flush()
+        self._open = True
+
+    def close(self) -> None:
+        if self._open and not self._jupyter:
+            self.stream.write("\n")
+            self.stream.flush()
+        self._open = False
+
+
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _check_callable(fn: Any, what: str, nargs: int, allow_none: bool = True) -> None:
+    """Refuses a callback of the wrong type when the search is built, not after an episode."""
+    if fn is None and allow_none:
+        return
+    if not callable(fn):
+        raise ArgumentTypeError("%s: expected a callable taking %d argument%s, got %s %r"
+                                % (what, nargs, "" if nargs == 1 else "s",
+                                   type(fn).__name__, fn))
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins and C functions: nothing to check
+        return
+    try:
+        sig.bind(*([None] * nargs))
+    except TypeError as exc:
+        raise ArgumentTypeError("%s: %r cannot be called with %d argument%s (%s)"
+                                % (what, fn, nargs, "" if nargs == 1 else "s", exc)) from None
 
 
 def _make_evaluator(ref):
@@ -131,23 +263,45 @@ class Search(Handle):
     ``Search(model, hardware, evaluator, method="haq", objective="resource",
     budget=("latency", 0.5), progress=None, log=None, **params)``
 
-    * ``evaluator(policy) -> accuracy in [0,1]``, called with an :class:`mpq.Policy`.
-    * ``progress(info) -> None | False``, after every episode; return False to stop.
+    * ``evaluator(policy) -> accuracy in [0,1]``, called with an :class:`mpq.Policy`
+      (or an :class:`mpq.BuiltinEvaluator`, or ``mpq.torch.evaluator(...)``). The search caches
+      accuracies by policy: an identical policy is evaluated once per search.
+    * ``progress``: ``True`` prints a live one-line progress (episode, best accuracy and
+      reward, ETA; one updating line in Jupyter too, see :class:`ProgressLine`); or a callable
+      ``progress(info) -> None | False`` called after every episode (return False to stop).
+    * ``log``: ``log(level, message)`` receives the library's log lines (level 0 error,
+      1 warning, 2 info, 3 debug), e.g. ``log=lambda lvl, msg: print(msg)``.
+    * Callbacks of the wrong type (not callable, wrong number of arguments) raise
+      :class:`mpq.ArgumentTypeError` (a ``TypeError``) here, not after the first episode.
     * ``budget``: a fraction of the all-8-bit cost (resource from ``budget_resource``), a
       ``(resource, fraction)`` pair or a string like ``"latency:0.5"``.
     * ``params``: any search parameter by name (``episodes=50``, ``seed=1``, ``w_max_bits=8``;
-      ``first_last`` and ``budget_resource`` also accept names).
+      ``first_last`` and ``budget_resource`` also accept names). Defaults are the papers'
+      (:func:`mpq.search_params` lists them with sources). Two matter on small runs:
+      ``first_last`` ("haq": the first and last layer go to 8/8 when the budget wall lowers a
+      policy, which can make a tight budget infeasible on a small network; "free" searches them
+      too) and ``warmup`` (HAQ plays 20 random episodes before its agent acts, so a run of 20
+      episodes or fewer is random search: lower it with the episode count).
 
     An exception raised by a callback stops the search cleanly and is re-raised by
     :meth:`run` / :meth:`step` with its original traceback; a KeyboardInterrupt cancels the
     search (the history so far is kept) and is re-raised likewise.
     """
 
-    def __init__(self, model, hardware, evaluator, method="haq", objective=None, budget=None,
-                 progress=None, log=None, **params):
-        if not callable(evaluator):
-            raise InvalidArgumentError("evaluator: expected a callable policy -> accuracy")
+    def __init__(self, model: Model, hardware: Hardware, evaluator: Callable[[Policy], float],
+                 method: str = "haq", objective: Union[str, int, None] = None,
+                 budget: Optional[Budget] = None,
+                 progress: Union[bool, Callable[[Dict[str, Any]], Any], None] = None,
+                 log: Optional[Callable[[int, str], Any]] = None, **params: Any):
         builtin = hasattr(evaluator, "c_callback")
+        if not builtin:
+            _check_callable(evaluator, "evaluator", 1, allow_none=False)
+        if progress is True:
+            progress = ProgressLine()
+        elif progress is False:
+            progress = None
+        _check_callable(progress, "progress", 1)
+        _check_callable(log, "log", 2)
         m = c_int()
         lib.mpq_search_method_from_name(str(method).encode(), byref(m))
         self.model = model
@@ -185,10 +339,10 @@ class Search(Handle):
 
     # -- parameters -----------------------------------------------------------------------
     @property
-    def method(self):
+    def method(self) -> str:
         return lib.mpq_search_method_name(self._method_id()).decode()
 
-    def _method_id(self):
+    def _method_id(self) -> int:
         method = c_int()
         lib.mpq_search_get_method(self, byref(method))
         return method.value
@@ -210,22 +364,20 @@ class Search(Handle):
         lib.mpq_search_get_param(self, pid.value, byref(v))
         return v.value
 
-    def set_params(self, **params):
+    def set_params(self, **params: Any) -> None:
         for key, value in params.items():
             self[key] = value
 
-    def params(self):
+    def params(self) -> Dict[str, float]:
         """{name: current value} of every parameter."""
         out = {}
         v = c_double()
-        for i in range(PARAM_COUNT):
-            info = ParamInfo()
-            lib.mpq_search_param_info(self._method_id(), i, byref(info))
+        for i, info in enumerate(_param_infos(self._method_id())):
             lib.mpq_search_get_param(self, i, byref(v))
             out[info.name.decode()] = v.value
         return out
 
-    def set_budget(self, budget, resource=None):
+    def set_budget(self, budget: Budget, resource: Union[str, int, None] = None) -> None:
         """Resource-constrained objective: ``resource <= fraction x all-8-bit``."""
         if isinstance(budget, str):
             r, f = c_int(), c_double()
@@ -239,7 +391,7 @@ class Search(Handle):
                 resource = int(self["budget_resource"])
         lib.mpq_search_set_budget(self, _resource(resource), float(fraction))
 
-    def set_checkpoint(self, path):
+    def set_checkpoint(self, path: Optional[PathLike]) -> None:
         lib.mpq_search_set_checkpoint(self, None if path is None else os.fsencode(path))
 
     # -- running --------------------------------------------------------------------------
@@ -251,6 +403,10 @@ class Search(Handle):
             fn(self)
         except Error as err:
             failure = err
+        finally:
+            if isinstance(self._progress, ProgressLine) and (
+                    fn is not lib.mpq_search_step or lib.mpq_search_is_finished(self)):
+                self._progress.close()
         pending, self._pending = self._pending, None
         if pending is not None:  # a callback raised: re-raise its exception, traceback and all
             if failure is not None:
@@ -265,11 +421,11 @@ class Search(Handle):
             return False
         raise failure
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Checks the configuration and computes the reference costs (and accuracy)."""
         self._call(lib.mpq_search_prepare)
 
-    def run(self, episodes=None):
+    def run(self, episodes: Optional[int] = None) -> Optional[Policy]:
         """Plays the episodes; returns the best policy (None if no feasible episode).
 
         A progress callback returning False or the ``time_limit`` stops early (then
@@ -280,7 +436,7 @@ class Search(Handle):
         self._call(lib.mpq_search_run)
         return self.best_policy
 
-    def step(self):
+    def step(self) -> Optional[Dict[str, Any]]:
         """Plays one episode and returns its history row, or None when all were played."""
         if lib.mpq_search_is_finished(self):
             return None
@@ -290,39 +446,39 @@ class Search(Handle):
         return self.history_row(len(self) - 1) if len(self) > before else None
 
     @property
-    def finished(self):
+    def finished(self) -> bool:
         return bool(lib.mpq_search_is_finished(self))
 
     # -- results --------------------------------------------------------------------------
     def __len__(self):
         return lib.mpq_search_get_history_count(self)
 
-    def history_row(self, index):
+    def history_row(self, index: int) -> Dict[str, Any]:
         rec = SearchRecord()
         lib.mpq_search_get_record(self, int(index), byref(rec))
         return _record_dict(rec)
 
     @property
-    def history(self):
+    def history(self) -> List[Dict[str, Any]]:
         """Every episode as a dict (see ``mpq_search_record``)."""
         return [self.history_row(i) for i in range(len(self))]
 
-    def history_array(self):
+    def history_array(self) -> np.ndarray:
         """The history as a numpy structured array (one field per record field)."""
         rows = self.history
         return np.array([tuple(r[n] for n in HISTORY_DTYPE.names) for r in rows],
                         dtype=HISTORY_DTYPE)
 
-    def history_csv(self):
+    def history_csv(self) -> str:
         out = c_void_p()
         lib.mpq_search_history_csv(self, byref(out))
         return _lib.take_string(out)
 
-    def save_history(self, path):
+    def save_history(self, path: PathLike) -> None:
         lib.mpq_search_save_history(self, os.fsencode(path))
 
     @property
-    def best(self):
+    def best(self) -> Optional[Tuple[Policy, Dict[str, Any]]]:
         """(policy, record) of the best feasible episode, or None before there is one."""
         pol, rec = c_void_p(), SearchRecord()
         try:
@@ -334,7 +490,7 @@ class Search(Handle):
         return Policy(self.model, out), _record_dict(rec)
 
     @property
-    def top(self):
+    def top(self) -> List[Tuple[Policy, Dict[str, Any]]]:
         """[(policy, record)] of the best distinct feasible policies by reward (at most
         ``keep_top``), best first: candidates to re-evaluate on more data."""
         out = []
@@ -347,16 +503,16 @@ class Search(Handle):
         return out
 
     @property
-    def best_policy(self):
+    def best_policy(self) -> Optional[Policy]:
         b = self.best
         return None if b is None else b[0]
 
     @property
-    def best_record(self):
+    def best_record(self) -> Optional[Dict[str, Any]]:
         b = self.best
         return None if b is None else b[1]
 
-    def pareto(self, resource="latency"):
+    def pareto(self, resource: str = "latency") -> List[Dict[str, Any]]:
         """History rows on the accuracy / ``resource`` Pareto front, by increasing cost."""
         idx, n = ctypes.POINTER(c_int64)(), c_int64()
         lib.mpq_search_get_pareto(self, _resource(resource), byref(idx), byref(n))
@@ -367,26 +523,66 @@ class Search(Handle):
                 lib.mpq_free(ctypes.cast(idx, c_void_p))
         return [self.history_row(i) for i in indices]
 
-    def pareto_csv(self):
+    def plot_pareto(self, resource: str = "latency", ax: Any = None) -> Any:
+        """Scatter of every episode (accuracy against ``resource`` ratio to all-8-bit) with the
+        Pareto front as a step line and the best policy marked; returns the matplotlib axes.
+        ``ax=None`` draws into a new figure (needs matplotlib: ``apt-get install
+        python3-matplotlib``); any object with matplotlib's ``scatter``/``step``/``set_*``
+        methods can be passed."""
+        if ax is None:
+            try:
+                import matplotlib.pyplot as plt  # type: ignore
+            except ImportError:
+                raise ImportError("Search.plot_pareto needs matplotlib (Debian: apt-get install "
+                                  "python3-matplotlib), or pass ax=") from None
+            _, ax = plt.subplots()
+        key = resource + "_ratio"
+        rows = self.history
+        if rows and key not in rows[0]:
+            raise InvalidArgumentError("plot_pareto: unknown resource '%s' (valid: %s)"
+                                       % (resource, ", ".join(resources())))
+        feas = [r for r in rows if r["feasible"]]
+        infeas = [r for r in rows if not r["feasible"]]
+        if feas:
+            ax.scatter([r[key] for r in feas], [r["accuracy"] for r in feas], s=12,
+                       color="tab:blue", alpha=0.5, label="episodes")
+        if infeas:
+            ax.scatter([r[key] for r in infeas], [r["accuracy"] for r in infeas], s=12,
+                       color="tab:gray", marker="x", alpha=0.5, label="over budget")
+        front = self.pareto(resource)
+        if front:
+            ax.step([r[key] for r in front], [r["accuracy"] for r in front], where="post",
+                    color="tab:red", label="Pareto front")
+        best = self.best_record
+        if best is not None:
+            ax.scatter([best[key]], [best["accuracy"]], s=80, marker="*", color="tab:orange",
+                       label="best (%s)" % self.method, zorder=3)
+        ax.set_xlabel("%s / all-8-bit" % resource)
+        ax.set_ylabel("accuracy")
+        ax.set_title("%s on %s / %s" % (self.method, self.model.name, self.hardware.name))
+        ax.legend()
+        return ax
+
+    def pareto_csv(self) -> str:
         out = c_void_p()
         lib.mpq_search_pareto_csv(self, byref(out))
         return _lib.take_string(out)
 
     @property
-    def reference_cost(self):
+    def reference_cost(self) -> Dict[str, float]:
         c = HwCost()
         lib.mpq_search_get_reference_cost(self, byref(c))
         return {f: getattr(c, f) for f in _lib.HW_COST_FIELDS}
 
     @property
-    def reference_accuracy(self):
+    def reference_accuracy(self) -> float:
         return lib.mpq_search_get_reference_accuracy(self)
 
     # -- checkpoints ----------------------------------------------------------------------
-    def save_checkpoint(self, path):
+    def save_checkpoint(self, path: PathLike) -> None:
         lib.mpq_search_save_checkpoint(self, os.fsencode(path))
 
-    def resume(self, path):
+    def resume(self, path: PathLike) -> None:
         lib.mpq_search_resume(self, os.fsencode(path))
 
     def __repr__(self):

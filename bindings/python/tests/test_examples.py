@@ -72,3 +72,19 @@ def test_notebook_runs(tmp_path):
     assert (tmp_path / "nb_policy.json").exists()
     if not nbconvert:
         assert "test accuracy" in r.stdout and "Pareto" not in r.stderr
+
+
+def test_torch_search_quick(tmp_path):
+    """examples/python/torch_search.py: the mpq.torch flow (describe, evaluator, HAQ and
+    AutoQ, quantized) in under 80 lines."""
+    script = EXAMPLES / "torch_search.py"
+    assert len(script.read_text().splitlines()) < 80
+    r = subprocess.run([sys.executable, str(script), "--quick"], env=env(), cwd=str(tmp_path),
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for method in ("haq", "autoq"):
+        line = next(l for l in r.stdout.splitlines() if l.startswith(method + ":"))
+        ratio = float(line.split(" at ")[1].split(" x ")[0])
+        assert ratio <= 0.5 + 1e-9, line  # within the latency budget
+    assert "autoq policy, test top-1" in r.stdout and "float model, test top-1" in r.stdout
+    assert "episode 4/4" in r.stderr  # progress=True
