@@ -428,7 +428,7 @@ _PROTOTYPES = {
     "mpq_dataset_create_memory": (S, [P(vp), vp, vp, c_int64, c_int64, c_int32, c_int32,
                                       c_int32, c_int64]),
     "mpq_net_create": (S, [P(vp), c_int32, c_int32, c_int32, c_int32, c_uint64]),
-    "mpq_net_layer_init": (S, [P(NetLayer), c_int]),
+    "mpq_net_layer_defaults": (S, [P(NetLayer), c_int]),
     "mpq_net_add": (S, [vp, c_char_p, P(NetLayer), P(c_int32)]),
     "mpq_net_get_layer_count": (c_size_t, [vp]),
     "mpq_net_forward": (S, [vp, vp, c_int32, vp]),

@@ -148,11 +148,11 @@ class Net(Handle):
     def add(self, name: str, op: str, input: Optional[int] = None, **fields) -> int:
         """Appends a layer: ``op`` one of :data:`NET_OPS` ("conv", "fc", "batchnorm", "relu",
         ...), fields of ``mpq_net_layer`` (out_channels, kernel, stride, pad, groups, bias,
-        input2) over mpq_net_layer_init()'s defaults; returns its index."""
+        input2) over mpq_net_layer_defaults()'s defaults; returns its index."""
         if op not in NET_OPS:
             raise InvalidArgumentError("op: '%s' (valid: %s)" % (op, ", ".join(NET_OPS)))
         layer = NetLayer()
-        lib.mpq_net_layer_init(byref(layer), NET_OPS[op])
+        lib.mpq_net_layer_defaults(byref(layer), NET_OPS[op])
         if input is not None:
             layer.input = int(input)
         for key, value in fields.items():
