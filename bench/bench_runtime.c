@@ -1,6 +1,7 @@
 /* Runtime throughput: inference and training images/s and achieved GFLOP/s of the demo network,
  * float, fake-quantized and real int8 (inference), against oneDNN's sgemm measured in the same
- * run.
+ * run; then the built-in evaluator's images/s per policy (what a search spends its time on),
+ * against a memcpy of the same images measured in the same run.
  * Usage: bench-runtime [network] [seconds per measurement]   (defaults: fashion-cnn 2) */
 #include <math.h>
 #include <stdio.h>
@@ -86,6 +87,101 @@ static double measure(mpq_net *net, int train, double seconds)
     return (double)iters * bs / t;
 }
 
+/* A different policy at every call (kernel k < 16 of the first layer takes 4 or 8 bits from bit k
+ * of @p i; everything else w6a8), so that the evaluator's cache never answers. */
+static mpq_policy *nth_policy(const mpq_model *m, unsigned i)
+{
+    mpq_policy *pol;
+    if (mpq_policy_create_uniform(&pol, m, 6, 8) != MPQ_OK)
+        return NULL;
+    for (int k = 0; k < 16; k++)
+        mpq_policy_set_kernel_bits(pol, 0, k, (i >> k) & 1 ? 8 : 4);
+    return pol;
+}
+
+/* Evaluations of distinct policies for @p seconds: validation images (plus fine-tune images) per
+ * second. */
+static double measure_evaluator(mpq_evaluator *ev, int64_t val, int64_t ft_images, double seconds,
+                                unsigned *next)
+{
+    const mpq_model *m = mpq_evaluator_model(ev);
+    long evals = 0;
+    double t0 = 0, t = 0;
+    for (int warm = 1; warm >= 0; warm--) {
+        evals = 0;
+        t0 = now();
+        do {
+            mpq_policy *pol = nth_policy(m, (*next)++);
+            double acc;
+            int ok = pol && mpq_evaluator_evaluate(ev, pol, &acc) == MPQ_OK;
+            mpq_policy_destroy(pol);
+            if (!ok)
+                return NAN;
+            evals++;
+            t = now() - t0;
+        } while (t < (warm ? 0.3 : seconds));
+    }
+    return (double)evals * (double)(val + ft_images) / t;
+}
+
+static void bench_evaluator(const char *name, double seconds)
+{
+    /* Synthetic 28x28 images: the timing does not depend on what they show. */
+    const int64_t train = 2048, test = 16, val = 1000;
+    size_t per = 28 * 28;
+    uint8_t *img = malloc((size_t)(train + test) * per), *lab = malloc((size_t)(train + test));
+    float *f = malloc(128 * per * sizeof(float)), *g = malloc(128 * per * sizeof(float));
+    if (!img || !lab || !f || !g)
+        exit(1);
+    for (size_t i = 0; i < (size_t)(train + test) * per; i++)
+        img[i] = (uint8_t)((i * 2654435761u) >> 24);
+    for (int64_t i = 0; i < train + test; i++)
+        lab[i] = (uint8_t)(i % 10);
+    for (size_t i = 0; i < 128 * per; i++)
+        f[i] = (float)img[i] / 255.0f;
+    /* Baseline: copying a 128-image float batch (what filling a batch at least costs). */
+    long reps = 0;
+    double t0 = now(), t;
+    do {
+        memcpy(g, f, 128 * per * sizeof(float));
+        f[reps % (128 * per)] += g[(reps * 7) % (128 * per)] * 1e-30f;
+        reps++;
+        t = now() - t0;
+    } while (t < seconds);
+    double copy_ips = (double)reps * 128.0 / t;
+    mpq_dataset *ds = NULL;
+    mpq_net *net = NULL;
+    mpq_evaluator *ev = NULL;
+    if (mpq_dataset_create_memory(&ds, img, lab, train, test, 1, 28, 28, val) != MPQ_OK ||
+        mpq_net_create_named(&net, name, 1) != MPQ_OK ||
+        mpq_evaluator_create(&ev, net, ds, 1) != MPQ_OK) {
+        fprintf(stderr, "bench-runtime: %s\n", mpq_last_error());
+        exit(1);
+    }
+    printf("\nevaluator (%lld validation images per policy, batch 128, a new policy every call);"
+           "\nbaseline memcpy of a 128-image f32 batch: %.0f images/s\n",
+           (long long)val, copy_ips);
+    printf("%-26s %12s %12s %12s\n", "evaluator", "policies/s", "images/s", "vs memcpy");
+    unsigned next = 0;
+    const int64_t ft[2] = {0, 8};
+    for (int k = 0; k < 2; k++) {
+        mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, (double)ft[k]);
+        double ips = measure_evaluator(ev, val, ft[k] * 128, seconds, &next);
+        char label[40];
+        snprintf(label, sizeof label, ft[k] ? "fine-tune %lld batches" : "no fine-tune",
+                 (long long)ft[k]);
+        printf("%-26s %12.2f %12.0f %12.5f\n", label, ips / (double)(val + ft[k] * 128), ips,
+               ips / copy_ips);
+    }
+    mpq_evaluator_destroy(ev);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+    free(img);
+    free(lab);
+    free(f);
+    free(g);
+}
+
 int main(int argc, char **argv)
 {
     const char *name = argc > 1 ? argv[1] : "fashion-cnn";
@@ -134,5 +230,6 @@ int main(int argc, char **argv)
     }
     mpq_model_destroy(m);
     mpq_net_destroy(net);
+    bench_evaluator(name, seconds);
     return 0;
 }

@@ -1697,6 +1697,241 @@ START_TEST(int8_agrees_with_fake_quant)
 }
 END_TEST
 
+/* ---- outputs kept bit for bit across the runtime's refactoring -------------------------------- */
+
+/* Records compared bit for bit with tests/data/runtime-golden.bin, which the runtime as it was
+ * before issue 16 part 4 (int8 through a flag of the float forward, weights re-quantized on every
+ * batch) wrote with MPQ_WRITE_GOLDEN=<path>: float, fake-quant and int8 logits, trained and
+ * fine-tuned parameters, evaluator accuracies. oneDNN picks its kernels (and so its float
+ * rounding) by instruction set: the file was written with AVX2 kernels, so the test caps oneDNN
+ * at AVX2 and skips the comparison on a CPU without AVX2. */
+typedef struct golden {
+    FILE *f;
+    int write;
+} golden;
+
+static void golden_record(golden *g, const char *tag, const void *v, uint32_t n)
+{
+    char name[32] = {0};
+    snprintf(name, sizeof name, "%s", tag);
+    if (g->write) {
+        ck_assert(fwrite(name, 1, 32, g->f) == 32 && fwrite(&n, 4, 1, g->f) == 1 &&
+                  fwrite(v, 4, n, g->f) == n);
+        return;
+    }
+    char got[32];
+    uint32_t gn;
+    ck_assert_msg(fread(got, 1, 32, g->f) == 32 && fread(&gn, 4, 1, g->f) == 1,
+                  "golden file ends before '%s'", tag);
+    ck_assert_msg(memcmp(got, name, 32) == 0 && gn == n, "golden record '%.32s' (%u values), "
+                  "test writes '%s' (%u)", got, gn, tag, n);
+    uint32_t *ref = malloc((size_t)n * 4);
+    ck_assert(fread(ref, 4, n, g->f) == n);
+    const uint32_t *cur = v;
+    for (uint32_t i = 0; i < n; i++) {
+        float a, b;
+        memcpy(&a, &cur[i], 4);
+        memcpy(&b, &ref[i], 4);
+        ck_assert_msg(cur[i] == ref[i], "%s[%u]: %.9g (0x%08x), stored %.9g (0x%08x)", tag, i,
+                      (double)a, cur[i], (double)b, ref[i]);
+    }
+    free(ref);
+}
+
+static void golden_double(golden *g, const char *tag, double d)
+{
+    golden_record(g, tag, &d, 2);
+}
+
+/* Every parameter and running statistic, as one CRC-32 per array kind. */
+static void golden_params(golden *g, const char *tag, const mpq_net *net)
+{
+    uint32_t crc[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < net->count; i++) {
+        const rt_layer *l = &net->layers[i];
+        if (l->nw)
+            crc[0] = (uint32_t)crc32(crc[0], (const Bytef *)l->w, (uInt)(l->nw * 4));
+        if (l->nb)
+            crc[1] = (uint32_t)crc32(crc[1], (const Bytef *)l->b, (uInt)(l->nb * 4));
+        if (l->run_mean) {
+            crc[2] = (uint32_t)crc32(crc[2], (const Bytef *)l->run_mean, (uInt)(l->nw * 4));
+            crc[3] = (uint32_t)crc32(crc[3], (const Bytef *)l->run_var, (uInt)(l->nw * 4));
+        }
+    }
+    golden_record(g, tag, crc, 4);
+}
+
+/* Logits of the first plan batch of @p x (batch_size images, NHWC) through the int8 path. */
+static void golden_int8_logits(mpq_net *net, const float *x, float *logits)
+{
+    int32_t bs = (int32_t)net->param[MPQ_NET_BATCH_SIZE];
+    rt_plan *p;
+    ck_assert_int_eq(rt_plan_get(net, bs, 0, &p), MPQ_OK);
+    memcpy(p->input, x, (size_t)bs * net->in_c * net->in_h * net->in_w * sizeof(float));
+    rt_i8 *q;
+    ck_assert_int_eq(rt_i8_create(net, p, &q), MPQ_OK);
+    p->i8 = q;
+    ck_assert_int_eq(rt_forward(net, p, 0, NULL, NULL), MPQ_OK);
+    p->i8 = NULL;
+    rt_i8_destroy(q);
+    memcpy(logits, p->l[net->count - 1].out, (size_t)bs * net->classes * sizeof(float));
+}
+
+/* 2x6x6 images of 3 classes (the label picks the brighter channel and a corner). */
+static mpq_dataset *synthetic_small(int64_t train, int64_t test, int64_t val, uint32_t seed)
+{
+    int64_t n = train + test;
+    uint8_t *img = malloc((size_t)n * 72), *lab = malloc((size_t)n);
+    uint32_t s = seed;
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)(i % 3);
+        lab[i] = (uint8_t)c;
+        for (int k = 0; k < 72; k++) {
+            s = s * 1664525u + 1013904223u;
+            int ch = k / 36, r = (k % 36) / 6, col = k % 6;
+            int lit = (c == 0 && ch == 0) || (c == 1 && ch == 1 && r < 3) ||
+                      (c == 2 && col >= 3);
+            img[i * 72 + k] = (uint8_t)((lit ? 150 : 0) + (int)(s >> 26));
+        }
+    }
+    mpq_dataset *ds;
+    ck_assert_int_eq(mpq_dataset_create_memory(&ds, img, lab, train, test, 2, 6, 6, val), MPQ_OK);
+    free(img);
+    free(lab);
+    return ds;
+}
+
+static void golden_small(golden *g)
+{
+    mpq_dataset *ds = synthetic_small(64, 16, 16, 5);
+    mpq_net *net = small_net(31);
+    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 8);
+    mpq_net_set_param(net, MPQ_NET_EPOCHS, 1);
+    mpq_net_set_param(net, MPQ_NET_LR, 0.05);
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 4);
+    double loss;
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, &loss), MPQ_OK);
+    golden_double(g, "small.train.loss", loss);
+    golden_params(g, "small.train.params", net);
+    ck_assert_int_eq(mpq_net_calibrate(net, ds, 2, MPQ_CALIB_MINMAX), MPQ_OK);
+    /* 12 images: a full batch of 8 and a padded one (C x H x W for mpq_net_forward). */
+    float x[12 * 72], logits[12 * 3], nhwc[8 * 72];
+    uint32_t seed = 99;
+    fill_uniform(x, 12 * 72, -0.2f, 1.2f, &seed);
+    to_nhwc(x, nhwc, 8, 2, 6, 6);
+    ck_assert_int_eq(mpq_net_forward(net, x, 12, logits), MPQ_OK);
+    golden_record(g, "small.float.logits", logits, 36);
+    mpq_model *m;
+    ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
+    mpq_policy *pols[3] = {mixed_policy(m), NULL, NULL};
+    ck_assert_int_eq(mpq_policy_create_uniform(&pols[1], m, 2, 32), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_create_uniform(&pols[2], m, 4, 4), MPQ_OK);
+    const char *pname[3] = {"mixed", "w2", "w4a4"};
+    for (int k = 0; k < 3; k++) {
+        char tag[32];
+        ck_assert_int_eq(mpq_net_set_policy(net, pols[k]), MPQ_OK);
+        ck_assert_int_eq(mpq_net_forward(net, x, 12, logits), MPQ_OK);
+        snprintf(tag, sizeof tag, "small.%s.fq.logits", pname[k]);
+        golden_record(g, tag, logits, 36);
+        if (k != 1) {
+            golden_int8_logits(net, nhwc, logits);
+            snprintf(tag, sizeof tag, "small.%s.i8.logits", pname[k]);
+            golden_record(g, tag, logits, 24);
+        }
+    }
+    /* STE fine-tune under the mixed policy, then the same outputs again. */
+    ck_assert_int_eq(mpq_net_set_policy(net, pols[0]), MPQ_OK);
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 5);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, &loss), MPQ_OK);
+    golden_double(g, "small.ste.loss", loss);
+    golden_params(g, "small.ste.params", net);
+    ck_assert_int_eq(mpq_net_forward(net, x, 12, logits), MPQ_OK);
+    golden_record(g, "small.ste.fq.logits", logits, 36);
+    golden_int8_logits(net, nhwc, logits);
+    golden_record(g, "small.ste.i8.logits", logits, 24);
+    ck_assert_int_eq(mpq_net_set_policy(net, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_net_forward(net, x, 12, logits), MPQ_OK);
+    golden_record(g, "small.ste.float.logits", logits, 36);
+    for (int k = 0; k < 3; k++)
+        mpq_policy_destroy(pols[k]);
+    mpq_model_destroy(m);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+
+static void golden_evaluator(golden *g)
+{
+    mpq_dataset *ds = synthetic(160, 16, 32, 9);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 3), MPQ_OK);
+    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 16);
+    mpq_net_set_param(net, MPQ_NET_EPOCHS, 1);
+    mpq_net_set_param(net, MPQ_NET_LR, 0.05);
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 6);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+    golden_params(g, "tiny.train.params", net);
+    mpq_evaluator *ev;
+    ck_assert_int_eq(mpq_evaluator_create(&ev, net, ds, 7), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_BATCH_SIZE, 16), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_CALIB_BATCHES, 2), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, 3), MPQ_OK);
+    const mpq_model *m = mpq_evaluator_model(ev);
+    mpq_policy *pols[3] = {NULL, mixed_policy(m), NULL};
+    ck_assert_int_eq(mpq_policy_create_uniform(&pols[2], m, 4, 4), MPQ_OK);
+    for (int k = 0; k < 3; k++) {
+        char tag[32];
+        double acc;
+        ck_assert_int_eq(mpq_evaluator_evaluate(ev, pols[k], &acc), MPQ_OK);
+        snprintf(tag, sizeof tag, "tiny.eval.%d", k);
+        golden_double(g, tag, acc);
+    }
+    mpq_net *tuned;
+    double acc;
+    ck_assert_int_eq(mpq_evaluator_finetune(ev, pols[1], 1, MPQ_SPLIT_VAL, &acc, &tuned), MPQ_OK);
+    golden_double(g, "tiny.finetune.acc", acc);
+    golden_params(g, "tiny.finetune.params", tuned);
+    float x[16 * 784], nhwc[16 * 784], logits[16 * 10];
+    uint32_t seed = 5;
+    fill_uniform(x, 16 * 784, 0.0f, 1.0f, &seed);
+    to_nhwc(x, nhwc, 16, 1, 28, 28);
+    ck_assert_int_eq(mpq_net_forward(tuned, x, 16, logits), MPQ_OK);
+    golden_record(g, "tiny.finetune.fq.logits", logits, 160);
+    golden_int8_logits(tuned, nhwc, logits);
+    golden_record(g, "tiny.finetune.i8.logits", logits, 160);
+    mpq_int8_report r = {sizeof r, 0, 0, 0, 0, 0, 0, 0, 0};
+    ck_assert_int_eq(mpq_evaluator_evaluate_int8(ev, pols[2], MPQ_SPLIT_VAL, 32, &r), MPQ_OK);
+    golden_double(g, "tiny.int8.acc", r.accuracy);
+    golden_double(g, "tiny.int8.fq.acc", r.fakequant_accuracy);
+    golden_double(g, "tiny.int8.agreement", r.agreement);
+    for (int k = 0; k < 3; k++)
+        mpq_policy_destroy(pols[k]);
+    mpq_net_destroy(tuned);
+    mpq_evaluator_destroy(ev);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+
+START_TEST(outputs_match_stored_reference)
+{
+    const char *out = getenv("MPQ_WRITE_GOLDEN");
+    /* Before any primitive exists (each Check test runs in its own process, except under
+     * valgrind's CK_FORK=no, where the effective ISA below decides). */
+    dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2);
+    if (dnnl_get_effective_cpu_isa() != dnnl_cpu_isa_avx2) {
+        fprintf(stderr, "outputs_match_stored_reference: oneDNN ISA is not AVX2; the stored "
+                        "reference does not apply (skipped)\n");
+        return;
+    }
+    golden g = {fopen(out ? out : data_path("runtime-golden.bin"), out ? "wb" : "rb"), out != NULL};
+    ck_assert_msg(g.f != NULL, "cannot open the golden file");
+    golden_small(&g);
+    golden_evaluator(&g);
+    if (!g.write)
+        ck_assert_msg(fgetc(g.f) == EOF, "golden file has records this test does not write");
+    fclose(g.f);
+}
+END_TEST
+
 /* ---- slow: the demo target (MPQ_SLOW_TESTS=1) -------------------------------------------- */
 
 START_TEST(fashion_cnn_reaches_target)
@@ -1896,6 +2131,7 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, weights_through_quantizer_match_fakequant);
     tcase_add_test(tc, int8_matches_integer_reference);
     tcase_add_test(tc, int8_agrees_with_fake_quant);
+    tcase_add_test(tc, outputs_match_stored_reference);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 600);
