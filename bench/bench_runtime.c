@@ -53,8 +53,8 @@ static double measure(mpq_net *net, int train, double seconds)
     if (rt_plan_get(net, bs, train == 1, &p) != MPQ_OK ||
         (train == 2 && rt_i8_create(net, p, &q) != MPQ_OK))
         return NAN;
-    p->i8 = q;
-    if (train == 2)
+    int int8 = train == 2;
+    if (int8)
         train = 0;
     size_t per = (size_t)net->in_c * net->in_h * net->in_w;
     for (size_t i = 0; i < per * (size_t)bs; i++)
@@ -68,13 +68,13 @@ static double measure(mpq_net *net, int train, double seconds)
         iters = 0;
         t0 = now();
         do {
-            int ok = rt_forward(net, p, train, NULL, NULL) == MPQ_OK;
+            int ok = (int8 ? rt_i8_forward(net, p, q) : rt_forward(net, p, train, NULL, NULL)) ==
+                     MPQ_OK;
             if (ok && train) {
                 rt_loss(net, p, labels, 1, NULL);
                 ok = rt_backward(net, p) == MPQ_OK;
             }
             if (!ok) {
-                p->i8 = NULL;
                 rt_i8_destroy(q);
                 return NAN;
             }
@@ -82,7 +82,6 @@ static double measure(mpq_net *net, int train, double seconds)
             t = now() - t0;
         } while (t < (warm ? 0.3 : seconds));
     }
-    p->i8 = NULL;
     rt_i8_destroy(q);
     return (double)iters * bs / t;
 }

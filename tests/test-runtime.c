@@ -333,7 +333,7 @@ static void case_run(layer_case *lc, const mpq_net_layer *d, int N, int C, int H
     fill_uniform(lc->gy, ys, -1.0f, 1.0f, &st);
     rt_layer *l = &lc->net->layers[1];
     if (l->nw)
-        fill_uniform(l->w, (size_t)l->nw, -0.5f, 0.5f, &st);
+        fill_uniform(rt_layer_w_write(lc->net, l), (size_t)l->nw, -0.5f, 0.5f, &st);
     if (l->nb)
         fill_uniform(l->b, (size_t)l->nb, -0.5f, 0.5f, &st);
     ck_assert_int_eq(rt_plan_get(lc->net, N, 1, &lc->p), MPQ_OK);
@@ -702,17 +702,16 @@ START_TEST(network_gradient_matches_finite_differences)
         rt_layer *l = &net->layers[li];
         for (int which = 0; which < 2; which++) {
             int64_t n = which ? l->nb : l->nw;
-            float *w = which ? l->b : l->w;
             float *g = which ? l->gb : l->gw;
             for (int64_t k = 0; k < n && k < 4; k++) {
                 double ana = g[k];
-                float save = w[k];
+                float save = which ? l->b[k] : l->w[k];
                 const float h = 2e-3f;
-                w[k] = save + h;
+                *(which ? &l->b[k] : &rt_layer_w_write(net, l)[k]) = save + h;
                 double lp = net_loss(net, p, x, xs, labels);
-                w[k] = save - h;
+                *(which ? &l->b[k] : &rt_layer_w_write(net, l)[k]) = save - h;
                 double lm = net_loss(net, p, x, xs, labels);
-                w[k] = save;
+                *(which ? &l->b[k] : &rt_layer_w_write(net, l)[k]) = save;
                 double fd = (lp - lm) / (2.0 * h);
                 ck_assert_msg(fabs(ana - fd) <= 0.03 * fmax(fabs(ana), fabs(fd)) + 2e-4,
                               "layer %s %s[%lld]: analytic %.6g, finite difference %.6g",
@@ -1124,10 +1123,10 @@ START_TEST(net_save_refuses_non_finite)
     net->layers[0].act_lo = 0.0f;
     /* a diverged weight */
     float keep = net->layers[0].w[3];
-    net->layers[0].w[3] = NAN;
+    rt_layer_w_write(net, &net->layers[0])[3] = NAN;
     ck_assert_int_eq(mpq_net_save(net, path), MPQ_ERR_NUMERIC);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "tensor 'stem.w': element 3 is nan"));
-    net->layers[0].w[3] = keep;
+    rt_layer_w_write(net, &net->layers[0])[3] = keep;
     ck_assert_int_ne(access(path, F_OK), 0);
     ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
     ck_assert_int_eq(mpq_net_load(&back, path, 1), MPQ_OK);
@@ -1265,7 +1264,7 @@ START_TEST(calibrate_refuses_non_finite_ranges)
     rt_layer *pw = &net->layers[6];
     ck_assert_str_eq(pw->name, "b1.pw");
     for (int64_t k = 0; k < pw->nw; k++)
-        pw->w[k] = 3e38f;
+        rt_layer_w_write(net, pw)[k] = 3e38f;
     ck_assert_int_eq(mpq_net_calibrate(net, ds, 2, MPQ_CALIB_MEAN_MAX), MPQ_ERR_NUMERIC);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "layer 'fc1': activation range"));
     for (size_t i = 0; i < net->count; i++) {
@@ -1552,9 +1551,7 @@ START_TEST(int8_matches_integer_reference)
             if (l->quant_index >= 0)
                 ck_assert_int_eq(q->l[i].split, (l->act_bits == 8 && w8));
         }
-        p->i8 = q;
-        ck_assert_int_eq(rt_forward(net, p, 0, NULL, NULL), MPQ_OK);
-        p->i8 = NULL;
+        ck_assert_int_eq(rt_i8_forward(net, p, q), MPQ_OK);
         ck_assert_int_eq(check_int8_layers(net, p, q), 4);
         rt_i8_destroy(q);
     }
@@ -1573,9 +1570,7 @@ START_TEST(int8_matches_integer_reference)
     rt_fill_batch(tiny, ds, 0, NULL, 4, 4, p->input, labels);
     rt_i8 *q;
     ck_assert_int_eq(rt_i8_create(tiny, p, &q), MPQ_OK);
-    p->i8 = q;
-    ck_assert_int_eq(rt_forward(tiny, p, 0, NULL, NULL), MPQ_OK);
-    p->i8 = NULL;
+    ck_assert_int_eq(rt_i8_forward(tiny, p, q), MPQ_OK);
     ck_assert_int_eq(check_int8_layers(tiny, p, q), 5);
     rt_i8_destroy(q);
     /* bits above 8 are refused naming the layer; no policy is a state error */
@@ -1770,9 +1765,7 @@ static void golden_int8_logits(mpq_net *net, const float *x, float *logits)
     memcpy(p->input, x, (size_t)bs * net->in_c * net->in_h * net->in_w * sizeof(float));
     rt_i8 *q;
     ck_assert_int_eq(rt_i8_create(net, p, &q), MPQ_OK);
-    p->i8 = q;
-    ck_assert_int_eq(rt_forward(net, p, 0, NULL, NULL), MPQ_OK);
-    p->i8 = NULL;
+    ck_assert_int_eq(rt_i8_forward(net, p, q), MPQ_OK);
     rt_i8_destroy(q);
     memcpy(logits, p->l[net->count - 1].out, (size_t)bs * net->classes * sizeof(float));
 }
