@@ -2,7 +2,8 @@
  * float, fake-quantized and real int8 (inference), against oneDNN's sgemm measured in the same
  * run; then the built-in evaluator's images/s per policy (what a search spends its time on),
  * against a memcpy of the same images measured in the same run.
- * Usage: bench-runtime [network] [seconds per measurement]   (defaults: fashion-cnn 2) */
+ * Usage: bench-runtime [--evaluator] [network] [seconds per measurement]
+ * (defaults: fashion-cnn 2; --evaluator: only the evaluator rows) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,15 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* CPU seconds of the whole process (all threads): on a shared machine the wall clock measures
+ * the other processes too. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -99,16 +109,17 @@ static mpq_policy *nth_policy(const mpq_model *m, unsigned i)
 }
 
 /* Evaluations of distinct policies for @p seconds: validation images (plus fine-tune images) per
- * second. */
+ * second of wall time, and per CPU second in @p per_cpu. */
 static double measure_evaluator(mpq_evaluator *ev, int64_t val, int64_t ft_images, double seconds,
-                                unsigned *next)
+                                unsigned *next, double *per_cpu)
 {
     const mpq_model *m = mpq_evaluator_model(ev);
     long evals = 0;
-    double t0 = 0, t = 0;
+    double t0 = 0, t = 0, c0 = 0;
     for (int warm = 1; warm >= 0; warm--) {
         evals = 0;
         t0 = now();
+        c0 = cpu_now();
         do {
             mpq_policy *pol = nth_policy(m, (*next)++);
             double acc;
@@ -120,6 +131,7 @@ static double measure_evaluator(mpq_evaluator *ev, int64_t val, int64_t ft_image
             t = now() - t0;
         } while (t < (warm ? 0.3 : seconds));
     }
+    *per_cpu = (double)evals * (double)(val + ft_images) / (cpu_now() - c0);
     return (double)evals * (double)(val + ft_images) / t;
 }
 
@@ -140,7 +152,7 @@ static void bench_evaluator(const char *name, double seconds)
         f[i] = (float)img[i] / 255.0f;
     /* Baseline: copying a 128-image float batch (what filling a batch at least costs). */
     long reps = 0;
-    double t0 = now(), t;
+    double t0 = now(), c0 = cpu_now(), t;
     do {
         memcpy(g, f, 128 * per * sizeof(float));
         f[reps % (128 * per)] += g[(reps * 7) % (128 * per)] * 1e-30f;
@@ -148,6 +160,7 @@ static void bench_evaluator(const char *name, double seconds)
         t = now() - t0;
     } while (t < seconds);
     double copy_ips = (double)reps * 128.0 / t;
+    double copy_cpu = (double)reps * 128.0 / (cpu_now() - c0);
     mpq_dataset *ds = NULL;
     mpq_net *net = NULL;
     mpq_evaluator *ev = NULL;
@@ -158,19 +171,21 @@ static void bench_evaluator(const char *name, double seconds)
         exit(1);
     }
     printf("\nevaluator (%lld validation images per policy, batch 128, a new policy every call);"
-           "\nbaseline memcpy of a 128-image f32 batch: %.0f images/s\n",
-           (long long)val, copy_ips);
-    printf("%-26s %12s %12s %12s\n", "evaluator", "policies/s", "images/s", "vs memcpy");
+           "\nbaseline memcpy of a 128-image f32 batch: %.0f images/s, %.0f images/CPU-s\n",
+           (long long)val, copy_ips, copy_cpu);
+    printf("%-26s %12s %12s %12s %14s %12s\n", "evaluator", "policies/s", "images/s",
+           "vs memcpy", "images/CPU-s", "vs memcpy");
     unsigned next = 0;
     const int64_t ft[2] = {0, 8};
     for (int k = 0; k < 2; k++) {
         mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, (double)ft[k]);
-        double ips = measure_evaluator(ev, val, ft[k] * 128, seconds, &next);
+        double cps;
+        double ips = measure_evaluator(ev, val, ft[k] * 128, seconds, &next, &cps);
         char label[40];
         snprintf(label, sizeof label, ft[k] ? "fine-tune %lld batches" : "no fine-tune",
                  (long long)ft[k]);
-        printf("%-26s %12.2f %12.0f %12.5f\n", label, ips / (double)(val + ft[k] * 128), ips,
-               ips / copy_ips);
+        printf("%-26s %12.2f %12.0f %12.6f %14.0f %12.6f\n", label,
+               ips / (double)(val + ft[k] * 128), ips, ips / copy_ips, cps, cps / copy_cpu);
     }
     mpq_evaluator_destroy(ev);
     mpq_net_destroy(net);
@@ -183,8 +198,17 @@ static void bench_evaluator(const char *name, double seconds)
 
 int main(int argc, char **argv)
 {
+    int eval_only = argc > 1 && strcmp(argv[1], "--evaluator") == 0;
+    if (eval_only) {
+        argc--;
+        argv++;
+    }
     const char *name = argc > 1 ? argv[1] : "fashion-cnn";
     double seconds = argc > 2 ? atof(argv[2]) : 2.0;
+    if (eval_only) {
+        bench_evaluator(name, seconds);
+        return 0;
+    }
     mpq_net *net;
     mpq_status st = mpq_net_create_named(&net, name, 1);
     if (st != MPQ_OK) {

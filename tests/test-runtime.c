@@ -1603,11 +1603,12 @@ START_TEST(int8_matches_integer_reference)
 }
 END_TEST
 
-START_TEST(weights_through_quantizer_match_fakequant)
+START_TEST(cached_weights_match_quantizer)
 {
-    /* The fake-quantized weights come from the quantizer module (mpq_quantizer_apply_layer);
-     * they must equal the fake-quant kernels on the same float weights bit for bit, for mixed
-     * per-kernel 4..8 bits, uniform 2 bits and float kernels, before and after an SGD step. */
+    /* The fake-quantized weights a forward pass uses (cached per policy and weights) must equal
+     * the quantizer module's mpq_quantizer_apply_layer() on the same float weights bit for bit,
+     * for mixed per-kernel 4..8 bits, uniform 2 bits and float kernels, before and after an SGD
+     * step (which must invalidate the cache). */
     mpq_dataset *ds = synthetic(64, 0, 8, 5);
     mpq_net *net;
     ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 9), MPQ_OK);
@@ -1619,8 +1620,9 @@ START_TEST(weights_through_quantizer_match_fakequant)
     ck_assert_int_eq(mpq_policy_create_uniform(&pols[1], m, 2, 32), MPQ_OK);
     ck_assert_int_eq(mpq_policy_create_uniform(&pols[2], m, 6, 8), MPQ_OK);
     ck_assert_int_eq(mpq_policy_set_layer_weight_bits(pols[2], 1, 32), MPQ_OK);
-    mpq_fq_config cfg;
-    mpq_fq_config_init(&cfg);
+    float x[8 * 784], logits[8 * 10];
+    uint32_t seed = 3;
+    fill_uniform(x, 8 * 784, 0.0f, 1.0f, &seed);
     for (int k = 0; k < 3; k++) {
         ck_assert_int_eq(mpq_net_set_policy(net, pols[k]), MPQ_OK);
         for (int step = 0; step < 2; step++) {
@@ -1629,23 +1631,86 @@ START_TEST(weights_through_quantizer_match_fakequant)
                 mpq_net_set_param(net, MPQ_NET_EPOCHS, 1);
                 ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
             }
-            ck_assert_int_eq(rt_quantize_weights(net), MPQ_OK);
+            ck_assert_int_eq(mpq_net_forward(net, x, 8, logits), MPQ_OK);
+            mpq_model *cur;
+            mpq_quantizer *qz;
+            ck_assert_int_eq(mpq_net_to_model(net, &cur), MPQ_OK);
+            ck_assert_int_eq(mpq_quantizer_create(&qz, cur), MPQ_OK);
             for (size_t i = 0; i < net->count; i++) {
                 const rt_layer *l = &net->layers[i];
                 if (l->quant_index < 0)
                     continue;
                 float *ref = malloc((size_t)l->nw * sizeof *ref);
-                mpq_fq_layout lay = {sizeof lay, 1, (size_t)l->out_c, (size_t)(l->nw / l->out_c)};
-                ck_assert_int_eq(mpq_fq_kernels(l->w, ref, &lay, l->wbits, &cfg, NULL, NULL, NULL),
+                ck_assert_int_eq(mpq_quantizer_apply_layer(qz, cur, pols[k],
+                                                           (size_t)l->quant_index, ref),
                                  MPQ_OK);
                 ck_assert_msg(memcmp(ref, l->wq, (size_t)l->nw * sizeof *ref) == 0,
                               "policy %d step %d layer %s differs", k, step, l->name);
                 free(ref);
             }
+            mpq_quantizer_destroy(qz);
+            mpq_model_destroy(cur);
         }
     }
     for (int k = 0; k < 3; k++)
         mpq_policy_destroy(pols[k]);
+    mpq_model_destroy(m);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+START_TEST(weights_quantized_once_per_policy)
+{
+    /* Evaluating a policy over many batches quantizes the weights once; any change of the
+     * weights (a training step, a written weight) or of the bits (a policy installed again)
+     * quantizes them again at the next forward, and not before. */
+    mpq_dataset *ds = synthetic(64, 16, 48, 5);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 9), MPQ_OK);
+    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 8);
+    ck_assert_int_eq(mpq_net_calibrate(net, ds, 1, MPQ_CALIB_MINMAX), MPQ_OK);
+    mpq_model *m;
+    ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
+    mpq_policy *pol = mixed_policy(m);
+    double acc, acc2;
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 0); /* no policy: float weights */
+    ck_assert_int_eq(mpq_net_set_policy(net, pol), MPQ_OK);
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK); /* 6 batches */
+    ck_assert_int_eq(net->wq_computes, 1);
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc2), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 1);
+    ck_assert_double_eq(acc, acc2);
+    rt_plan *p;
+    rt_i8 *q;
+    ck_assert_int_eq(rt_plan_get(net, 8, 0, &p), MPQ_OK);
+    ck_assert_int_eq(rt_i8_create(net, p, &q), MPQ_OK); /* reuses the cached scales */
+    rt_i8_destroy(q);
+    ck_assert_int_eq(net->wq_computes, 1);
+    /* Two STE steps: the first forward still has current weights, the second does not. */
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 2);
+    mpq_net_set_param(net, MPQ_NET_EPOCHS, 1);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 2);
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 3);
+    rt_layer *l0 = &net->layers[0];
+    rt_layer_w_write(net, l0)[0] += 1.0f;
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 4);
+    float ref[16 * 9];
+    mpq_fq_config cfg;
+    mpq_fq_config_init(&cfg);
+    mpq_fq_layout lay = {sizeof lay, 1, (size_t)l0->out_c, (size_t)(l0->nw / l0->out_c)};
+    ck_assert_int_eq(l0->nw, 16 * 9);
+    ck_assert_int_eq(mpq_fq_kernels(l0->w, ref, &lay, l0->wbits, &cfg, NULL, NULL, NULL), MPQ_OK);
+    ck_assert_mem_eq(ref, l0->wq, sizeof ref);
+    ck_assert_int_eq(mpq_net_set_policy(net, pol), MPQ_OK);
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc2), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 5);
+    ck_assert_double_eq(acc, acc2);
+    mpq_policy_destroy(pol);
     mpq_model_destroy(m);
     mpq_net_destroy(net);
     mpq_dataset_destroy(ds);
@@ -2121,7 +2186,8 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, calibrate_refuses_non_finite_ranges);
     tcase_add_test(tc, policy_checks);
     tcase_add_test(tc, evaluator_uniform8_matches_float);
-    tcase_add_test(tc, weights_through_quantizer_match_fakequant);
+    tcase_add_test(tc, cached_weights_match_quantizer);
+    tcase_add_test(tc, weights_quantized_once_per_policy);
     tcase_add_test(tc, int8_matches_integer_reference);
     tcase_add_test(tc, int8_agrees_with_fake_quant);
     tcase_add_test(tc, outputs_match_stored_reference);
