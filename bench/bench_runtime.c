@@ -125,8 +125,10 @@ static double measure_evaluator(mpq_evaluator *ev, int64_t val, int64_t ft_image
             double acc;
             int ok = pol && mpq_evaluator_evaluate(ev, pol, &acc) == MPQ_OK;
             mpq_policy_destroy(pol);
-            if (!ok)
+            if (!ok) {
+                *per_cpu = NAN;
                 return NAN;
+            }
             evals++;
             t = now() - t0;
         } while (t < (warm ? 0.3 : seconds));
@@ -179,7 +181,7 @@ static void bench_evaluator(const char *name, double seconds)
     const int64_t ft[2] = {0, 8};
     for (int k = 0; k < 2; k++) {
         mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, (double)ft[k]);
-        double cps;
+        double cps = NAN;
         double ips = measure_evaluator(ev, val, ft[k] * 128, seconds, &next, &cps);
         char label[40];
         snprintf(label, sizeof label, ft[k] ? "fine-tune %lld batches" : "no fine-tune",
