@@ -1,8 +1,10 @@
 /* Real int8 inference of an installed policy: every quantizable layer runs as a oneDNN int8
  * convolution (u8 input codes, s8 per-kernel weight codes, s32 accumulation, per-output-channel
- * output scales), everything else stays the f32 primitives of the fake-quant path, so the two
- * paths differ only in arithmetic rounding. A fully connected layer runs as a 1x1 convolution
- * over its features (same memory: NHWC with H = W = 1). */
+ * output scales), everything else runs the same f32 layer operations as the fake-quant path
+ * (layer_ops.c), so the two paths differ only in arithmetic rounding. The weight codes use the
+ * per-kernel scales of the fake-quant weights, computed once per policy (rt_quantize_weights).
+ * A fully connected layer runs as a 1x1 convolution over its features (same memory: NHWC with
+ * H = W = 1). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,6 @@
 
 #include <mpq/core.h>
 #include <mpq/model.h>
-#include <mpq/quantizer.h>
 #include <mpq/runtime.h>
 
 /* Returns MPQ_ERR_INTERNAL naming the oneDNN call and the layer (a `lname` in scope). */
