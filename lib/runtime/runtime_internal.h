@@ -121,7 +121,8 @@ struct mpq_net {
     size_t scratchpad_size;
 };
 
-/* Writable weights of layer @p l; invalidates the network's fake-quantized weights. */
+/* Writable weights of layer @p l; invalidates the network's fake-quantized weights. The pointer
+ * is for the write at hand: a forward pass in between may re-quantize, so fetch it again. */
 float *rt_layer_w_write(mpq_net *net, rt_layer *l);
 /* Writable per-kernel bits of layer @p l; invalidates the network's fake-quantized weights. */
 uint8_t *rt_layer_wbits_write(mpq_net *net, rt_layer *l);
