@@ -333,7 +333,7 @@ static void case_run(layer_case *lc, const mpq_net_layer *d, int N, int C, int H
     fill_uniform(lc->gy, ys, -1.0f, 1.0f, &st);
     rt_layer *l = &lc->net->layers[1];
     if (l->nw)
-        fill_uniform(l->w, (size_t)l->nw, -0.5f, 0.5f, &st);
+        fill_uniform(rt_layer_w_write(lc->net, l), (size_t)l->nw, -0.5f, 0.5f, &st);
     if (l->nb)
         fill_uniform(l->b, (size_t)l->nb, -0.5f, 0.5f, &st);
     ck_assert_int_eq(rt_plan_get(lc->net, N, 1, &lc->p), MPQ_OK);
@@ -702,17 +702,16 @@ START_TEST(network_gradient_matches_finite_differences)
         rt_layer *l = &net->layers[li];
         for (int which = 0; which < 2; which++) {
             int64_t n = which ? l->nb : l->nw;
-            float *w = which ? l->b : l->w;
             float *g = which ? l->gb : l->gw;
             for (int64_t k = 0; k < n && k < 4; k++) {
                 double ana = g[k];
-                float save = w[k];
+                float save = which ? l->b[k] : l->w[k];
                 const float h = 2e-3f;
-                w[k] = save + h;
+                *(which ? &l->b[k] : &rt_layer_w_write(net, l)[k]) = save + h;
                 double lp = net_loss(net, p, x, xs, labels);
-                w[k] = save - h;
+                *(which ? &l->b[k] : &rt_layer_w_write(net, l)[k]) = save - h;
                 double lm = net_loss(net, p, x, xs, labels);
-                w[k] = save;
+                *(which ? &l->b[k] : &rt_layer_w_write(net, l)[k]) = save;
                 double fd = (lp - lm) / (2.0 * h);
                 ck_assert_msg(fabs(ana - fd) <= 0.03 * fmax(fabs(ana), fabs(fd)) + 2e-4,
                               "layer %s %s[%lld]: analytic %.6g, finite difference %.6g",
@@ -1124,10 +1123,10 @@ START_TEST(net_save_refuses_non_finite)
     net->layers[0].act_lo = 0.0f;
     /* a diverged weight */
     float keep = net->layers[0].w[3];
-    net->layers[0].w[3] = NAN;
+    rt_layer_w_write(net, &net->layers[0])[3] = NAN;
     ck_assert_int_eq(mpq_net_save(net, path), MPQ_ERR_NUMERIC);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "tensor 'stem.w': element 3 is nan"));
-    net->layers[0].w[3] = keep;
+    rt_layer_w_write(net, &net->layers[0])[3] = keep;
     ck_assert_int_ne(access(path, F_OK), 0);
     ck_assert_int_eq(mpq_net_save(net, path), MPQ_OK);
     ck_assert_int_eq(mpq_net_load(&back, path, 1), MPQ_OK);
@@ -1265,7 +1264,7 @@ START_TEST(calibrate_refuses_non_finite_ranges)
     rt_layer *pw = &net->layers[6];
     ck_assert_str_eq(pw->name, "b1.pw");
     for (int64_t k = 0; k < pw->nw; k++)
-        pw->w[k] = 3e38f;
+        rt_layer_w_write(net, pw)[k] = 3e38f;
     ck_assert_int_eq(mpq_net_calibrate(net, ds, 2, MPQ_CALIB_MEAN_MAX), MPQ_ERR_NUMERIC);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "layer 'fc1': activation range"));
     for (size_t i = 0; i < net->count; i++) {
@@ -1552,9 +1551,7 @@ START_TEST(int8_matches_integer_reference)
             if (l->quant_index >= 0)
                 ck_assert_int_eq(q->l[i].split, (l->act_bits == 8 && w8));
         }
-        p->i8 = q;
-        ck_assert_int_eq(rt_forward(net, p, 0, NULL, NULL), MPQ_OK);
-        p->i8 = NULL;
+        ck_assert_int_eq(rt_i8_forward(net, p, q), MPQ_OK);
         ck_assert_int_eq(check_int8_layers(net, p, q), 4);
         rt_i8_destroy(q);
     }
@@ -1573,9 +1570,7 @@ START_TEST(int8_matches_integer_reference)
     rt_fill_batch(tiny, ds, 0, NULL, 4, 4, p->input, labels);
     rt_i8 *q;
     ck_assert_int_eq(rt_i8_create(tiny, p, &q), MPQ_OK);
-    p->i8 = q;
-    ck_assert_int_eq(rt_forward(tiny, p, 0, NULL, NULL), MPQ_OK);
-    p->i8 = NULL;
+    ck_assert_int_eq(rt_i8_forward(tiny, p, q), MPQ_OK);
     ck_assert_int_eq(check_int8_layers(tiny, p, q), 5);
     rt_i8_destroy(q);
     /* bits above 8 are refused naming the layer; no policy is a state error */
@@ -1608,11 +1603,12 @@ START_TEST(int8_matches_integer_reference)
 }
 END_TEST
 
-START_TEST(weights_through_quantizer_match_fakequant)
+START_TEST(cached_weights_match_quantizer)
 {
-    /* The fake-quantized weights come from the quantizer module (mpq_quantizer_apply_layer);
-     * they must equal the fake-quant kernels on the same float weights bit for bit, for mixed
-     * per-kernel 4..8 bits, uniform 2 bits and float kernels, before and after an SGD step. */
+    /* The fake-quantized weights a forward pass uses (cached per policy and weights) must equal
+     * the quantizer module's mpq_quantizer_apply_layer() on the same float weights bit for bit,
+     * for mixed per-kernel 4..8 bits, uniform 2 bits and float kernels, before and after an SGD
+     * step (which must invalidate the cache). */
     mpq_dataset *ds = synthetic(64, 0, 8, 5);
     mpq_net *net;
     ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 9), MPQ_OK);
@@ -1624,8 +1620,9 @@ START_TEST(weights_through_quantizer_match_fakequant)
     ck_assert_int_eq(mpq_policy_create_uniform(&pols[1], m, 2, 32), MPQ_OK);
     ck_assert_int_eq(mpq_policy_create_uniform(&pols[2], m, 6, 8), MPQ_OK);
     ck_assert_int_eq(mpq_policy_set_layer_weight_bits(pols[2], 1, 32), MPQ_OK);
-    mpq_fq_config cfg;
-    mpq_fq_config_init(&cfg);
+    float x[8 * 784], logits[8 * 10];
+    uint32_t seed = 3;
+    fill_uniform(x, 8 * 784, 0.0f, 1.0f, &seed);
     for (int k = 0; k < 3; k++) {
         ck_assert_int_eq(mpq_net_set_policy(net, pols[k]), MPQ_OK);
         for (int step = 0; step < 2; step++) {
@@ -1634,23 +1631,86 @@ START_TEST(weights_through_quantizer_match_fakequant)
                 mpq_net_set_param(net, MPQ_NET_EPOCHS, 1);
                 ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
             }
-            ck_assert_int_eq(rt_quantize_weights(net), MPQ_OK);
+            ck_assert_int_eq(mpq_net_forward(net, x, 8, logits), MPQ_OK);
+            mpq_model *cur;
+            mpq_quantizer *qz;
+            ck_assert_int_eq(mpq_net_to_model(net, &cur), MPQ_OK);
+            ck_assert_int_eq(mpq_quantizer_create(&qz, cur), MPQ_OK);
             for (size_t i = 0; i < net->count; i++) {
                 const rt_layer *l = &net->layers[i];
                 if (l->quant_index < 0)
                     continue;
                 float *ref = malloc((size_t)l->nw * sizeof *ref);
-                mpq_fq_layout lay = {sizeof lay, 1, (size_t)l->out_c, (size_t)(l->nw / l->out_c)};
-                ck_assert_int_eq(mpq_fq_kernels(l->w, ref, &lay, l->wbits, &cfg, NULL, NULL, NULL),
+                ck_assert_int_eq(mpq_quantizer_apply_layer(qz, cur, pols[k],
+                                                           (size_t)l->quant_index, ref),
                                  MPQ_OK);
                 ck_assert_msg(memcmp(ref, l->wq, (size_t)l->nw * sizeof *ref) == 0,
                               "policy %d step %d layer %s differs", k, step, l->name);
                 free(ref);
             }
+            mpq_quantizer_destroy(qz);
+            mpq_model_destroy(cur);
         }
     }
     for (int k = 0; k < 3; k++)
         mpq_policy_destroy(pols[k]);
+    mpq_model_destroy(m);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+END_TEST
+
+START_TEST(weights_quantized_once_per_policy)
+{
+    /* Evaluating a policy over many batches quantizes the weights once; any change of the
+     * weights (a training step, a written weight) or of the bits (a policy installed again)
+     * quantizes them again at the next forward, and not before. */
+    mpq_dataset *ds = synthetic(64, 16, 48, 5);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 9), MPQ_OK);
+    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 8);
+    ck_assert_int_eq(mpq_net_calibrate(net, ds, 1, MPQ_CALIB_MINMAX), MPQ_OK);
+    mpq_model *m;
+    ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
+    mpq_policy *pol = mixed_policy(m);
+    double acc, acc2;
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 0); /* no policy: float weights */
+    ck_assert_int_eq(mpq_net_set_policy(net, pol), MPQ_OK);
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK); /* 6 batches */
+    ck_assert_int_eq(net->wq_computes, 1);
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc2), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 1);
+    ck_assert_double_eq(acc, acc2);
+    rt_plan *p;
+    rt_i8 *q;
+    ck_assert_int_eq(rt_plan_get(net, 8, 0, &p), MPQ_OK);
+    ck_assert_int_eq(rt_i8_create(net, p, &q), MPQ_OK); /* reuses the cached scales */
+    rt_i8_destroy(q);
+    ck_assert_int_eq(net->wq_computes, 1);
+    /* Two STE steps: the first forward still has current weights, the second does not. */
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 2);
+    mpq_net_set_param(net, MPQ_NET_EPOCHS, 1);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 2);
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 3);
+    rt_layer *l0 = &net->layers[0];
+    rt_layer_w_write(net, l0)[0] += 1.0f;
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 4);
+    float ref[16 * 9];
+    mpq_fq_config cfg;
+    mpq_fq_config_init(&cfg);
+    mpq_fq_layout lay = {sizeof lay, 1, (size_t)l0->out_c, (size_t)(l0->nw / l0->out_c)};
+    ck_assert_int_eq(l0->nw, 16 * 9);
+    ck_assert_int_eq(mpq_fq_kernels(l0->w, ref, &lay, l0->wbits, &cfg, NULL, NULL, NULL), MPQ_OK);
+    ck_assert_mem_eq(ref, l0->wq, sizeof ref);
+    ck_assert_int_eq(mpq_net_set_policy(net, pol), MPQ_OK);
+    ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc2), MPQ_OK);
+    ck_assert_int_eq(net->wq_computes, 5);
+    ck_assert_double_eq(acc, acc2);
+    mpq_policy_destroy(pol);
     mpq_model_destroy(m);
     mpq_net_destroy(net);
     mpq_dataset_destroy(ds);
@@ -1694,6 +1754,244 @@ START_TEST(int8_agrees_with_fake_quant)
     mpq_policy_destroy(pols[1]);
     mpq_evaluator_destroy(ev);
     mpq_dataset_destroy(ds);
+}
+END_TEST
+
+/* ---- outputs kept bit for bit across the runtime's refactoring -------------------------------- */
+
+/* Records compared bit for bit with tests/data/runtime-golden.bin, which the runtime as it was
+ * before issue 16 part 4 (int8 through a flag of the float forward, weights re-quantized on every
+ * batch) wrote with MPQ_WRITE_GOLDEN=<path>: float, fake-quant and int8 logits, trained and
+ * fine-tuned parameters, evaluator accuracies. oneDNN picks its kernels (and so its float
+ * rounding) by instruction set: the file was written with AVX2 kernels, so the test caps oneDNN
+ * at AVX2 and skips the comparison on a CPU without AVX2. */
+typedef struct golden {
+    FILE *f;
+    int write;
+} golden;
+
+static void golden_record(golden *g, const char *tag, const void *v, uint32_t n)
+{
+    char name[32] = {0};
+    snprintf(name, sizeof name, "%s", tag);
+    if (g->write) {
+        ck_assert(fwrite(name, 1, 32, g->f) == 32 && fwrite(&n, 4, 1, g->f) == 1 &&
+                  fwrite(v, 4, n, g->f) == n);
+        return;
+    }
+    char got[32];
+    uint32_t gn;
+    ck_assert_msg(fread(got, 1, 32, g->f) == 32 && fread(&gn, 4, 1, g->f) == 1,
+                  "golden file ends before '%s'", tag);
+    ck_assert_msg(memcmp(got, name, 32) == 0 && gn == n, "golden record '%.32s' (%u values), "
+                  "test writes '%s' (%u)", got, gn, tag, n);
+    uint32_t *ref = malloc((size_t)n * 4);
+    ck_assert(fread(ref, 4, n, g->f) == n);
+    const uint32_t *cur = v;
+    for (uint32_t i = 0; i < n; i++) {
+        float a, b;
+        memcpy(&a, &cur[i], 4);
+        memcpy(&b, &ref[i], 4);
+        ck_assert_msg(cur[i] == ref[i], "%s[%u]: %.9g (0x%08x), stored %.9g (0x%08x)", tag, i,
+                      (double)a, cur[i], (double)b, ref[i]);
+    }
+    free(ref);
+}
+
+static void golden_double(golden *g, const char *tag, double d)
+{
+    golden_record(g, tag, &d, 2);
+}
+
+/* Every parameter and running statistic, as one CRC-32 per array kind. */
+static void golden_params(golden *g, const char *tag, const mpq_net *net)
+{
+    uint32_t crc[4] = {0, 0, 0, 0};
+    for (size_t i = 0; i < net->count; i++) {
+        const rt_layer *l = &net->layers[i];
+        if (l->nw)
+            crc[0] = (uint32_t)crc32(crc[0], (const Bytef *)l->w, (uInt)(l->nw * 4));
+        if (l->nb)
+            crc[1] = (uint32_t)crc32(crc[1], (const Bytef *)l->b, (uInt)(l->nb * 4));
+        if (l->run_mean) {
+            crc[2] = (uint32_t)crc32(crc[2], (const Bytef *)l->run_mean, (uInt)(l->nw * 4));
+            crc[3] = (uint32_t)crc32(crc[3], (const Bytef *)l->run_var, (uInt)(l->nw * 4));
+        }
+    }
+    golden_record(g, tag, crc, 4);
+}
+
+/* Logits of the first plan batch of @p x (batch_size images, NHWC) through the int8 path. */
+static void golden_int8_logits(mpq_net *net, const float *x, float *logits)
+{
+    int32_t bs = (int32_t)net->param[MPQ_NET_BATCH_SIZE];
+    rt_plan *p;
+    ck_assert_int_eq(rt_plan_get(net, bs, 0, &p), MPQ_OK);
+    memcpy(p->input, x, (size_t)bs * net->in_c * net->in_h * net->in_w * sizeof(float));
+    rt_i8 *q;
+    ck_assert_int_eq(rt_i8_create(net, p, &q), MPQ_OK);
+    ck_assert_int_eq(rt_i8_forward(net, p, q), MPQ_OK);
+    rt_i8_destroy(q);
+    memcpy(logits, p->l[net->count - 1].out, (size_t)bs * net->classes * sizeof(float));
+}
+
+/* 2x6x6 images of 3 classes (the label picks the brighter channel and a corner). */
+static mpq_dataset *synthetic_small(int64_t train, int64_t test, int64_t val, uint32_t seed)
+{
+    int64_t n = train + test;
+    uint8_t *img = malloc((size_t)n * 72), *lab = malloc((size_t)n);
+    uint32_t s = seed;
+    for (int64_t i = 0; i < n; i++) {
+        int c = (int)(i % 3);
+        lab[i] = (uint8_t)c;
+        for (int k = 0; k < 72; k++) {
+            s = s * 1664525u + 1013904223u;
+            int ch = k / 36, r = (k % 36) / 6, col = k % 6;
+            int lit = (c == 0 && ch == 0) || (c == 1 && ch == 1 && r < 3) ||
+                      (c == 2 && col >= 3);
+            img[i * 72 + k] = (uint8_t)((lit ? 150 : 0) + (int)(s >> 26));
+        }
+    }
+    mpq_dataset *ds;
+    ck_assert_int_eq(mpq_dataset_create_memory(&ds, img, lab, train, test, 2, 6, 6, val), MPQ_OK);
+    free(img);
+    free(lab);
+    return ds;
+}
+
+static void golden_small(golden *g)
+{
+    mpq_dataset *ds = synthetic_small(64, 16, 16, 5);
+    mpq_net *net = small_net(31);
+    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 8);
+    mpq_net_set_param(net, MPQ_NET_EPOCHS, 1);
+    mpq_net_set_param(net, MPQ_NET_LR, 0.05);
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 4);
+    double loss;
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, &loss), MPQ_OK);
+    golden_double(g, "small.train.loss", loss);
+    golden_params(g, "small.train.params", net);
+    ck_assert_int_eq(mpq_net_calibrate(net, ds, 2, MPQ_CALIB_MINMAX), MPQ_OK);
+    /* 12 images: a full batch of 8 and a padded one (C x H x W for mpq_net_forward). */
+    float x[12 * 72], logits[12 * 3], nhwc[8 * 72];
+    uint32_t seed = 99;
+    fill_uniform(x, 12 * 72, -0.2f, 1.2f, &seed);
+    to_nhwc(x, nhwc, 8, 2, 6, 6);
+    ck_assert_int_eq(mpq_net_forward(net, x, 12, logits), MPQ_OK);
+    golden_record(g, "small.float.logits", logits, 36);
+    mpq_model *m;
+    ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
+    mpq_policy *pols[3] = {mixed_policy(m), NULL, NULL};
+    ck_assert_int_eq(mpq_policy_create_uniform(&pols[1], m, 2, 32), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_create_uniform(&pols[2], m, 4, 4), MPQ_OK);
+    const char *pname[3] = {"mixed", "w2", "w4a4"};
+    for (int k = 0; k < 3; k++) {
+        char tag[32];
+        ck_assert_int_eq(mpq_net_set_policy(net, pols[k]), MPQ_OK);
+        ck_assert_int_eq(mpq_net_forward(net, x, 12, logits), MPQ_OK);
+        snprintf(tag, sizeof tag, "small.%s.fq.logits", pname[k]);
+        golden_record(g, tag, logits, 36);
+        if (k != 1) {
+            golden_int8_logits(net, nhwc, logits);
+            snprintf(tag, sizeof tag, "small.%s.i8.logits", pname[k]);
+            golden_record(g, tag, logits, 24);
+        }
+    }
+    /* STE fine-tune under the mixed policy, then the same outputs again. */
+    ck_assert_int_eq(mpq_net_set_policy(net, pols[0]), MPQ_OK);
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 5);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, &loss), MPQ_OK);
+    golden_double(g, "small.ste.loss", loss);
+    golden_params(g, "small.ste.params", net);
+    ck_assert_int_eq(mpq_net_forward(net, x, 12, logits), MPQ_OK);
+    golden_record(g, "small.ste.fq.logits", logits, 36);
+    golden_int8_logits(net, nhwc, logits);
+    golden_record(g, "small.ste.i8.logits", logits, 24);
+    ck_assert_int_eq(mpq_net_set_policy(net, NULL), MPQ_OK);
+    ck_assert_int_eq(mpq_net_forward(net, x, 12, logits), MPQ_OK);
+    golden_record(g, "small.ste.float.logits", logits, 36);
+    for (int k = 0; k < 3; k++)
+        mpq_policy_destroy(pols[k]);
+    mpq_model_destroy(m);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+
+static void golden_evaluator(golden *g)
+{
+    mpq_dataset *ds = synthetic(160, 16, 32, 9);
+    mpq_net *net;
+    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 3), MPQ_OK);
+    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 16);
+    mpq_net_set_param(net, MPQ_NET_EPOCHS, 1);
+    mpq_net_set_param(net, MPQ_NET_LR, 0.05);
+    mpq_net_set_param(net, MPQ_NET_MAX_BATCHES, 6);
+    ck_assert_int_eq(mpq_net_train(net, ds, MPQ_SPLIT_TRAIN, NULL), MPQ_OK);
+    golden_params(g, "tiny.train.params", net);
+    mpq_evaluator *ev;
+    ck_assert_int_eq(mpq_evaluator_create(&ev, net, ds, 7), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_BATCH_SIZE, 16), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_CALIB_BATCHES, 2), MPQ_OK);
+    ck_assert_int_eq(mpq_evaluator_set_param(ev, MPQ_EVAL_FINETUNE_BATCHES, 3), MPQ_OK);
+    const mpq_model *m = mpq_evaluator_get_model(ev);
+    mpq_policy *pols[3] = {NULL, mixed_policy(m), NULL};
+    ck_assert_int_eq(mpq_policy_create_uniform(&pols[2], m, 4, 4), MPQ_OK);
+    for (int k = 0; k < 3; k++) {
+        char tag[32];
+        double acc;
+        ck_assert_int_eq(mpq_evaluator_evaluate(ev, pols[k], &acc), MPQ_OK);
+        snprintf(tag, sizeof tag, "tiny.eval.%d", k);
+        golden_double(g, tag, acc);
+    }
+    mpq_net *tuned;
+    double acc;
+    ck_assert_int_eq(mpq_evaluator_finetune(ev, pols[1], 1, MPQ_SPLIT_VAL, &acc, &tuned), MPQ_OK);
+    golden_double(g, "tiny.finetune.acc", acc);
+    golden_params(g, "tiny.finetune.params", tuned);
+    float x[16 * 784], nhwc[16 * 784], logits[16 * 10];
+    uint32_t seed = 5;
+    fill_uniform(x, 16 * 784, 0.0f, 1.0f, &seed);
+    to_nhwc(x, nhwc, 16, 1, 28, 28);
+    ck_assert_int_eq(mpq_net_forward(tuned, x, 16, logits), MPQ_OK);
+    golden_record(g, "tiny.finetune.fq.logits", logits, 160);
+    golden_int8_logits(tuned, nhwc, logits);
+    golden_record(g, "tiny.finetune.i8.logits", logits, 160);
+    mpq_int8_report r = {sizeof r, 0, 0, 0, 0, 0, 0, 0, 0};
+    ck_assert_int_eq(mpq_evaluator_evaluate_int8(ev, pols[2], MPQ_SPLIT_VAL, 32, &r), MPQ_OK);
+    golden_double(g, "tiny.int8.acc", r.accuracy);
+    golden_double(g, "tiny.int8.fq.acc", r.fakequant_accuracy);
+    golden_double(g, "tiny.int8.agreement", r.agreement);
+    for (int k = 0; k < 3; k++)
+        mpq_policy_destroy(pols[k]);
+    mpq_net_destroy(tuned);
+    mpq_evaluator_destroy(ev);
+    mpq_net_destroy(net);
+    mpq_dataset_destroy(ds);
+}
+
+START_TEST(outputs_match_stored_reference)
+{
+    const char *out = getenv("MPQ_WRITE_GOLDEN");
+    if (under_valgrind()) {
+        /* The valgrind run checks memory; the same paths run there in the int8 and cache
+         * tests, and its emulated floating point is no reference for bit patterns. */
+        return;
+    }
+    /* Before any primitive exists (each Check test runs in its own process, except under
+     * valgrind's CK_FORK=no, where the effective ISA below decides). */
+    dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2);
+    if (dnnl_get_effective_cpu_isa() != dnnl_cpu_isa_avx2) {
+        fprintf(stderr, "outputs_match_stored_reference: oneDNN ISA is not AVX2; the stored "
+                        "reference does not apply (skipped)\n");
+        return;
+    }
+    golden g = {fopen(out ? out : data_path("runtime-golden.bin"), out ? "wb" : "rb"), out != NULL};
+    ck_assert_msg(g.f != NULL, "cannot open the golden file");
+    golden_small(&g);
+    golden_evaluator(&g);
+    if (!g.write)
+        ck_assert_msg(fgetc(g.f) == EOF, "golden file has records this test does not write");
+    fclose(g.f);
 }
 END_TEST
 
@@ -1893,9 +2191,11 @@ static Suite *runtime_suite(void)
     tcase_add_test(tc, calibrate_refuses_non_finite_ranges);
     tcase_add_test(tc, policy_checks);
     tcase_add_test(tc, evaluator_uniform8_matches_float);
-    tcase_add_test(tc, weights_through_quantizer_match_fakequant);
+    tcase_add_test(tc, cached_weights_match_quantizer);
+    tcase_add_test(tc, weights_quantized_once_per_policy);
     tcase_add_test(tc, int8_matches_integer_reference);
     tcase_add_test(tc, int8_agrees_with_fake_quant);
+    tcase_add_test(tc, outputs_match_stored_reference);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 600);

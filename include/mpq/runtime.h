@@ -13,9 +13,9 @@
  * (mpq_net_to_model()) so that policies, the quantizer and the hardware models use them unchanged.
  *
  * Quantization: with a policy installed (mpq_net_set_policy()) every forward pass uses weights
- * fake-quantized per kernel at the policy's bits by the kernel-wise quantizer
- * (mpq_quantizer_apply_layer() with its default linear min-max settings, computed from the float
- * weights, which are kept)
+ * fake-quantized per kernel at the policy's bits, equal to what the kernel-wise quantizer gives
+ * (mpq_quantizer_apply_layer() with its default linear min-max settings) on the float weights,
+ * which are kept; they are computed once per installed policy and weights, not per batch
  * and activations fake-quantized at the input of every quantizable layer at the policy's
  * activation bits, over ranges calibrated on a few training batches (mpq_net_calibrate()).
  * Training with a policy installed is quantization-aware fine-tuning with the straight-through

@@ -1,8 +1,10 @@
 /* Real int8 inference of an installed policy: every quantizable layer runs as a oneDNN int8
  * convolution (u8 input codes, s8 per-kernel weight codes, s32 accumulation, per-output-channel
- * output scales), everything else stays the f32 primitives of the fake-quant path, so the two
- * paths differ only in arithmetic rounding. A fully connected layer runs as a 1x1 convolution
- * over its features (same memory: NHWC with H = W = 1). */
+ * output scales), everything else runs the same f32 layer operations as the fake-quant path
+ * (layer_ops.c), so the two paths differ only in arithmetic rounding. The weight codes use the
+ * per-kernel scales of the fake-quant weights, computed once per policy (rt_quantize_weights).
+ * A fully connected layer runs as a 1x1 convolution over its features (same memory: NHWC with
+ * H = W = 1). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,17 +165,15 @@ static mpq_status layer_make(mpq_net *net, const rt_plan *p, size_t i, rt_i8laye
     q->xc = malloc(xs + 64);
     if (!q->wcode || !q->wscale || !q->oscale || !q->xc)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "layer '%s': out of memory", lname);
-    /* Weights: the per-kernel grids of the fake-quant path as s8 codes. mpq_fq_kernels() gives
-     * the scales and rewrites wq with the very values the quantizer module put there
-     * (bit-identical, see rt_quantize_weights). */
+    /* Weights: the per-kernel grids of the fake-quant path as s8 codes, with the scales
+     * rt_quantize_weights() computed for it (rt_i8_create brought them up to date). */
     mpq_fq_config cfg;
     mpq_fq_config_init(&cfg);
     cfg.check_finite = 0;
     mpq_fq_layout lay = {sizeof lay, 1, (size_t)oc, (size_t)per};
-    mpq_status st = mpq_fq_kernels(l->w, l->wq, &lay, l->wbits, &cfg, NULL, q->wscale, NULL);
-    if (st == MPQ_OK)
-        st = mpq_fq_quantize_kernels(l->w, &lay, l->wbits, q->wscale, NULL, &cfg, NULL,
-                                     MPQ_FQ_CODE_I8, q->wcode);
+    memcpy(q->wscale, l->wscale, (size_t)oc * sizeof(float));
+    mpq_status st = mpq_fq_quantize_kernels(l->w, &lay, l->wbits, q->wscale, NULL, &cfg, NULL,
+                                            MPQ_FQ_CODE_I8, q->wcode);
     if (st != MPQ_OK)
         return st;
     int32_t wmax = 0, qmin, qmax;
@@ -224,6 +224,8 @@ static mpq_status layer_make(mpq_net *net, const rt_plan *p, size_t i, rt_i8laye
 mpq_status rt_i8_create(mpq_net *net, const rt_plan *p, rt_i8 **out)
 {
     mpq_status st = check_bits(net);
+    if (st == MPQ_OK)
+        st = rt_quantize_weights(net);
     if (st != MPQ_OK)
         return st;
     rt_i8 *q = calloc(1, sizeof *q);
@@ -234,6 +236,7 @@ mpq_status rt_i8_create(mpq_net *net, const rt_plan *p, rt_i8 **out)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "int8 inference: out of memory");
     }
     q->count = net->count;
+    q->batch = p->batch;
     for (size_t i = 0; i < net->count && st == MPQ_OK; i++)
         if (net->layers[i].quant_index >= 0)
             st = layer_make(net, p, i, &q->l[i]);
@@ -294,10 +297,11 @@ static void act_codes(const float *x, size_t n, const rt_i8layer *q, uint8_t *lo
         act_codes_range(x, c * chunk, c + 1 < chunks ? (c + 1) * chunk : m, q, inv, lo, hi);
 }
 
-mpq_status rt_i8_layer(mpq_net *net, rt_plan *p, size_t i, const float *x)
+static mpq_status i8_layer(mpq_net *net, rt_plan *p, const rt_i8 *q8, size_t i)
 {
     const rt_layer *l = &net->layers[i];
-    const rt_i8layer *q = &p->i8->l[i];
+    const rt_i8layer *q = &q8->l[i];
+    const float *x = rt_layer_input(p, l);
     const char *lname = l->name;
     size_t xs = (size_t)p->batch * l->in_c * l->in_h * l->in_w;
     act_codes(x, xs, q, q->xc, q->xhi);
@@ -319,6 +323,19 @@ mpq_status rt_i8_layer(mpq_net *net, rt_plan *p, size_t i, const float *x)
                 out[k * (size_t)l->out_c + (size_t)c] += l->b[c];
     }
     return st;
+}
+
+mpq_status rt_i8_forward(mpq_net *net, rt_plan *p, const rt_i8 *q)
+{
+    if (q->count != net->count || q->batch != p->batch)
+        return mpq_set_error(MPQ_ERR_INTERNAL, "int8 layers made for another plan");
+    for (size_t i = 0; i < net->count; i++) {
+        mpq_status st = net->layers[i].quant_index >= 0 ? i8_layer(net, p, q, i)
+                                                        : rt_op_forward(net, p, i, 0);
+        if (st != MPQ_OK)
+            return st;
+    }
+    return MPQ_OK;
 }
 
 /* ---- public evaluation ------------------------------------------------------------------- */
@@ -381,17 +398,14 @@ mpq_status mpq_net_evaluate_int8(mpq_net *net, const mpq_dataset *ds, mpq_split 
         int32_t nb = (int32_t)(count - s < bs ? count - s : bs);
         rt_fill_batch(net, ds, first + s, NULL, nb, bs, p->input, labels);
         double t0 = now_seconds();
-        p->i8 = NULL;
         st = rt_forward(net, p, 0, NULL, NULL);
         double t1 = now_seconds();
         for (int32_t b = 0; b < nb && st == MPQ_OK; b++) {
             fq_pred[b] = argmax(logits + (size_t)b * k, k);
             ok_fq += fq_pred[b] == labels[b];
         }
-        p->i8 = q;
         if (st == MPQ_OK)
-            st = rt_forward(net, p, 0, NULL, NULL);
-        p->i8 = NULL;
+            st = rt_i8_forward(net, p, q);
         double t2 = now_seconds();
         for (int32_t b = 0; b < nb && st == MPQ_OK; b++) {
             int a = argmax(logits + (size_t)b * k, k);

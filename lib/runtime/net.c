@@ -159,6 +159,7 @@ static mpq_status net_alloc(mpq_net **out, int32_t c, int32_t h, int32_t w, int3
     net->in_h = h;
     net->in_w = w;
     net->classes = classes;
+    net->wgen = 1; /* wq_gen 0: nothing quantized yet */
     for (int i = 0; i < MPQ_NET_PARAM_COUNT; i++)
         net->param[i] = net_params[i].default_value;
     *out = net;
@@ -193,9 +194,21 @@ mpq_status mpq_net_create(mpq_net **out, int32_t channels, int32_t height, int32
     return net_alloc(out, channels, height, width, classes, seed, 1);
 }
 
+float *rt_layer_w_write(mpq_net *net, rt_layer *l)
+{
+    net->wgen++;
+    return (float *)l->w;
+}
+
+uint8_t *rt_layer_wbits_write(mpq_net *net, rt_layer *l)
+{
+    net->wgen++;
+    return (uint8_t *)l->wbits;
+}
+
 static void layer_free(rt_layer *l)
 {
-    free(l->w);
+    free((void *)l->w);
     free(l->b);
     free(l->gw);
     free(l->gb);
@@ -204,7 +217,8 @@ static void layer_free(rt_layer *l)
     free(l->run_mean);
     free(l->run_var);
     free(l->wq);
-    free(l->wbits);
+    free(l->wscale);
+    free((void *)l->wbits);
 }
 
 void mpq_net_destroy(mpq_net *net)
@@ -212,8 +226,6 @@ void mpq_net_destroy(mpq_net *net)
     if (!net)
         return;
     rt_plan_destroy(net->plan);
-    mpq_quantizer_destroy(net->wquant);
-    mpq_model_destroy(net->wmodel);
     for (size_t i = 0; i < net->count; i++)
         layer_free(&net->layers[i]);
     free(net->layers);
@@ -230,11 +242,8 @@ static void drop_plan(mpq_net *net)
 {
     rt_plan_destroy(net->plan);
     net->plan = NULL;
-    /* The weight quantizer serves one layout: rebuilt on the next quantized forward. */
-    mpq_quantizer_destroy(net->wquant);
-    mpq_model_destroy(net->wmodel);
-    net->wquant = NULL;
-    net->wmodel = NULL;
+    /* The layers changed: a layer's fake-quantized weights may not exist yet. */
+    net->wgen++;
 }
 
 static int is_quantizable(mpq_net_op op) { return op == MPQ_OP_CONV || op == MPQ_OP_FC; }
@@ -249,23 +258,26 @@ static mpq_status layer_alloc_params(rt_layer *l)
     if (l->nw == 0)
         return MPQ_OK;
     size_t nw = (size_t)l->nw, nb = (size_t)(l->nb ? l->nb : 1);
-    l->w = calloc(nw, sizeof(float));
+    float *w = calloc(nw, sizeof(float));
+    l->w = w;
     l->gw = calloc(nw, sizeof(float));
     l->mw = calloc(nw, sizeof(float));
     l->b = calloc(nb, sizeof(float));
     l->gb = calloc(nb, sizeof(float));
     l->mb = calloc(nb, sizeof(float));
-    int ok = l->w && l->gw && l->mw && l->b && l->gb && l->mb;
+    int ok = w && l->gw && l->mw && l->b && l->gb && l->mb;
     if (l->d.op == MPQ_OP_BATCHNORM) {
         l->run_mean = calloc(nb, sizeof(float));
         l->run_var = calloc(nb, sizeof(float));
         ok = ok && l->run_mean && l->run_var;
     } else {
+        uint8_t *bits = malloc((size_t)l->out_c);
+        l->wbits = bits;
         l->wq = calloc(nw, sizeof(float));
-        l->wbits = malloc((size_t)l->out_c);
-        ok = ok && l->wq && l->wbits;
+        l->wscale = calloc((size_t)l->out_c, sizeof(float));
+        ok = ok && l->wq && l->wscale && bits;
         if (ok)
-            memset(l->wbits, MPQ_BITS_FLOAT, (size_t)l->out_c);
+            memset(bits, MPQ_BITS_FLOAT, (size_t)l->out_c);
     }
     if (!ok)
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "layer '%s': out of memory", l->name);
@@ -275,8 +287,9 @@ static mpq_status layer_alloc_params(rt_layer *l)
 static mpq_status layer_init_params(mpq_net *net, rt_layer *l)
 {
     if (l->d.op == MPQ_OP_BATCHNORM) {
+        float *w = rt_layer_w_write(net, l);
         for (int64_t i = 0; i < l->nw; i++) {
-            l->w[i] = 1.0f;
+            w[i] = 1.0f;
             l->run_var[i] = 1.0f;
         }
         return MPQ_OK;
@@ -286,12 +299,13 @@ static mpq_status layer_init_params(mpq_net *net, rt_layer *l)
     /* He-normal (He et al., 2015): std = sqrt(2 / fan_in) keeps ReLU activations' variance. */
     double fan_in = (double)l->nw / l->out_c;
     double stddev = sqrt(2.0 / fan_in);
+    float *w = rt_layer_w_write(net, l);
     for (int64_t i = 0; i < l->nw; i++) {
         double v;
         mpq_status st = mpq_rng_normal(net->rng, 0.0, stddev, &v);
         if (st != MPQ_OK)
             return st;
-        l->w[i] = (float)v;
+        w[i] = (float)v;
     }
     return MPQ_OK;
 }
@@ -705,10 +719,10 @@ mpq_status mpq_net_create_named(mpq_net **out, const char *name, uint64_t seed)
 
 /* ---- copies ------------------------------------------------------------------------------ */
 
-static void copy_params(rt_layer *dst, const rt_layer *src)
+static void copy_params(mpq_net *net, rt_layer *dst, const rt_layer *src)
 {
     if (src->nw)
-        memcpy(dst->w, src->w, (size_t)src->nw * sizeof(float));
+        memcpy(rt_layer_w_write(net, dst), src->w, (size_t)src->nw * sizeof(float));
     if (src->nb)
         memcpy(dst->b, src->b, (size_t)src->nb * sizeof(float));
     if (src->run_mean) {
@@ -716,7 +730,7 @@ static void copy_params(rt_layer *dst, const rt_layer *src)
         memcpy(dst->run_var, src->run_var, (size_t)src->nw * sizeof(float));
     }
     if (src->wbits)
-        memcpy(dst->wbits, src->wbits, (size_t)src->out_c);
+        memcpy(rt_layer_wbits_write(net, dst), src->wbits, (size_t)src->out_c);
     dst->act_bits = src->act_bits;
     dst->act_lo = src->act_lo;
     dst->act_hi = src->act_hi;
@@ -741,7 +755,7 @@ mpq_status mpq_net_clone(mpq_net **out, const mpq_net *net)
         return st;
     }
     for (size_t i = 0; i < net->count; i++)
-        copy_params(&c->layers[i], &net->layers[i]);
+        copy_params(c, &c->layers[i], &net->layers[i]);
     memcpy(c->param, net->param, sizeof c->param);
     c->progress = net->progress;
     c->progress_user = net->progress_user;
@@ -757,7 +771,7 @@ void rt_net_copy_state(mpq_net *dst, const mpq_net *src)
 {
     for (size_t i = 0; i < src->count; i++) {
         rt_layer *l = &dst->layers[i];
-        copy_params(l, &src->layers[i]);
+        copy_params(dst, l, &src->layers[i]);
         if (l->nw)
             memset(l->mw, 0, (size_t)l->nw * sizeof(float));
         if (l->nb)
@@ -812,7 +826,7 @@ mpq_status mpq_net_set_policy(mpq_net *net, const mpq_policy *policy)
             rt_layer *l = &net->layers[i];
             l->act_bits = MPQ_BITS_FLOAT;
             if (l->wbits)
-                memset(l->wbits, MPQ_BITS_FLOAT, (size_t)l->out_c);
+                memset(rt_layer_wbits_write(net, l), MPQ_BITS_FLOAT, (size_t)l->out_c);
         }
         return MPQ_OK;
     }
@@ -855,7 +869,7 @@ mpq_status mpq_net_set_policy(mpq_net *net, const mpq_policy *policy)
         int64_t n;
         mpq_policy_get_act_bits(policy, (size_t)l->quant_index, &l->act_bits);
         mpq_policy_get_weight_bits(policy, (size_t)l->quant_index, &bits, &n);
-        memcpy(l->wbits, bits, (size_t)n);
+        memcpy(rt_layer_wbits_write(net, l), bits, (size_t)n);
     }
     net->policy_on = 1;
     return MPQ_OK;
@@ -888,12 +902,27 @@ static int layer_tensor_list(const rt_layer *l, const char *what[4], int64_t n[4
     return k;
 }
 
-/* The array behind tensor @p what of layer @p l. */
-static float *layer_array(const rt_layer *l, const char *what)
+/* The array behind tensor @p what of layer @p l, for reading. */
+static const float *layer_array(const rt_layer *l, const char *what)
 {
     switch (what[0]) {
     case 'w':
         return l->w;
+    case 'b':
+        return l->b;
+    case 'm':
+        return l->run_mean;
+    default:
+        return l->run_var;
+    }
+}
+
+/* The same array for writing (the weights through rt_layer_w_write()). */
+static float *layer_array_write(mpq_net *net, rt_layer *l, const char *what)
+{
+    switch (what[0]) {
+    case 'w':
+        return rt_layer_w_write(net, l);
     case 'b':
         return l->b;
     case 'm':
@@ -1119,7 +1148,7 @@ static mpq_status net_parse(const mpq_container *c, const char *path, uint64_t s
     if ((st = check_output(net, path, MPQ_ERR_FORMAT)) != MPQ_OK)
         goto done;
     for (size_t i = 0; !check_only && i < net->count; i++) {
-        const rt_layer *l = &net->layers[i];
+        rt_layer *l = &net->layers[i];
         const char *what[4];
         int64_t n[4];
         int k = layer_tensor_list(l, what, n);
@@ -1129,7 +1158,7 @@ static mpq_status net_parse(const mpq_container *c, const char *path, uint64_t s
             mpq_tensor_info info;
             info.size = sizeof info;
             mpq_container_find(c, tname, &info); /* present: checked by net_add */
-            memcpy(layer_array(l, what[t]), info.data, (size_t)n[t] * sizeof(float));
+            memcpy(layer_array_write(net, l, what[t]), info.data, (size_t)n[t] * sizeof(float));
         }
     }
     net->calibrated = json_is_true(cal);

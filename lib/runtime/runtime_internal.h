@@ -11,7 +11,6 @@
  * they refuse an id. */
 #define MPQ_NET_PARAM_COUNT 11
 #define MPQ_EVAL_PARAM_COUNT 8
-#include <mpq/quantizer.h>
 #include <mpq/runtime.h>
 
 /* Returns MPQ_ERR_INTERNAL naming the oneDNN call and the layer (a `lname` in scope). */
@@ -54,13 +53,19 @@ typedef struct rt_layer {
     int32_t out_c, out_h, out_w;
     int32_t quant_index; /* position in the exposed model, -1 when not quantizable */
     int32_t consumers;
-    /* Parameters: conv/fc weights and bias, or BN scale (w) and shift (b). */
-    float *w, *b, *gw, *gb, *mw, *mb;
+    /* Parameters: conv/fc weights and bias, or BN scale (w) and shift (b). The weights are
+     * read-only through this pointer: every writer goes through rt_layer_w_write(), which
+     * invalidates the fake-quantized copy below, so no write can leave it stale. */
+    const float *w;
+    float *b, *gw, *gb, *mw, *mb;
     int64_t nw, nb;
     float *run_mean, *run_var; /* BN */
-    /* Quantization state. */
-    float *wq;      /* fake-quantized weights used while a policy is installed */
-    uint8_t *wbits; /* per kernel */
+    /* Quantization state. The policy's bits per kernel (read-only here too: written through
+     * rt_layer_wbits_write()), and the weights fake-quantized with them and their per-kernel
+     * scales, current while the network's wq_gen equals its wgen (rt_quantize_weights). */
+    float *wq;
+    float *wscale;
+    const uint8_t *wbits;
     int act_bits;   /* 32: not quantized */
     float act_lo, act_hi;
 } rt_layer;
@@ -86,15 +91,11 @@ typedef struct rt_lplan {
     int has_ws;
 } rt_lplan;
 
-struct rt_i8;
-
 typedef struct rt_plan {
     int32_t batch;
     int threads; /* rt_threads() when the primitives were made: they keep their work split */
     size_t count;
     int has_bwd;
-    /* While set, rt_forward() runs the quantizable layers as int8 convolutions (int8.c). */
-    const struct rt_i8 *i8;
     float *input;
     float *scratch;
     rt_lplan *l;
@@ -115,14 +116,28 @@ struct mpq_net {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     rt_plan *plan;
-    /* The kernel-wise quantizer that fake-quantizes the weights (rt_quantize_weights) and the
-     * model it reads them from; created on first use, dropped when layers change. */
-    mpq_model *wmodel;
-    mpq_quantizer *wquant;
+    /* Generation of the weights and bits: bumped by every rt_layer_w_write() and
+     * rt_layer_wbits_write(); wq_gen is the generation the layers' wq and wscale were computed
+     * from (0: never). wq_computes counts those computations (tests check the caching). */
+    uint64_t wgen, wq_gen;
+    int64_t wq_computes;
     /* oneDNN scratchpad shared by all primitives (user mode, padded: see exec.c). */
     void *scratchpad;
     size_t scratchpad_size;
 };
+
+/* Writable weights of layer @p l; invalidates the network's fake-quantized weights. The pointer
+ * is for the write at hand: a forward pass in between may re-quantize, so fetch it again. */
+float *rt_layer_w_write(mpq_net *net, rt_layer *l);
+/* Writable per-kernel bits of layer @p l; invalidates the network's fake-quantized weights. */
+uint8_t *rt_layer_wbits_write(mpq_net *net, rt_layer *l);
+
+static inline int64_t rt_act_size(int32_t n, int32_t c, int32_t h, int32_t w)
+{
+    return (int64_t)n * c * h * w;
+}
+
+/* ---- shared building blocks (layer_ops.c) ---- */
 
 /* Arguments of one primitive execution (rt_arg() collects, rt_run() executes and releases). */
 typedef struct rt_exec_args {
@@ -158,6 +173,18 @@ mpq_status rt_reorder_create(mpq_net *net, const dnnl_memory_desc_t *from,
                              const dnnl_memory_desc_t *to, dnnl_primitive_t *prim,
                              const char *lname);
 
+/* Returns the weights pointer to hand a primitive, reordering @p user into @p wb if needed. */
+mpq_status rt_wbuf_in(mpq_net *net, rt_wbuf *wb, const dnnl_memory_desc_t *user_md,
+                      const float *user, void **ptr, const char *lname);
+/* Reorders a weight gradient from the primitive's layout in @p wb into @p user (if needed). */
+mpq_status rt_wbuf_out(mpq_net *net, rt_wbuf *wb, const dnnl_memory_desc_t *user_md, float *user,
+                       const char *lname);
+/* The buffer holding layer @p l's (first) input in plan @p p. */
+float *rt_layer_input(rt_plan *p, const rt_layer *l);
+/* Forward of layer @p i when it is not a conv/fc (the same in every precision); @p training
+ * uses batch statistics and updates the running ones. */
+mpq_status rt_op_forward(mpq_net *net, rt_plan *p, size_t i, int training);
+
 /* ---- int8 inference (int8.c) ---- */
 
 /* One quantizable layer run as int8: input codes (u8, offset by zp so that signed grids are
@@ -180,6 +207,7 @@ typedef struct rt_i8layer {
 
 typedef struct rt_i8 {
     size_t count;
+    int32_t batch; /* of the plan the layers were made for */
     rt_i8layer *l; /* indexed like the network's layers; unused entries zeroed */
 } rt_i8;
 
@@ -187,13 +215,18 @@ typedef struct rt_i8 {
  * layers for plan @p p from the current float weights. */
 mpq_status rt_i8_create(mpq_net *net, const rt_plan *p, rt_i8 **out);
 void rt_i8_destroy(rt_i8 *q);
-/* Runs layer @p i of the network as int8 on input @p x into the plan's output buffer. */
-mpq_status rt_i8_layer(mpq_net *net, rt_plan *p, size_t i, const float *x);
+/* Inference over plan->input with the quantizable layers as int8 convolutions of @p q (made for
+ * this plan) and every other layer as in the float path. */
+mpq_status rt_i8_forward(mpq_net *net, rt_plan *p, const rt_i8 *q);
+
+/* ---- plans (plan.c) ---- */
 
 /* Builds (or reuses) the execution plan for @p batch images; @p backward adds the backward
  * primitives. */
 mpq_status rt_plan_get(mpq_net *net, int32_t batch, int backward, rt_plan **out);
 void rt_plan_destroy(rt_plan *p);
+
+/* ---- float and fake-quant execution, training (exec.c) ---- */
 
 /* Forward over plan->input; training mode uses batch statistics. calib_lo/hi (quant_count
  * entries, may be NULL) receive the min/max of every quantizable layer's input. */
@@ -203,8 +236,9 @@ mpq_status rt_forward(mpq_net *net, rt_plan *p, int training, float *calib_lo, f
 double rt_loss(mpq_net *net, rt_plan *p, const int *labels, int grad, int64_t *correct);
 /* Backward from the last layer's grad buffer into every parameter gradient. */
 mpq_status rt_backward(mpq_net *net, rt_plan *p);
-/* Recomputes the fake-quantized weights from the float weights through the kernel-wise
- * quantizer (mpq_quantizer_apply_layer). */
+/* Brings every quantizable layer's wq and wscale up to date with its float weights and bits
+ * (mpq_fq_kernels(), the per-kernel symmetric linear quantizer the quantizer module applies);
+ * does nothing while they are current. */
 mpq_status rt_quantize_weights(mpq_net *net);
 /* Fills the plan's input with images [first..] of a split (padding with zeros past the end). */
 void rt_fill_batch(const mpq_net *net, const mpq_dataset *ds, int64_t base, const int64_t *idx,
@@ -212,6 +246,8 @@ void rt_fill_batch(const mpq_net *net, const mpq_dataset *ds, int64_t base, cons
 
 /* Checks that the network ends in class scores and fits the dataset's images. */
 mpq_status rt_check_dataset(const mpq_net *net, const mpq_dataset *ds);
+
+/* ---- network (net.c) ---- */
 
 /* Copies parameters and quantization state between identical architectures. */
 void rt_net_copy_state(mpq_net *dst, const mpq_net *src);
