@@ -6,7 +6,9 @@ Everything here needs a library built with the runtime module; otherwise the cal
 
 import ctypes
 import os
-from ctypes import byref, c_double, c_int, c_int32, c_int64, c_void_p
+from ctypes import POINTER, byref, c_double, c_float, c_int, c_int32, c_int64, c_void_p
+
+import numpy as np
 
 from . import _lib
 from ._handle import Handle
@@ -69,6 +71,22 @@ class Net(Handle):
         out = c_void_p()
         lib.mpq_net_load(byref(out), os.fsencode(path), int(seed))
         return cls(out)
+
+    @classmethod
+    def load_onnx(cls, path, seed=0):
+        """A trained network from an ONNX file (see mpq_net_load_onnx())."""
+        out = c_void_p()
+        lib.mpq_net_load_onnx(byref(out), os.fsencode(path), int(seed))
+        return cls(out)
+
+    def forward(self, images, classes):
+        """Inference logits of a float32 batch N x C x H x W (pixels in [0, 1]) as an
+        N x classes float32 array; the installed policy, if any, applies."""
+        x = np.ascontiguousarray(images, dtype=np.float32)
+        out = np.empty((x.shape[0], int(classes)), dtype=np.float32)
+        lib.mpq_net_forward(self, x.ctypes.data_as(POINTER(c_float)), int(x.shape[0]),
+                            out.ctypes.data_as(POINTER(c_float)))
+        return out
 
     def save(self, path):
         lib.mpq_net_save(self, os.fsencode(path))
