@@ -851,6 +851,13 @@ static mpq_status flatten(op_ctx *o, val *x)
     n->d.out_h = n->d.out_w = 1;
     if ((st = set_act(o, n, (int32_t)(o->c->g->count - 1))) != MPQ_OK)
         return st;
+    /* A flat value keeps the map it came from: a fully connected layer after it needs the
+     * (c, h, w) extents to reorder its weights for channels-last runtimes. */
+    val *v;
+    out_val(o, &v);
+    v->c = x->c;
+    v->h = x->h;
+    v->w = x->w;
     return MPQ_OK;
 }
 
