@@ -196,6 +196,109 @@ START_TEST(test_files)
 }
 END_TEST
 
+static char *write_reference(void)
+{
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/mpq-onnx-ref-%d.onnx", (int)getpid());
+    ob_model om;
+    ob_reference(&om, OB_OK);
+    size_t size;
+    uint8_t *buf = ob_pack(&om, &size);
+    ob_free(&om.a);
+    ck_assert_int_eq(mpq_write_file_atomic(path, buf, size), MPQ_OK);
+    free(buf);
+    return path;
+}
+
+START_TEST(test_export_qdq)
+{
+    const char *path = write_reference();
+    mpq_model *m;
+    ck_assert_int_eq(mpq_model_load_onnx(&m, path), MPQ_OK);
+    mpq_policy *p;
+    ck_assert_int_eq(mpq_policy_create_uniform(&p, m, 4, 4), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_set_kernel_bits(p, 0, 1, 6), MPQ_OK);
+    const float lo[2] = {0.0f, 0.0f}, hi[2] = {1.0f, 3.0f};
+    char out[80];
+    snprintf(out, sizeof out, "%s.qdq.onnx", path);
+    ck_assert_msg(mpq_policy_export(p, path, lo, hi, MPQ_EXPORT_ONNX_QDQ, out) == MPQ_OK, "%s", mpq_last_error());
+    void *data;
+    size_t size;
+    ck_assert_int_eq(mpq_read_file(out, &data, &size), MPQ_OK);
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, size, data);
+    ck_assert_ptr_nonnull(mp);
+    int q = 0, dq = 0, clip = 0;
+    const Onnx__GraphProto *g = mp->graph;
+    for (size_t k = 0; k < g->n_node; k++) {
+        q += !strcmp(g->node[k]->op_type, "QuantizeLinear");
+        dq += !strcmp(g->node[k]->op_type, "DequantizeLinear");
+        clip += !strcmp(g->node[k]->op_type, "Clip");
+    }
+    /* Two layers, each with a weight pair (per axis) and an activation pair; 4-bit unsigned
+     * activations need a Clip to 15 codes. */
+    ck_assert_int_eq(q, 4);
+    ck_assert_int_eq(dq, 4);
+    ck_assert_int_eq(clip, 2);
+    /* Per-kernel weight scales: max|w_k| / (2^(b-1) - 1), kernel 1 of the conv at 6 bits. */
+    const float *w = NULL;
+    for (size_t k = 0; k < g->n_initializer; k++)
+        if (!strcmp(g->initializer[k]->name, "W"))
+            w = g->initializer[k]->float_data;
+    ck_assert_ptr_nonnull(w);
+    int found = 0;
+    for (size_t k = 0; k < g->n_initializer; k++) {
+        const Onnx__TensorProto *t = g->initializer[k];
+        if (!strcmp(t->name, "W_w0_scale")) {
+            ck_assert_uint_eq(t->n_float_data, 3);
+            for (int o = 0; o < 3; o++) {
+                float mx = 0;
+                for (int j = 0; j < 18; j++)
+                    mx = fmaxf(mx, fabsf(w[o * 18 + j]));
+                ck_assert_float_eq_tol(t->float_data[o], mx / (o == 1 ? 31.0f : 7.0f), 1e-7);
+            }
+            found++;
+        }
+        if (!strcmp(t->name, "f_act1_clip_max")) {
+            /* 4-bit unsigned over [0, 3]: scale 3/15, 15 codes. */
+            ck_assert_float_eq_tol(t->float_data[0], 3.0f, 1e-6);
+            found++;
+        }
+    }
+    ck_assert_int_eq(found, 2);
+    onnx__model_proto__free_unpacked(mp, NULL);
+    mpq_free(data);
+    /* Read back by the importer, the QDQ model is refused naming the first node it does not
+     * lower (a sub-8-bit Clip), not with a crash or a data-type error. */
+    mpq_graph *gg = NULL;
+    ck_assert_int_eq(mpq_graph_load_onnx(&gg, out), MPQ_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(mpq_last_error(), "node 'x_act0_clip' (Clip)"), "%s", mpq_last_error());
+
+    /* Encodings: one entry per kernel with its own bit width. */
+    snprintf(out, sizeof out, "%s.encodings", path);
+    ck_assert_int_eq(mpq_policy_export(p, path, lo, hi, MPQ_EXPORT_ENCODINGS, out), MPQ_OK);
+    ck_assert_int_eq(mpq_read_file(out, &data, &size), MPQ_OK);
+    ck_assert_ptr_nonnull(strstr(data, "\"param_encodings\""));
+    ck_assert_ptr_nonnull(strstr(data, "\"bitwidth\": 6"));
+    mpq_free(data);
+    remove(out);
+    snprintf(out, sizeof out, "%s.qdq.onnx", path);
+    remove(out);
+
+    /* Refusals: 16-bit weights, activations without a range. */
+    ck_assert_int_eq(mpq_policy_set_kernel_bits(p, 1, 0, 16), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_export(p, path, lo, hi, MPQ_EXPORT_ONNX_QDQ, out),
+                     MPQ_ERR_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "16 weight bits"));
+    ck_assert_int_eq(mpq_policy_set_kernel_bits(p, 1, 0, 8), MPQ_OK);
+    ck_assert_int_eq(mpq_policy_export(p, path, NULL, NULL, MPQ_EXPORT_ONNX_QDQ, out),
+                     MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(access(out, F_OK), -1);
+    mpq_policy_destroy(p);
+    mpq_model_destroy(m);
+    remove(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("onnx");
@@ -205,6 +308,7 @@ int main(void)
     tcase_add_test(tc, test_bad_graphs);
     tcase_add_test(tc, test_truncated_and_random);
     tcase_add_test(tc, test_files);
+    tcase_add_test(tc, test_export_qdq);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -486,6 +486,17 @@ MPQ_API mpq_status mpq_net_calibrate(mpq_net *net, const mpq_dataset *ds, int32_
                                      mpq_calib_method method);
 
 /**
+ * Calibrated activation range at the input of quantizable layer @p layer (the index in
+ * mpq_net_to_model()), as mpq_net_calibrate() left it: what mpq_policy_export() needs to write
+ * the activation grids the fake-quant path uses. ::MPQ_ERR_STATE before calibration.
+ * @param net the network.
+ * @param layer quantizable layer index.
+ * @param lo receives the low end.
+ * @param hi receives the high end.
+ */
+MPQ_API mpq_status mpq_net_get_act_range(const mpq_net *net, size_t layer, float *lo, float *hi);
+
+/**
  * Installs a quantization policy (copied; NULL returns to float). The policy must match
  * mpq_net_to_model() (::MPQ_ERR_MISMATCH otherwise). Activations are quantized only if the
  * network was calibrated (::MPQ_ERR_STATE when a policy asks for fewer than 32 activation bits on

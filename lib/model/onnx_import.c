@@ -46,7 +46,7 @@ mpq_status mpq_graph_from_onnx_memory(mpq_graph **out, const void *data, size_t 
 #define ONNX_MAX_FILE ((size_t)INT32_MAX)
 
 enum { V_NONE = 0, V_CONST, V_ACT };
-enum { T_FLOAT = 1, T_INT32 = 6, T_INT64 = 7, T_DOUBLE = 11 };
+enum { T_FLOAT = 1, T_UINT8 = 2, T_INT8 = 3, T_INT32 = 6, T_INT64 = 7, T_DOUBLE = 11 };
 
 typedef struct val {
     const char *name;
@@ -180,14 +180,17 @@ static mpq_status tensor_to_val(const Onnx__TensorProto *t, val *v)
     if (st != MPQ_OK)
         return st;
     int dt = t->has_data_type ? t->data_type : 0;
-    size_t esize = dt == T_FLOAT || dt == T_INT32 ? 4 : dt == T_INT64 || dt == T_DOUBLE ? 8 : 0;
+    size_t esize = dt == T_FLOAT || dt == T_INT32             ? 4
+                   : dt == T_INT64 || dt == T_DOUBLE        ? 8
+                   : dt == T_UINT8 || dt == T_INT8          ? 1
+                                                            : 0;
     if (!esize)
         return mpq_set_error(MPQ_ERR_UNSUPPORTED,
-                             "onnx: tensor '%s' has data type %d (float, double, int32 and "
-                             "int64 are read)",
+                             "onnx: tensor '%s' has data type %d (float, double, int8, uint8, "
+                             "int32 and int64 are read)",
                              name, dt);
     size_t typed = dt == T_FLOAT ? t->n_float_data
-                   : dt == T_INT32 ? t->n_int32_data
+                   : dt == T_INT32 || esize == 1 ? t->n_int32_data
                    : dt == T_INT64 ? t->n_int64_data
                                    : t->n_double_data;
     int raw = t->has_raw_data && t->raw_data.len > 0;
@@ -201,7 +204,7 @@ static mpq_status tensor_to_val(const Onnx__TensorProto *t, val *v)
     for (size_t k = 0; k < t->n_dims; k++)
         v->dims[k] = t->dims[k];
     v->n = n;
-    v->is_int = dt == T_INT32 || dt == T_INT64;
+    v->is_int = dt != T_FLOAT && dt != T_DOUBLE;
     size_t alloc = (size_t)(n ? n : 1);
     if (v->is_int)
         v->i = malloc(alloc * sizeof *v->i);
@@ -237,6 +240,12 @@ static mpq_status tensor_to_val(const Onnx__TensorProto *t, val *v)
             v->i[k] = x;
             break;
         }
+        case T_UINT8:
+            v->i[k] = r ? r[k] : t->int32_data[k];
+            break;
+        case T_INT8:
+            v->i[k] = r ? (int8_t)r[k] : t->int32_data[k];
+            break;
         default:
             if (r)
                 memcpy(&v->i[k], r + 8 * k, 8);

@@ -154,3 +154,22 @@ mpq_status mpq_net_load_onnx(mpq_net **out, const char *path, uint64_t seed)
         return mpq_set_error(st, "%s: %s", path, mpq_last_error());
     return MPQ_OK;
 }
+
+mpq_status mpq_net_get_act_range(const mpq_net *net, size_t layer, float *lo, float *hi)
+{
+    if (!net || !lo || !hi)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_net_get_act_range: net, lo or hi is NULL");
+    if (!net->calibrated)
+        return mpq_set_error(MPQ_ERR_STATE, "mpq_net_get_act_range: the network is not "
+                             "calibrated (mpq_net_calibrate())");
+    for (size_t i = 0; i < net->count; i++)
+        if (net->layers[i].quant_index == (int32_t)layer) {
+            *lo = net->layers[i].act_lo;
+            *hi = net->layers[i].act_hi;
+            return MPQ_OK;
+        }
+    return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                         "mpq_net_get_act_range: layer %zu of %d quantizable layers", layer,
+                         (int)net->quant_count);
+}
