@@ -95,16 +95,24 @@ def train_fashion(batches, seed=0):
     return net.eval()
 
 
-def export(net, path, shape):
+def export(net, path, shape, batch=4):
+    """Exports, and saves a batch of inputs in [0, 1] with torch's logits next to the model
+    (PATH.input.npy, PATH.logits.npy) for the float comparison."""
     torch.onnx.export(net, torch.zeros(shape), path, opset_version=13, do_constant_folding=False,
                       training=torch.onnx.TrainingMode.PRESERVE, input_names=["input"],
                       output_names=["logits"])
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand((batch,) + tuple(shape[1:]), generator=g)
+    with torch.no_grad():
+        y = net(x)
+    np.save(path + ".input.npy", x.numpy())
+    np.save(path + ".logits.npy", y.numpy())
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("outdir")
-    ap.add_argument("--train-batches", type=int, default=300)
+    ap.add_argument("--train-batches", type=int, default=200)
     ap.add_argument("--only", nargs="*", default=None)
     a = ap.parse_args()
     os.makedirs(a.outdir, exist_ok=True)
@@ -121,7 +129,7 @@ def main():
         if want(name) and (a.only is not None or name != "resnet50"):
             torch.manual_seed(0)
             export(getattr(torchvision.models, name)().eval(),
-                   os.path.join(a.outdir, name + ".onnx"), (1, 3, 224, 224))
+                   os.path.join(a.outdir, name + ".onnx"), (1, 3, 224, 224), batch=2)
 
 
 if __name__ == "__main__":
