@@ -44,6 +44,8 @@ mpq_status mpq_graph_from_onnx_memory(mpq_graph **out, const void *data, size_t 
 
 /* protobuf-c reads lengths as 32-bit values: larger files cannot be parsed anyway. */
 #define ONNX_MAX_FILE ((size_t)INT32_MAX)
+/* Largest constant computed while folding (Gather, Concat, Reshape, ... of constants). */
+#define ONNX_MAX_FOLDED (1 << 24)
 
 enum { V_NONE = 0, V_CONST, V_ACT };
 enum { T_FLOAT = 1, T_UINT8 = 2, T_INT8 = 3, T_INT32 = 6, T_INT64 = 7, T_DOUBLE = 11 };
@@ -310,7 +312,9 @@ typedef struct op_ctx {
 
 static val *in_val(const op_ctx *o, size_t k)
 {
-    return k < o->nd->n_input ? lookup(o->c, o->nd->input[k]) : NULL;
+    val *v = k < o->nd->n_input ? lookup(o->c, o->nd->input[k]) : NULL;
+    /* An output its producer does not define (Dropout's mask) is no input. */
+    return v && v->kind != V_NONE ? v : NULL;
 }
 
 static mpq_status need_act(const op_ctx *o, size_t k, val **out)
@@ -882,6 +886,10 @@ static mpq_status const_out(op_ctx *o, int is_int, int rank, const int64_t *dims
     int64_t n;
     if ((st = check_dims(v->name, dims, (size_t)rank, &n)) != MPQ_OK)
         return st;
+    /* Folding serves shape arithmetic: a large result only comes from a hostile file. */
+    if (n > ONNX_MAX_FOLDED)
+        return OP_ERR(MPQ_ERR_UNSUPPORTED, "folding a constant of %lld elements (at most %d)",
+                      (long long)n, ONNX_MAX_FOLDED);
     v->kind = V_CONST;
     v->is_int = is_int;
     v->rank = rank;
