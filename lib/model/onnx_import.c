@@ -67,6 +67,7 @@ typedef struct val {
     int32_t c, h, w;
     int flat;
     int32_t fc_open;
+    int lent; /* f belongs to a graph node now (attach()) */
 } val;
 
 typedef struct ctx {
@@ -124,7 +125,8 @@ static mpq_status define(ctx *c, const char *name, int32_t producer, val **out)
 
 static void val_clear(val *v)
 {
-    free(v->f);
+    if (!v->lent)
+        free(v->f);
     free(v->i);
     v->f = NULL;
     v->i = NULL;
@@ -469,11 +471,20 @@ static float *fdup(const float *p, int64_t n)
     return q;
 }
 
-static mpq_status attach(op_ctx *o, mpq_gnode *n, int which, const float *data, int64_t count)
+/* Gives a constant's data to a graph node: moved the first time (the graph then owns it and the
+ * value only borrows it, which keeps a large model's import near 3x its file size: file, parsed
+ * message, values), copied when another node already took it (shared weights). */
+static mpq_status attach(op_ctx *o, mpq_gnode *n, int which, val *v, int64_t count)
 {
-    n->t[which] = fdup(data, count);
-    if (!n->t[which])
+    if (v->n != count || !v->f)
+        return OP_ERR(MPQ_ERR_INTERNAL, "tensor '%s' of %lld values, %lld expected", v->name,
+                      (long long)v->n, (long long)count);
+    if (!v->lent) {
+        n->t[which] = v->f;
+        v->lent = 1;
+    } else if (!(n->t[which] = fdup(v->f, count))) {
         return OP_ERR(MPQ_ERR_OUT_OF_MEMORY, "%s", "out of memory");
+    }
     n->nt[which] = count;
     return MPQ_OK;
 }
@@ -584,8 +595,8 @@ static mpq_status op_conv(op_ctx *o)
     n->d.out_c = (int32_t)oc;
     if ((st = spatial_out(o, n, 0)) != MPQ_OK)
         return st;
-    if ((st = attach(o, n, MPQ_GRAPH_WEIGHT, w->f, w->n)) != MPQ_OK ||
-        (b && (st = attach(o, n, MPQ_GRAPH_BIAS, b->f, b->n)) != MPQ_OK))
+    if ((st = attach(o, n, MPQ_GRAPH_WEIGHT, w, w->n)) != MPQ_OK ||
+        (b && (st = attach(o, n, MPQ_GRAPH_BIAS, b, b->n)) != MPQ_OK))
         return st;
     return set_act(o, n, (int32_t)(o->c->g->count - 1));
 }
@@ -705,7 +716,7 @@ static mpq_status op_add(op_ctx *o)
             if (!isfinite(b->f[j]))
                 return OP_ERR(MPQ_ERR_FORMAT, "bias '%s' element %lld is not finite", b->name,
                               (long long)j);
-        mpq_status st = attach(o, n, MPQ_GRAPH_BIAS, b->f, b->n);
+        mpq_status st = attach(o, n, MPQ_GRAPH_BIAS, b, b->n);
         if (st != MPQ_OK)
             return st;
         n->d.bias = 1;
@@ -746,10 +757,10 @@ static mpq_status op_batchnorm(op_ctx *o)
     n->d.out_h = x->h;
     n->d.out_w = x->w;
     n->d.epsilon = eps;
-    if ((st = attach(o, n, MPQ_GRAPH_BN_SCALE, sc->f, c)) ||
-        (st = attach(o, n, MPQ_GRAPH_BN_SHIFT, sh->f, c)) ||
-        (st = attach(o, n, MPQ_GRAPH_BN_MEAN, mu->f, c)) ||
-        (st = attach(o, n, MPQ_GRAPH_BN_VAR, var->f, c)))
+    if ((st = attach(o, n, MPQ_GRAPH_BN_SCALE, sc, c)) ||
+        (st = attach(o, n, MPQ_GRAPH_BN_SHIFT, sh, c)) ||
+        (st = attach(o, n, MPQ_GRAPH_BN_MEAN, mu, c)) ||
+        (st = attach(o, n, MPQ_GRAPH_BN_VAR, var, c)))
         return st;
     if ((st = set_act(o, n, (int32_t)(o->c->g->count - 1))) != MPQ_OK)
         return st;
