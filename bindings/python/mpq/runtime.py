@@ -83,6 +83,10 @@ class Net(Handle):
         """Inference logits of a float32 batch N x C x H x W (pixels in [0, 1]) as an
         N x classes float32 array; the installed policy, if any, applies."""
         x = np.ascontiguousarray(images, dtype=np.float32)
+        if x.ndim != 4 or x.shape[0] < 1:
+            raise InvalidArgumentError("forward: images must be N x C x H x W with N >= 1, got "
+                                       "shape %s" % (x.shape,))
+        # The C side writes N x (the network's classes) floats: classes must be that count.
         out = np.empty((x.shape[0], int(classes)), dtype=np.float32)
         lib.mpq_net_forward(self, x.ctypes.data_as(POINTER(c_float)), int(x.shape[0]),
                             out.ctypes.data_as(POINTER(c_float)))
