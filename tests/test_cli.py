@@ -264,7 +264,10 @@ if "  export " in commands:
         with open(bad, "wb") as f:
             f.write(b"not a protobuf \xff\xff\xff")
         for args in (["cost", "-M", bad], ["eval", "-M", bad, "-d", "/nonexistent"],
-                     ["export", "-M", bad, "-o", tmp + "/o.onnx"]):
+                     ["export", "-M", bad, "-o", tmp + "/o.onnx"],
+                     # an .onnx network is a real one, not a zoo name scored by the proxy
+                     ["search", "-M", bad, "--eval-set", "limit=10", "-e", "1", "-q",
+                      "-o", tmp + "/s"]):
             r = run_bounded(*args)
             expect(r.returncode == 1 and "bad.onnx" in r.stderr and
                    ("MPQ_ERR_FORMAT" in r.stderr or "MPQ_ERR_UNSUPPORTED" in r.stderr),

@@ -1089,7 +1089,8 @@ static int run_demo(const options *o, context *cx, setup *su)
 static int is_zoo_model(const char *name)
 {
     size_t len = strlen(name);
-    return !is_builtin_net(name) && !(len > 7 && strcmp(name + len - 7, ".mpqnet") == 0);
+    return !is_builtin_net(name) && !(len > 7 && strcmp(name + len - 7, ".mpqnet") == 0) &&
+           !(len > 5 && strcmp(name + len - 5, ".onnx") == 0);
 }
 
 /* Calls @p fn on each method name of the demo's --methods list (a copy: strtok writes). */
@@ -1228,8 +1229,8 @@ static int validate_options(const options *o)
                                             : NULL;
         if (what)
             return cli_usage_error("search", "%s needs a real network (fashion-cnn, "
-                                             "fashion-tiny or a .mpqnet file); '%s' is scored "
-                                             "by the closed-form proxy",
+                                             "fashion-tiny, a .mpqnet or .onnx file); '%s' is "
+                                             "scored by the closed-form proxy",
                                    what, o->model);
     }
     return CLI_OK;
