@@ -252,6 +252,27 @@ with tempfile.TemporaryDirectory() as tmp:
         expect(r.returncode == 0 and "latency:0.6" in r.stdout and "latency:0.5" not in r.stdout
                and "8 episodes" in r.stdout, f"resume summary: {r.stdout!r} {r.stderr!r}")
 
+# ONNX: export needs its model and output; a damaged .onnx is a library error (exit 1) naming
+# the file, for cost, eval and export alike.
+if "  export " in commands:
+    with tempfile.TemporaryDirectory() as tmp:
+        r = run_bounded("export", "-p", "uniform:8,8")
+        expect(usage_error(r, "-M", "-o"), f"export without -M/-o: {r.stderr!r}")
+        r = run_bounded("export", "-M", "m.onnx", "-o", tmp + "/o.onnx", "-f", "tflite")
+        expect(usage_error(r, "--format", "tflite"), f"export format: {r.stderr!r}")
+        bad = tmp + "/bad.onnx"
+        with open(bad, "wb") as f:
+            f.write(b"not a protobuf \xff\xff\xff")
+        for args in (["cost", "-M", bad], ["eval", "-M", bad, "-d", "/nonexistent"],
+                     ["export", "-M", bad, "-o", tmp + "/o.onnx"],
+                     # an .onnx network is a real one, not a zoo name scored by the proxy
+                     ["search", "-M", bad, "--eval-set", "limit=10", "-e", "1", "-q",
+                      "-o", tmp + "/s"]):
+            r = run_bounded(*args)
+            expect(r.returncode == 1 and "bad.onnx" in r.stderr and
+                   ("MPQ_ERR_FORMAT" in r.stderr or "MPQ_ERR_UNSUPPORTED" in r.stderr),
+                   f"{args[0]} damaged onnx: {r.returncode} {r.stderr!r}")
+
 for f in failures:
     print("FAIL:", f)
 print(f"{len(failures)} failed")

@@ -54,5 +54,6 @@ int cmd_cost(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

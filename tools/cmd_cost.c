@@ -16,9 +16,9 @@ static void cost_help(FILE *out)
             "per layer and in total, with ratios to the all-8-bit reference policy.\n"
             "\n"
             "Options:\n"
-            "  -m, --model NAME|FILE  zoo network (resnet18, resnet50, mobilenetv1, mobilenetv2,\n"
-            "                         squeezenet1_0, squeezenet1_1) or a model file (default\n"
-            "                         mobilenetv2)\n"
+            "  -m, -M, --model NAME|FILE  zoo network (resnet18, resnet50, mobilenetv1,\n"
+            "                         mobilenetv2, squeezenet1_0, squeezenet1_1), a model file\n"
+            "                         or an ONNX model (*.onnx) (default mobilenetv2)\n"
             "  -w, --hw NAME          bismo-edge, bismo-cloud, bitfusion or zynq7020 (default\n"
             "                         bismo-cloud)\n"
             "  -t, --table FILE       use a lookup table in HAQ's CSV layout instead of --hw\n"
@@ -95,9 +95,10 @@ int cmd_cost(int argc, char **argv)
     int nsets = 0, csv = 0, params = 0, c, rc;
     long long batch = -1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "m:w:t:p:b:s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:M:w:t:p:b:s:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'm': model_name = optarg; break;
+        case 'm':
+        case 'M': model_name = optarg; break;
         case 'w': hw_name = optarg; break;
         case 't': table = optarg; break;
         case 'p': policy_spec = optarg; break;
@@ -154,8 +155,12 @@ int cmd_cost(int argc, char **argv)
         rc = list_params(hw);
         goto done;
     }
-    st = access(model_name, R_OK) == 0 ? mpq_model_load(&m, model_name)
-                                        : mpq_model_zoo(&m, model_name);
+    size_t mlen = strlen(model_name);
+    if (mlen > 5 && strcmp(model_name + mlen - 5, ".onnx") == 0)
+        st = mpq_model_load_onnx(&m, model_name);
+    else
+        st = access(model_name, R_OK) == 0 ? mpq_model_load(&m, model_name)
+                                            : mpq_model_zoo(&m, model_name);
     if (st || (st = mpq_policy_from_spec(&p, m, policy_spec)) ||
         (st = mpq_hw_result_create(&r)) || (st = mpq_hw_evaluate(hw, m, p, r))) {
         rc = cli_fail("cost", st);

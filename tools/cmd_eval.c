@@ -9,12 +9,15 @@ static void eval_usage(FILE *out)
 {
     fprintf(out,
             "Usage: mpq eval [OPTIONS] MODEL_FILE\n"
+            "       mpq eval [OPTIONS] -M MODEL.onnx\n"
             "\n"
-            "Top-1 accuracy of a network saved by 'mpq train', in float and under a quantization\n"
+            "Top-1 accuracy of a network saved by 'mpq train' (or read from an ONNX file: see the\n"
+            "guide for the operators), in float and under a quantization\n"
             "policy (weights fake-quantized per kernel, activations per layer over ranges\n"
             "calibrated on training batches).\n"
             "\n"
             "Options:\n"
+            "  -M, --model FILE      the network: a .mpqnet file or an ONNX model (.onnx)\n"
             "  -p, --policy SPEC     policy JSON file or uniform:W,A (default uniform:8,8)\n"
             "  -s, --split NAME      val (default; the last 5000 training images) or test\n"
             "  -d, --data DIR        directory with the four IDX files (default %s)\n"
@@ -78,15 +81,17 @@ int cmd_eval(int argc, char **argv)
         {"data", required_argument, NULL, 'd'},   {"epochs", required_argument, NULL, 'e'},
         {"calib", required_argument, NULL, 'c'},  {"json", no_argument, NULL, 'j'},
         {"int8", no_argument, NULL, '8'},         {"help", no_argument, NULL, 'h'},
+        {"model", required_argument, NULL, 'M'},
         {NULL, 0, NULL, 0},
     };
-    const char *spec = "uniform:8,8", *split_name = "val", *data = NULL;
+    const char *spec = "uniform:8,8", *split_name = "val", *data = NULL, *model = NULL;
     long long epochs = 0, calib = -1; /* -1: the evaluator's default */
     int json = 0, int8 = 0, c, rc;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "p:s:d:e:c:j8h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:s:d:e:c:j8hM:", opts, NULL)) != -1) {
         switch (c) {
         case 'p': spec = optarg; break;
+        case 'M': model = optarg; break;
         case 's': split_name = optarg; break;
         case 'd': data = optarg; break;
         case 'e':
@@ -111,8 +116,8 @@ int cmd_eval(int argc, char **argv)
                                    argv[optind - 1]);
         }
     }
-    if (optind + 1 != argc)
-        return cli_usage_error("eval", "expected exactly one MODEL_FILE");
+    if (optind + (model ? 0 : 1) != argc)
+        return cli_usage_error("eval", "expected exactly one MODEL_FILE (or -M FILE)");
     mpq_split split;
     if (strcmp(split_name, "val") == 0)
         split = MPQ_SPLIT_VAL;
@@ -120,11 +125,11 @@ int cmd_eval(int argc, char **argv)
         split = MPQ_SPLIT_TEST;
     else
         return cli_usage_error("eval", "--split must be val or test, got '%s'", split_name);
-    if ((rc = cli_check_path("eval", "MODEL_FILE", argv[optind])) != CLI_OK ||
+    const char *path = model ? model : argv[optind];
+    if ((rc = cli_check_path("eval", "MODEL_FILE", path)) != CLI_OK ||
         (rc = cli_check_path("eval", "--policy", spec)) != CLI_OK ||
         (data && (rc = cli_check_path("eval", "--data", data)) != CLI_OK))
         return rc;
-    const char *path = argv[optind];
     mpq_dataset *ds = NULL;
     mpq_net *net = NULL;
     mpq_evaluator *ev = NULL;
@@ -133,7 +138,10 @@ int cmd_eval(int argc, char **argv)
     mpq_int8_report i8 = {sizeof i8, 0, 0, 0, 0, 0, 0, 0, 0};
     double fp = 0, q = 0, avg_bits = 0;
     int64_t images = 0;
-    mpq_status st = mpq_net_load(&net, path, 1);
+    size_t plen = strlen(path);
+    mpq_status st = plen > 5 && strcmp(path + plen - 5, ".onnx") == 0
+                        ? mpq_net_load_onnx(&net, path, 1)
+                        : mpq_net_load(&net, path, 1);
     if (st == MPQ_OK)
         st = mpq_dataset_load(&ds, data);
     if (st == MPQ_OK)

@@ -29,7 +29,8 @@ static void search_usage(FILE *out)
             "  -m, --method NAME      haq (default), autoq, uniform, random or greedy\n"
             "  -M, --model NAME       fashion-cnn (default) or fashion-tiny: real accuracy from the\n"
             "                         built-in oneDNN evaluator on Fashion-MNIST (trained and cached\n"
-            "                         on first use); a saved network file (.mpqnet); or a zoo model\n"
+            "                         on first use); a saved network file (.mpqnet) or an ONNX model\n"
+            "                         (.onnx, trained weights; --data gives its IDX images); or a zoo model\n"
             "                         (resnet18, resnet50, mobilenetv1, mobilenetv2, squeezenet1_0,\n"
             "                         squeezenet1_1) with a closed-form PROXY accuracy, clearly\n"
             "                         labelled as such, for trying the search without data\n"
@@ -846,7 +847,8 @@ static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
     mpq_status st;
     memset(su, 0, sizeof *su);
     size_t len = strlen(o->model);
-    int is_file = len > 7 && strcmp(o->model + len - 7, ".mpqnet") == 0;
+    int is_onnx = len > 5 && strcmp(o->model + len - 5, ".onnx") == 0;
+    int is_file = (len > 7 && strcmp(o->model + len - 7, ".mpqnet") == 0) || is_onnx;
     if (!is_builtin_net(o->model) && !is_file) {
         if ((st = mpq_model_zoo(&su->zoo, o->model)) != MPQ_OK)
             return st;
@@ -873,7 +875,8 @@ static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
         return st;
     if (is_file) {
         snprintf(path, sizeof path, "%s", o->model);
-        if ((st = mpq_net_load(&su->net, path, 1)) != MPQ_OK)
+        if ((st = is_onnx ? mpq_net_load_onnx(&su->net, path, 1) : mpq_net_load(&su->net, path, 1)) !=
+            MPQ_OK)
             return st;
     } else {
         if (cached) {
@@ -1090,7 +1093,8 @@ static int run_demo(const options *o, context *cx, setup *su)
 static int is_zoo_model(const char *name)
 {
     size_t len = strlen(name);
-    return !is_builtin_net(name) && !(len > 7 && strcmp(name + len - 7, ".mpqnet") == 0);
+    return !is_builtin_net(name) && !(len > 7 && strcmp(name + len - 7, ".mpqnet") == 0) &&
+           !(len > 5 && strcmp(name + len - 5, ".onnx") == 0);
 }
 
 /* Calls @p fn on each method name of the demo's --methods list (a copy: strtok writes). */
@@ -1230,8 +1234,8 @@ static int validate_options(const options *o)
                                             : NULL;
         if (what)
             return cli_usage_error("search", "%s needs a real network (fashion-cnn, "
-                                             "fashion-tiny or a .mpqnet file); '%s' is scored "
-                                             "by the closed-form proxy",
+                                             "fashion-tiny, a .mpqnet or .onnx file); '%s' is "
+                                             "scored by the closed-form proxy",
                                    what, o->model);
     }
     return CLI_OK;

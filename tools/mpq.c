@@ -21,6 +21,9 @@ static const cli_command commands[] = {
 #ifdef MPQ_HAVE_CMD_EVAL
     {"eval", "accuracy of a trained network under a quantization policy", cmd_eval},
 #endif
+#ifdef MPQ_HAVE_CMD_EXPORT
+    {"export", "write a policy for an ONNX model as ONNX QDQ or AIMET encodings", cmd_export},
+#endif
 #ifdef MPQ_HAVE_CMD_SEARCH
     {"search", "search a mixed-precision policy (HAQ, AutoQ, baselines)", cmd_search},
 #endif

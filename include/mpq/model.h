@@ -340,6 +340,138 @@ MPQ_API mpq_status mpq_policy_from_spec(mpq_policy **out, const mpq_model *m, co
 
 /** @} */
 
+
+/* ------------------------------------------------------------------------------------------ */
+/** @name Imported graphs (ONNX)
+ * A user's CNN read from an ONNX file, lowered to the operations libmpq runs: convolutions
+ * (any groups), fully connected layers, batch normalisation, ReLU / ReLU6, max / average /
+ * global average pooling, residual adds and flattening, in topological order, with their
+ * float parameters. Constant subgraphs (Shape, Gather, Unsqueeze, Concat, Reshape of constants,
+ * Identity, Constant, Cast) are folded while loading. mpq_graph_to_model() gives its quantizable
+ * layers (the model for policies, costs and the quantizer); the runtime builds an executable
+ * network from it (mpq_net_from_graph() in runtime.h).
+ *
+ * Requires a build with ONNX support (meson option `onnx`, on by default when protobuf-c and
+ * onnx.proto are installed); otherwise every loader returns ::MPQ_ERR_UNSUPPORTED.
+ * @{ */
+
+/** Operation of a graph node; the values equal the runtime's ::mpq_net_op. */
+typedef enum mpq_graph_op {
+    MPQ_GRAPH_CONV = 1,           /**< 2-D convolution (square kernel, stride, symmetric pad). */
+    MPQ_GRAPH_BATCHNORM = 2,      /**< Inference batch normalisation (tensors scale, shift, mean, var). */
+    MPQ_GRAPH_RELU = 3,           /**< max(x, 0). */
+    MPQ_GRAPH_RELU6 = 4,          /**< min(max(x, 0), 6) (ONNX Clip with min 0, max 6). */
+    MPQ_GRAPH_MAXPOOL = 5,        /**< Max pooling. */
+    MPQ_GRAPH_AVGPOOL = 6,        /**< Average pooling, padding excluded from the mean. */
+    MPQ_GRAPH_GLOBAL_AVGPOOL = 7, /**< Mean over the spatial extent. */
+    MPQ_GRAPH_FC = 8,             /**< Fully connected (Gemm, or MatMul with its Add bias). */
+    MPQ_GRAPH_ADD = 9,            /**< Elementwise sum of two nodes' outputs of the same shape. */
+    MPQ_GRAPH_FLATTEN = 10,       /**< C x H x W to C*H*W features (Flatten, Reshape). */
+} mpq_graph_op;
+
+/** Parameter tensors of a graph node (mpq_graph_get_tensor()). */
+typedef enum mpq_graph_tensor {
+    MPQ_GRAPH_WEIGHT = 0,   /**< Conv [out][in/groups][k][k]; FC [out][in], inputs in ONNX
+                                 (c, h, w) order. */
+    MPQ_GRAPH_BIAS = 1,     /**< Conv and FC bias (out values), absent when the node has none. */
+    MPQ_GRAPH_BN_SCALE = 2, /**< Batch norm gamma. */
+    MPQ_GRAPH_BN_SHIFT = 3, /**< Batch norm beta. */
+    MPQ_GRAPH_BN_MEAN = 4,  /**< Batch norm running mean. */
+    MPQ_GRAPH_BN_VAR = 5,   /**< Batch norm running variance. */
+} mpq_graph_tensor;
+
+/** Description of one graph node. Plain data; grows only at the end; the caller sets @p size. */
+typedef struct mpq_graph_node {
+    size_t size;          /**< sizeof(mpq_graph_node), set by the caller. */
+    mpq_graph_op op;      /**< Operation. */
+    int32_t input;        /**< Index of the node producing the input; -1: the graph input. */
+    int32_t input2;       /**< ::MPQ_GRAPH_ADD: the second input node (-1: the graph input);
+                               -1 for other operations. */
+    int32_t out_channels; /**< Conv output channels, FC output features (0 otherwise). */
+    int32_t kernel;       /**< Conv and pooling: square kernel. */
+    int32_t stride;       /**< Conv and pooling: stride. */
+    int32_t pad;          /**< Conv and pooling: padding on every side. */
+    int32_t groups;       /**< Conv: groups. */
+    int32_t bias;         /**< Conv and FC: nonzero when a bias tensor is attached. */
+    int32_t in_c;         /**< Input channels (FC: of the map before flattening). */
+    int32_t in_h;         /**< Input height (FC: of the map before flattening). */
+    int32_t in_w;         /**< Input width (FC: of the map before flattening). */
+    int32_t out_c;        /**< Output channels (features for FC and flatten). */
+    int32_t out_h;        /**< Output height (1 after FC and flatten). */
+    int32_t out_w;        /**< Output width (1 after FC and flatten). */
+    int32_t layer;        /**< Index of the node's quantizable layer in mpq_graph_to_model()
+                               (conv and FC), -1 otherwise. */
+    int32_t source_node;  /**< Index of the ONNX node it came from in the file's graph. */
+    float epsilon;        /**< Batch norm epsilon. */
+} mpq_graph_node;
+
+/** Opaque imported graph. */
+typedef struct mpq_graph mpq_graph;
+
+/** Largest number of nodes of an ONNX graph the importer reads. */
+#define MPQ_GRAPH_MAX_ONNX_NODES 100000
+/** Largest number of lowered nodes of a graph. */
+#define MPQ_GRAPH_MAX_NODES 4096
+/** Largest element count of one tensor (2^31). */
+#define MPQ_GRAPH_MAX_ELEMENTS ((int64_t)1 << 31)
+/** Largest extent (channels, height, width) of any activation. */
+#define MPQ_GRAPH_MAX_EXTENT 65536
+/** Largest rank of a tensor. */
+#define MPQ_GRAPH_MAX_RANK 8
+
+/**
+ * Reads an ONNX model file (at most 2 GiB; tensors stored inline). The graph needs one float
+ * input N x C x H x W (N may be symbolic: costs are per image) and one output, the class
+ * scores. Refused with a message naming the node and what is wrong: an operator or attribute
+ * this importer does not lower (::MPQ_ERR_UNSUPPORTED naming the op and node: non-square
+ * kernels, asymmetric pads, dilations, ceil_mode pooling that changes the size, ...),
+ * external-data or sparse tensors (::MPQ_ERR_UNSUPPORTED), a damaged or truncated file, missing
+ * initializers or inputs, a cycle, tensors whose sizes disagree, dimensions beyond the
+ * MPQ_GRAPH_MAX_* limits (::MPQ_ERR_FORMAT).
+ * @param out receives the graph.
+ * @param path the .onnx file; the graph is named after its base name without ".onnx".
+ */
+MPQ_API mpq_status mpq_graph_load_onnx(mpq_graph **out, const char *path);
+
+/** mpq_graph_load_onnx() from a buffer; @p name (1..63 bytes) names the graph. */
+MPQ_API mpq_status mpq_graph_from_onnx_memory(mpq_graph **out, const void *data, size_t size,
+                                              const char *name);
+
+/** Destroys a graph. NULL is a no-op. */
+MPQ_API void mpq_graph_destroy(mpq_graph *g);
+
+/** Graph name (borrowed, valid while @p g lives). */
+MPQ_API mpq_status mpq_graph_get_name(const mpq_graph *g, const char **name);
+
+/** Input shape: channels, height, width (any output may be NULL). */
+MPQ_API mpq_status mpq_graph_get_input(const mpq_graph *g, int32_t *channels, int32_t *height,
+                                       int32_t *width);
+
+/** Number of lowered nodes; the last one produces the class scores. */
+MPQ_API mpq_status mpq_graph_get_node_count(const mpq_graph *g, size_t *count);
+
+/** Describes node @p index (the caller sets @p node->size). */
+MPQ_API mpq_status mpq_graph_get_node(const mpq_graph *g, size_t index, mpq_graph_node *node);
+
+/** Name of node @p index (borrowed; 1..63 bytes, unique): the ONNX node name when it fits. */
+MPQ_API mpq_status mpq_graph_get_node_name(const mpq_graph *g, size_t index, const char **name);
+
+/** Borrowed parameter tensor of a node (NULL and 0 when the node has none of that kind). */
+MPQ_API mpq_status mpq_graph_get_tensor(const mpq_graph *g, size_t index, mpq_graph_tensor which,
+                                        const float **data, int64_t *count);
+
+/**
+ * The quantizable layers (conv and FC nodes, in node order) as a model named like the graph,
+ * with their weights and biases attached; has_batchnorm is set for a conv whose output goes only
+ * into a batch norm. FC weights keep the ONNX (c, h, w) input order.
+ */
+MPQ_API mpq_status mpq_graph_to_model(mpq_model **out, const mpq_graph *g);
+
+/** mpq_graph_load_onnx() then mpq_graph_to_model(). */
+MPQ_API mpq_status mpq_model_load_onnx(mpq_model **out, const char *path);
+
+/** @} */
+
 /* ------------------------------------------------------------------------------------------ */
 /** @name Evaluators
  * The contract between whatever measures accuracy (the built-in oneDNN runtime, a user's C or

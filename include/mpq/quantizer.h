@@ -281,6 +281,49 @@ MPQ_API mpq_status mpq_policy_model_size(const mpq_model *m, const mpq_policy *p
 
 /** @} */
 
+/* ------------------------------------------------------------------------------------------ */
+/** @name Export for deployment (ONNX)
+ * @{ */
+
+/** What mpq_policy_export() writes. */
+typedef enum mpq_export_format {
+    /** The ONNX model with QuantizeLinear / DequantizeLinear pairs: per kernel (axis) on the
+     * weights of every conv and fully connected layer, per tensor on their input activations,
+     * so that ONNX Runtime computes the fake-quant numbers of libmpq. */
+    MPQ_EXPORT_ONNX_QDQ = 1,
+    /** An AIMET-style encodings JSON: "activation_encodings" (per layer input tensor) and
+     * "param_encodings" (per weight tensor, one entry per kernel) with bitwidth, min, max,
+     * scale, offset, is_symmetric. */
+    MPQ_EXPORT_ENCODINGS = 2,
+} mpq_export_format;
+
+/**
+ * Exports policy @p p for the ONNX model it was made for (a policy for
+ * mpq_model_load_onnx(@p onnx_path), checked with mpq_policy_check_model()), written
+ * atomically to @p out_path.
+ *
+ * Grids, as libmpq evaluates them: weights symmetric per kernel with the kernel-wise
+ * quantizer's default linear min-max scale (s = max|w| / (2^(b-1) - 1), zero point 0); a b-bit
+ * kernel (2 <= b <= 8) is an int8 QDQ whose codes stay inside the clipped range
+ * [-(2^(b-1) - 1), 2^(b-1) - 1]. Activations: over the calibrated [lo, hi], unsigned (uint8,
+ * codes 0..2^b - 1) when lo >= 0, else symmetric signed (int8); a Clip before QuantizeLinear
+ * holds the codes to the b-bit range where the 8-bit type would allow more. A layer or kernel at
+ * 32 bits stays float. Widths 9..16 and 1 are refused (::MPQ_ERR_UNSUPPORTED), as is a model
+ * below opset 13 for QDQ (per-axis QuantizeLinear).
+ * @param p the policy.
+ * @param onnx_path the ONNX model.
+ * @param act_lo per layer, the calibrated low end of the layer's input (mpq_net_get_act_range());
+ *        NULL when every activation is at 32 bits.
+ * @param act_hi per layer, the high end.
+ * @param format what to write.
+ * @param out_path destination file.
+ */
+MPQ_API mpq_status mpq_policy_export(const mpq_policy *p, const char *onnx_path,
+                                     const float *act_lo, const float *act_hi,
+                                     mpq_export_format format, const char *out_path);
+
+/** @} */
+
 /** @} */
 
 #ifdef __cplusplus

@@ -348,6 +348,30 @@ MPQ_API mpq_status mpq_net_save(const mpq_net *net, const char *path);
 MPQ_API mpq_status mpq_net_load(mpq_net **out, const char *path, uint64_t seed);
 
 /**
+ * Builds a network from an imported graph (mpq_graph_load_onnx()): the graph's operations in
+ * order with its parameters (batch-norm epsilons folded into the variances), named after the
+ * graph, classes = the last operation's outputs. mpq_net_to_model() of the result matches
+ * mpq_graph_to_model() in layer names, shapes and kernel counts, so policies for either apply to
+ * both (FC weights differ only in input order, see mpq_net_to_model()). Limits as mpq_net_add();
+ * a layer other than the first that reads the image gives ::MPQ_ERR_UNSUPPORTED.
+ * @param out receives the network.
+ * @param g the graph.
+ * @param seed seeds the network's generator.
+ */
+MPQ_API mpq_status mpq_net_from_graph(mpq_net **out, const mpq_graph *g, uint64_t seed);
+
+/**
+ * mpq_graph_load_onnx() then mpq_net_from_graph(): a trained network from an ONNX file, ready
+ * for mpq_net_evaluate(), mpq_evaluator_create() and the search. Inputs are the image pixels
+ * scaled to [0, 1] (as for every mpq_net), so a model that normalises differently must do so in
+ * its graph (and only the operations listed in model.h are read).
+ * @param out receives the network.
+ * @param path the .onnx file.
+ * @param seed seeds the network's generator.
+ */
+MPQ_API mpq_status mpq_net_load_onnx(mpq_net **out, const char *path, uint64_t seed);
+
+/**
  * Inference forward pass (BN with running statistics, installed policy applied).
  * @param net the network.
  * @param input @p batch images of C*H*W floats, already normalised.
@@ -474,6 +498,17 @@ typedef enum mpq_calib_method {
  */
 MPQ_API mpq_status mpq_net_calibrate(mpq_net *net, const mpq_dataset *ds, int32_t batches,
                                      mpq_calib_method method);
+
+/**
+ * Calibrated activation range at the input of quantizable layer @p layer (the index in
+ * mpq_net_to_model()), as mpq_net_calibrate() left it: what mpq_policy_export() needs to write
+ * the activation grids the fake-quant path uses. ::MPQ_ERR_STATE before calibration.
+ * @param net the network.
+ * @param layer quantizable layer index.
+ * @param lo receives the low end.
+ * @param hi receives the high end.
+ */
+MPQ_API mpq_status mpq_net_get_act_range(const mpq_net *net, size_t layer, float *lo, float *hi);
 
 /**
  * Installs a quantization policy (copied; NULL returns to float). The policy must match

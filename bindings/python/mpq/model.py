@@ -65,6 +65,13 @@ class Model(Handle):
         lib.mpq_model_load(byref(out), _path(path))
         return cls(_ptr=out)
 
+    @classmethod
+    def load_onnx(cls, path: PathLike) -> "Model":
+        """The quantizable layers (conv, fully connected) of an ONNX model, with weights."""
+        out = c_void_p()
+        lib.mpq_model_load_onnx(byref(out), _path(path))
+        return cls(_ptr=out)
+
     def save(self, path: PathLike) -> None:
         lib.mpq_model_save(self, _path(path))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import byref, c_double, c_int, c_int32, c_int64, c_uint8, c_void_p
+from ctypes import POINTER, byref, c_double, c_float, c_int, c_int32, c_int64, c_uint8, c_void_p
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
@@ -137,6 +137,13 @@ class Net(Handle):
         return cls(out)
 
     @classmethod
+    def load_onnx(cls, path: PathLike, seed: int = 0) -> "Net":
+        """A trained network from an ONNX file (see mpq_net_load_onnx())."""
+        out = c_void_p()
+        lib.mpq_net_load_onnx(byref(out), os.fsencode(path), int(seed))
+        return cls(out)
+
+    @classmethod
     def create(cls, channels: int, height: int, width: int, classes: int,
                seed: int = 0) -> "Net":
         """An empty network for C x H x W inputs; add layers with :meth:`add`."""
@@ -163,16 +170,23 @@ class Net(Handle):
         lib.mpq_net_add(self, name.encode(), byref(layer), byref(index))
         return index.value
 
-    def forward(self, x: np.ndarray) -> np.ndarray:
+    def forward(self, x: np.ndarray, classes: Optional[int] = None) -> np.ndarray:
         """Inference logits [n, classes] of float32 inputs [n, C, H, W] (already scaled; the
-        installed policy applies)."""
+        installed policy applies). ``classes`` is checked against the network's when given."""
         x = np.ascontiguousarray(x, dtype=np.float32)
+        if x.ndim != 4 or x.shape[0] < 1:
+            raise InvalidArgumentError("forward: images must be N x C x H x W with N >= 1, got "
+                                       "shape %s" % (x.shape,))
         n = x.shape[0]
         model = self.to_model()
         try:
-            classes = model.layer(len(model) - 1)["out_channels"]
+            own = model.layer(len(model) - 1)["out_channels"]
         finally:
             model.close()
+        if classes is not None and int(classes) != own:
+            raise InvalidArgumentError("forward: the network has %d classes, not %d"
+                                       % (own, int(classes)))
+        classes = own
         out = np.empty((n, classes), dtype=np.float32)
         lib.mpq_net_forward(self, ptr(x), n, ptr(out))
         return out
