@@ -1410,6 +1410,92 @@ START_TEST(autoq_beats_random)
 }
 END_TEST
 
+/* On the old code nothing is to be switched off. */
+#define DIGEST_OLD_BEHAVIOUR(s) ((void)(s))
+
+/* ---- history digests recorded from the code before the method table ------------------------ *
+ * FNV-1a over every reproducible field of every record (doubles as %.10g text, so that the last
+ * bits of an agent's BLAS arithmetic on another CPU cannot change the digest; the decisions, i.e.
+ * the policy hashes, are exact) and the best policy's hash. The expected values were printed by
+ * the pre-refactor code (commit 5435c26, MPQ_PRINT_DIGESTS=1): the refactor moved every method
+ * behind the table without changing what it proposes. */
+
+static uint64_t fnv_text(uint64_t h, const char *t)
+{
+    for (; *t; t++) {
+        h ^= (unsigned char)*t;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t history_digest(const mpq_search *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    char buf[512];
+    for (int64_t i = 0; i < mpq_search_history_count(s); i++) {
+        mpq_search_record r = {.size = sizeof r};
+        ck_assert_int_eq(mpq_search_history_get(s, i, &r), MPQ_OK);
+        snprintf(buf, sizeof buf,
+                 "%lld,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,"
+                 "%016llx,%d,%d,%lld,%.10g\n",
+                 (long long)r.episode, r.reward, r.accuracy, r.latency_s, r.energy_j, r.area,
+                 r.size_bytes, r.latency_ratio, r.energy_ratio, r.area_ratio, r.size_ratio,
+                 r.avg_weight_bits, r.avg_act_bits, (unsigned long long)r.policy_hash, r.cached,
+                 r.feasible, (long long)r.bits_lowered, r.best_reward);
+        h = fnv_text(h, buf);
+    }
+    const mpq_policy *best;
+    if (mpq_search_best(s, &best, NULL) == MPQ_OK) {
+        snprintf(buf, sizeof buf, "best %016llx", (unsigned long long)mpq_policy_hash(best));
+        h = fnv_text(h, buf);
+    }
+    return h;
+}
+
+typedef struct digest_case {
+    mpq_search_method method;
+    int episodes;
+    double budget;
+    int fill; /* budget_fill */
+    uint64_t digest;
+} digest_case;
+
+START_TEST(history_digests_unchanged_by_the_table)
+{
+    static const digest_case cases[] = {
+        {MPQ_SEARCH_HAQ, 30, 0.5, 2, 0x0002fcf51e201f11ull},
+        {MPQ_SEARCH_HAQ, 30, 0.35, 0, 0xff193d1d05a97beaull},
+        {MPQ_SEARCH_AUTOQ, 10, 0.5, 2, 0x2ebd5df44ee7486eull},
+        {MPQ_SEARCH_UNIFORM, 49, 0.5, 2, 0xe8f6a55cbb78dc13ull},
+        {MPQ_SEARCH_RANDOM, 20, 0.4, 2, 0x8c8b2b058a44ea20ull},
+        {MPQ_SEARCH_GREEDY, 40, 0.5, 2, 0xe4218a0a0d5b5383ull},
+        {MPQ_SEARCH_GREEDY, 40, 0.4, 0, 0x08b9acbbe6ec29bdull},
+    };
+    const int print = getenv("MPQ_PRINT_DIGESTS") != NULL;
+    fixture f;
+    fixture_init(&f);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const digest_case *c = &cases[i];
+        mpq_search *s = make_search(&f, c->method, c->episodes, c->budget);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, c->fill), MPQ_OK);
+        DIGEST_OLD_BEHAVIOUR(s);
+        ck_assert_msg(mpq_search_run(s) == MPQ_OK, "%s", mpq_last_error());
+        uint64_t d = history_digest(s);
+        if (print)
+            printf("        {%s, %d, %g, %d, 0x%016llxull},\n",
+                   mpq_search_method_name(c->method), c->episodes, c->budget, c->fill,
+                   (unsigned long long)d);
+        else
+            ck_assert_msg(d == c->digest, "%s case %zu: digest %016llx, recorded %016llx",
+                          mpq_search_method_name(c->method), i, (unsigned long long)d,
+                          (unsigned long long)c->digest);
+        mpq_search_destroy(s);
+    }
+    fixture_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("search");
@@ -1429,6 +1515,7 @@ int main(void)
     suite_add_tcase(s, t);
     t = tcase_create("runs");
     tcase_set_timeout(t, 600);
+    tcase_add_test(t, history_digests_unchanged_by_the_table);
     tcase_add_test(t, same_seed_identical_haq);
     tcase_add_test(t, same_seed_identical_autoq);
     tcase_add_test(t, same_seed_identical_random);
