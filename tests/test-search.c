@@ -11,7 +11,7 @@
 #include "search_internal.h"
 
 /* Doubles per history record in a checkpoint (checkpoint.c's HISTORY_FIELDS). */
-#define HISTORY_FIELDS_TEST 18
+#define HISTORY_FIELDS_TEST 20
 
 /* Under valgrind every instruction costs ~50x: the learning-quality comparisons (hundreds of
  * agent updates) run only in the plain and sanitizer runs; everything else runs everywhere with
@@ -922,6 +922,8 @@ static void run_with_checkpoint(fixture *f, mpq_search_method method, int episod
                                 const char *path)
 {
     mpq_search *s = make_search(f, method, episodes, 0.5);
+    /* AutoQ's low-level agent (not the allocator) is what these checkpoints carry */
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_AUTOQ_LLC, MPQ_AUTOQ_LLC_AGENT), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     ck_assert_int_eq(mpq_search_save_checkpoint(s, path), MPQ_OK);
     mpq_search_destroy(s);
@@ -947,14 +949,15 @@ START_TEST(resume_refuses_agents_of_other_widths)
     assert_resume_refused(&f, MPQ_SEARCH_HAQ, bad, MPQ_ERR_FORMAT, "state width 9");
     /* AutoQ's low-level agent the same, and its high level */
     run_with_checkpoint(&f, MPQ_SEARCH_AUTOQ, 2, good);
-    replace_agent(good, bad, "llc/", SEARCH_LLC_STATE, 1, 8, 64, 2000);
+    const int64_t llc_state = SEARCH_LLC_STATE + 7; /* + errors at widths 2..8 */
+    replace_agent(good, bad, "llc/", llc_state, 1, 8, 64, 2000);
     assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'llc/': action width 8");
     replace_agent(good, bad, "llc/", 4000, 1, 1, 64, 2000);
     assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'llc/': state width 4000");
     replace_agent(good, bad, "hlc/", SEARCH_HLC_STATE, 0, 3, 64, 2000);
     assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'hlc/': action width 3");
     /* a replay capacity other than the parameters give */
-    replace_agent(good, bad, "llc/", SEARCH_LLC_STATE, 1, 1, 64, 7);
+    replace_agent(good, bad, "llc/", llc_state, 1, 1, 64, 7);
     assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "replay capacity 7");
     /* the untouched file still resumes */
     mpq_search *s = make_search(&f, MPQ_SEARCH_AUTOQ, 3, 0.5);
@@ -984,15 +987,17 @@ START_TEST(resume_refuses_bad_indices_and_counters)
         const char *message;
     } cases[] = {
         /* greedy's candidate index was used unchecked: a wild read 8 MB before the bits */
-        {"state", 7 /* ST_G_CANDIDATE */, -1000000, "greedy candidate"},
-        {"state", 7, 2.0 * NL + 1, "greedy candidate"},
-        {"state", 8 /* ST_G_BEST_CANDIDATE */, 1e6, "greedy best candidate"},
+        {"greedy_state", 0 /* GS_CANDIDATE */, -1000000, "greedy candidate"},
+        {"greedy_state", 0, 2.0 * NL + 1, "greedy candidate"},
+        {"greedy_state", 1 /* GS_BEST_CANDIDATE */, 1e6, "greedy best candidate"},
         /* stored doubles cast to int64 without a range check (undefined behaviour) */
         {"state", 0 /* ST_EPISODE */, 1e300, "episode"},
         {"state", 0, NAN, "episode"},
         {"state", 1 /* ST_FINISHED */, 1e300, "finished"},
         {"state", 2 /* ST_BEST_INDEX */, -1e300, "best episode"},
-        {"state", 6 /* ST_UNIFORM_INDEX */, 1e300, "uniform"},
+        {"state", 6 /* ST_EVALUATIONS */, 1e300, "evaluation count"},
+        {"state", 7 /* ST_WARM_DONE */, 0.5, "warm-start flag"},
+        {"history", 1 * HISTORY_FIELDS_TEST + 19, 2.0, "fill share"},
         {"history", 0 * HISTORY_FIELDS_TEST + 0, 1e300, "history record 0"},
         {"history", 2 * HISTORY_FIELDS_TEST + 15, -1e300, "history record 2"},
         {"history", 1 * HISTORY_FIELDS_TEST + 13, 1e300, "history record 1"},
@@ -1005,6 +1010,10 @@ START_TEST(resume_refuses_bad_indices_and_counters)
         edit_checkpoint(good, bad, cases[i].tensor, cases[i].index, cases[i].value, NULL);
         assert_resume_refused(&f, MPQ_SEARCH_GREEDY, bad, MPQ_ERR_FORMAT, cases[i].message);
     }
+    /* the uniform baseline's pair index (it lives in the method's own tensor) */
+    run_with_checkpoint(&f, MPQ_SEARCH_UNIFORM, 3, good);
+    edit_checkpoint(good, bad, "uniform_state", 0, 1e300, NULL);
+    assert_resume_refused(&f, MPQ_SEARCH_UNIFORM, bad, MPQ_ERR_FORMAT, "uniform baseline index");
     /* an agent's counter and a negative Adam second moment (it made the actor NaN) */
     run_with_checkpoint(&f, MPQ_SEARCH_HAQ, 2, good);
     edit_checkpoint(good, bad, "haq/adam_actor/v", 10, -1.0, NULL);
@@ -1102,7 +1111,9 @@ START_TEST(nonfinite_agent_is_an_error_and_keeps_the_checkpoint)
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     mpq_mlp *net;
     float *w;
-    ck_assert_int_eq(mpq_ddpg_network(s->agent, MPQ_DDPG_CRITIC_TARGET, &net), MPQ_OK);
+    mpq_ddpg *agent, *none;
+    search_agents(s, &agent, &none);
+    ck_assert_int_eq(mpq_ddpg_network(agent, MPQ_DDPG_CRITIC_TARGET, &net), MPQ_OK);
     ck_assert_int_eq(mpq_mlp_params(net, &w, NULL, NULL), MPQ_OK);
     w[0] = INFINITY;
     ck_assert_int_eq(mpq_search_save_checkpoint(s, good), MPQ_ERR_NUMERIC);
@@ -1138,8 +1149,11 @@ START_TEST(repro_checkpoints_are_refused)
         mpq_search_method method;
         const char *message;
     } cases[] = {
-        {"checkpoint-haq-agent-64-actions.mpq", MPQ_SEARCH_HAQ, "action width 64, expected 1"},
-        {"checkpoint-greedy-bad-candidate.mpq", MPQ_SEARCH_GREEDY, "greedy candidate"},
+        /* written in checkpoint layout 2: since the method table (layout 3) they are refused
+         * by version before anything is read; the same damage in layout 3 is refused by
+         * resume_refuses_agents_of_other_widths and resume_refuses_bad_indices_and_counters */
+        {"checkpoint-haq-agent-64-actions.mpq", MPQ_SEARCH_HAQ, "version 2"},
+        {"checkpoint-greedy-bad-candidate.mpq", MPQ_SEARCH_GREEDY, "version 2"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[1024];
@@ -1147,7 +1161,7 @@ START_TEST(repro_checkpoints_are_refused)
         mpq_search *s = NULL;
         ck_assert_int_eq(mpq_search_create(&s, cases[i].method, m, hw, constant_eval, NULL),
                          MPQ_OK);
-        ck_assert_int_eq(mpq_search_resume(s, path), MPQ_ERR_FORMAT);
+        ck_assert_int_eq(mpq_search_resume(s, path), MPQ_ERR_VERSION);
         ck_assert_msg(strstr(mpq_last_error(), cases[i].message), "%s", mpq_last_error());
         ck_assert_ptr_nonnull(strstr(mpq_last_error(), cases[i].file));
         ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, 1), MPQ_OK);
@@ -1410,8 +1424,15 @@ START_TEST(autoq_beats_random)
 }
 END_TEST
 
-/* On the old code nothing is to be switched off. */
-#define DIGEST_OLD_BEHAVIOUR(s) ((void)(s))
+/* What issue 14 added is switched off: the duplicate penalty, the kernel allocator and the
+ * LLC's sensitivity features change what HAQ and AutoQ propose, on purpose. */
+static void digest_old_behaviour(mpq_search *s)
+{
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_DUPLICATES, MPQ_DUPLICATES_REPORT), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_AUTOQ_LLC, MPQ_AUTOQ_LLC_AGENT), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_AUTOQ_LLC_SENSITIVITY, 0), MPQ_OK);
+}
+#define DIGEST_OLD_BEHAVIOUR(s) digest_old_behaviour(s)
 
 /* ---- history digests recorded from the code before the method table ------------------------ *
  * FNV-1a over every reproducible field of every record (doubles as %.10g text, so that the last

@@ -125,10 +125,11 @@ typedef enum mpq_search_method {
     MPQ_SEARCH_UNIFORM = 2, /**< "uniform": every uniform (w, a) pair. */
     MPQ_SEARCH_RANDOM = 3,  /**< "random": random layer-wise policies under the budget. */
     MPQ_SEARCH_GREEDY = 4,  /**< "greedy": lowest accuracy loss per unit of cost saved. */
+    MPQ_SEARCH_ILP = 5,     /**< "ilp": per-layer sensitivity + exact knapsack (HAWQ-V3 style). */
 } mpq_search_method;
 
 /** Number of ::mpq_search_method values. */
-#define MPQ_SEARCH_METHOD_COUNT 5
+#define MPQ_SEARCH_METHOD_COUNT 6
 
 /** Resource a budget constrains (and a Pareto front is drawn against). Values are pinned. */
 typedef enum mpq_search_resource {
@@ -211,10 +212,41 @@ typedef enum mpq_search_param {
                                            candidate re-measured per step (see the file comment). */
     MPQ_SEARCH_KEEP_TOP = 40,         /**< "keep_top": distinct feasible policies kept by reward for
                                            a final re-evaluation, mpq_search_top() (5; libmpq). */
+    MPQ_SEARCH_DUPLICATES = 41,       /**< "duplicates": an ::mpq_duplicate_rule for an agent's
+                                           proposal that ends as an already evaluated policy
+                                           (libmpq; default ::MPQ_DUPLICATES_PENALISE). */
+    MPQ_SEARCH_DUPLICATE_PENALTY = 42,/**< "duplicate_penalty": reward the agent loses for a
+                                           duplicate, in reward units (1 = 10 accuracy points at
+                                           HAQ's scale 0.1; libmpq choice). */
+    MPQ_SEARCH_AUTOQ_LLC = 43,        /**< "autoq_llc": AutoQ's low-level controller, an
+                                           ::mpq_autoq_llc (see the file comment). */
+    MPQ_SEARCH_AUTOQ_LLC_SENSITIVITY = 44, /**< "autoq_llc_sensitivity": 1 the LLC state holds
+                                           each kernel's normalised quantization error at every
+                                           candidate width (libmpq, issue 14), 0 not. */
+    MPQ_SEARCH_WARM_START = 45,       /**< "warm_start": 1 HAQ and AutoQ first run the ilp method
+                                           and store its policy as experience; 0 off (default). */
 } mpq_search_param;
 
 /** Number of ::mpq_search_param values. */
-#define MPQ_SEARCH_PARAM_COUNT 41
+#define MPQ_SEARCH_PARAM_COUNT 46
+
+/** What happens when an agent's episode ends as a policy evaluated before
+ * (::MPQ_SEARCH_DUPLICATES). Every rule reports it: the record's `cached` flag, and
+ * `evaluations` counts the distinct evaluations. Values are pinned. */
+typedef enum mpq_duplicate_rule {
+    MPQ_DUPLICATES_REPORT = 0,   /**< Only reported: the papers' behaviour. */
+    MPQ_DUPLICATES_PENALISE = 1, /**< The agent learns reward - duplicate_penalty. */
+    MPQ_DUPLICATES_EXPLORE = 2,  /**< The agent proposes again (up to 4 times, its exploration
+                                      noise drawing a new proposal), then is penalised. */
+} mpq_duplicate_rule;
+
+/** AutoQ's low-level controller (::MPQ_SEARCH_AUTOQ_LLC). Values are pinned. */
+typedef enum mpq_autoq_llc {
+    MPQ_AUTOQ_LLC_AGENT = 0,     /**< A goal-conditioned DDPG per kernel (AutoQ). */
+    MPQ_AUTOQ_LLC_ALLOCATOR = 1, /**< libmpq: the kernel bits with the layer's goal mean that
+                                      minimise the layer's total weight quantization error,
+                                      exactly. */
+} mpq_autoq_llc;
 
 /**
  * Budget fill after the wall (::MPQ_SEARCH_BUDGET_FILL), a libmpq extension beyond HAQ and
@@ -255,6 +287,10 @@ typedef struct mpq_search_record {
     int64_t bits_lowered;   /**< Single-bit lowerings the budget wall applied. */
     double best_reward;     /**< Best reward among feasible episodes so far (this one included). */
     double elapsed_s;       /**< Wall-clock seconds since the search started (not reproducible). */
+    int64_t evaluations;    /**< Distinct evaluator calls so far, this episode included (episodes
+                                 answered by the cache do not count). */
+    double fill_share;      /**< Share of the policy's bits the budget fill added (0: the
+                                 method's proposal and the wall decided every bit). */
 } mpq_search_record;
 
 /** What the progress callback receives after every episode. Grows only at the end. */
@@ -281,7 +317,7 @@ typedef mpq_status (*mpq_search_progress_fn)(void *user, const mpq_search_progre
 /** @name Names
  * @{ */
 
-/** Method name ("haq", "autoq", "uniform", "random", "greedy").
+/** Method name ("haq", "autoq", "uniform", "random", "greedy", "ilp").
  * @param method the method.
  * @return a static string, "" for an unknown value. */
 MPQ_API const char *mpq_search_method_name(mpq_search_method method);

@@ -100,6 +100,22 @@ static const param_row rows[MPQ_SEARCH_PARAM_COUNT] = {
         "re-measure every candidate per step", 0, 1, 1, 1, 1},
     [MPQ_SEARCH_KEEP_TOP] = {"keep_top", "distinct feasible policies kept by reward for a final "
         "re-evaluation on more data (mpq_search_top; libmpq choice 5)", 1, 1000, 5, 5, 1},
+    [MPQ_SEARCH_DUPLICATES] = {"duplicates", "an agent's episode that ends as an already "
+        "evaluated policy: 0 only reported (HAQ, AutoQ), 1 the agent learns reward - "
+        "duplicate_penalty, 2 the agent proposes again (up to 4 times) then is penalised "
+        "(libmpq, issue 14: HAQ spent 58-73 of 100 episodes on one policy)", 0, 2, 1, 1, 1},
+    [MPQ_SEARCH_DUPLICATE_PENALTY] = {"duplicate_penalty", "reward an agent loses for a "
+        "duplicate (libmpq choice 1: 10 accuracy points at HAQ's reward scale 0.1)",
+        0, 1e6, 1, 1, 0},
+    [MPQ_SEARCH_AUTOQ_LLC] = {"autoq_llc", "AutoQ's low-level controller: 0 agent (AutoQ's "
+        "goal-conditioned DDPG per kernel), 1 allocator (libmpq: the kernel bits with the goal's "
+        "mean that minimise the layer's weight quantization error, exactly)", 0, 1, 1, 1, 1},
+    [MPQ_SEARCH_AUTOQ_LLC_SENSITIVITY] = {"autoq_llc_sensitivity", "1: the LLC agent's state "
+        "holds the kernel's weight quantization error at every candidate width, normalised "
+        "within the layer (libmpq, issue 14); 0: AutoQ's features only", 0, 1, 1, 1, 1},
+    [MPQ_SEARCH_WARM_START] = {"warm_start", "1: HAQ and AutoQ first run the ilp method (its "
+        "probes are episodes of the run) and store its policy as one episode of experience; 0 "
+        "off (libmpq)", 0, 1, 0, 0, 1},
 };
 
 int search_param_is_integer(mpq_search_param id) { return rows[id].is_integer; }
@@ -161,8 +177,8 @@ mpq_status mpq_search_param_find(const char *name, mpq_search_param *id)
                          list);
 }
 
-static const char *const method_names[MPQ_SEARCH_METHOD_COUNT] = {"haq", "autoq", "uniform",
-                                                                  "random", "greedy"};
+static const char *const method_names[MPQ_SEARCH_METHOD_COUNT] = {
+    "haq", "autoq", "uniform", "random", "greedy", "ilp"};
 static const char *const resource_names[MPQ_RESOURCE_COUNT] = {"latency", "energy", "area",
                                                                "size"};
 
@@ -182,7 +198,7 @@ mpq_status mpq_search_method_from_name(const char *name, mpq_search_method *meth
         }
     }
     return mpq_set_error(MPQ_ERR_NOT_FOUND,
-                         "unknown search method '%s' (valid: haq, autoq, uniform, random, greedy)",
+                         "unknown search method '%s' (valid: haq, autoq, uniform, random, greedy, ilp)",
                          name);
 }
 
