@@ -703,8 +703,19 @@ static mpq_status stop_progress(void *user, const mpq_search_progress *p)
     return p->episode + 1 >= st->stop_after ? MPQ_ERR_CANCELLED : MPQ_OK;
 }
 
+static void resume_equals_uninterrupted_p(mpq_search_method method, int episodes,
+                                          int stop_after, int every, mpq_search_param id,
+                                          double value);
+
 static void resume_equals_uninterrupted(mpq_search_method method, int episodes, int stop_after,
                                         int every)
+{
+    resume_equals_uninterrupted_p(method, episodes, stop_after, every, MPQ_SEARCH_SEED, 234);
+}
+
+static void resume_equals_uninterrupted_p(mpq_search_method method, int episodes,
+                                          int stop_after, int every, mpq_search_param id,
+                                          double value)
 {
     make_tmpdir();
     fixture f;
@@ -713,10 +724,12 @@ static void resume_equals_uninterrupted(mpq_search_method method, int episodes, 
     snprintf(path, sizeof path, "%s/search.ckpt", tmpdir);
 
     mpq_search *full = make_search(&f, method, episodes, 0.5);
+    ck_assert_int_eq(mpq_search_set_param(full, id, value), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(full), MPQ_OK);
 
     /* "Killed" run: checkpoints every few episodes, stopped by the callback. */
     mpq_search *killed = make_search(&f, method, episodes, 0.5);
+    ck_assert_int_eq(mpq_search_set_param(killed, id, value), MPQ_OK);
     ck_assert_int_eq(mpq_search_set_param(killed, MPQ_SEARCH_CHECKPOINT_EVERY, every), MPQ_OK);
     ck_assert_int_eq(mpq_search_set_checkpoint(killed, path), MPQ_OK);
     stopper stop = {stop_after, 0};
@@ -759,6 +772,17 @@ START_TEST(resume_greedy_random)
 {
     resume_equals_uninterrupted(MPQ_SEARCH_GREEDY, 40, 13, 4);
     resume_equals_uninterrupted(MPQ_SEARCH_RANDOM, 20, 7, 7);
+}
+END_TEST
+
+START_TEST(resume_ilp_warm_start_allocator)
+{
+    /* inside the probes, and inside HAQ's warm start (72 probes, then the solution) */
+    resume_equals_uninterrupted_p(MPQ_SEARCH_ILP, 100, 30, 5, MPQ_SEARCH_SEED, 234);
+    resume_equals_uninterrupted_p(MPQ_SEARCH_HAQ, 80, 40, 10, MPQ_SEARCH_WARM_START, 1);
+    resume_equals_uninterrupted_p(MPQ_SEARCH_HAQ, 80, 75, 1, MPQ_SEARCH_WARM_START, 1);
+    resume_equals_uninterrupted_p(MPQ_SEARCH_AUTOQ, under_valgrind() ? 5 : 12, 3, 1,
+                                  MPQ_SEARCH_AUTOQ_LLC, MPQ_AUTOQ_LLC_ALLOCATOR);
 }
 END_TEST
 
@@ -1424,6 +1448,256 @@ START_TEST(autoq_beats_random)
 }
 END_TEST
 
+/* ---- issue 14: kernel allocator, ilp, every method through the table ---------------------- */
+
+/* Smallest summed error over every assignment of widths lo..hi to M kernels with sum total. */
+static double brute_allocation(const double *err, int M, int lo, int hi, int total)
+{
+    const int R = hi - lo + 1;
+    int64_t combos = 1;
+    for (int k = 0; k < M; k++)
+        combos *= R;
+    double best = INFINITY;
+    for (int64_t c = 0; c < combos; c++) {
+        int64_t x = c;
+        int sum = 0;
+        double e = 0.0;
+        for (int k = 0; k < M; k++) {
+            int r = (int)(x % R);
+            x /= R;
+            sum += lo + r;
+            e += err[k * R + r];
+        }
+        if (sum == total && e < best)
+            best = e;
+    }
+    return best;
+}
+
+START_TEST(allocator_is_exact_on_small_layers)
+{
+    mpq_rng *rng = NULL;
+    ck_assert_int_eq(mpq_rng_create(&rng, 5), MPQ_OK);
+    double err[6 * 7];
+    uint8_t bits[6];
+    int checked_dp = 0, checked_convex = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        uint64_t u;
+        mpq_rng_below(rng, 6, &u);
+        const int M = 1 + (int)u;
+        mpq_rng_below(rng, 3, &u);
+        const int lo = 2 + (int)u, hi = lo + (trial % 3 == 0 ? 2 : 3), R = hi - lo + 1;
+        const int convex = trial % 2 == 0;
+        for (int k = 0; k < M; k++) {
+            double scale;
+            mpq_rng_uniform(rng, &scale);
+            for (int r = 0; r < R; r++) {
+                double v;
+                mpq_rng_uniform(rng, &v);
+                /* convex: a kernel's 4^-b noise times its spread (the quantizer's shape);
+                 * otherwise any decreasing-ish table, so that the DP path is exercised */
+                err[k * R + r] = convex ? (0.1 + scale) * ldexp(1.0, -2 * (lo + r)) : v;
+            }
+        }
+        for (int total = lo * M; total <= hi * M; total++) {
+            ck_assert_int_eq(search_allocate_kernels(err, M, lo, hi, total, bits), MPQ_OK);
+            int sum = 0;
+            double e = 0.0;
+            for (int k = 0; k < M; k++) {
+                ck_assert(bits[k] >= lo && bits[k] <= hi);
+                sum += bits[k];
+                e += err[k * R + (bits[k] - lo)];
+            }
+            ck_assert_int_eq(sum, total);
+            double best = brute_allocation(err, M, lo, hi, total);
+            ck_assert_msg(fabs(e - best) <= 1e-12 * (1.0 + fabs(best)),
+                          "trial %d total %d: %.17g, optimum %.17g", trial, total, e, best);
+            if (convex)
+                checked_convex++;
+            else
+                checked_dp++;
+        }
+    }
+    ck_assert_int_gt(checked_convex, 50);
+    ck_assert_int_gt(checked_dp, 50);
+    /* bad input: a total outside the widths, a non-finite error, an empty layer */
+    ck_assert_int_eq(search_allocate_kernels(err, 2, 2, 4, 9, bits), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "outside 4..8"));
+    err[1] = NAN;
+    ck_assert_int_eq(search_allocate_kernels(err, 2, 2, 4, 6, bits), MPQ_ERR_NUMERIC);
+    ck_assert_int_eq(search_allocate_kernels(err, 0, 2, 4, 0, bits), MPQ_ERR_INVALID_ARGUMENT);
+    mpq_rng_destroy(rng);
+}
+END_TEST
+
+START_TEST(kernel_errors_follow_bits_and_spread)
+{
+    fixture f;
+    fixture_init(&f);
+    mpq_search *s = make_search(&f, MPQ_SEARCH_AUTOQ, 1, 0.5);
+    ck_assert_int_eq(mpq_search_prepare(s), MPQ_OK);
+    const double *err;
+    int lo, hi;
+    ck_assert_int_eq(search_kernel_errors(s, &err, &lo, &hi), MPQ_OK);
+    ck_assert_int_eq(lo, 2);
+    ck_assert_int_eq(hi, 8);
+    for (int64_t k = 0; k < s->kernels; k++)
+        for (int b = lo; b < hi; b++) {
+            double a = err[k * 7 + (b - lo)], c = err[k * 7 + (b - lo) + 1];
+            ck_assert(a > c && c > 0.0);
+            /* one more bit halves the step: the error falls about 4x once the grid is fine */
+            if (b >= 4)
+                ck_assert_msg(a / c > 3.0 && a / c < 7.0, "kernel %lld %d->%d bits: %g",
+                              (long long)k, b, b + 1, a / c);
+        }
+    /* the test net's kernels spread over e^-1..e^1: at 8 bits their errors differ accordingly */
+    double mn = INFINITY, mx = 0.0;
+    for (int64_t k = s->kernel_offset[1]; k < s->kernel_offset[2]; k++) {
+        mn = fmin(mn, err[k * 7 + 6]);
+        mx = fmax(mx, err[k * 7 + 6]);
+    }
+    ck_assert_msg(mx / mn > 5.0, "kernel errors at 8 bits differ only %gx", mx / mn);
+    mpq_search_destroy(s);
+    fixture_free(&f);
+}
+END_TEST
+
+/* A four-layer net, every layer free, three widths each: small enough to enumerate. */
+static mpq_model *make_tiny_model(void)
+{
+    mpq_model *m = NULL;
+    ck_assert_int_eq(mpq_model_create(&m, "tinynet"), MPQ_OK);
+    static const int spec[3][3] = {{3, 8, 16}, {8, 16, 16}, {16, 32, 8}};
+    for (size_t i = 0; i < 4; i++) {
+        mpq_layer_shape sh;
+        if (i < 3)
+            ck_assert_int_eq(mpq_layer_shape_conv(&sh, spec[i][0], spec[i][1], 3, 1, 1, 1,
+                                                  spec[i][2], spec[i][2]),
+                             MPQ_OK);
+        else
+            ck_assert_int_eq(mpq_layer_shape_fc(&sh, 32 * 64, 10), MPQ_OK);
+        char name[8];
+        snprintf(name, sizeof name, "t%zu", i);
+        ck_assert_int_eq(mpq_model_add_layer(m, name, &sh), MPQ_OK);
+        int64_t wc = mpq_model_layer_weight_count(m, i);
+        float *w = malloc((size_t)wc * sizeof *w);
+        for (int64_t j = 0; j < wc; j++)
+            w[j] = (float)sin(0.37 * (double)j + (double)i); /* any fixed weights */
+        ck_assert_int_eq(mpq_model_set_weights(m, i, w, wc, NULL, 0), MPQ_OK);
+        free(w);
+    }
+    return m;
+}
+
+START_TEST(ilp_matches_brute_force)
+{
+    mpq_model *m = make_tiny_model();
+    mpq_hw *hw = NULL;
+    ck_assert_int_eq(mpq_hw_create(&hw, "zynq7020"), MPQ_OK);
+    closed_form cf;
+    closed_form_init(&cf, m); /* additive over layers and over w/a: the ilp's model is exact */
+    const double budgets[] = {0.45, 0.6, 0.8};
+    for (size_t bi = 0; bi < 3; bi++) {
+        mpq_search *s = NULL;
+        ck_assert_int_eq(mpq_search_create(&s, MPQ_SEARCH_ILP, m, hw, closed_form_eval, &cf),
+                         MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, 100), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE),
+                         MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_W_MIN_BITS, 3), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_W_MAX_BITS, 5), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_A_MIN_BITS, 3), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_A_MAX_BITS, 5), MPQ_OK);
+        mpq_status st = mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, budgets[bi]);
+        ck_assert_int_eq(st, MPQ_OK);
+        cf.calls = 0;
+        ck_assert_msg(mpq_search_run(s) == MPQ_OK, "%s", mpq_last_error());
+        /* 4 layers x (2 weight + 2 activation probes), the solution, and the reference */
+        const int64_t n = mpq_search_history_count(s);
+        ck_assert_int_eq(n, 17);
+        ck_assert(mpq_search_finished(s));
+        mpq_search_record last = {.size = sizeof last};
+        ck_assert_int_eq(mpq_search_history_get(s, n - 1, &last), MPQ_OK);
+        ck_assert_int_eq(last.evaluations, cf.calls);
+        ck_assert_int_le(cf.calls, 18);
+        ck_assert(last.feasible);
+        /* every layer-wise policy of the ranges */
+        double best = -1.0;
+        const double target = budgets[bi] * s->ref_res[MPQ_RESOURCE_LATENCY];
+        uint8_t kb[256], ab[4];
+        ck_assert_int_le(s->kernels, 256);
+        for (int c = 0; c < 9 * 9 * 9 * 9; c++) {
+            int x = c;
+            for (size_t l = 0; l < 4; l++) {
+                int i = x % 9;
+                x /= 9;
+                memset(kb + s->kernel_offset[l], 3 + i / 3,
+                       (size_t)(s->kernel_offset[l + 1] - s->kernel_offset[l]));
+                ab[l] = (uint8_t)(3 + i % 3);
+            }
+            mpq_hw_cost hc;
+            ck_assert_int_eq(search_policy_cost(s, kb, ab, &hc), MPQ_OK);
+            if (!(hc.latency_s <= target))
+                continue;
+            double acc = closed_form_accuracy(&cf, s->work);
+            if (acc > best)
+                best = acc;
+        }
+        ck_assert_msg(fabs(last.accuracy - best) < 1e-12, "budget %g: ilp %.15f, optimum %.15f",
+                      budgets[bi], last.accuracy, best);
+        mpq_search_record rb = {.size = sizeof rb};
+        ck_assert_int_eq(mpq_search_best(s, &(const mpq_policy *){NULL}, &rb), MPQ_OK);
+        ck_assert_double_eq_tol(rb.accuracy, best, 1e-12);
+        mpq_search_destroy(s);
+    }
+    free(cf.c);
+    mpq_hw_destroy(hw);
+    mpq_model_destroy(m);
+}
+END_TEST
+
+/* Runs @p method twice with one seed (and the given parameter) and compares everything. */
+static void same_seed_same_run_p(mpq_search_method method, int episodes, mpq_search_param id,
+                                 double value)
+{
+    fixture f;
+    fixture_init(&f);
+    mpq_search *a = make_search(&f, method, episodes, 0.4);
+    mpq_search *b = make_search(&f, method, episodes, 0.4);
+    ck_assert_int_eq(mpq_search_set_param(a, id, value), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(b, id, value), MPQ_OK);
+    ck_assert_msg(mpq_search_run(a) == MPQ_OK, "%s", mpq_last_error());
+    ck_assert_int_eq(mpq_search_run(b), MPQ_OK);
+    assert_same_run(a, b);
+    /* the distinct-evaluation count of every record: the reference plus each cache miss */
+    int64_t distinct = 1;
+    for (int64_t i = 0; i < mpq_search_history_count(a); i++) {
+        mpq_search_record r = {.size = sizeof r};
+        ck_assert_int_eq(mpq_search_history_get(a, i, &r), MPQ_OK);
+        distinct += !r.cached;
+        ck_assert_int_eq(r.evaluations, distinct);
+        ck_assert(r.fill_share >= 0.0 && r.fill_share <= 1.0);
+    }
+    mpq_search_destroy(a);
+    mpq_search_destroy(b);
+    fixture_free(&f);
+}
+
+START_TEST(same_seed_identical_every_method)
+{
+    const int v = under_valgrind();
+    same_seed_same_run_p(MPQ_SEARCH_UNIFORM, 49, MPQ_SEARCH_SEED, 3);
+    same_seed_same_run_p(MPQ_SEARCH_GREEDY, 40, MPQ_SEARCH_GREEDY_LAZY, 0);
+    same_seed_same_run_p(MPQ_SEARCH_ILP, 100, MPQ_SEARCH_SEED, 3);
+    same_seed_same_run_p(MPQ_SEARCH_AUTOQ, v ? 4 : 12, MPQ_SEARCH_AUTOQ_LLC,
+                         MPQ_AUTOQ_LLC_ALLOCATOR);
+    same_seed_same_run_p(MPQ_SEARCH_AUTOQ, v ? 4 : 12, MPQ_SEARCH_AUTOQ_LLC, MPQ_AUTOQ_LLC_AGENT);
+    same_seed_same_run_p(MPQ_SEARCH_HAQ, v ? 60 : 80, MPQ_SEARCH_WARM_START, 1);
+    same_seed_same_run_p(MPQ_SEARCH_HAQ, v ? 24 : 40, MPQ_SEARCH_DUPLICATES,
+                         MPQ_DUPLICATES_EXPLORE);
+}
+END_TEST
+
 /* What issue 14 added is switched off: the duplicate penalty, the kernel allocator and the
  * LLC's sensitivity features change what HAQ and AutoQ propose, on purpose. */
 static void digest_old_behaviour(mpq_search *s)
@@ -1537,6 +1811,11 @@ int main(void)
     t = tcase_create("runs");
     tcase_set_timeout(t, 600);
     tcase_add_test(t, history_digests_unchanged_by_the_table);
+    tcase_add_test(t, allocator_is_exact_on_small_layers);
+    tcase_add_test(t, kernel_errors_follow_bits_and_spread);
+    tcase_add_test(t, ilp_matches_brute_force);
+    tcase_add_test(t, same_seed_identical_every_method);
+    tcase_add_test(t, resume_ilp_warm_start_allocator);
     tcase_add_test(t, same_seed_identical_haq);
     tcase_add_test(t, same_seed_identical_autoq);
     tcase_add_test(t, same_seed_identical_random);
