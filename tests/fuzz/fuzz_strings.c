@@ -68,7 +68,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     union {
         mpq_search_param search;
         mpq_ddpg_param ddpg;
-        mpq_hier_param hier;
         mpq_noise_param noise;
         mpq_net_param net;
         mpq_eval_param eval;
@@ -105,8 +104,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case P_DDPG_PARAM:
         mpq_ddpg_param_find(text, &id.ddpg);
         break;
-    case P_HIER_PARAM:
-        mpq_hier_param_find(text, &id.hier);
+    case P_HIER_PARAM: /* the hierarchical pair is gone (issue 14); the slot stays a DDPG
+                        * lookup so that the corpus keeps its meaning */
+        mpq_ddpg_param_find(text, &id.ddpg);
         break;
     case P_NOISE_PARAM:
         mpq_noise_param_find(text, &id.noise);

@@ -234,7 +234,7 @@ SEARCH_RECORD_FIELDS = [
     ("area_ratio", c_double), ("size_ratio", c_double), ("avg_weight_bits", c_double),
     ("avg_act_bits", c_double), ("policy_hash", c_uint64), ("cached", c_int),
     ("feasible", c_int), ("bits_lowered", c_int64), ("best_reward", c_double),
-    ("elapsed_s", c_double)]
+    ("elapsed_s", c_double), ("evaluations", c_int64), ("fill_share", c_double)]
 
 
 class Int8Report(SizedStructure):

@@ -1,4 +1,4 @@
-"""Policy search (HAQ, AutoQ, baselines) with a Python evaluator and progress callback."""
+"""Policy search (HAQ, AutoQ, ilp, baselines) with a Python evaluator and progress callback."""
 
 import ctypes
 import os
@@ -13,8 +13,11 @@ from ._lib import (SEARCH_RECORD_FIELDS, CancelledError, Error, HwCost, InvalidA
                    ParamInfo, SearchRecord, StateError, lib)
 from .model import Policy
 
-PARAM_COUNT = 40
+PARAM_COUNT = 46  # MPQ_SEARCH_PARAM_COUNT
+METHOD_COUNT = 6  # MPQ_SEARCH_METHOD_COUNT: haq, autoq, uniform, random, greedy, ilp
 OBJECTIVES = {"resource": 0, "accuracy": 1}
+DUPLICATES = {"report": 0, "penalise": 1, "explore": 2}
+AUTOQ_LLC = {"agent": 0, "allocator": 1}
 FIRST_LAST = {"free": 0, "haq": 1, "pinned": 2}
 RESOURCES = ("latency", "energy", "area", "size")
 
@@ -32,7 +35,7 @@ def _record_dict(rec):
 
 def methods():
     """Names of the search methods."""
-    return [lib.mpq_search_method_name(i).decode() for i in range(5)]
+    return [lib.mpq_search_method_name(i).decode() for i in range(METHOD_COUNT)]
 
 
 def _resource(value):
