@@ -1,5 +1,6 @@
 #include <check.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1686,6 +1687,36 @@ static void same_seed_same_run_p(mpq_search_method method, int episodes, mpq_sea
     fixture_free(&f);
 }
 
+/* A caller built against 0.1.0's smaller record still reads it, and the fields it does not know
+ * are not written (the library writes min(caller size, its own)). */
+START_TEST(old_record_size_still_read)
+{
+    fixture f;
+    fixture_init(&f);
+    mpq_search *s = make_search(&f, MPQ_SEARCH_RANDOM, 3, 0.5);
+    ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
+    mpq_search_record r;
+    memset(&r, 0xAB, sizeof r);
+    const size_t old = offsetof(mpq_search_record, elapsed_s) + sizeof(double);
+    r.size = old;
+    ck_assert_int_eq(mpq_search_history_get(s, 1, &r), MPQ_OK);
+    ck_assert_int_eq(r.size, old);
+    ck_assert_int_eq(r.episode, 1);
+    int64_t untouched;
+    memset(&untouched, 0xAB, sizeof untouched);
+    ck_assert_int_eq(r.evaluations, untouched);
+    ck_assert_int_eq(mpq_search_best(s, &(const mpq_policy *){NULL}, &r), MPQ_OK);
+    ck_assert_int_eq(r.evaluations, untouched);
+    r.size = old - 1;
+    ck_assert_int_eq(mpq_search_history_get(s, 1, &r), MPQ_ERR_INVALID_ARGUMENT);
+    r.size = sizeof r;
+    ck_assert_int_eq(mpq_search_history_get(s, 1, &r), MPQ_OK);
+    ck_assert_int_eq(r.evaluations, f.cf.calls - (3 - 2)); /* all but episode 2's call */
+    mpq_search_destroy(s);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(same_seed_identical_every_method)
 {
     const int v = under_valgrind();
@@ -1818,6 +1849,7 @@ int main(void)
     tcase_add_test(t, kernel_errors_follow_bits_and_spread);
     tcase_add_test(t, ilp_matches_brute_force);
     tcase_add_test(t, same_seed_identical_every_method);
+    tcase_add_test(t, old_record_size_still_read);
     tcase_add_test(t, resume_ilp_warm_start_allocator);
     tcase_add_test(t, same_seed_identical_haq);
     tcase_add_test(t, same_seed_identical_autoq);

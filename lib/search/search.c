@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -654,16 +655,27 @@ int mpq_search_finished(const mpq_search *s)
 
 /* ---- results ------------------------------------------------------------------------------ */
 
+/* 0.1.0's record ended at elapsed_s: callers built against it keep working, the library writes
+ * min(caller size, its own) bytes and never its own sizeof into the caller's size field. */
+#define RECORD_MIN_SIZE (offsetof(mpq_search_record, elapsed_s) + sizeof(double))
+
+static void copy_record(mpq_search_record *out, const mpq_search_record *in)
+{
+    size_t keep = out->size, n = keep < sizeof *in ? keep : sizeof *in;
+    memcpy(out, in, n);
+    out->size = keep;
+}
+
 int64_t mpq_search_history_count(const mpq_search *s) { return s ? s->history_count : 0; }
 
 mpq_status mpq_search_history_get(const mpq_search *s, int64_t index, mpq_search_record *record)
 {
-    if (!s || !record || record->size < sizeof *record)
+    if (!s || !record || record->size < RECORD_MIN_SIZE)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/record: NULL or record->size too small");
     if (index < 0 || index >= s->history_count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "index: %lld outside 0..%lld",
                              (long long)index, (long long)s->history_count - 1);
-    *record = s->history[index];
+    copy_record(record, &s->history[index]);
     return MPQ_OK;
 }
 
@@ -672,14 +684,14 @@ mpq_status mpq_search_best(const mpq_search *s, const mpq_policy **policy,
 {
     if (!s || !policy)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/policy: NULL");
-    if (record && record->size < sizeof *record)
+    if (record && record->size < RECORD_MIN_SIZE)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "record->size too small");
     if (s->best_index < 0 || !s->best)
         return mpq_set_error(MPQ_ERR_STATE, "search: no feasible episode yet (%lld played)",
                              (long long)s->history_count);
     *policy = s->best;
     if (record)
-        *record = s->history[s->best_index];
+        copy_record(record, &s->history[s->best_index]);
     return MPQ_OK;
 }
 
@@ -704,13 +716,13 @@ mpq_status mpq_search_top(const mpq_search *s, int64_t rank, const mpq_policy **
 {
     if (!s || !policy)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/policy: NULL");
-    if (record && record->size < sizeof *record)
+    if (record && record->size < RECORD_MIN_SIZE)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "record->size too small");
     if (rank < 0 || rank >= s->top_count)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "rank: %lld outside 0..%lld",
                              (long long)rank, (long long)s->top_count - 1);
     *policy = s->top[rank];
     if (record)
-        *record = s->history[s->top_index[rank]];
+        copy_record(record, &s->history[s->top_index[rank]]);
     return MPQ_OK;
 }
