@@ -23,7 +23,7 @@ static void search_usage(FILE *out)
             "Search a mixed-precision quantization policy under a hardware budget.\n"
             "\n"
             "Options:\n"
-            "  -m, --method NAME      haq (default), autoq, uniform, random or greedy\n"
+            "  -m, --method NAME      haq (default), autoq, uniform, random, greedy or ilp\n"
             "  -M, --model NAME       fashion-cnn (default) or fashion-tiny: real accuracy from the\n"
             "                         built-in oneDNN evaluator on Fashion-MNIST (trained and cached\n"
             "                         on first use); a saved network file (.mpqnet); or a zoo model\n"

@@ -225,10 +225,12 @@ typedef enum mpq_search_param {
                                            candidate width (libmpq, issue 14), 0 not. */
     MPQ_SEARCH_WARM_START = 45,       /**< "warm_start": 1 HAQ and AutoQ first run the ilp method
                                            and store its policy as experience; 0 off (default). */
+    MPQ_SEARCH_ILP_PROBE_MAX_BITS = 46, /**< "ilp_probe_max_bits": ilp probes widths up to this
+                                           (6); wider ones are extrapolated by 4^-b (libmpq). */
 } mpq_search_param;
 
 /** Number of ::mpq_search_param values. */
-#define MPQ_SEARCH_PARAM_COUNT 46
+#define MPQ_SEARCH_PARAM_COUNT 47
 
 /** What happens when an agent's episode ends as a policy evaluated before
  * (::MPQ_SEARCH_DUPLICATES). Every rule reports it: the record's `cached` flag, and

@@ -25,6 +25,7 @@ typedef struct ilp_state {
     int64_t probes;
     double *loss_w, *loss_a; /* layers x widths: accuracy drop (NaN never measured) */
     int RW, RA;
+    int pw, pa;              /* probed widths per layer: w_min..w_min+pw-1, a_min..a_min+pa-1 */
     uint8_t *sol_kbits, *sol_abits;
     uint8_t *tmp;            /* one layer's kernels */
 } ilp_state;
@@ -68,11 +69,19 @@ static mpq_status ilp_create(mpq_search *s, void **out)
         g->loss_w[i] = NAN;
     for (size_t i = 0; i < s->layers * (size_t)g->RA; i++)
         g->loss_a[i] = NAN;
+    /* widths below the maximum up to ilp_probe_max_bits are probed */
+    const int top = (int)s->params[MPQ_SEARCH_ILP_PROBE_MAX_BITS];
+    g->pw = (top < c->wmax ? top : c->wmax - 1) - c->wmin + 1;
+    g->pa = (top < c->amax ? top : c->amax - 1) - c->amin + 1;
+    if (g->pw < 0)
+        g->pw = 0;
+    if (g->pa < 0)
+        g->pa = 0;
     for (size_t l = 0; l < s->layers; l++) {
         g->loss_w[l * (size_t)g->RW + (size_t)(g->RW - 1)] = 0.0; /* the reference itself */
         g->loss_a[l * (size_t)g->RA + (size_t)(g->RA - 1)] = 0.0;
         if (free_layer(s, l))
-            g->probes += g->RW - 1 + g->RA - 1;
+            g->probes += g->pw + g->pa;
     }
     g->v[IS_PHASE] = ILP_PROBING;
     g->v[IS_REWARD] = NAN;
@@ -84,14 +93,14 @@ static mpq_status ilp_create(mpq_search *s, void **out)
 static void probe_of(const mpq_search *s, const ilp_state *g, int64_t i, size_t *layer,
                      int *kind, int *bits)
 {
-    const int per = g->RW - 1 + g->RA - 1;
+    const int per = g->pw + g->pa;
     for (size_t l = 0; l < s->layers; l++) {
         if (!free_layer(s, l))
             continue;
         if (i < per) {
             *layer = l;
-            *kind = i >= g->RW - 1;
-            *bits = *kind ? s->cfg.amin + (int)(i - (g->RW - 1)) : s->cfg.wmin + (int)i;
+            *kind = i >= g->pw;
+            *bits = *kind ? s->cfg.amin + (int)(i - g->pw) : s->cfg.wmin + (int)i;
             return;
         }
         i -= per;
@@ -191,6 +200,18 @@ static mpq_status ilp_solve(mpq_search *s, ilp_state *g)
     }
     for (size_t l = L; l-- > 0;)
         smin[l] += smin[l + 1];
+    /* widths above the probed ones: the widest probe's drop times 4^-(extra bits) (a bit
+     * removes 3/4 of the quantization noise power); only where that probe was measured */
+    for (size_t l = 0; l < L; l++) {
+        for (int i = g->pw; i + 1 < RW; i++) {
+            double base = g->pw > 0 ? g->loss_w[l * (size_t)RW + (size_t)(g->pw - 1)] : 0.0;
+            g->loss_w[l * (size_t)RW + (size_t)i] = ldexp(base, -2 * (i - g->pw + 1));
+        }
+        for (int i = g->pa; i + 1 < RA; i++) {
+            double base = g->pa > 0 ? g->loss_a[l * (size_t)RA + (size_t)(g->pa - 1)] : 0.0;
+            g->loss_a[l * (size_t)RA + (size_t)i] = ldexp(base, -2 * (i - g->pa + 1));
+        }
+    }
     const int resource = c->objective == MPQ_OBJECTIVE_RESOURCE;
     const int pw = search_pin_w(s), pa = search_pin_a(s);
     int64_t cap = 1024, n = 1;

@@ -116,6 +116,11 @@ static const param_row rows[MPQ_SEARCH_PARAM_COUNT] = {
     [MPQ_SEARCH_WARM_START] = {"warm_start", "1: HAQ and AutoQ first run the ilp method (its "
         "probes are episodes of the run) and store its policy as one episode of experience; 0 "
         "off (libmpq)", 0, 1, 0, 0, 1},
+    [MPQ_SEARCH_ILP_PROBE_MAX_BITS] = {"ilp_probe_max_bits", "widest width the ilp method "
+        "probes; a wider one's accuracy drop is the widest probe's times 4^-(extra bits), the "
+        "noise power a bit removes (libmpq choice 6: 10 probes per layer with the default "
+        "ranges, as the sensitivity + knapsack figures of issue 14 measured 2-6 bits)",
+        1, 16, 6, 6, 1},
 };
 
 int search_param_is_integer(mpq_search_param id) { return rows[id].is_integer; }

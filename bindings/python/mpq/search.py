@@ -13,7 +13,7 @@ from ._lib import (SEARCH_RECORD_FIELDS, CancelledError, Error, HwCost, InvalidA
                    ParamInfo, SearchRecord, StateError, lib)
 from .model import Policy
 
-PARAM_COUNT = 46  # MPQ_SEARCH_PARAM_COUNT
+PARAM_COUNT = 47  # MPQ_SEARCH_PARAM_COUNT
 METHOD_COUNT = 6  # MPQ_SEARCH_METHOD_COUNT: haq, autoq, uniform, random, greedy, ilp
 OBJECTIVES = {"resource": 0, "accuracy": 1}
 DUPLICATES = {"report": 0, "penalise": 1, "explore": 2}
