@@ -1689,6 +1689,61 @@ static void same_seed_same_run_p(mpq_search_method method, int episodes, mpq_sea
 
 /* A caller built against 0.1.0's smaller record still reads it, and the fields it does not know
  * are not written (the library writes min(caller size, its own)). */
+/* The duplicate rule changes what the agent learns, never the history: HAQ's stored rewards
+ * (its replay, read from a checkpoint) are the records' rewards, minus the penalty for the
+ * episodes the cache answered. A tiny space (4 layers, 2 widths) makes duplicates certain. */
+START_TEST(duplicates_penalised_in_what_the_agent_learns)
+{
+    make_tmpdir();
+    mpq_model *m = make_tiny_model();
+    mpq_hw *hw = NULL;
+    ck_assert_int_eq(mpq_hw_create(&hw, "zynq7020"), MPQ_OK);
+    closed_form cf;
+    closed_form_init(&cf, m);
+    char path[300];
+    snprintf(path, sizeof path, "%s/dup.ckpt", tmpdir);
+    for (int rule = 0; rule < 3; rule++) {
+        mpq_search *s = NULL;
+        ck_assert_int_eq(mpq_search_create(&s, MPQ_SEARCH_HAQ, m, hw, closed_form_eval, &cf),
+                         MPQ_OK);
+        const mpq_search_param ids[] = {MPQ_SEARCH_EPISODES, MPQ_SEARCH_HIDDEN,
+                                        MPQ_SEARCH_FIRST_LAST, MPQ_SEARCH_W_MIN_BITS,
+                                        MPQ_SEARCH_W_MAX_BITS, MPQ_SEARCH_A_MIN_BITS,
+                                        MPQ_SEARCH_A_MAX_BITS, MPQ_SEARCH_DUPLICATES,
+                                        MPQ_SEARCH_DUPLICATE_PENALTY};
+        const double vals[] = {30, 16, MPQ_FIRST_LAST_FREE, 2, 3, 2, 3, rule, 0.7};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+            ck_assert_int_eq(mpq_search_set_param(s, ids[i], vals[i]), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_budget(s, MPQ_RESOURCE_LATENCY, 0.6), MPQ_OK);
+        ck_assert_msg(mpq_search_run(s) == MPQ_OK, "%s", mpq_last_error());
+        ck_assert_int_eq(mpq_search_save_checkpoint(s, path), MPQ_OK);
+        mpq_container *c = NULL;
+        ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
+        const void *p;
+        ck_assert_int_eq(mpq_container_expect(c, "haq/replay/ring_r", MPQ_DTYPE_F64, 30 * 8, &p),
+                         MPQ_OK);
+        const double *stored = p;
+        int64_t cached = 0;
+        for (int64_t e = 0; e < 30; e++) {
+            mpq_search_record r = {.size = sizeof r};
+            ck_assert_int_eq(mpq_search_history_get(s, e, &r), MPQ_OK);
+            cached += r.cached;
+            double want = r.reward - (rule != MPQ_DUPLICATES_REPORT && r.cached ? 0.7 : 0.0);
+            for (int t = 0; t < 8; t++)
+                ck_assert_double_eq_tol(stored[e * 8 + t], want, 1e-12);
+        }
+        /* 2^8 layer-wise policies, many walled or filled onto the same few */
+        ck_assert_int_gt(cached, 3);
+        mpq_container_destroy(c);
+        mpq_search_destroy(s);
+    }
+    free(cf.c);
+    mpq_hw_destroy(hw);
+    mpq_model_destroy(m);
+    remove_tmpdir();
+}
+END_TEST
+
 START_TEST(old_record_size_still_read)
 {
     fixture f;
@@ -1850,6 +1905,7 @@ int main(void)
     tcase_add_test(t, ilp_matches_brute_force);
     tcase_add_test(t, same_seed_identical_every_method);
     tcase_add_test(t, old_record_size_still_read);
+    tcase_add_test(t, duplicates_penalised_in_what_the_agent_learns);
     tcase_add_test(t, resume_ilp_warm_start_allocator);
     tcase_add_test(t, same_seed_identical_haq);
     tcase_add_test(t, same_seed_identical_autoq);
