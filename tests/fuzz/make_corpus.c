@@ -521,7 +521,7 @@ static void make_checkpoint(void)
         int steps, budget;
     } runs[] = {{MPQ_SEARCH_HAQ, 3, 12},     {MPQ_SEARCH_AUTOQ, 2, 12},
                 {MPQ_SEARCH_GREEDY, 6, 8},   {MPQ_SEARCH_RANDOM, 2, 3},
-                {MPQ_SEARCH_UNIFORM, 2, 3}};
+                {MPQ_SEARCH_UNIFORM, 2, 3},  {MPQ_SEARCH_ILP, 3, 8}};
     const char *path = fuzz_temp_path("search.ckpt");
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
         mpq_search *s;
