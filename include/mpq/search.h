@@ -219,7 +219,7 @@ typedef enum mpq_search_param {
                                            duplicate, in reward units (1 = 10 accuracy points at
                                            HAQ's scale 0.1; libmpq choice). */
     MPQ_SEARCH_AUTOQ_LLC = 43,        /**< "autoq_llc": AutoQ's low-level controller, an
-                                           ::mpq_autoq_llc (see the file comment). */
+                                           ::mpq_autoq_llc (default the agent; see the guide). */
     MPQ_SEARCH_AUTOQ_LLC_SENSITIVITY = 44, /**< "autoq_llc_sensitivity": 1 the LLC state holds
                                            each kernel's normalised quantization error at every
                                            candidate width (libmpq, issue 14), 0 not. */

@@ -98,7 +98,7 @@ def test_issue14_methods_and_parameters():
     assert mpq.methods() == ["haq", "autoq", "uniform", "random", "greedy", "ilp"]
     info = mpq.search_params("autoq")
     assert info["duplicates"]["default"] == 1 and info["duplicate_penalty"]["default"] == 1
-    assert info["autoq_llc"]["default"] == 1 and info["autoq_llc_sensitivity"]["default"] == 1
+    assert info["autoq_llc"]["default"] == 0 and info["autoq_llc_sensitivity"]["default"] == 1
     assert info["warm_start"]["default"] == 0
     # ilp: every probe and the solution are episodes; records count distinct evaluations
     s = make("ilp", episodes=200)
@@ -108,9 +108,9 @@ def test_issue14_methods_and_parameters():
     distinct = 1 + sum(not r["cached"] for r in rows)  # + the reference measurement
     assert rows[-1]["evaluations"] == distinct
     assert all(0.0 <= r["fill_share"] <= 1.0 for r in rows)
-    a = make("autoq", episodes=3, autoq_llc=0, autoq_llc_sensitivity=1)
+    a = make("autoq", episodes=3, autoq_llc=1)
     a.run()
-    assert len(a) == 3 and a["autoq_llc"] == 0
+    assert len(a) == 3 and a["autoq_llc"] == 1
     with pytest.raises(mpq.InvalidArgumentError):
         make("haq", duplicates=3)
 
