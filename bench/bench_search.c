@@ -95,18 +95,19 @@ static void run_method(mpq_model *m, mpq_hw *hw, mpq_search_method method, int e
     s->prof_act = s->prof_update = s->prof_cost = s->prof_eval = 0.0;
     mpq_ddpg_info before = {.size = sizeof before}, after = {.size = sizeof after};
     mpq_ddpg_info lbefore = {.size = sizeof lbefore}, lafter = {.size = sizeof lafter};
-    mpq_ddpg *a = s->agent ? s->agent : s->hlc;
+    mpq_ddpg *a, *llc;
+    search_agents(s, &a, &llc);
     CHECK(mpq_ddpg_get_info(a, &before));
-    if (s->llc)
-        CHECK(mpq_ddpg_get_info(s->llc, &lbefore));
+    if (llc)
+        CHECK(mpq_ddpg_get_info(llc, &lbefore));
     double t0 = now(), c0 = cpu_now();
     for (int e = 0; e < episodes; e++)
         CHECK(mpq_search_step(s));
     t->total = (now() - t0) / episodes;
     t->cpu = (cpu_now() - c0) / episodes;
     CHECK(mpq_ddpg_get_info(a, &after));
-    if (s->llc)
-        CHECK(mpq_ddpg_get_info(s->llc, &lafter));
+    if (llc)
+        CHECK(mpq_ddpg_get_info(llc, &lafter));
     t->updates = (after.updates - before.updates + lafter.updates - lbefore.updates) / episodes;
     t->act = s->prof_act / episodes;
     t->update = s->prof_update / episodes;

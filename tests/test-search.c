@@ -1,5 +1,6 @@
 #include <check.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 #include "agent_impl.h" /* mpq_ddpg_network(): corrupting an agent in place */
 
 /* Doubles per history record in a checkpoint (checkpoint.c's HISTORY_FIELDS). */
-#define HISTORY_FIELDS_TEST 18
+#define HISTORY_FIELDS_TEST 20
 
 /* Under valgrind every instruction costs ~50x: the learning-quality comparisons (hundreds of
  * agent updates) run only in the plain and sanitizer runs; everything else runs everywhere with
@@ -266,7 +267,19 @@ START_TEST(parameters_cite_and_bound)
     ck_assert_int_eq(mpq_search_param_info(MPQ_SEARCH_AUTOQ, MPQ_SEARCH_NOISE_HOLD, &info),
                      MPQ_OK);
     ck_assert_double_eq(info.default_value, 100);
-    for (int i = 0; i < MPQ_SEARCH_PARAM_COUNT; i++) {
+    /* Two dense ranges: the papers' parameters from 0, libmpq's own from the extension base;
+     * the walk a caller does (info until refused, in each range) finds all of them. */
+    int walked = 0;
+    for (int base = 0; base <= MPQ_PARAM_EXTENSION_BASE; base += MPQ_PARAM_EXTENSION_BASE)
+        for (int i = base; mpq_search_param_info(MPQ_SEARCH_HAQ, (mpq_search_param)i, &info) ==
+                           MPQ_OK; i++)
+            walked++;
+    ck_assert_int_eq(walked, MPQ_SEARCH_PARAM_COUNT);
+    ck_assert_int_eq(mpq_search_param_info(MPQ_SEARCH_HAQ, MPQ_SEARCH_PAPER_PARAM_COUNT, &info),
+                     MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(MPQ_SEARCH_KEEP_TOP, MPQ_PARAM_EXTENSION_BASE + 5); /* pinned */
+    for (int slot = 0; slot < MPQ_SEARCH_PARAM_COUNT; slot++) {
+        const int i = (int)search_param_of_slot(slot);
         ck_assert_int_eq(mpq_search_param_info(MPQ_SEARCH_HAQ, (mpq_search_param)i, &info),
                          MPQ_OK);
         mpq_search_param id;
@@ -404,7 +417,7 @@ START_TEST(wall_always_ends_within_budget)
                     ck_assert_int_eq(memcmp(before_a, s->abits, NL), 0);
                 } else {
                     ck_assert_int_gt(lowered, 0);
-                    if (rule == MPQ_FIRST_LAST_HAQ)
+                    if (rule == MPQ_SEARCH_FIRST_LAST_HAQ)
                         ck_assert(s->abits[0] == 8 && s->abits[NL - 1] == 8 &&
                                   s->kbits[0] == 8 && s->kbits[s->kernels - 1] == 8);
                     /* HAQ lowers one bit at a time: raising any single lowered layer's
@@ -453,7 +466,7 @@ START_TEST(budget_fill_uses_the_budget)
     ck_assert_int_eq(mpq_rng_create(&rng, 5), MPQ_OK);
     for (int mode = MPQ_SEARCH_FILL_PROPOSAL; mode <= MPQ_SEARCH_FILL_MAX; mode++) {
         mpq_search *s = make_search(&f, MPQ_SEARCH_RANDOM, 1, 0.5);
-        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE),
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_SEARCH_FIRST_LAST_FREE),
                          MPQ_OK);
         ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, mode), MPQ_OK);
         ck_assert_int_eq(mpq_search_prepare(s), MPQ_OK);
@@ -720,8 +733,19 @@ static mpq_status stop_progress(void *user, const mpq_search_progress *p)
     return p->episode + 1 >= st->stop_after ? MPQ_ERR_CANCELLED : MPQ_OK;
 }
 
+static void resume_equals_uninterrupted_p(mpq_search_method method, int episodes,
+                                          int stop_after, int every, mpq_search_param id,
+                                          double value);
+
 static void resume_equals_uninterrupted(mpq_search_method method, int episodes, int stop_after,
                                         int every)
+{
+    resume_equals_uninterrupted_p(method, episodes, stop_after, every, MPQ_SEARCH_SEED, 234);
+}
+
+static void resume_equals_uninterrupted_p(mpq_search_method method, int episodes,
+                                          int stop_after, int every, mpq_search_param id,
+                                          double value)
 {
     make_tmpdir();
     fixture f;
@@ -730,10 +754,12 @@ static void resume_equals_uninterrupted(mpq_search_method method, int episodes, 
     snprintf(path, sizeof path, "%s/search.ckpt", tmpdir);
 
     mpq_search *full = make_search(&f, method, episodes, 0.5);
+    ck_assert_int_eq(mpq_search_set_param(full, id, value), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(full), MPQ_OK);
 
     /* "Killed" run: checkpoints every few episodes, stopped by the callback. */
     mpq_search *killed = make_search(&f, method, episodes, 0.5);
+    ck_assert_int_eq(mpq_search_set_param(killed, id, value), MPQ_OK);
     ck_assert_int_eq(mpq_search_set_param(killed, MPQ_SEARCH_CHECKPOINT_EVERY, every), MPQ_OK);
     ck_assert_int_eq(mpq_search_set_checkpoint(killed, path), MPQ_OK);
     stopper stop = {stop_after, 0};
@@ -776,6 +802,17 @@ START_TEST(resume_greedy_random)
 {
     resume_equals_uninterrupted(MPQ_SEARCH_GREEDY, 40, 13, 4);
     resume_equals_uninterrupted(MPQ_SEARCH_RANDOM, 20, 7, 7);
+}
+END_TEST
+
+START_TEST(resume_ilp_warm_start_allocator)
+{
+    /* inside the probes, and inside HAQ's warm start (72 probes, then the solution) */
+    resume_equals_uninterrupted_p(MPQ_SEARCH_ILP, 100, 30, 5, MPQ_SEARCH_SEED, 234);
+    resume_equals_uninterrupted_p(MPQ_SEARCH_HAQ, 80, 40, 10, MPQ_SEARCH_WARM_START, 1);
+    resume_equals_uninterrupted_p(MPQ_SEARCH_HAQ, 80, 75, 1, MPQ_SEARCH_WARM_START, 1);
+    resume_equals_uninterrupted_p(MPQ_SEARCH_AUTOQ, under_valgrind() ? 5 : 12, 3, 1,
+                                  MPQ_SEARCH_AUTOQ_LLC, MPQ_SEARCH_AUTOQ_LLC_ALLOCATOR);
 }
 END_TEST
 
@@ -939,6 +976,8 @@ static void run_with_checkpoint(fixture *f, mpq_search_method method, int episod
                                 const char *path)
 {
     mpq_search *s = make_search(f, method, episodes, 0.5);
+    /* AutoQ's low-level agent (not the allocator) is what these checkpoints carry */
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_AUTOQ_LLC, MPQ_SEARCH_AUTOQ_LLC_AGENT), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     ck_assert_int_eq(mpq_search_save_checkpoint(s, path), MPQ_OK);
     mpq_search_destroy(s);
@@ -964,14 +1003,15 @@ START_TEST(resume_refuses_agents_of_other_widths)
     assert_resume_refused(&f, MPQ_SEARCH_HAQ, bad, MPQ_ERR_FORMAT, "state width 9");
     /* AutoQ's low-level agent the same, and its high level */
     run_with_checkpoint(&f, MPQ_SEARCH_AUTOQ, 2, good);
-    replace_agent(good, bad, "llc/", SEARCH_LLC_STATE, 1, 8, 64, 2000);
+    const int64_t llc_state = SEARCH_LLC_STATE + 7; /* + errors at widths 2..8 */
+    replace_agent(good, bad, "llc/", llc_state, 1, 8, 64, 2000);
     assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'llc/': action width 8");
     replace_agent(good, bad, "llc/", 4000, 1, 1, 64, 2000);
     assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'llc/': state width 4000");
     replace_agent(good, bad, "hlc/", SEARCH_HLC_STATE, 0, 3, 64, 2000);
     assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "'hlc/': action width 3");
     /* a replay capacity other than the parameters give */
-    replace_agent(good, bad, "llc/", SEARCH_LLC_STATE, 1, 1, 64, 7);
+    replace_agent(good, bad, "llc/", llc_state, 1, 1, 64, 7);
     assert_resume_refused(&f, MPQ_SEARCH_AUTOQ, bad, MPQ_ERR_FORMAT, "replay capacity 7");
     /* the untouched file still resumes */
     mpq_search *s = make_search(&f, MPQ_SEARCH_AUTOQ, 3, 0.5);
@@ -1001,15 +1041,17 @@ START_TEST(resume_refuses_bad_indices_and_counters)
         const char *message;
     } cases[] = {
         /* greedy's candidate index was used unchecked: a wild read 8 MB before the bits */
-        {"state", 7 /* ST_G_CANDIDATE */, -1000000, "greedy candidate"},
-        {"state", 7, 2.0 * NL + 1, "greedy candidate"},
-        {"state", 8 /* ST_G_BEST_CANDIDATE */, 1e6, "greedy best candidate"},
+        {"greedy_state", 0 /* GS_CANDIDATE */, -1000000, "greedy candidate"},
+        {"greedy_state", 0, 2.0 * NL + 1, "greedy candidate"},
+        {"greedy_state", 1 /* GS_BEST_CANDIDATE */, 1e6, "greedy best candidate"},
         /* stored doubles cast to int64 without a range check (undefined behaviour) */
         {"state", 0 /* ST_EPISODE */, 1e300, "episode"},
         {"state", 0, NAN, "episode"},
         {"state", 1 /* ST_FINISHED */, 1e300, "finished"},
         {"state", 2 /* ST_BEST_INDEX */, -1e300, "best episode"},
-        {"state", 6 /* ST_UNIFORM_INDEX */, 1e300, "uniform"},
+        {"state", 6 /* ST_EVALUATIONS */, 1e300, "evaluation count"},
+        {"state", 7 /* ST_WARM_DONE */, 0.5, "warm-start flag"},
+        {"history", 1 * HISTORY_FIELDS_TEST + 19, 2.0, "fill share"},
         {"history", 0 * HISTORY_FIELDS_TEST + 0, 1e300, "history record 0"},
         {"history", 2 * HISTORY_FIELDS_TEST + 15, -1e300, "history record 2"},
         {"history", 1 * HISTORY_FIELDS_TEST + 13, 1e300, "history record 1"},
@@ -1022,6 +1064,10 @@ START_TEST(resume_refuses_bad_indices_and_counters)
         edit_checkpoint(good, bad, cases[i].tensor, cases[i].index, cases[i].value, NULL);
         assert_resume_refused(&f, MPQ_SEARCH_GREEDY, bad, MPQ_ERR_FORMAT, cases[i].message);
     }
+    /* the uniform baseline's pair index (it lives in the method's own tensor) */
+    run_with_checkpoint(&f, MPQ_SEARCH_UNIFORM, 3, good);
+    edit_checkpoint(good, bad, "uniform_state", 0, 1e300, NULL);
+    assert_resume_refused(&f, MPQ_SEARCH_UNIFORM, bad, MPQ_ERR_FORMAT, "uniform baseline index");
     /* an agent's counter and a negative Adam second moment (it made the actor NaN) */
     run_with_checkpoint(&f, MPQ_SEARCH_HAQ, 2, good);
     edit_checkpoint(good, bad, "haq/adam_actor/v", 10, -1.0, NULL);
@@ -1119,7 +1165,9 @@ START_TEST(nonfinite_agent_is_an_error_and_keeps_the_checkpoint)
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     mpq_mlp *net;
     float *w;
-    ck_assert_int_eq(mpq_ddpg_network(s->agent, MPQ_DDPG_CRITIC_TARGET, &net), MPQ_OK);
+    mpq_ddpg *agent, *none;
+    search_agents(s, &agent, &none);
+    ck_assert_int_eq(mpq_ddpg_network(agent, MPQ_DDPG_CRITIC_TARGET, &net), MPQ_OK);
     ck_assert_int_eq(mpq_mlp_params(net, &w, NULL, NULL), MPQ_OK);
     w[0] = INFINITY;
     ck_assert_int_eq(mpq_search_save_checkpoint(s, good), MPQ_ERR_NUMERIC);
@@ -1155,8 +1203,11 @@ START_TEST(repro_checkpoints_are_refused)
         mpq_search_method method;
         const char *message;
     } cases[] = {
-        {"checkpoint-haq-agent-64-actions.mpq", MPQ_SEARCH_HAQ, "action width 64, expected 1"},
-        {"checkpoint-greedy-bad-candidate.mpq", MPQ_SEARCH_GREEDY, "greedy candidate"},
+        /* written in checkpoint layout 2: since the method table (layout 3) they are refused
+         * by version before anything is read; the same damage in layout 3 is refused by
+         * resume_refuses_agents_of_other_widths and resume_refuses_bad_indices_and_counters */
+        {"checkpoint-haq-agent-64-actions.mpq", MPQ_SEARCH_HAQ, "version 2"},
+        {"checkpoint-greedy-bad-candidate.mpq", MPQ_SEARCH_GREEDY, "version 2"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[1024];
@@ -1164,7 +1215,7 @@ START_TEST(repro_checkpoints_are_refused)
         mpq_search *s = NULL;
         ck_assert_int_eq(mpq_search_create(&s, cases[i].method, m, hw, constant_eval, NULL),
                          MPQ_OK);
-        ck_assert_int_eq(mpq_search_resume(s, path), MPQ_ERR_FORMAT);
+        ck_assert_int_eq(mpq_search_resume(s, path), MPQ_ERR_VERSION);
         ck_assert_msg(strstr(mpq_last_error(), cases[i].message), "%s", mpq_last_error());
         ck_assert_ptr_nonnull(strstr(mpq_last_error(), cases[i].file));
         ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, 1), MPQ_OK);
@@ -1219,7 +1270,7 @@ START_TEST(uniform_enumerates_and_cache_answers_repeats)
     fixture f;
     fixture_init(&f);
     mpq_search *s = make_search(&f, MPQ_SEARCH_UNIFORM, 1000, 0.5);
-    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_SEARCH_FIRST_LAST_FREE), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     ck_assert_int_eq(mpq_search_get_history_count(s), 49);
     ck_assert(mpq_search_is_finished(s));
@@ -1278,7 +1329,7 @@ START_TEST(greedy_ends_within_budget)
     /* The greedy answer must beat the best uniform policy under the same budget (the closed
      * form penalises some layers much more than others). */
     mpq_search *u = make_search(&f, MPQ_SEARCH_UNIFORM, 1000, 0.5);
-    ck_assert_int_eq(mpq_search_set_param(u, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(u, MPQ_SEARCH_FIRST_LAST, MPQ_SEARCH_FIRST_LAST_FREE), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(u), MPQ_OK);
     mpq_search_record ru = {.size = sizeof ru};
     ck_assert_int_eq(mpq_search_get_best(u, &best, &ru), MPQ_OK);
@@ -1344,7 +1395,7 @@ START_TEST(accuracy_objective_uses_psi_reward)
     fixture f;
     fixture_init(&f);
     mpq_search *s = make_search(&f, MPQ_SEARCH_RANDOM, 5, 0.5);
-    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_OBJECTIVE, MPQ_OBJECTIVE_ACCURACY),
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_OBJECTIVE, MPQ_SEARCH_OBJECTIVE_ACCURACY),
                      MPQ_OK);
     ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
     for (int64_t i = 0; i < 5; i++) {
@@ -1427,6 +1478,437 @@ START_TEST(autoq_beats_random)
 }
 END_TEST
 
+/* ---- issue 14: kernel allocator, ilp, every method through the table ---------------------- */
+
+/* Smallest summed error over every assignment of widths lo..hi to M kernels with sum total. */
+static double brute_allocation(const double *err, int M, int lo, int hi, int total)
+{
+    const int R = hi - lo + 1;
+    int64_t combos = 1;
+    for (int k = 0; k < M; k++)
+        combos *= R;
+    double best = INFINITY;
+    for (int64_t c = 0; c < combos; c++) {
+        int64_t x = c;
+        int sum = 0;
+        double e = 0.0;
+        for (int k = 0; k < M; k++) {
+            int r = (int)(x % R);
+            x /= R;
+            sum += lo + r;
+            e += err[k * R + r];
+        }
+        if (sum == total && e < best)
+            best = e;
+    }
+    return best;
+}
+
+START_TEST(allocator_is_exact_on_small_layers)
+{
+    mpq_rng *rng = NULL;
+    ck_assert_int_eq(mpq_rng_create(&rng, 5), MPQ_OK);
+    double err[6 * 7];
+    uint8_t bits[6];
+    int checked_dp = 0, checked_convex = 0;
+    for (int trial = 0; trial < 60; trial++) {
+        uint64_t u;
+        mpq_rng_below(rng, 6, &u);
+        const int M = 1 + (int)u;
+        mpq_rng_below(rng, 3, &u);
+        const int lo = 2 + (int)u, hi = lo + (trial % 3 == 0 ? 2 : 3), R = hi - lo + 1;
+        const int convex = trial % 2 == 0;
+        for (int k = 0; k < M; k++) {
+            double scale;
+            mpq_rng_uniform(rng, &scale);
+            for (int r = 0; r < R; r++) {
+                double v;
+                mpq_rng_uniform(rng, &v);
+                /* convex: a kernel's 4^-b noise times its spread (the quantizer's shape);
+                 * otherwise any decreasing-ish table, so that the DP path is exercised */
+                err[k * R + r] = convex ? (0.1 + scale) * ldexp(1.0, -2 * (lo + r)) : v;
+            }
+        }
+        for (int total = lo * M; total <= hi * M; total++) {
+            ck_assert_int_eq(search_allocate_kernels(err, M, lo, hi, total, bits), MPQ_OK);
+            int sum = 0;
+            double e = 0.0;
+            for (int k = 0; k < M; k++) {
+                ck_assert(bits[k] >= lo && bits[k] <= hi);
+                sum += bits[k];
+                e += err[k * R + (bits[k] - lo)];
+            }
+            ck_assert_int_eq(sum, total);
+            double best = brute_allocation(err, M, lo, hi, total);
+            ck_assert_msg(fabs(e - best) <= 1e-12 * (1.0 + fabs(best)),
+                          "trial %d total %d: %.17g, optimum %.17g", trial, total, e, best);
+            if (convex)
+                checked_convex++;
+            else
+                checked_dp++;
+        }
+    }
+    ck_assert_int_gt(checked_convex, 50);
+    ck_assert_int_gt(checked_dp, 50);
+    /* bad input: a total outside the widths, a non-finite error, an empty layer */
+    ck_assert_int_eq(search_allocate_kernels(err, 2, 2, 4, 9, bits), MPQ_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(mpq_last_error(), "outside 4..8"));
+    err[1] = NAN;
+    ck_assert_int_eq(search_allocate_kernels(err, 2, 2, 4, 6, bits), MPQ_ERR_NUMERIC);
+    ck_assert_int_eq(search_allocate_kernels(err, 0, 2, 4, 0, bits), MPQ_ERR_INVALID_ARGUMENT);
+    mpq_rng_destroy(rng);
+}
+END_TEST
+
+START_TEST(kernel_errors_follow_bits_and_spread)
+{
+    fixture f;
+    fixture_init(&f);
+    mpq_search *s = make_search(&f, MPQ_SEARCH_AUTOQ, 1, 0.5);
+    ck_assert_int_eq(mpq_search_prepare(s), MPQ_OK);
+    const double *err;
+    int lo, hi;
+    ck_assert_int_eq(search_kernel_errors(s, &err, &lo, &hi), MPQ_OK);
+    ck_assert_int_eq(lo, 2);
+    ck_assert_int_eq(hi, 8);
+    double ratio[8] = {0};
+    for (int64_t k = 0; k < s->kernels; k++)
+        for (int b = lo; b < hi; b++) {
+            double a = err[k * 7 + (b - lo)], c = err[k * 7 + (b - lo) + 1];
+            ck_assert(a > c && c > 0.0);
+            ratio[b] += log(a / c) / (double)s->kernels;
+        }
+    /* one more bit halves the step: the error falls about 4x (geometric mean over kernels) once
+     * the grid is fine */
+    for (int b = 4; b < hi; b++)
+        ck_assert_msg(exp(ratio[b]) > 3.5 && exp(ratio[b]) < 5.5, "%d->%d bits: %g", b, b + 1,
+                      exp(ratio[b]));
+    /* the test net's kernels spread over e^-1..e^1: at 8 bits their errors differ accordingly */
+    double mn = INFINITY, mx = 0.0;
+    for (int64_t k = s->kernel_offset[1]; k < s->kernel_offset[2]; k++) {
+        mn = fmin(mn, err[k * 7 + 6]);
+        mx = fmax(mx, err[k * 7 + 6]);
+    }
+    ck_assert_msg(mx / mn > 5.0, "kernel errors at 8 bits differ only %gx", mx / mn);
+    mpq_search_destroy(s);
+    fixture_free(&f);
+}
+END_TEST
+
+/* A four-layer net, every layer free, three widths each: small enough to enumerate. */
+static mpq_model *make_tiny_model(void)
+{
+    mpq_model *m = NULL;
+    ck_assert_int_eq(mpq_model_create(&m, "tinynet"), MPQ_OK);
+    static const int spec[3][3] = {{3, 8, 16}, {8, 16, 16}, {16, 32, 8}};
+    for (size_t i = 0; i < 4; i++) {
+        mpq_layer_shape sh;
+        if (i < 3)
+            ck_assert_int_eq(mpq_layer_shape_conv(&sh, spec[i][0], spec[i][1], 3, 1, 1, 1,
+                                                  spec[i][2], spec[i][2]),
+                             MPQ_OK);
+        else
+            ck_assert_int_eq(mpq_layer_shape_fc(&sh, 32 * 64, 10), MPQ_OK);
+        char name[8];
+        snprintf(name, sizeof name, "t%zu", i);
+        ck_assert_int_eq(mpq_model_add_layer(m, name, &sh), MPQ_OK);
+        int64_t wc = mpq_model_get_layer_weight_count(m, i);
+        float *w = malloc((size_t)wc * sizeof *w);
+        for (int64_t j = 0; j < wc; j++)
+            w[j] = (float)sin(0.37 * (double)j + (double)i); /* any fixed weights */
+        ck_assert_int_eq(mpq_model_set_weights(m, i, w, wc, NULL, 0), MPQ_OK);
+        free(w);
+    }
+    return m;
+}
+
+START_TEST(ilp_matches_brute_force)
+{
+    mpq_model *m = make_tiny_model();
+    mpq_hw *hw = NULL;
+    ck_assert_int_eq(mpq_hw_create(&hw, "zynq7020"), MPQ_OK);
+    closed_form cf;
+    closed_form_init(&cf, m); /* additive over layers and over w/a: the ilp's model is exact */
+    const double budgets[] = {0.45, 0.6, 0.8};
+    for (size_t bi = 0; bi < 3; bi++) {
+        mpq_search *s = NULL;
+        ck_assert_int_eq(mpq_search_create(&s, MPQ_SEARCH_ILP, m, hw, closed_form_eval, &cf),
+                         MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_EPISODES, 100), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_SEARCH_FIRST_LAST_FREE),
+                         MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_W_MIN_BITS, 3), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_W_MAX_BITS, 5), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_A_MIN_BITS, 3), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_A_MAX_BITS, 5), MPQ_OK);
+        mpq_status st = mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, budgets[bi]);
+        ck_assert_int_eq(st, MPQ_OK);
+        cf.calls = 0;
+        ck_assert_msg(mpq_search_run(s) == MPQ_OK, "%s", mpq_last_error());
+        /* 4 layers x (2 weight + 2 activation probes), the solution, and the reference */
+        const int64_t n = mpq_search_get_history_count(s);
+        ck_assert_int_eq(n, 17);
+        ck_assert(mpq_search_is_finished(s));
+        mpq_search_record last = {.size = sizeof last};
+        ck_assert_int_eq(mpq_search_get_record(s, n - 1, &last), MPQ_OK);
+        ck_assert_int_eq(last.evaluations, cf.calls);
+        ck_assert_int_le(cf.calls, 18);
+        ck_assert(last.feasible);
+        /* every layer-wise policy of the ranges */
+        double best = -1.0;
+        const double target = budgets[bi] * s->ref_res[MPQ_SEARCH_RESOURCE_LATENCY];
+        uint8_t kb[256], ab[4];
+        ck_assert_int_le(s->kernels, 256);
+        for (int c = 0; c < 9 * 9 * 9 * 9; c++) {
+            int x = c;
+            for (size_t l = 0; l < 4; l++) {
+                int i = x % 9;
+                x /= 9;
+                memset(kb + s->kernel_offset[l], 3 + i / 3,
+                       (size_t)(s->kernel_offset[l + 1] - s->kernel_offset[l]));
+                ab[l] = (uint8_t)(3 + i % 3);
+            }
+            mpq_hw_cost hc;
+            ck_assert_int_eq(search_policy_cost(s, kb, ab, &hc), MPQ_OK);
+            if (!(hc.latency_s <= target))
+                continue;
+            double acc = closed_form_accuracy(&cf, s->work);
+            if (acc > best)
+                best = acc;
+        }
+        ck_assert_msg(fabs(last.accuracy - best) < 1e-12, "budget %g: ilp %.15f, optimum %.15f",
+                      budgets[bi], last.accuracy, best);
+        mpq_search_record rb = {.size = sizeof rb};
+        ck_assert_int_eq(mpq_search_get_best(s, &(const mpq_policy *){NULL}, &rb), MPQ_OK);
+        ck_assert_double_eq_tol(rb.accuracy, best, 1e-12);
+        mpq_search_destroy(s);
+    }
+    free(cf.c);
+    mpq_hw_destroy(hw);
+    mpq_model_destroy(m);
+}
+END_TEST
+
+/* Runs @p method twice with one seed (and the given parameter) and compares everything. */
+static void same_seed_same_run_p(mpq_search_method method, int episodes, mpq_search_param id,
+                                 double value)
+{
+    fixture f;
+    fixture_init(&f);
+    mpq_search *a = make_search(&f, method, episodes, 0.4);
+    mpq_search *b = make_search(&f, method, episodes, 0.4);
+    ck_assert_int_eq(mpq_search_set_param(a, id, value), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(b, id, value), MPQ_OK);
+    ck_assert_msg(mpq_search_run(a) == MPQ_OK, "%s", mpq_last_error());
+    ck_assert_int_eq(mpq_search_run(b), MPQ_OK);
+    assert_same_run(a, b);
+    /* the distinct-evaluation count of every record: the reference plus each cache miss */
+    int64_t distinct = 1;
+    for (int64_t i = 0; i < mpq_search_get_history_count(a); i++) {
+        mpq_search_record r = {.size = sizeof r};
+        ck_assert_int_eq(mpq_search_get_record(a, i, &r), MPQ_OK);
+        distinct += !r.cached;
+        ck_assert_int_eq(r.evaluations, distinct);
+        ck_assert(r.fill_share >= 0.0 && r.fill_share <= 1.0);
+    }
+    mpq_search_destroy(a);
+    mpq_search_destroy(b);
+    fixture_free(&f);
+}
+
+/* A caller built against 0.1.0's smaller record still reads it, and the fields it does not know
+ * are not written (the library writes min(caller size, its own)). */
+/* The duplicate rule changes what the agent learns, never the history: HAQ's stored rewards
+ * (its replay, read from a checkpoint) are the records' rewards, minus the penalty for the
+ * episodes the cache answered. A tiny space (4 layers, 2 widths) makes duplicates certain. */
+START_TEST(duplicates_penalised_in_what_the_agent_learns)
+{
+    make_tmpdir();
+    mpq_model *m = make_tiny_model();
+    mpq_hw *hw = NULL;
+    ck_assert_int_eq(mpq_hw_create(&hw, "zynq7020"), MPQ_OK);
+    closed_form cf;
+    closed_form_init(&cf, m);
+    char path[300];
+    snprintf(path, sizeof path, "%s/dup.ckpt", tmpdir);
+    for (int rule = 0; rule < 3; rule++) {
+        mpq_search *s = NULL;
+        ck_assert_int_eq(mpq_search_create(&s, MPQ_SEARCH_HAQ, m, hw, closed_form_eval, &cf),
+                         MPQ_OK);
+        const mpq_search_param ids[] = {MPQ_SEARCH_EPISODES, MPQ_SEARCH_HIDDEN,
+                                        MPQ_SEARCH_FIRST_LAST, MPQ_SEARCH_W_MIN_BITS,
+                                        MPQ_SEARCH_W_MAX_BITS, MPQ_SEARCH_A_MIN_BITS,
+                                        MPQ_SEARCH_A_MAX_BITS, MPQ_SEARCH_DUPLICATES,
+                                        MPQ_SEARCH_DUPLICATE_PENALTY};
+        const double vals[] = {30, 16, MPQ_SEARCH_FIRST_LAST_FREE, 2, 3, 2, 3, rule, 0.7};
+        for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
+            ck_assert_int_eq(mpq_search_set_param(s, ids[i], vals[i]), MPQ_OK);
+        ck_assert_int_eq(mpq_search_set_budget(s, MPQ_SEARCH_RESOURCE_LATENCY, 0.6), MPQ_OK);
+        ck_assert_msg(mpq_search_run(s) == MPQ_OK, "%s", mpq_last_error());
+        ck_assert_int_eq(mpq_search_save_checkpoint(s, path), MPQ_OK);
+        mpq_container *c = NULL;
+        ck_assert_int_eq(mpq_container_load(&c, path), MPQ_OK);
+        const void *p;
+        ck_assert_int_eq(mpq_container_expect(c, "haq/replay/ring_r", MPQ_DTYPE_F64, 30 * 8, &p),
+                         MPQ_OK);
+        const double *stored = p;
+        int64_t cached = 0;
+        for (int64_t e = 0; e < 30; e++) {
+            mpq_search_record r = {.size = sizeof r};
+            ck_assert_int_eq(mpq_search_get_record(s, e, &r), MPQ_OK);
+            cached += r.cached;
+            double want = r.reward - (rule != MPQ_SEARCH_DUPLICATES_REPORT && r.cached ? 0.7 : 0.0);
+            for (int t = 0; t < 8; t++)
+                ck_assert_double_eq_tol(stored[e * 8 + t], want, 1e-12);
+        }
+        /* 2^8 layer-wise policies, many walled or filled onto the same few */
+        ck_assert_int_gt(cached, 3);
+        mpq_container_destroy(c);
+        mpq_search_destroy(s);
+    }
+    free(cf.c);
+    mpq_hw_destroy(hw);
+    mpq_model_destroy(m);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(old_record_size_still_read)
+{
+    fixture f;
+    fixture_init(&f);
+    mpq_search *s = make_search(&f, MPQ_SEARCH_RANDOM, 3, 0.5);
+    ck_assert_int_eq(mpq_search_run(s), MPQ_OK);
+    mpq_search_record r;
+    memset(&r, 0xAB, sizeof r);
+    const size_t old = offsetof(mpq_search_record, elapsed_s) + sizeof(double);
+    r.size = old;
+    ck_assert_int_eq(mpq_search_get_record(s, 1, &r), MPQ_OK);
+    ck_assert_int_eq(r.size, old);
+    ck_assert_int_eq(r.episode, 1);
+    int64_t untouched;
+    memset(&untouched, 0xAB, sizeof untouched);
+    ck_assert_int_eq(r.evaluations, untouched);
+    ck_assert_int_eq(mpq_search_get_best(s, &(const mpq_policy *){NULL}, &r), MPQ_OK);
+    ck_assert_int_eq(r.evaluations, untouched);
+    r.size = 0; /* an unset size field (versioned structs, core.h) */
+    ck_assert_int_eq(mpq_search_get_record(s, 1, &r), MPQ_ERR_INVALID_ARGUMENT);
+    r.size = sizeof r;
+    ck_assert_int_eq(mpq_search_get_record(s, 1, &r), MPQ_OK);
+    ck_assert_int_eq(r.evaluations, f.cf.calls - (3 - 2)); /* all but episode 2's call */
+    mpq_search_destroy(s);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(same_seed_identical_every_method)
+{
+    const int v = under_valgrind();
+    same_seed_same_run_p(MPQ_SEARCH_UNIFORM, 49, MPQ_SEARCH_SEED, 3);
+    same_seed_same_run_p(MPQ_SEARCH_GREEDY, 40, MPQ_SEARCH_GREEDY_LAZY, 0);
+    same_seed_same_run_p(MPQ_SEARCH_ILP, 100, MPQ_SEARCH_SEED, 3);
+    same_seed_same_run_p(MPQ_SEARCH_AUTOQ, v ? 4 : 12, MPQ_SEARCH_AUTOQ_LLC,
+                         MPQ_SEARCH_AUTOQ_LLC_ALLOCATOR);
+    same_seed_same_run_p(MPQ_SEARCH_AUTOQ, v ? 4 : 12, MPQ_SEARCH_AUTOQ_LLC, MPQ_SEARCH_AUTOQ_LLC_AGENT);
+    same_seed_same_run_p(MPQ_SEARCH_HAQ, v ? 60 : 80, MPQ_SEARCH_WARM_START, 1);
+    same_seed_same_run_p(MPQ_SEARCH_HAQ, v ? 24 : 40, MPQ_SEARCH_DUPLICATES,
+                         MPQ_SEARCH_DUPLICATES_EXPLORE);
+}
+END_TEST
+
+/* What issue 14 added is switched off: the duplicate penalty, the kernel allocator and the
+ * LLC's sensitivity features change what HAQ and AutoQ propose, on purpose. */
+static void digest_old_behaviour(mpq_search *s)
+{
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_DUPLICATES, MPQ_SEARCH_DUPLICATES_REPORT), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_AUTOQ_LLC, MPQ_SEARCH_AUTOQ_LLC_AGENT), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_AUTOQ_LLC_SENSITIVITY, 0), MPQ_OK);
+}
+#define DIGEST_OLD_BEHAVIOUR(s) digest_old_behaviour(s)
+
+/* ---- history digests recorded from the code before the method table ------------------------ *
+ * FNV-1a over every reproducible field of every record (doubles as %.10g text, so that the last
+ * bits of an agent's BLAS arithmetic on another CPU cannot change the digest; the decisions, i.e.
+ * the policy hashes, are exact) and the best policy's hash. The expected values were printed by
+ * the pre-refactor code (commit 5435c26, MPQ_PRINT_DIGESTS=1): the refactor moved every method
+ * behind the table without changing what it proposes. */
+
+static uint64_t fnv_text(uint64_t h, const char *t)
+{
+    for (; *t; t++) {
+        h ^= (unsigned char)*t;
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static uint64_t history_digest(const mpq_search *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    char buf[512];
+    for (int64_t i = 0; i < mpq_search_get_history_count(s); i++) {
+        mpq_search_record r = {.size = sizeof r};
+        ck_assert_int_eq(mpq_search_get_record(s, i, &r), MPQ_OK);
+        snprintf(buf, sizeof buf,
+                 "%lld,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,%.10g,"
+                 "%016llx,%d,%d,%lld,%.10g\n",
+                 (long long)r.episode, r.reward, r.accuracy, r.latency_s, r.energy_j, r.area,
+                 r.size_bytes, r.latency_ratio, r.energy_ratio, r.area_ratio, r.size_ratio,
+                 r.avg_weight_bits, r.avg_act_bits, (unsigned long long)r.policy_hash, r.cached,
+                 r.feasible, (long long)r.bits_lowered, r.best_reward);
+        h = fnv_text(h, buf);
+    }
+    const mpq_policy *best;
+    if (mpq_search_get_best(s, &best, NULL) == MPQ_OK) {
+        snprintf(buf, sizeof buf, "best %016llx", (unsigned long long)mpq_policy_hash(best));
+        h = fnv_text(h, buf);
+    }
+    return h;
+}
+
+typedef struct digest_case {
+    mpq_search_method method;
+    int episodes;
+    double budget;
+    int fill; /* budget_fill */
+    uint64_t digest;
+} digest_case;
+
+START_TEST(history_digests_unchanged_by_the_table)
+{
+    static const digest_case cases[] = {
+        {MPQ_SEARCH_HAQ, 30, 0.5, 2, 0x0002fcf51e201f11ull},
+        {MPQ_SEARCH_HAQ, 30, 0.35, 0, 0xff193d1d05a97beaull},
+        {MPQ_SEARCH_AUTOQ, 10, 0.5, 2, 0x2ebd5df44ee7486eull},
+        {MPQ_SEARCH_UNIFORM, 49, 0.5, 2, 0xe8f6a55cbb78dc13ull},
+        {MPQ_SEARCH_RANDOM, 20, 0.4, 2, 0x8c8b2b058a44ea20ull},
+        {MPQ_SEARCH_GREEDY, 40, 0.5, 2, 0xe4218a0a0d5b5383ull},
+        {MPQ_SEARCH_GREEDY, 40, 0.4, 0, 0x08b9acbbe6ec29bdull},
+    };
+    const int print = getenv("MPQ_PRINT_DIGESTS") != NULL;
+    fixture f;
+    fixture_init(&f);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const digest_case *c = &cases[i];
+        mpq_search *s = make_search(&f, c->method, c->episodes, c->budget);
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, c->fill), MPQ_OK);
+        DIGEST_OLD_BEHAVIOUR(s);
+        ck_assert_msg(mpq_search_run(s) == MPQ_OK, "%s", mpq_last_error());
+        uint64_t d = history_digest(s);
+        if (print)
+            printf("        {%s, %d, %g, %d, 0x%016llxull},\n",
+                   mpq_search_method_name(c->method), c->episodes, c->budget, c->fill,
+                   (unsigned long long)d);
+        else
+            ck_assert_msg(d == c->digest, "%s case %zu: digest %016llx, recorded %016llx",
+                          mpq_search_method_name(c->method), i, (unsigned long long)d,
+                          (unsigned long long)c->digest);
+        mpq_search_destroy(s);
+    }
+    fixture_free(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("search");
@@ -1446,6 +1928,14 @@ int main(void)
     suite_add_tcase(s, t);
     t = tcase_create("runs");
     tcase_set_timeout(t, 600);
+    tcase_add_test(t, history_digests_unchanged_by_the_table);
+    tcase_add_test(t, allocator_is_exact_on_small_layers);
+    tcase_add_test(t, kernel_errors_follow_bits_and_spread);
+    tcase_add_test(t, ilp_matches_brute_force);
+    tcase_add_test(t, same_seed_identical_every_method);
+    tcase_add_test(t, old_record_size_still_read);
+    tcase_add_test(t, duplicates_penalised_in_what_the_agent_learns);
+    tcase_add_test(t, resume_ilp_warm_start_allocator);
     tcase_add_test(t, same_seed_identical_haq);
     tcase_add_test(t, same_seed_identical_autoq);
     tcase_add_test(t, same_seed_identical_random);

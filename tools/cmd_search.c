@@ -26,7 +26,7 @@ static void search_usage(FILE *out)
             "Search a mixed-precision quantization policy under a hardware budget.\n"
             "\n"
             "Options:\n"
-            "  -m, --method NAME      haq (default), autoq, uniform, random or greedy\n"
+            "  -m, --method NAME      haq (default), autoq, uniform, random, greedy or ilp\n"
             "  -M, --model NAME       fashion-cnn (default) or fashion-tiny: real accuracy from the\n"
             "                         built-in oneDNN evaluator on Fashion-MNIST (trained and cached\n"
             "                         on first use); a saved network file (.mpqnet) or an ONNX model\n"
@@ -420,7 +420,7 @@ static void describe_objective(const mpq_search *s, char *buf, size_t n)
     mpq_search_get_param(s, MPQ_SEARCH_OBJECTIVE, &objective);
     mpq_search_get_param(s, MPQ_SEARCH_BUDGET_RESOURCE, &resource);
     mpq_search_get_param(s, MPQ_SEARCH_BUDGET, &fraction);
-    if ((int)objective == MPQ_OBJECTIVE_ACCURACY)
+    if ((int)objective == MPQ_SEARCH_OBJECTIVE_ACCURACY)
         snprintf(buf, n, "accuracy objective");
     else
         snprintf(buf, n, "%s:%g", mpq_search_resource_name((mpq_search_resource)(int)resource),
@@ -445,7 +445,7 @@ static mpq_status check_resume_options(const mpq_search *s, const options *o)
     if (o->objective_given || o->budget_given) {
         mpq_search_get_param(s, MPQ_SEARCH_OBJECTIVE, &v);
         int want_acc = strcmp(o->objective, "accuracy") == 0;
-        int conflict = want_acc != ((int)v == MPQ_OBJECTIVE_ACCURACY);
+        int conflict = want_acc != ((int)v == MPQ_SEARCH_OBJECTIVE_ACCURACY);
         if (!conflict && !want_acc && o->budget_given) {
             mpq_search_resource r;
             double f, cr = 0, cf = 0;
@@ -666,7 +666,7 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
     /* A resumed run takes every setting from its checkpoint: nothing to set before. */
     if (!o->resume) {
         if (strcmp(o->objective, "accuracy") == 0) {
-            st = mpq_search_set_param(s, MPQ_SEARCH_OBJECTIVE, MPQ_OBJECTIVE_ACCURACY);
+            st = mpq_search_set_param(s, MPQ_SEARCH_OBJECTIVE, MPQ_SEARCH_OBJECTIVE_ACCURACY);
         } else {
             mpq_search_resource r;
             double f;
@@ -688,7 +688,7 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
          * AutoQ 90.07 -> 90.52%, HAQ 90.50 -> 90.27%, greedy 87.85 -> 90.23%. --set first_last=1
          * restores HAQ's rule. */
         if (st == MPQ_OK && o->demo)
-            st = mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_FIRST_LAST_FREE);
+            st = mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_SEARCH_FIRST_LAST_FREE);
     }
     /* checkpoint_every and time_limit belong to this process, not to the checkpoint; an explicit
      * --set of either comes after and wins over the option's default. */
@@ -938,11 +938,18 @@ static void print_row(FILE *f, const char *name, double acc, const mpq_search_re
 static void list_params(void)
 {
     printf("Search parameters (--set NAME=VALUE); defaults HAQ / AutoQ:\n");
-    for (int i = 0;; i++) { /* dense ids from 0; the first refused one ends the list */
+    /* Dense ids from 0 (the papers' settings), then from MPQ_PARAM_EXTENSION_BASE (libmpq's
+     * own); the first refused id ends each range. */
+    for (int i = 0;; i++) {
         mpq_param_info h = {sizeof h, NULL, NULL, 0, 0, 0, 0}, a = h;
         if (mpq_search_param_info(MPQ_SEARCH_HAQ, (mpq_search_param)i, &h) != MPQ_OK ||
-            mpq_search_param_info(MPQ_SEARCH_AUTOQ, (mpq_search_param)i, &a) != MPQ_OK)
+            mpq_search_param_info(MPQ_SEARCH_AUTOQ, (mpq_search_param)i, &a) != MPQ_OK) {
+            if (i < MPQ_PARAM_EXTENSION_BASE) {
+                i = MPQ_PARAM_EXTENSION_BASE - 1;
+                continue;
+            }
             break;
+        }
         printf("  %-20s %g / %g  [%g, %g]  %s\n", h.name, h.default_value, a.default_value,
                h.min_value, h.max_value, h.description);
     }

@@ -1,7 +1,8 @@
 /**
  * @file agent.h
  * @brief Continuous-control learners: dense MLPs on OpenBLAS, Adam, a replay buffer, exploration
- * noise, HAQ's DDPG agent and AutoQ's hierarchical (high-level / low-level) controller pair.
+ * noise and the DDPG agent that HAQ uses and AutoQ's two controllers are built from (AutoQ's
+ * hierarchy itself lives in the search module, lib/search/method_autoq.c: one implementation).
  *
  * Nothing here knows about quantization: states, goals and actions are float vectors, actions
  * live in [0,1]^d (sigmoid actor outputs, HAQ lib/rl/ddpg.py), and the search module maps them
@@ -34,7 +35,7 @@ extern "C" {
 #endif
 
 /** @defgroup agent Agent
- * MLP, Adam, replay buffer, exploration noise, DDPG and the hierarchical pair.
+ * MLP, Adam, replay buffer, exploration noise and DDPG.
  * @{ */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -76,7 +77,7 @@ typedef enum mpq_reward_mode {
  * of both targets.
  *
  * Optional goal conditioning (goal_dim > 0): the actor sees [state, goal], the critic
- * [state, goal, action]; used by the low level of the hierarchical pair.
+ * [state, goal, action]; AutoQ's low-level controller in the search module.
  *
  * Episode protocol: act() -> observe() per step, then end_episode(final_reward), which commits the
  * staged steps to the replay buffer (HAQ's final-reward mode by default) and, once the warm-up is
@@ -324,205 +325,6 @@ MPQ_API mpq_status mpq_ddpg_from_memory(mpq_ddpg **out, const void *data, size_t
 
 /** @} */
 
-/* ------------------------------------------------------------------------------------------ */
-/** @name Hierarchical controller pair (AutoQ)
- * Two DDPG agents after HIRO (Nachum et al. 2018) as AutoQ uses them. The high-level controller
- * (HLC) sees the state and emits goal_dim goal values plus extra_dim extra actions (AutoQ: the
- * layer's activation bits) in [0,1]; a new high-level step begins every `interval` low-level
- * steps, or whenever the caller calls mpq_hier_act_high(). The low-level controller (LLC) is a
- * goal-conditioned DDPG that emits one action per low-level step (AutoQ: a kernel's bits).
- *
- * Rewards (AutoQ eq. 3 as far as known, autoq_hw.md 2.2): at the end of a high-level segment the
- * intrinsic reward is r_int = -intrinsic_scale * mean_i |goal_i - achieved_i|, where achieved is
- * the mean of the segment's low-level actions (goal_dim == low action_dim; AutoQ: the layer's
- * average bits should equal the goal) or a vector the caller sets with mpq_hier_set_achieved().
- * Every low-level step of the segment is stored with (1 - zeta) r_int + zeta R, where R is the
- * episode's extrinsic reward and zeta rises linearly from zeta_start to zeta_end over
- * zeta_episodes (AutoQ: 0.1 -> 0.8). High-level transitions are stored with R (HAQ's final-reward
- * scheme). Optional HIRO relabelling replaces the goal of each sampled high-level transition by
- * the candidate (original goal, achieved value, 8 Gaussian samples around it) that maximises the
- * likelihood of the stored low-level actions under the current low-level policy; at most 16
- * evenly spaced low-level steps per segment are kept for this, so that segments of thousands
- * of kernels stay cheap. Each goal is its own horizon: the last low-level step of a segment is
- * stored as terminal for the low level. The pair sets the low level's reward mode to per-step
- * (it computes those rewards itself); the high level's reward mode decides whether R is the
- * episode's final reward (default, HAQ) or the sum of the segment's step rewards.
- * @{ */
-
-/** Opaque hierarchical agent. */
-typedef struct mpq_hier mpq_hier;
-
-/** Which level a DDPG parameter or network belongs to. */
-typedef enum mpq_hier_level {
-    MPQ_HIER_HIGH = 0, /**< High-level controller. */
-    MPQ_HIER_LOW = 1,  /**< Low-level controller. */
-} mpq_hier_level;
-
-/** Parameters of the pair itself (each level's DDPG parameters go through
- * mpq_hier_set_level_param()). */
-typedef enum mpq_hier_param {
-    MPQ_HIER_INTERVAL = 0,        /**< Low-level steps per goal for mpq_hier_act(); 0 = the caller
-                                       starts segments with mpq_hier_act_high(). Default 0. */
-    MPQ_HIER_ZETA_START = 1,      /**< Extrinsic share of the LLC reward at episode 0 (AutoQ 0.1). */
-    MPQ_HIER_ZETA_END = 2,        /**< Extrinsic share after zeta_episodes (AutoQ 0.8). */
-    MPQ_HIER_ZETA_EPISODES = 3,   /**< Episodes of the linear zeta ramp (AutoQ 100 + 300 = 400). */
-    MPQ_HIER_INTRINSIC_SCALE = 4, /**< Scale of the goal-distance term. Default 1. */
-    MPQ_HIER_RELABEL = 5,         /**< 1: HIRO off-policy goal relabelling; 0: off (default, the
-                                       AutoQ paper does not say it is used). */
-    MPQ_HIER_RELABEL_SIGMA = 6,   /**< Std of the relabelling candidates around the achieved goal
-                                       (HIRO: 0.5 of the goal range). Default 0.5. */
-} mpq_hier_param;
-
-/**
- * Creates the pair. The HLC is a DDPG with state_dim inputs and goal_dim + extra_dim outputs;
- * the LLC a DDPG with state_dim + goal_dim inputs and low_action_dim outputs. Both start with
- * HAQ's defaults except the noise schedule, which follows AutoQ (no uniform warm-up, sigma 0.5
- * held 100 episodes, then decayed by 0.99 per episode).
- * @param out Receives the pair.
- * @param state_dim State width, >= 1.
- * @param goal_dim Goal width, >= 1.
- * @param extra_dim Extra high-level actions, >= 0.
- * @param low_action_dim Low-level action width, >= 1.
- * @param seed Seed (the levels derive theirs from it).
- * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_OUT_OF_MEMORY.
- */
-MPQ_API mpq_status mpq_hier_create(mpq_hier **out, int64_t state_dim, int64_t goal_dim,
-                                   int64_t extra_dim, int64_t low_action_dim, uint64_t seed);
-
-/** Destroys the pair. NULL is a no-op. @param hier Pair or NULL. */
-MPQ_API void mpq_hier_destroy(mpq_hier *hier);
-
-/** Sets a pair parameter. @param hier Pair. @param param Which. @param value Value.
- * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hier_set_param(mpq_hier *hier, mpq_hier_param param, double value);
-
-/** Reads a pair parameter. @param hier Pair. @param param Which. @param value Receives it.
- * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hier_get_param(const mpq_hier *hier, mpq_hier_param param,
-                                      double *value);
-
-/** Describes a pair parameter. @param param Which. @param info Caller struct with size set.
- * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hier_param_info(mpq_hier_param param, mpq_param_info *info);
-
-/** Finds a pair parameter by name. @param name Name. @param param Receives it.
- * @return ::MPQ_OK or ::MPQ_ERR_NOT_FOUND. */
-MPQ_API mpq_status mpq_hier_param_find(const char *name, mpq_hier_param *param);
-
-/** Sets a DDPG parameter of one level (same rules as mpq_ddpg_set_param()). @param hier Pair.
- * @param level Which level. @param param Which. @param value Value. @return as
- * mpq_ddpg_set_param(). */
-MPQ_API mpq_status mpq_hier_set_level_param(mpq_hier *hier, mpq_hier_level level,
-                                            mpq_ddpg_param param, double value);
-
-/** Reads a DDPG parameter of one level. @param hier Pair. @param level Which level.
- * @param param Which. @param value Receives it. @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hier_get_level_param(const mpq_hier *hier, mpq_hier_level level,
-                                            mpq_ddpg_param param, double *value);
-
-/**
- * Starts a high-level step: the HLC acts on @p state; the goal is kept for the following
- * low-level steps. Closes the previous segment (its intrinsic reward is fixed at episode end).
- * @param hier Pair.
- * @param state [state_dim].
- * @param explore Nonzero for exploration noise.
- * @param goal Receives [goal_dim] in [0,1] (may be NULL).
- * @param extra Receives [extra_dim] in [0,1] (may be NULL).
- * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_OUT_OF_MEMORY.
- */
-MPQ_API mpq_status mpq_hier_act_high(mpq_hier *hier, const float *state, int explore,
-                                     float *goal, float *extra);
-
-/**
- * One low-level step under the current goal: the LLC acts on [state, goal].
- * @param hier Pair (a high-level step must have started this episode, else ::MPQ_ERR_STATE).
- * @param state [state_dim].
- * @param explore Nonzero for exploration noise.
- * @param action Receives [low_action_dim] in [0,1].
- * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_STATE.
- */
-MPQ_API mpq_status mpq_hier_act_low(mpq_hier *hier, const float *state, int explore,
-                                    float *action);
-
-/**
- * Convenience for fixed intervals: starts a high-level step when none is open or `interval`
- * low-level steps have passed (interval > 0), then takes a low-level step.
- * @param hier Pair.
- * @param state [state_dim].
- * @param explore Nonzero for exploration noise.
- * @param goal Receives the goal in effect [goal_dim] (may be NULL).
- * @param extra Receives the extra actions in effect [extra_dim] (may be NULL).
- * @param action Receives [low_action_dim].
- * @param new_goal Receives 1 when a high-level step started in this call (may be NULL).
- * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_STATE (interval 0).
- */
-MPQ_API mpq_status mpq_hier_act(mpq_hier *hier, const float *state, int explore, float *goal,
-                                float *extra, float *action, int *new_goal);
-
-/**
- * Records the outcome of the last low-level step (the action actually applied, which may differ
- * from the proposed one, and the resulting state).
- * @param hier Pair.
- * @param action [low_action_dim] applied, in [0,1].
- * @param reward Extrinsic step reward (finite; replaced by the final reward in HAQ's mode).
- * @param next_state [state_dim].
- * @param done Nonzero when the episode ends.
- * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_STATE.
- */
-MPQ_API mpq_status mpq_hier_observe(mpq_hier *hier, const float *action, double reward,
-                                    const float *next_state, int done);
-
-/**
- * Overrides what the current segment achieved (goal space, [goal_dim]) for the intrinsic reward
- * and relabelling; without it the mean of the segment's low-level actions is used.
- * @param hier Pair.
- * @param achieved [goal_dim], finite.
- * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_STATE.
- */
-MPQ_API mpq_status mpq_hier_set_achieved(mpq_hier *hier, const float *achieved);
-
-/**
- * Ends the episode: fixes the rewards of every segment, commits both levels' transitions, runs
- * their updates (as mpq_ddpg_end_episode()) and advances the episode counter.
- * @param hier Pair.
- * @param final_reward Extrinsic episode reward (finite).
- * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT, ::MPQ_ERR_NUMERIC, ::MPQ_ERR_OUT_OF_MEMORY.
- */
-MPQ_API mpq_status mpq_hier_end_episode(mpq_hier *hier, double final_reward);
-
-/** Borrowed level agent (valid until the pair is destroyed); for inspection and q_value().
- * @param hier Pair. @param level Which level. @param ddpg Receives the agent.
- * @return ::MPQ_OK or ::MPQ_ERR_INVALID_ARGUMENT. */
-MPQ_API mpq_status mpq_hier_level_agent(mpq_hier *hier, mpq_hier_level level, mpq_ddpg **ddpg);
-
-/** Writes the complete pair state into @p c under @p prefix (see mpq_ddpg_to_container()).
- * @param hier Pair. @param c Container. @param prefix Name prefix.
- * @return ::MPQ_OK or an error. */
-MPQ_API mpq_status mpq_hier_to_container(const mpq_hier *hier, mpq_container *c,
-                                         const char *prefix);
-
-/** Creates a pair from mpq_hier_to_container() tensors. @param out Receives the pair.
- * @param c Container. @param prefix Name prefix. @return ::MPQ_OK, ::MPQ_ERR_FORMAT, ... */
-MPQ_API mpq_status mpq_hier_from_container(mpq_hier **out, const mpq_container *c,
-                                           const char *prefix);
-
-/** Saves to a container file atomically (header {"format":"mpq-hier"}). @param hier Pair.
- * @param path File. @return ::MPQ_OK or an error. */
-MPQ_API mpq_status mpq_hier_save(const mpq_hier *hier, const char *path);
-
-/** Loads a file written by mpq_hier_save(). @param out Receives the pair. @param path File.
- * @return ::MPQ_OK, ::MPQ_ERR_IO, ::MPQ_ERR_FORMAT, ::MPQ_ERR_OUT_OF_MEMORY. */
-MPQ_API mpq_status mpq_hier_load(mpq_hier **out, const char *path);
-
-/** Serialises to a new buffer (free with mpq_free()). @param hier Pair. @param data Receives
- * the buffer. @param size Receives its size. @return ::MPQ_OK or an error. */
-MPQ_API mpq_status mpq_hier_to_memory(const mpq_hier *hier, void **data, size_t *size);
-
-/** Creates a pair from mpq_hier_to_memory() bytes. @param out Receives the pair.
- * @param data Bytes. @param size Their count. @return ::MPQ_OK, ::MPQ_ERR_FORMAT, ... */
-MPQ_API mpq_status mpq_hier_from_memory(mpq_hier **out, const void *data, size_t size);
-
-/** @} */
 
 /** @} */
 

@@ -78,7 +78,7 @@
  * when the wall runs, pinning them always, or leaving them free. At mpq_search_run() a budget
  * below the cheapest reachable policy (all layers at the minimum bits, first/last per the rule)
  * is refused with ::MPQ_ERR_INFEASIBLE and the minimum reachable fraction in the message.
- * After the wall, the budget fill (::MPQ_SEARCH_BUDGET_FILL, ::mpq_budget_fill; a libmpq
+ * After the wall, the budget fill (::MPQ_SEARCH_BUDGET_FILL, ::mpq_search_budget_fill; a libmpq
  * extension, default ::MPQ_SEARCH_FILL_MAX) raises bits again while the policy stays within the budget,
  * largest 4^-b gain per unit of cost first: the wall's one-bit steps and the agents' cautious
  * proposals otherwise leave part of the budget unused (HAQ and AutoQ on fashion-cnn ended at
@@ -125,6 +125,7 @@ typedef enum mpq_search_method {
     MPQ_SEARCH_UNIFORM = 2, /**< "uniform": every uniform (w, a) pair. */
     MPQ_SEARCH_RANDOM = 3,  /**< "random": random layer-wise policies under the budget. */
     MPQ_SEARCH_GREEDY = 4,  /**< "greedy": lowest accuracy loss per unit of cost saved. */
+    MPQ_SEARCH_ILP = 5,     /**< "ilp": per-layer sensitivity + exact knapsack (HAWQ-V3 style). */
 } mpq_search_method;
 
 /** Resource a budget constrains (and a Pareto front is drawn against). Values are pinned. */
@@ -139,17 +140,17 @@ typedef enum mpq_search_resource {
 typedef enum mpq_search_objective {
     /** "resource": best accuracy with the budget resource <= budget x all-8-bit (HAQ; AutoQ's
      * resource-constrained mode). */
-    MPQ_OBJECTIVE_RESOURCE = 0,
+    MPQ_SEARCH_OBJECTIVE_RESOURCE = 0,
     /** "accuracy": no budget; maximise AutoQ's psi-weighted reward. */
-    MPQ_OBJECTIVE_ACCURACY = 1,
+    MPQ_SEARCH_OBJECTIVE_ACCURACY = 1,
 } mpq_search_objective;
 
 /** First/last-layer rule of the budget wall. Values are pinned. */
-typedef enum mpq_first_last_rule {
-    MPQ_FIRST_LAST_FREE = 0,   /**< The agent's bits are kept; the wall may lower them too. */
-    MPQ_FIRST_LAST_HAQ = 1,    /**< HAQ: set to 8/8 whenever the wall has to lower a policy. */
-    MPQ_FIRST_LAST_PINNED = 2, /**< Always 8/8 (clamped into the ranges), never lowered. */
-} mpq_first_last_rule;
+typedef enum mpq_search_first_last_rule {
+    MPQ_SEARCH_FIRST_LAST_FREE = 0,   /**< The agent's bits are kept; the wall may lower them too. */
+    MPQ_SEARCH_FIRST_LAST_HAQ = 1,    /**< HAQ: set to 8/8 whenever the wall has to lower a policy. */
+    MPQ_SEARCH_FIRST_LAST_PINNED = 2, /**< Always 8/8 (clamped into the ranges), never lowered. */
+} mpq_search_first_last_rule;
 
 /**
  * Tunable parameters (mpq_search_set_param()). Values are pinned; new ones are appended. Defaults
@@ -168,7 +169,7 @@ typedef enum mpq_search_param {
     MPQ_SEARCH_BUDGET_RESOURCE = 7,   /**< "budget_resource": an ::mpq_search_resource (latency). */
     MPQ_SEARCH_BUDGET = 8,            /**< "budget": fraction of all-8-bit in (0,1); 0.556 (HAQ
                                            linear search script preserve_ratio). */
-    MPQ_SEARCH_FIRST_LAST = 9,        /**< "first_last": an ::mpq_first_last_rule (HAQ). */
+    MPQ_SEARCH_FIRST_LAST = 9,        /**< "first_last": an ::mpq_search_first_last_rule (HAQ). */
     MPQ_SEARCH_REWARD_SCALE = 10,     /**< "reward_scale": lambda of 0.1 (acc - acc_ref) in % (HAQ). */
     MPQ_SEARCH_REFERENCE_ACCURACY = 11, /**< "reference_accuracy": acc_ref in [0,1]; -1 = measure
                                            the all-max-bit policy before the first episode. */
@@ -195,17 +196,53 @@ typedef enum mpq_search_param {
     MPQ_SEARCH_ZETA_END = 32,         /**< "zeta_end": 0.8 (AutoQ eq. 3 as recalled). */
     MPQ_SEARCH_ZETA_EPISODES = 33,    /**< "zeta_episodes": ramp length; 0 = the whole run. */
     MPQ_SEARCH_INTRINSIC_SCALE = 34,  /**< "intrinsic_scale": 1 (libmpq choice). */
-    MPQ_SEARCH_CHECKPOINT_EVERY = 35, /**< "checkpoint_every": episodes between checkpoints; 0 = off. */
-    MPQ_SEARCH_TIME_LIMIT = 36,       /**< "time_limit": wall-clock seconds for mpq_search_run(); 0 = none. */
-    MPQ_SEARCH_MAX_UPDATES = 37,      /**< "max_updates": cap on the updates per episode of HAQ's agent
+    /* libmpq's own parameters (run control and extensions to the papers), numbered apart from
+     * the papers' settings above (guide section 7): walk them from MPQ_PARAM_EXTENSION_BASE. */
+    MPQ_SEARCH_CHECKPOINT_EVERY = MPQ_PARAM_EXTENSION_BASE + 0, /**< "checkpoint_every": episodes between checkpoints; 0 = off. */
+    MPQ_SEARCH_TIME_LIMIT = MPQ_PARAM_EXTENSION_BASE + 1,       /**< "time_limit": wall-clock seconds for mpq_search_run(); 0 = none. */
+    MPQ_SEARCH_MAX_UPDATES = MPQ_PARAM_EXTENSION_BASE + 2,      /**< "max_updates": cap on the updates per episode of HAQ's agent
                                            and AutoQ's HLC (32; 0 = none, as HAQ's code). */
-    MPQ_SEARCH_BUDGET_FILL = 38,      /**< "budget_fill": an ::mpq_budget_fill applied after the
+    MPQ_SEARCH_BUDGET_FILL = MPQ_PARAM_EXTENSION_BASE + 3,      /**< "budget_fill": an ::mpq_search_budget_fill applied after the
                                            wall (libmpq extension; default ::MPQ_SEARCH_FILL_MAX). */
-    MPQ_SEARCH_GREEDY_LAZY = 39,      /**< "greedy_lazy": 1 lazy greedy steps (default), 0 every
+    MPQ_SEARCH_GREEDY_LAZY = MPQ_PARAM_EXTENSION_BASE + 4,      /**< "greedy_lazy": 1 lazy greedy steps (default), 0 every
                                            candidate re-measured per step (see the file comment). */
-    MPQ_SEARCH_KEEP_TOP = 40,         /**< "keep_top": distinct feasible policies kept by reward for
+    MPQ_SEARCH_KEEP_TOP = MPQ_PARAM_EXTENSION_BASE + 5,         /**< "keep_top": distinct feasible policies kept by reward for
                                            a final re-evaluation, mpq_search_get_top() (5; libmpq). */
+    MPQ_SEARCH_DUPLICATES = MPQ_PARAM_EXTENSION_BASE + 6,       /**< "duplicates": an ::mpq_search_duplicate_rule for an agent's
+                                           proposal that ends as an already evaluated policy
+                                           (libmpq; default ::MPQ_SEARCH_DUPLICATES_PENALISE). */
+    MPQ_SEARCH_DUPLICATE_PENALTY = MPQ_PARAM_EXTENSION_BASE + 7,/**< "duplicate_penalty": reward the agent loses for a
+                                           duplicate, in reward units (1 = 10 accuracy points at
+                                           HAQ's scale 0.1; libmpq choice). */
+    MPQ_SEARCH_AUTOQ_LLC = MPQ_PARAM_EXTENSION_BASE + 8,        /**< "autoq_llc": AutoQ's low-level controller, an
+                                           ::mpq_search_autoq_llc (default the agent; see the guide). */
+    MPQ_SEARCH_AUTOQ_LLC_SENSITIVITY = MPQ_PARAM_EXTENSION_BASE + 9, /**< "autoq_llc_sensitivity": 1 the LLC state holds
+                                           each kernel's normalised quantization error at every
+                                           candidate width (libmpq, issue 14), 0 not. */
+    MPQ_SEARCH_WARM_START = MPQ_PARAM_EXTENSION_BASE + 10,       /**< "warm_start": 1 HAQ and AutoQ first run the ilp method
+                                           and store its policy as experience; 0 off (default). */
+    MPQ_SEARCH_ILP_PROBE_MAX_BITS = MPQ_PARAM_EXTENSION_BASE + 11, /**< "ilp_probe_max_bits": ilp probes widths up to this
+                                           (6); wider ones are extrapolated by 4^-b (libmpq). */
 } mpq_search_param;
+
+
+/** What happens when an agent's episode ends as a policy evaluated before
+ * (::MPQ_SEARCH_DUPLICATES). Every rule reports it: the record's `cached` flag, and
+ * `evaluations` counts the distinct evaluations. Values are pinned. */
+typedef enum mpq_search_duplicate_rule {
+    MPQ_SEARCH_DUPLICATES_REPORT = 0,   /**< Only reported: the papers' behaviour. */
+    MPQ_SEARCH_DUPLICATES_PENALISE = 1, /**< The agent learns reward - duplicate_penalty. */
+    MPQ_SEARCH_DUPLICATES_EXPLORE = 2,  /**< The agent proposes again (up to 4 times, its exploration
+                                      noise drawing a new proposal), then is penalised. */
+} mpq_search_duplicate_rule;
+
+/** AutoQ's low-level controller (::MPQ_SEARCH_AUTOQ_LLC). Values are pinned. */
+typedef enum mpq_search_autoq_llc {
+    MPQ_SEARCH_AUTOQ_LLC_AGENT = 0,     /**< A goal-conditioned DDPG per kernel (AutoQ). */
+    MPQ_SEARCH_AUTOQ_LLC_ALLOCATOR = 1, /**< libmpq: the kernel bits with the layer's goal mean that
+                                      minimise the layer's total weight quantization error,
+                                      exactly. */
+} mpq_search_autoq_llc;
 
 /**
  * Budget fill after the wall (::MPQ_SEARCH_BUDGET_FILL), a libmpq extension beyond HAQ and
@@ -215,11 +252,11 @@ typedef enum mpq_search_param {
  * the step's current width b, the relative quantization-noise power a bit removes, over the
  * step's budget cost). Values are pinned.
  */
-typedef enum mpq_budget_fill {
+typedef enum mpq_search_budget_fill {
     MPQ_SEARCH_FILL_NONE = 0,     /**< No fill: HAQ's and AutoQ's behaviour. */
     MPQ_SEARCH_FILL_PROPOSAL = 1, /**< Give back only bits the wall removed (never above the proposal). */
     MPQ_SEARCH_FILL_MAX = 2,      /**< Raise up to w_max/a_max: every policy ends close to the budget. */
-} mpq_budget_fill;
+} mpq_search_budget_fill;
 
 /**
  * One episode of the history. Plain data; grows only at the end; set @p size before reading.
@@ -246,6 +283,10 @@ typedef struct mpq_search_record {
     int64_t bits_lowered;   /**< Single-bit lowerings the budget wall applied. */
     double best_reward;     /**< Best reward among feasible episodes so far (this one included). */
     double elapsed_s;       /**< Wall-clock seconds since the search started (not reproducible). */
+    int64_t evaluations;    /**< Distinct evaluator calls so far, this episode included (episodes
+                                 answered by the cache do not count). */
+    double fill_share;      /**< Share of the policy's bits the budget fill added (0: the
+                                 method's proposal and the wall decided every bit). */
 } mpq_search_record;
 
 /** What the progress callback receives after every episode. Grows only at the end. */
@@ -272,7 +313,7 @@ typedef mpq_status (*mpq_search_progress_fn)(void *user, const mpq_search_progre
 /** @name Names
  * @{ */
 
-/** Method name ("haq", "autoq", "uniform", "random", "greedy").
+/** Method name ("haq", "autoq", "uniform", "random", "greedy", "ilp").
  * @param method the method.
  * @return a static string, "" for an unknown value. */
 MPQ_API const char *mpq_search_method_name(mpq_search_method method);

@@ -7,9 +7,9 @@
 #include "search_internal.h"
 
 /* Version of the checkpoint layout; bumped on any change of the tensors below. */
-#define CHECKPOINT_VERSION 2
+#define CHECKPOINT_VERSION 3
 
-/* Scalars of the "state" tensor, in this order. */
+/* Scalars of the core's "state" tensor, in this order (each method keeps its own). */
 enum {
     ST_EPISODE,
     ST_FINISHED,
@@ -17,21 +17,13 @@ enum {
     ST_BEST_REWARD,
     ST_REF_ACCURACY,
     ST_ELAPSED,
-    ST_UNIFORM_INDEX,
-    ST_G_CANDIDATE,
-    ST_G_BEST_CANDIDATE,
-    ST_G_BEST_SCORE,
-    ST_G_CUR_ACCURACY,
-    ST_G_CUR_REWARD,
-    ST_G_CUR_COST,
-    ST_G_CAND_ACCURACY,
-    ST_G_CAND_REWARD,
-    ST_G_CAND_COST,
+    ST_EVALUATIONS,
+    ST_WARM_DONE,
     ST_COUNT
 };
 
 /* History record fields stored as doubles (the hash goes to its own int64 tensor). */
-#define HISTORY_FIELDS 18
+#define HISTORY_FIELDS 20
 
 static void record_to_row(const mpq_search_record *r, double *row)
 {
@@ -40,7 +32,7 @@ static void record_to_row(const mpq_search_record *r, double *row)
         r->energy_j,        r->area,          r->size_bytes,       r->latency_ratio,
         r->energy_ratio,    r->area_ratio,    r->size_ratio,       r->avg_weight_bits,
         r->avg_act_bits,    (double)r->cached, (double)r->feasible, (double)r->bits_lowered,
-        r->best_reward,     r->elapsed_s};
+        r->best_reward,     r->elapsed_s,         (double)r->evaluations, r->fill_share};
     memcpy(row, v, sizeof v);
 }
 
@@ -67,6 +59,10 @@ static const char *row_problem(const double *v, int64_t i)
         return "lowered-bit count is not an integer in 0..2^53";
     if (!isfinite(v[1]))
         return "reward is not finite";
+    if (!int_in(v[18], 0, COUNTER_MAX))
+        return "evaluation count is not an integer in 0..2^53";
+    if (!(v[19] >= 0.0 && v[19] <= 1.0))
+        return "fill share outside [0,1]";
     if (!(v[2] >= 0.0 && v[2] <= 1.0))
         return "accuracy outside [0,1]";
     return NULL;
@@ -94,6 +90,8 @@ static void row_to_record(const double *v, uint64_t hash, mpq_search_record *r)
     r->bits_lowered = (int64_t)v[15];
     r->best_reward = v[16];
     r->elapsed_s = v[17];
+    r->evaluations = (int64_t)v[18];
+    r->fill_share = v[19];
     r->policy_hash = hash;
 }
 
@@ -119,7 +117,7 @@ static mpq_status build_header(const mpq_search *s, char **out)
     json_object_set_new(h, "cache_count", json_integer((json_int_t)s->cache_count));
     /* Parameters by name for readers; the exact values live in the "params" tensor. */
     for (int i = 0; i < MPQ_SEARCH_PARAM_COUNT; i++)
-        json_object_set_new(names, search_param_name((mpq_search_param)i),
+        json_object_set_new(names, search_param_name(search_param_of_slot(i)),
                             json_real(s->params[i]));
     json_object_set_new(h, "params", names);
     char *text = json_dumps(h, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -172,7 +170,7 @@ static mpq_status restore_top(mpq_search *s, const mpq_container *c)
     if (mpq_container_find(c, "top_index", &ti) != MPQ_OK)
         return MPQ_OK; /* nothing feasible yet */
     const int64_t n = ti.count, K = s->kernels, L = (int64_t)s->layers;
-    if (ti.dtype != MPQ_DTYPE_I64 || n > (int64_t)s->params[MPQ_SEARCH_KEEP_TOP])
+    if (ti.dtype != MPQ_DTYPE_I64 || n > (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_KEEP_TOP)])
         return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: tensor 'top_index' has the "
                                              "wrong type or size");
     const int64_t *idx = ti.data;
@@ -205,31 +203,11 @@ static mpq_status restore_top(mpq_search *s, const mpq_container *c)
     return MPQ_OK;
 }
 
-/* Greedy's stored policy: every free layer's bits within the search's ranges (a pinned layer's
- * bits lie in them too). */
-static mpq_status check_greedy_bits(const mpq_search *s, const uint8_t *kb, const uint8_t *ab)
-{
-    const search_range rg = search_ranges(s);
-    for (size_t l = 0; l < s->layers; l++) {
-        if (ab[l] < rg.amin || ab[l] > rg.amax)
-            return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: greedy activation bits %d "
-                                 "of layer %zu outside %d..%d", ab[l], l, rg.amin, rg.amax);
-        for (int64_t k = s->kernel_offset[l]; k < s->kernel_offset[l + 1]; k++)
-            if (kb[k] < rg.wmin || kb[k] > rg.wmax)
-                return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: greedy weight bits %d "
-                                     "of kernel %lld outside %d..%d", kb[k], (long long)k,
-                                     rg.wmin, rg.wmax);
-    }
-    return MPQ_OK;
-}
-
 /* The scalars of the "state" tensor, every one checked before it is cast or used as an index. */
 static mpq_status check_state(const mpq_search *s, const double *v)
 {
+    (void)s;
     const char *bad = NULL;
-    const double C = 2.0 * (double)s->layers; /* greedy's candidates */
-    const search_range rg = search_ranges(s);
-    const double pairs = (double)(rg.wmax - rg.wmin + 1) * (double)(rg.amax - rg.amin + 1);
     if (!int_in(v[ST_EPISODE], 0, COUNTER_MAX))
         bad = "episode is not an integer in 0..2^53";
     else if (!int_in(v[ST_BEST_INDEX], -1, v[ST_EPISODE] - 1))
@@ -242,15 +220,10 @@ static mpq_status check_state(const mpq_search *s, const double *v)
         bad = "reference accuracy outside [0,1]";
     else if (!(v[ST_ELAPSED] >= 0 && v[ST_ELAPSED] <= 1e15))
         bad = "elapsed seconds outside 0..1e15";
-    else if (!int_in(v[ST_UNIFORM_INDEX], 0, pairs))
-        bad = "uniform baseline index outside the bit pairs";
-    else if (!int_in(v[ST_G_CANDIDATE], 0, C))
-        bad = "greedy candidate outside 0..2 x layers";
-    else if (!int_in(v[ST_G_BEST_CANDIDATE], -1, C - 1))
-        bad = "greedy best candidate is not -1 or a candidate";
-    else if (!isnan(v[ST_G_CUR_ACCURACY]) &&
-             !(v[ST_G_CUR_ACCURACY] >= 0 && v[ST_G_CUR_ACCURACY] <= 1))
-        bad = "greedy accuracy outside [0,1]";
+    else if (!int_in(v[ST_EVALUATIONS], 0, COUNTER_MAX))
+        bad = "evaluation count is not an integer in 0..2^53";
+    else if (!int_in(v[ST_WARM_DONE], 0, 1))
+        bad = "warm-start flag is not 0 or 1";
     if (!bad)
         return MPQ_OK;
     return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: tensor 'state': %s", bad);
@@ -286,20 +259,11 @@ mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
     state[ST_BEST_REWARD] = s->best_reward;
     state[ST_REF_ACCURACY] = s->ref_accuracy;
     state[ST_ELAPSED] = s->elapsed_before + (s->run_start > 0.0 ? search_now() - s->run_start : 0.0);
-    state[ST_UNIFORM_INDEX] = (double)s->uniform_index;
-    state[ST_G_CANDIDATE] = (double)s->greedy.candidate;
-    state[ST_G_BEST_CANDIDATE] = (double)s->greedy.best_candidate;
-    state[ST_G_BEST_SCORE] = s->greedy.best_score;
-    state[ST_G_CUR_ACCURACY] = s->greedy.cur_accuracy;
-    state[ST_G_CUR_REWARD] = s->greedy.cur_reward;
-    state[ST_G_CUR_COST] = s->greedy.cur_cost;
-    state[ST_G_CAND_ACCURACY] = s->greedy.cand_accuracy;
-    state[ST_G_CAND_REWARD] = s->greedy.cand_reward;
-    state[ST_G_CAND_COST] = s->greedy.cand_cost;
+    state[ST_EVALUATIONS] = (double)s->evaluations;
+    state[ST_WARM_DONE] = s->warm_done;
     /* The loader's checks first: a checkpoint that resume would refuse is not written, and the
      * previous file stays. */
-    if ((st = check_state(s, state)) != MPQ_OK ||
-        (st = check_greedy_bits(s, s->greedy_kbits, s->greedy_abits)) != MPQ_OK) {
+    if ((st = check_state(s, state)) != MPQ_OK) {
         st = mpq_set_error(MPQ_ERR_INTERNAL, "%s; not written", mpq_last_error());
         goto done;
     }
@@ -382,20 +346,7 @@ mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
         if (st != MPQ_OK)
             goto done;
     }
-    dims[0] = s->kernels;
-    if ((st = mpq_container_add(c, "greedy_kbits", MPQ_DTYPE_U8, 1, dims, s->greedy_kbits)) !=
-        MPQ_OK)
-        goto done;
-    dims[0] = (int64_t)s->layers;
-    if ((st = mpq_container_add(c, "greedy_abits", MPQ_DTYPE_U8, 1, dims, s->greedy_abits)) !=
-        MPQ_OK)
-        goto done;
     if (s->top_count > 0 && (st = save_top(s, c)) != MPQ_OK)
-        goto done;
-    dims[0] = 2 * (int64_t)s->layers;
-    dims[1] = GREEDY_FIELDS;
-    if ((st = mpq_container_add(c, "greedy_cand", MPQ_DTYPE_F64, 2, dims, s->greedy_cand)) !=
-        MPQ_OK)
         goto done;
     uint8_t rng_state[MPQ_RNG_STATE_SIZE];
     if ((st = mpq_rng_get_state(s->rng, rng_state)) != MPQ_OK)
@@ -403,9 +354,9 @@ mpq_status mpq_search_save_checkpoint(const mpq_search *s, const char *path)
     dims[0] = MPQ_RNG_STATE_SIZE;
     if ((st = mpq_container_add(c, "rng", MPQ_DTYPE_U8, 1, dims, rng_state)) != MPQ_OK)
         goto done;
-    if ((s->agent && (st = mpq_ddpg_to_container(s->agent, c, "haq/")) != MPQ_OK) ||
-        (s->hlc && (st = mpq_ddpg_to_container(s->hlc, c, "hlc/")) != MPQ_OK) ||
-        (s->llc && (st = mpq_ddpg_to_container(s->llc, c, "llc/")) != MPQ_OK)) {
+    /* the method's own state, and a warm start's ilp while it runs */
+    if ((st = s->ops->save(s, s->mstate, c)) != MPQ_OK ||
+        (s->warm && (st = search_method_ilp.save(s, s->warm, c)) != MPQ_OK)) {
         st = mpq_set_error(st, "search checkpoint %s not written, the previous file is kept: %s",
                            path, mpq_last_error());
         goto done;
@@ -470,69 +421,63 @@ static mpq_status header_check(const mpq_search *s, const char *text)
     return st;
 }
 
-/* The agents of the checkpoint, loaded against the widths this search gives its states and
- * actions and the sizes its (restored) parameters give the networks and replay buffers: a
- * stored agent of any other shape is refused before it is built, never acted with. */
-static mpq_status load_agents(const mpq_search *s, const mpq_container *c, mpq_ddpg **agent,
-                              mpq_ddpg **hlc, mpq_ddpg **llc)
+/* The method's state (and a running warm start's) from the checkpoint, built before prepare:
+ * each method checks what it reads (an agent against the shape this search's parameters give)
+ * before it allocates what the file announces. */
+static mpq_status load_method(mpq_search *s, const mpq_container *c, int warm_done)
 {
-    const int64_t hidden = (int64_t)s->params[MPQ_SEARCH_HIDDEN];
-    int64_t replay = (int64_t)s->params[MPQ_SEARCH_REPLAY];
-    mpq_status st = MPQ_OK;
-    if (s->method == MPQ_SEARCH_HAQ) {
-        if (replay == 0)
-            replay = 128 * (int64_t)s->layers; /* search_create_agents()'s rule */
-        const mpq_ddpg_shape e = {sizeof e, SEARCH_HAQ_STATE, 0, 1, hidden, hidden, replay};
-        st = mpq_ddpg_from_container_expect(agent, c, "haq/", &e);
-    } else if (s->method == MPQ_SEARCH_AUTOQ) {
-        if (replay == 0)
-            replay = 2000;
-        const mpq_ddpg_shape eh = {sizeof eh, SEARCH_HLC_STATE, 0, 2, hidden, hidden, replay};
-        const mpq_ddpg_shape el = {sizeof el, SEARCH_LLC_STATE, 1, 1, hidden, hidden, replay};
-        st = mpq_ddpg_from_container_expect(hlc, c, "hlc/", &eh);
-        if (st == MPQ_OK && (st = mpq_ddpg_from_container_expect(llc, c, "llc/", &el)) != MPQ_OK) {
-            mpq_ddpg_destroy(*hlc);
-            *hlc = NULL;
-        }
+    void *state = NULL, *warm = NULL;
+    mpq_status st = s->ops->load(s, c, &state);
+    if (st == MPQ_OK && s->cfg.warm_start && s->ops->seed && !warm_done &&
+        (st = search_method_ilp.load(s, c, &warm)) != MPQ_OK) {
+        s->ops->destroy(state);
+        state = NULL;
     }
     if (st == MPQ_ERR_MISMATCH) /* the file disagrees with itself: damaged or edited */
         st = mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: %s (this %s search on '%s' needs "
                            "the shape its parameters give)",
                            mpq_last_error(), mpq_search_method_name(s->method),
                            mpq_model_get_name(s->model));
-    return st;
+    if (st != MPQ_OK)
+        return st;
+    search_drop_method_state(s);
+    s->mstate = state;
+    s->warm = warm;
+    s->warm_done = warm_done;
+    s->mstate_loaded = 1;
+    return MPQ_OK;
 }
 
-static mpq_status restore(mpq_search *s, const mpq_container *c, mpq_ddpg **agent,
-                          mpq_ddpg **hlc, mpq_ddpg **llc)
+static mpq_status restore(mpq_search *s, const mpq_container *c)
 {
     mpq_status st;
     const void *p;
     if ((st = mpq_container_expect(c, "params", MPQ_DTYPE_F64, MPQ_SEARCH_PARAM_COUNT, &p)) !=
         MPQ_OK)
         return st;
-    double params[MPQ_SEARCH_PARAM_COUNT];
+    double params[SEARCH_SLOT(MPQ_SEARCH_PARAM_COUNT)];
     memcpy(params, p, sizeof params);
     for (int i = 0; i < MPQ_SEARCH_PARAM_COUNT; i++)
-        if ((st = search_check_param((mpq_search_param)i, params[i])) != MPQ_OK)
+        if ((st = search_check_param(search_param_of_slot(i), params[i])) != MPQ_OK)
             return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: %s", mpq_last_error());
     /* Run control stays the caller's; everything that shapes the run comes from the file. */
-    params[MPQ_SEARCH_CHECKPOINT_EVERY] = s->params[MPQ_SEARCH_CHECKPOINT_EVERY];
-    params[MPQ_SEARCH_TIME_LIMIT] = s->params[MPQ_SEARCH_TIME_LIMIT];
+    params[SEARCH_SLOT(MPQ_SEARCH_CHECKPOINT_EVERY)] = s->params[SEARCH_SLOT(MPQ_SEARCH_CHECKPOINT_EVERY)];
+    params[SEARCH_SLOT(MPQ_SEARCH_TIME_LIMIT)] = s->params[SEARCH_SLOT(MPQ_SEARCH_TIME_LIMIT)];
     memcpy(s->params, params, sizeof params);
     s->prepared = 0;
-    /* Before mpq_search_prepare() builds fresh agents from these parameters: a file whose own
-     * agents do not have the size its parameters announce must not make it allocate them. */
-    if ((st = load_agents(s, c, agent, hlc, llc)) != MPQ_OK)
-        return st;
-    if ((st = mpq_search_prepare(s)) != MPQ_OK)
-        return st;
-
     if ((st = mpq_container_expect(c, "state", MPQ_DTYPE_F64, ST_COUNT, &p)) != MPQ_OK)
         return st;
     double state[ST_COUNT];
     memcpy(state, p, sizeof state);
     if ((st = check_state(s, state)) != MPQ_OK)
+        return st;
+    /* Before mpq_search_prepare() builds a fresh method state from these parameters: a file
+     * whose own agents do not have the size its parameters announce must not make it allocate
+     * them. */
+    search_read_config(s);
+    if ((st = load_method(s, c, state[ST_WARM_DONE] != 0.0)) != MPQ_OK)
+        return st;
+    if ((st = mpq_search_prepare(s)) != MPQ_OK)
         return st;
     int64_t episode = (int64_t)state[ST_EPISODE];
     int64_t best_index = (int64_t)state[ST_BEST_INDEX];
@@ -605,52 +550,18 @@ static mpq_status restore(mpq_search *s, const mpq_container *c, mpq_ddpg **agen
         mpq_policy_destroy(s->best);
         s->best = best;
     }
-    const void *gk, *ga, *rs, *gc;
-    if ((st = mpq_container_expect(c, "greedy_cand", MPQ_DTYPE_F64,
-                                   2 * (int64_t)s->layers * GREEDY_FIELDS, &gc)) != MPQ_OK)
+    const void *rs;
+    if ((st = mpq_container_expect(c, "rng", MPQ_DTYPE_U8, MPQ_RNG_STATE_SIZE, &rs)) != MPQ_OK)
         return st;
-    memcpy(s->greedy_cand, gc, 2 * s->layers * GREEDY_FIELDS * sizeof(double));
-    if ((st = mpq_container_expect(c, "greedy_kbits", MPQ_DTYPE_U8, s->kernels, &gk)) != MPQ_OK ||
-        (st = mpq_container_expect(c, "greedy_abits", MPQ_DTYPE_U8, (int64_t)s->layers, &ga)) !=
-            MPQ_OK ||
-        (st = mpq_container_expect(c, "rng", MPQ_DTYPE_U8, MPQ_RNG_STATE_SIZE, &rs)) != MPQ_OK)
-        return st;
-    if ((st = check_greedy_bits(s, gk, ga)) != MPQ_OK)
-        return st;
-    memcpy(s->greedy_kbits, gk, (size_t)s->kernels);
-    memcpy(s->greedy_abits, ga, s->layers);
     if ((st = mpq_rng_set_state(s->rng, rs)) != MPQ_OK)
         return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: rng: %s", mpq_last_error());
-
-    if (*agent) {
-        mpq_ddpg_destroy(s->agent);
-        s->agent = *agent;
-        *agent = NULL;
-    }
-    if (*hlc) {
-        mpq_ddpg_destroy(s->hlc);
-        s->hlc = *hlc;
-        *hlc = NULL;
-        mpq_ddpg_destroy(s->llc);
-        s->llc = *llc;
-        *llc = NULL;
-    }
     s->episode = episode;
     s->finished = state[ST_FINISHED] != 0.0;
     s->best_index = best_index;
     s->best_reward = state[ST_BEST_REWARD];
     s->ref_accuracy = state[ST_REF_ACCURACY];
     s->elapsed_before = state[ST_ELAPSED];
-    s->uniform_index = (int64_t)state[ST_UNIFORM_INDEX];
-    s->greedy.candidate = (int64_t)state[ST_G_CANDIDATE];
-    s->greedy.best_candidate = (int64_t)state[ST_G_BEST_CANDIDATE];
-    s->greedy.best_score = state[ST_G_BEST_SCORE];
-    s->greedy.cur_accuracy = state[ST_G_CUR_ACCURACY];
-    s->greedy.cur_reward = state[ST_G_CUR_REWARD];
-    s->greedy.cur_cost = state[ST_G_CUR_COST];
-    s->greedy.cand_accuracy = state[ST_G_CAND_ACCURACY];
-    s->greedy.cand_reward = state[ST_G_CAND_REWARD];
-    s->greedy.cand_cost = state[ST_G_CAND_COST];
+    s->evaluations = (int64_t)state[ST_EVALUATIONS];
     s->started = episode > 0 || !isnan(s->ref_accuracy);
     return MPQ_OK;
 }
@@ -671,6 +582,8 @@ static void reset_run(mpq_search *s)
     s->started = 0;
     s->prepared = 0;
     s->ref_accuracy = NAN;
+    s->evaluations = 0;
+    search_drop_method_state(s);
 }
 
 mpq_status mpq_search_resume(mpq_search *s, const char *path)
@@ -685,13 +598,9 @@ mpq_status mpq_search_resume(mpq_search *s, const char *path)
         return st;
     double saved[MPQ_SEARCH_PARAM_COUNT];
     memcpy(saved, s->params, sizeof saved);
-    mpq_ddpg *agent = NULL, *hlc = NULL, *llc = NULL;
     st = header_check(s, mpq_container_get_header(c));
     if (st == MPQ_OK)
-        st = restore(s, c, &agent, &hlc, &llc);
-    mpq_ddpg_destroy(agent);
-    mpq_ddpg_destroy(hlc);
-    mpq_ddpg_destroy(llc);
+        st = restore(s, c);
     mpq_container_destroy(c);
     if (st != MPQ_OK) {
         char msg[1024];

@@ -68,17 +68,18 @@ mpq_status mpq_search_history_csv(const mpq_search *s, char **csv)
     text t = {0};
     text_printf(&t, "episode,reward,accuracy,latency_s,energy_j,area,size_bytes,latency_ratio,"
                     "energy_ratio,area_ratio,size_ratio,avg_weight_bits,avg_act_bits,policy_hash,"
-                    "cached,feasible,bits_lowered,best_reward,elapsed_s\n");
+                    "cached,feasible,bits_lowered,best_reward,evaluations,fill_share,elapsed_s\n");
     for (int64_t i = 0; i < s->history_count; i++) {
         const mpq_search_record *r = &s->history[i];
         text_printf(&t,
                     "%lld,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,%.17g,"
-                    "%016llx,%d,%d,%lld,%.17g,%.3f\n",
+                    "%016llx,%d,%d,%lld,%.17g,%lld,%.17g,%.3f\n",
                     (long long)r->episode, r->reward, r->accuracy, r->latency_s, r->energy_j,
                     r->area, r->size_bytes, r->latency_ratio, r->energy_ratio, r->area_ratio,
                     r->size_ratio, r->avg_weight_bits, r->avg_act_bits,
                     (unsigned long long)r->policy_hash, r->cached, r->feasible,
-                    (long long)r->bits_lowered, r->best_reward, r->elapsed_s);
+                    (long long)r->bits_lowered, r->best_reward, (long long)r->evaluations,
+                    r->fill_share, r->elapsed_s);
     }
     return text_finish(&t, csv);
 }

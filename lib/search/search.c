@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,10 @@ void search_log(const mpq_search *s, mpq_log_level level, const char *fmt, ...)
     s->log(s->log_user, level, msg);
 }
 
-int search_param_int(const mpq_search *s, mpq_search_param id) { return (int)s->params[id]; }
+int search_param_int(const mpq_search *s, mpq_search_param id)
+{
+    return (int)s->params[SEARCH_SLOT(id)];
+}
 
 /* HAQ _action_wall: round(b_min - 0.5 + a (b_max - b_min + 1)), clamped so that a = 0 or 1
  * (measure-zero events) still give a valid width. Python's round-half-even is kept. */
@@ -46,640 +50,8 @@ int search_bits_from_action(double a, int lo, int hi)
 
 search_range search_ranges(const mpq_search *s)
 {
-    search_range r = {search_param_int(s, MPQ_SEARCH_W_MIN_BITS),
-                      search_param_int(s, MPQ_SEARCH_W_MAX_BITS),
-                      search_param_int(s, MPQ_SEARCH_A_MIN_BITS),
-                      search_param_int(s, MPQ_SEARCH_A_MAX_BITS)};
+    search_range r = {s->cfg.wmin, s->cfg.wmax, s->cfg.amin, s->cfg.amax};
     return r;
-}
-
-/* 8 bits clamped into [lo, hi]: the pinned width. */
-static int pin_bits(int lo, int hi)
-{
-    int v = 8 > hi ? hi : 8;
-    return v < lo ? lo : v;
-}
-
-int search_pin_w(const mpq_search *s)
-{
-    search_range r = search_ranges(s);
-    return pin_bits(r.wmin, r.wmax);
-}
-
-int search_pin_a(const mpq_search *s)
-{
-    search_range r = search_ranges(s);
-    return pin_bits(r.amin, r.amax);
-}
-
-/* Layers the wall (and greedy) may not lower: first and last under HAQ's and the pinned rule. */
-int search_pinned(const mpq_search *s, size_t layer)
-{
-    int rule = search_param_int(s, MPQ_SEARCH_FIRST_LAST);
-    if (rule == MPQ_FIRST_LAST_FREE)
-        return 0;
-    return layer == 0 || layer + 1 == s->layers;
-}
-
-static void set_layer_bits(mpq_search *s, size_t layer, int w, int a)
-{
-    memset(s->kbits + s->kernel_offset[layer], w,
-           (size_t)(s->kernel_offset[layer + 1] - s->kernel_offset[layer]));
-    s->abits[layer] = (uint8_t)a;
-}
-
-/* The pinned rule fixes first and last layer before anything else looks at the policy. */
-mpq_status search_apply_rule_pin(mpq_search *s)
-{
-    if (search_param_int(s, MPQ_SEARCH_FIRST_LAST) != MPQ_FIRST_LAST_PINNED)
-        return MPQ_OK;
-    set_layer_bits(s, 0, search_pin_w(s), search_pin_a(s));
-    set_layer_bits(s, s->layers - 1, search_pin_w(s), search_pin_a(s));
-    return MPQ_OK;
-}
-
-double search_resource_of(const mpq_hw_cost *c, mpq_search_resource r)
-{
-    switch (r) {
-    case MPQ_SEARCH_RESOURCE_LATENCY:
-        return c->latency_s;
-    case MPQ_SEARCH_RESOURCE_ENERGY:
-        return c->energy_j;
-    case MPQ_SEARCH_RESOURCE_AREA:
-        return isfinite(c->area_mm2) ? c->area_mm2 : c->bram36;
-    case MPQ_SEARCH_RESOURCE_SIZE:
-        return c->size_bytes;
-    }
-    return NAN;
-}
-
-mpq_status search_load_policy(mpq_search *s, const uint8_t *kbits, const uint8_t *abits)
-{
-    for (size_t l = 0; l < s->layers; l++) {
-        int64_t off = s->kernel_offset[l], n = s->kernel_offset[l + 1] - off;
-        mpq_status st = mpq_policy_set_kernel_bits_array(s->work, l, kbits + off, n);
-        if (st == MPQ_OK)
-            st = mpq_policy_set_act_bits(s->work, l, abits[l]);
-        if (st != MPQ_OK)
-            return st;
-    }
-    return MPQ_OK;
-}
-
-mpq_status search_policy_cost(mpq_search *s, const uint8_t *kbits, const uint8_t *abits,
-                              mpq_hw_cost *cost)
-{
-    mpq_status st = search_load_policy(s, kbits, abits);
-    if (st != MPQ_OK)
-        return st;
-    memset(cost, 0, sizeof *cost);
-    cost->size = sizeof *cost;
-    return mpq_hw_cost_total(s->hw, s->model, s->work, cost);
-}
-
-static mpq_status layer_resource(mpq_search *s, size_t layer, double *out)
-{
-    mpq_hw_cost c;
-    memset(&c, 0, sizeof c);
-    c.size = sizeof c;
-    int64_t off = s->kernel_offset[layer];
-    mpq_status st = mpq_hw_layer_cost(s->hw, s->model, layer, s->kbits + off,
-                                      s->kernel_offset[layer + 1] - off, s->abits[layer], &c);
-    if (st != MPQ_OK)
-        return st;
-    *out = search_resource_of(&c, (mpq_search_resource)search_param_int(s, MPQ_SEARCH_BUDGET_RESOURCE));
-    return MPQ_OK;
-}
-
-/* Lowers every kernel of a layer above w_min by one bit; returns whether anything changed. */
-static int lower_layer_weights(mpq_search *s, size_t layer, int wmin)
-{
-    int changed = 0;
-    for (int64_t k = s->kernel_offset[layer]; k < s->kernel_offset[layer + 1]; k++) {
-        if (s->kbits[k] > wmin) {
-            s->kbits[k]--;
-            changed = 1;
-        }
-    }
-    return changed;
-}
-
-/* HAQ's _final_action_wall on s->kbits / s->abits. The network total is tracked incrementally
- * from per-layer costs (the constant part of the total, e.g. the accelerator's own area, is the
- * difference measured once), then confirmed with a full costing; if the cost model is not
- * additive the loop simply continues from the confirmed value. */
-/* Re-measures @p layer after a bit change and moves the running sum of the layers' costs by the
- * difference (the wall and the fill track the total without re-costing every layer). */
-static mpq_status remeasure_layer(mpq_search *s, size_t layer, double *sum)
-{
-    double v;
-    mpq_status st = layer_resource(s, layer, &v);
-    if (st != MPQ_OK)
-        return st;
-    *sum += v - s->layer_res[layer];
-    s->layer_res[layer] = v;
-    return MPQ_OK;
-}
-
-static mpq_status wall(mpq_search *s, int64_t *lowered);
-static mpq_status fill(mpq_search *s, int mode, int64_t *lowered);
-
-mpq_status search_wall(mpq_search *s, int64_t *lowered)
-{
-    double t0 = search_now();
-    int mode = search_param_int(s, MPQ_SEARCH_BUDGET_FILL);
-    if (mode == MPQ_SEARCH_FILL_PROPOSAL) {
-        memcpy(s->pre_kbits, s->kbits, (size_t)s->kernels);
-        memcpy(s->pre_abits, s->abits, s->layers);
-    }
-    mpq_status st = wall(s, lowered);
-    if (st == MPQ_OK && mode != MPQ_SEARCH_FILL_NONE &&
-        search_param_int(s, MPQ_SEARCH_OBJECTIVE) == MPQ_OBJECTIVE_RESOURCE)
-        st = fill(s, mode, lowered);
-    s->prof_cost += search_now() - t0;
-    return st;
-}
-
-/* Whether the fill may raise a layer: the pinned rule fixes first and last layer; under HAQ's
- * rule they are only protected from lowering. */
-static int fill_frozen(const mpq_search *s, size_t layer)
-{
-    return search_param_int(s, MPQ_SEARCH_FIRST_LAST) == MPQ_FIRST_LAST_PINNED &&
-           (layer == 0 || layer + 1 == s->layers);
-}
-
-static int fill_wcap(const mpq_search *s, int mode, int64_t k)
-{
-    return mode == MPQ_SEARCH_FILL_PROPOSAL ? s->pre_kbits[k] : search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
-}
-
-static int fill_acap(const mpq_search *s, int mode, size_t layer)
-{
-    return mode == MPQ_SEARCH_FILL_PROPOSAL ? s->pre_abits[layer]
-                                     : search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
-}
-
-/* Raises one step of @p layer in place (step 0: every kernel below its cap by one weight bit,
- * 1: the activation bits); returns the step's gain, sum of 4^-b over what it raises, 0 when
- * nothing can be raised. The layer's weights are first copied to s->fill_tmp. */
-static double fill_raise(mpq_search *s, int mode, size_t layer, int step)
-{
-    if (step == 1) {
-        int a = s->abits[layer];
-        if (a >= fill_acap(s, mode, layer))
-            return 0.0;
-        s->abits[layer]++;
-        return ldexp(1.0, -2 * a);
-    }
-    int64_t off = s->kernel_offset[layer], M = s->kernel_offset[layer + 1] - off;
-    memcpy(s->fill_tmp, s->kbits + off, (size_t)M);
-    double gain = 0.0;
-    for (int64_t k = 0; k < M; k++)
-        if (s->kbits[off + k] < fill_wcap(s, mode, off + k)) {
-            gain += ldexp(1.0, -2 * s->kbits[off + k]) / (double)M;
-            s->kbits[off + k]++;
-        }
-    return gain;
-}
-
-static void fill_undo(mpq_search *s, size_t layer, int step)
-{
-    if (step == 1) {
-        s->abits[layer]--;
-        return;
-    }
-    int64_t off = s->kernel_offset[layer];
-    memcpy(s->kbits + off, s->fill_tmp, (size_t)(s->kernel_offset[layer + 1] - off));
-}
-
-/* Cost change and gain of both steps of @p layer (cost +inf when the step raises nothing). */
-static mpq_status fill_steps(mpq_search *s, int mode, size_t layer, double *gain)
-{
-    for (int step = 0; step < 2; step++) {
-        double *d = &s->fill_delta[2 * layer + (size_t)step];
-        *d = INFINITY;
-        gain[step] = 0.0;
-        if (fill_frozen(s, layer))
-            continue;
-        double g = fill_raise(s, mode, layer, step);
-        if (g > 0.0) {
-            double v;
-            mpq_status st = layer_resource(s, layer, &v);
-            fill_undo(s, layer, step);
-            if (st != MPQ_OK)
-                return st;
-            *d = v - s->layer_res[layer];
-            gain[step] = g;
-        }
-    }
-    return MPQ_OK;
-}
-
-/* The budget fill (MPQ_SEARCH_BUDGET_FILL): repeatedly apply the step with the largest gain per
- * unit of budget cost that keeps the policy within the budget. Totals are tracked from per-layer
- * costs as in the wall and confirmed at the end; a non-additive cost model that ends over the
- * budget is walled again. */
-static mpq_status fill(mpq_search *s, int mode, int64_t *lowered)
-{
-    mpq_search_resource r = (mpq_search_resource)search_param_int(s, MPQ_SEARCH_BUDGET_RESOURCE);
-    double target = s->params[MPQ_SEARCH_BUDGET] * s->ref_res[r];
-    mpq_hw_cost c;
-    mpq_status st = search_policy_cost(s, s->kbits, s->abits, &c);
-    if (st != MPQ_OK)
-        return st;
-    double total = search_resource_of(&c, r);
-    if (!(total <= target))
-        return MPQ_OK;
-    double sum = 0.0;
-    for (size_t l = 0; l < s->layers; l++) {
-        if ((st = layer_resource(s, l, &s->layer_res[l])) != MPQ_OK)
-            return st;
-        sum += s->layer_res[l];
-    }
-    const double offset = total - sum;
-    /* gains live next to the deltas: layers x 2 after them */
-    double *gain = s->fill_delta + 2 * s->layers;
-    for (size_t l = 0; l < s->layers; l++)
-        if ((st = fill_steps(s, mode, l, gain + 2 * l)) != MPQ_OK)
-            return st;
-    int raised = 0;
-    for (;;) {
-        double est = offset + sum, best_ratio = -INFINITY;
-        size_t best = 0;
-        int found = 0;
-        for (size_t i = 0; i < 2 * s->layers; i++) {
-            double d = s->fill_delta[i];
-            if (!isfinite(d) || est + d > target)
-                continue;
-            double ratio = d > 0.0 ? gain[i] / d : INFINITY;
-            if (!found || ratio > best_ratio) {
-                found = 1;
-                best = i;
-                best_ratio = ratio;
-            }
-        }
-        if (!found)
-            break;
-        size_t l = best / 2;
-        fill_raise(s, mode, l, (int)(best % 2));
-        raised = 1;
-        if ((st = remeasure_layer(s, l, &sum)) != MPQ_OK)
-            return st;
-        if ((st = fill_steps(s, mode, l, gain + 2 * l)) != MPQ_OK)
-            return st;
-    }
-    if (!raised)
-        return MPQ_OK;
-    if ((st = search_policy_cost(s, s->kbits, s->abits, &c)) != MPQ_OK)
-        return st;
-    if (search_resource_of(&c, r) <= target)
-        return MPQ_OK;
-    int64_t more = 0;
-    st = wall(s, &more);
-    *lowered += more;
-    return st;
-}
-
-static mpq_status wall(mpq_search *s, int64_t *lowered)
-{
-    *lowered = 0;
-    if (search_param_int(s, MPQ_SEARCH_OBJECTIVE) != MPQ_OBJECTIVE_RESOURCE)
-        return MPQ_OK;
-    mpq_search_resource r = (mpq_search_resource)search_param_int(s, MPQ_SEARCH_BUDGET_RESOURCE);
-    double target = s->params[MPQ_SEARCH_BUDGET] * s->ref_res[r];
-    int wmin = search_param_int(s, MPQ_SEARCH_W_MIN_BITS);
-    int amin = search_param_int(s, MPQ_SEARCH_A_MIN_BITS);
-    mpq_hw_cost c;
-    mpq_status st = search_policy_cost(s, s->kbits, s->abits, &c);
-    if (st != MPQ_OK)
-        return st;
-    double total = search_resource_of(&c, r);
-    if (total <= target)
-        return MPQ_OK;
-    if (search_param_int(s, MPQ_SEARCH_FIRST_LAST) == MPQ_FIRST_LAST_HAQ) {
-        set_layer_bits(s, 0, search_pin_w(s), search_pin_a(s));
-        set_layer_bits(s, s->layers - 1, search_pin_w(s), search_pin_a(s));
-        if ((st = search_policy_cost(s, s->kbits, s->abits, &c)) != MPQ_OK)
-            return st;
-        total = search_resource_of(&c, r);
-    }
-    for (;;) {
-        double sum = 0.0;
-        for (size_t l = 0; l < s->layers; l++) {
-            if ((st = layer_resource(s, l, &s->layer_res[l])) != MPQ_OK)
-                return st;
-            sum += s->layer_res[l];
-        }
-        double offset = total - sum, est = total;
-        int progress = 1;
-        while (est > target && progress) {
-            progress = 0;
-            for (size_t i = s->layers; i-- > 0;) {
-                if (search_pinned(s, i))
-                    continue;
-                if (s->abits[i] > amin) {
-                    s->abits[i]--;
-                    (*lowered)++;
-                    progress = 1;
-                    if ((st = remeasure_layer(s, i, &sum)) != MPQ_OK)
-                        return st;
-                    est = offset + sum;
-                    if (est <= target)
-                        break;
-                }
-                if (lower_layer_weights(s, i, wmin)) {
-                    (*lowered)++;
-                    progress = 1;
-                    if ((st = remeasure_layer(s, i, &sum)) != MPQ_OK)
-                        return st;
-                    est = offset + sum;
-                    if (est <= target)
-                        break;
-                }
-            }
-        }
-        if ((st = search_policy_cost(s, s->kbits, s->abits, &c)) != MPQ_OK)
-            return st;
-        total = search_resource_of(&c, r);
-        if (total <= target || !progress)
-            return MPQ_OK;
-    }
-}
-
-/* ---- evaluation cache --------------------------------------------------------------------- */
-
-static int64_t cache_slot(const mpq_search *s, uint64_t key)
-{
-    uint64_t mask = (uint64_t)s->cache_capacity - 1;
-    uint64_t i = (key ^ (key >> 29)) & mask;
-    while (s->cache_used[i] && s->cache_keys[i] != key)
-        i = (i + 1) & mask;
-    return (int64_t)i;
-}
-
-int search_cache_get(const mpq_search *s, uint64_t key, double *value)
-{
-    if (s->cache_capacity == 0)
-        return 0;
-    int64_t i = cache_slot(s, key);
-    if (!s->cache_used[i])
-        return 0;
-    *value = s->cache_values[i];
-    return 1;
-}
-
-mpq_status search_cache_put(mpq_search *s, uint64_t key, double value)
-{
-    if ((s->cache_count + 1) * 2 > s->cache_capacity) {
-        int64_t cap = s->cache_capacity ? s->cache_capacity * 2 : 256;
-        uint64_t *keys = calloc((size_t)cap, sizeof *keys);
-        double *values = calloc((size_t)cap, sizeof *values);
-        uint8_t *used = calloc((size_t)cap, 1);
-        if (!keys || !values || !used) {
-            free(keys);
-            free(values);
-            free(used);
-            return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: evaluation cache of %lld entries",
-                                 (long long)cap);
-        }
-        mpq_search tmp = *s;
-        s->cache_keys = keys;
-        s->cache_values = values;
-        s->cache_used = used;
-        s->cache_capacity = cap;
-        for (int64_t i = 0; i < tmp.cache_capacity; i++) {
-            if (tmp.cache_used[i]) {
-                int64_t j = cache_slot(s, tmp.cache_keys[i]);
-                s->cache_used[j] = 1;
-                s->cache_keys[j] = tmp.cache_keys[i];
-                s->cache_values[j] = tmp.cache_values[i];
-            }
-        }
-        free(tmp.cache_keys);
-        free(tmp.cache_values);
-        free(tmp.cache_used);
-    }
-    int64_t i = cache_slot(s, key);
-    if (!s->cache_used[i]) {
-        s->cache_used[i] = 1;
-        s->cache_keys[i] = key;
-        s->cache_count++;
-    }
-    s->cache_values[i] = value;
-    return MPQ_OK;
-}
-
-/* ---- history ------------------------------------------------------------------------------ */
-
-mpq_status search_history_push(mpq_search *s, const mpq_search_record *rec)
-{
-    if (s->history_count == s->history_capacity) {
-        int64_t cap = s->history_capacity ? s->history_capacity * 2 : 64;
-        mpq_search_record *h = realloc(s->history, (size_t)cap * sizeof *h);
-        if (!h)
-            return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: history of %lld episodes",
-                                 (long long)cap);
-        s->history = h;
-        s->history_capacity = cap;
-    }
-    s->history[s->history_count++] = *rec;
-    return MPQ_OK;
-}
-
-/* ---- the best few policies ---------------------------------------------------------------- */
-
-void search_top_clear(mpq_search *s)
-{
-    for (int64_t i = 0; i < s->top_count; i++)
-        mpq_policy_destroy(s->top[i]);
-    free(s->top);
-    free(s->top_index);
-    s->top = NULL;
-    s->top_index = NULL;
-    s->top_count = 0;
-}
-
-/* Takes @p policy (history record @p index, already in the history) into the ranking by reward,
- * or destroys it. Ties keep the earlier episode first, as mpq_search_get_best() does. */
-mpq_status search_top_insert(mpq_search *s, mpq_policy *policy, int64_t index)
-{
-    const int64_t K = (int64_t)s->params[MPQ_SEARCH_KEEP_TOP];
-    if (!s->top) {
-        s->top = calloc((size_t)K, sizeof *s->top);
-        s->top_index = calloc((size_t)K, sizeof *s->top_index);
-        if (!s->top || !s->top_index) {
-            free(s->top);
-            free(s->top_index);
-            s->top = NULL;
-            s->top_index = NULL;
-            mpq_policy_destroy(policy);
-            return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: %lld best policies",
-                                 (long long)K);
-        }
-    }
-    double reward = s->history[index].reward;
-    int64_t pos = 0;
-    while (pos < s->top_count && s->history[s->top_index[pos]].reward >= reward)
-        pos++;
-    if (pos >= K) {
-        mpq_policy_destroy(policy);
-        return MPQ_OK;
-    }
-    if (s->top_count == K)
-        mpq_policy_destroy(s->top[--s->top_count]);
-    memmove(s->top + pos + 1, s->top + pos, (size_t)(s->top_count - pos) * sizeof *s->top);
-    memmove(s->top_index + pos + 1, s->top_index + pos,
-            (size_t)(s->top_count - pos) * sizeof *s->top_index);
-    s->top[pos] = policy;
-    s->top_index[pos] = index;
-    s->top_count++;
-    return MPQ_OK;
-}
-
-/* Offers the policy in s->work, just pushed as the last history record. */
-static mpq_status top_offer(mpq_search *s)
-{
-    const int64_t index = s->history_count - 1;
-    const mpq_search_record *r = &s->history[index];
-    if (!r->feasible)
-        return MPQ_OK;
-    for (int64_t i = 0; i < s->top_count; i++)
-        if (s->history[s->top_index[i]].policy_hash == r->policy_hash)
-            return MPQ_OK; /* an identical policy scores identically */
-    const int64_t K = (int64_t)s->params[MPQ_SEARCH_KEEP_TOP];
-    if (s->top_count == K && !(s->history[s->top_index[K - 1]].reward < r->reward))
-        return MPQ_OK;
-    mpq_policy *copy = NULL;
-    mpq_status st = mpq_policy_clone(&copy, s->work);
-    if (st != MPQ_OK)
-        return st;
-    mpq_policy_figures f = {sizeof f, r->accuracy, r->latency_s, r->energy_j, r->area,
-                            r->size_bytes};
-    if ((st = mpq_policy_set_figures(copy, &f)) != MPQ_OK) {
-        mpq_policy_destroy(copy);
-        return st;
-    }
-    return search_top_insert(s, copy, index);
-}
-
-/* ---- evaluation and reward ---------------------------------------------------------------- */
-
-static mpq_status evaluate_work(mpq_search *s, double *accuracy, int *cached)
-{
-    uint64_t key = mpq_policy_hash(s->work);
-    if (search_cache_get(s, key, accuracy)) {
-        *cached = 1;
-        return MPQ_OK;
-    }
-    *cached = 0;
-    double acc = NAN;
-    mpq_clear_error();
-    double t0 = search_now();
-    mpq_status st = s->evaluator(s->evaluator_user, s->work, &acc);
-    s->prof_eval += search_now() - t0;
-    if (st != MPQ_OK) {
-        char msg[700];
-        snprintf(msg, sizeof msg, "%s", mpq_last_error());
-        return mpq_set_error(MPQ_ERR_CALLBACK,
-                             "search: evaluator failed at episode %lld with %s: %s",
-                             (long long)s->episode, mpq_status_string(st), msg);
-    }
-    if (!(acc >= 0.0 && acc <= 1.0))
-        return mpq_set_error(MPQ_ERR_NUMERIC,
-                             "search: evaluator returned accuracy %g at episode %lld (expected a "
-                             "top-1 in [0,1])",
-                             acc, (long long)s->episode);
-    *accuracy = acc;
-    return search_cache_put(s, key, acc);
-}
-
-static double ratio(double v, double ref) { return ref > 0.0 ? v / ref : NAN; }
-
-static double reward_of(const mpq_search *s, double acc, const mpq_search_record *r)
-{
-    if (search_param_int(s, MPQ_SEARCH_OBJECTIVE) == MPQ_OBJECTIVE_RESOURCE)
-        return s->params[MPQ_SEARCH_REWARD_SCALE] * 100.0 * (acc - s->ref_accuracy);
-    /* log of AutoQ's eq. 2 ratio acc^psi_acc / (lat^psi_l en^psi_e area^psi_a), costs as
-     * fractions of all-8-bit; a term whose exponent is 0 is skipped so that a target without
-     * that figure (NaN) does not poison the reward. */
-    double R = s->params[MPQ_SEARCH_PSI_ACC] * log(acc > 1e-6 ? acc : 1e-6);
-    const double psi[3] = {s->params[MPQ_SEARCH_PSI_LATENCY], s->params[MPQ_SEARCH_PSI_ENERGY],
-                           s->params[MPQ_SEARCH_PSI_AREA]};
-    const double rat[3] = {r->latency_ratio, r->energy_ratio, r->area_ratio};
-    for (int i = 0; i < 3; i++)
-        if (psi[i] > 0.0 && rat[i] > 0.0)
-            R -= psi[i] * log(rat[i]);
-    return R;
-}
-
-/* Costs, accuracy (cache first), reward, history and best of the policy in s->kbits/abits. */
-mpq_status search_finish_episode(mpq_search *s, int64_t bits_lowered, mpq_search_record *out)
-{
-    mpq_hw_cost c;
-    double t0 = search_now();
-    mpq_status st = search_policy_cost(s, s->kbits, s->abits, &c);
-    s->prof_cost += search_now() - t0;
-    if (st != MPQ_OK)
-        return st;
-    mpq_search_record r;
-    memset(&r, 0, sizeof r);
-    r.size = sizeof r;
-    r.episode = s->episode;
-    r.latency_s = c.latency_s;
-    r.energy_j = c.energy_j;
-    r.area = search_resource_of(&c, MPQ_SEARCH_RESOURCE_AREA);
-    r.size_bytes = c.size_bytes;
-    r.latency_ratio = ratio(r.latency_s, s->ref_res[MPQ_SEARCH_RESOURCE_LATENCY]);
-    r.energy_ratio = ratio(r.energy_j, s->ref_res[MPQ_SEARCH_RESOURCE_ENERGY]);
-    r.area_ratio = ratio(r.area, s->ref_res[MPQ_SEARCH_RESOURCE_AREA]);
-    r.size_ratio = ratio(r.size_bytes, s->ref_res[MPQ_SEARCH_RESOURCE_SIZE]);
-    if ((st = mpq_policy_get_avg_weight_bits(s->work, s->model, &r.avg_weight_bits)) != MPQ_OK)
-        return st;
-    double asum = 0.0;
-    for (size_t l = 0; l < s->layers; l++)
-        asum += s->abits[l];
-    r.avg_act_bits = asum / (double)s->layers;
-    r.policy_hash = mpq_policy_hash(s->work);
-    r.bits_lowered = bits_lowered;
-    r.feasible = 1;
-    if (search_param_int(s, MPQ_SEARCH_OBJECTIVE) == MPQ_OBJECTIVE_RESOURCE) {
-        mpq_search_resource res =
-            (mpq_search_resource)search_param_int(s, MPQ_SEARCH_BUDGET_RESOURCE);
-        r.feasible = search_resource_of(&c, res) <= s->params[MPQ_SEARCH_BUDGET] * s->ref_res[res];
-    }
-    if ((st = evaluate_work(s, &r.accuracy, &r.cached)) != MPQ_OK)
-        return st;
-    r.reward = reward_of(s, r.accuracy, &r);
-    if (!isfinite(r.reward))
-        return mpq_set_error(MPQ_ERR_NUMERIC, "search: reward %g at episode %lld", r.reward,
-                             (long long)s->episode);
-    if (r.feasible && (s->best_index < 0 || r.reward > s->best_reward)) {
-        mpq_policy *copy = NULL;
-        if ((st = mpq_policy_clone(&copy, s->work)) != MPQ_OK)
-            return st;
-        mpq_policy_figures f = {sizeof f, r.accuracy, r.latency_s, r.energy_j, r.area,
-                                r.size_bytes};
-        if ((st = mpq_policy_set_figures(copy, &f)) != MPQ_OK) {
-            mpq_policy_destroy(copy);
-            return st;
-        }
-        mpq_policy_destroy(s->best);
-        s->best = copy;
-        s->best_index = s->history_count;
-        s->best_reward = r.reward;
-    }
-    r.best_reward = s->best_index >= 0 ? s->best_reward : NAN;
-    if (s->run_start == 0.0)
-        s->run_start = search_now();
-    r.elapsed_s = s->elapsed_before + (search_now() - s->run_start);
-    if ((st = search_history_push(s, &r)) != MPQ_OK)
-        return st;
-    if ((st = top_offer(s)) != MPQ_OK)
-        return st;
-    s->episode++;
-    if (out)
-        *out = r;
-    return MPQ_OK;
 }
 
 /* ---- layout and features ------------------------------------------------------------------ */
@@ -797,7 +169,7 @@ mpq_status mpq_search_create(mpq_search **out, mpq_search_method method, const m
     *out = NULL;
     if ((unsigned)method >= MPQ_SEARCH_METHOD_COUNT)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
-                             "method: unknown value %d (valid: 0 haq .. 4 greedy)", (int)method);
+                             "method: unknown value %d (valid: 0 haq .. 5 ilp)", (int)method);
     if (!model || !hw || !evaluator)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "search: %s is NULL",
                              !model ? "model" : !hw ? "hw" : "evaluator");
@@ -814,12 +186,11 @@ mpq_status mpq_search_create(mpq_search **out, mpq_search_method method, const m
     s->evaluator = evaluator;
     s->evaluator_user = evaluator_user;
     for (int i = 0; i < MPQ_SEARCH_PARAM_COUNT; i++)
-        s->params[i] = search_param_default(method, (mpq_search_param)i);
+        s->params[i] = search_param_default(method, search_param_of_slot(i));
     s->layers = L;
     s->ref_accuracy = NAN;
     s->best_index = -1;
-    s->greedy.cur_accuracy = NAN;
-    s->greedy.best_candidate = -1;
+    s->ops = search_method_table(method);
     s->kernel_offset = calloc(L + 1, sizeof *s->kernel_offset);
     mpq_status st = MPQ_OK;
     if (!s->kernel_offset) {
@@ -838,28 +209,16 @@ mpq_status mpq_search_create(mpq_search **out, mpq_search_method method, const m
     s->kernel_feat = calloc((size_t)K * SEARCH_KERNEL_FEATURES, sizeof(float));
     s->kbits = calloc((size_t)K, 1);
     s->abits = calloc(L, 1);
-    s->greedy_kbits = calloc((size_t)K, 1);
-    s->greedy_abits = calloc(L, 1);
-    s->llc_states = calloc((size_t)MK * SEARCH_LLC_STATE, sizeof(float));
-    s->llc_goals = calloc((size_t)MK, sizeof(float));
-    s->llc_actions = calloc((size_t)MK, sizeof(float));
-    s->hlc_states = calloc((L + 1) * SEARCH_HLC_STATE, sizeof(float));
-    s->hlc_actions = calloc(L * 2, sizeof(float));
-    s->haq_states = calloc((2 * L + 1) * SEARCH_HAQ_STATE, sizeof(float));
-    s->haq_actions = calloc(2 * L, sizeof(float));
     s->layer_res = calloc(L, sizeof(double));
     s->pre_kbits = calloc((size_t)K, 1);
     s->pre_abits = calloc(L, 1);
+    s->wall_kbits = calloc((size_t)K, 1);
+    s->wall_abits = calloc(L, 1);
     s->fill_tmp = calloc((size_t)MK + 1, 1);
     s->fill_delta = calloc(4 * L, sizeof(double));
-    s->greedy_cand = calloc(2 * L * GREEDY_FIELDS, sizeof(double));
-    s->layer_goal_bits = calloc(L, sizeof(double));
-    s->layer_mean_bits = calloc(L, sizeof(double));
-    if (!s->layer_feat || !s->kernel_feat || !s->kbits || !s->abits || !s->greedy_kbits ||
-        !s->greedy_abits || !s->llc_states || !s->llc_goals || !s->llc_actions ||
-        !s->hlc_states || !s->hlc_actions || !s->haq_states || !s->haq_actions ||
-        !s->layer_res || !s->layer_goal_bits || !s->layer_mean_bits || !s->pre_kbits ||
-        !s->pre_abits || !s->fill_tmp || !s->fill_delta || !s->greedy_cand) {
+    if (!s->layer_feat || !s->kernel_feat || !s->kbits || !s->abits || !s->layer_res ||
+        !s->pre_kbits || !s->pre_abits || !s->wall_kbits || !s->wall_abits || !s->fill_tmp ||
+        !s->fill_delta) {
         st = mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: work space for %lld kernels",
                            (long long)K);
         goto fail;
@@ -877,53 +236,44 @@ fail:
     return st;
 }
 
-static void free_llc_picks(mpq_search *s)
+void search_agents(const mpq_search *s, mpq_ddpg **a, mpq_ddpg **b)
 {
-    free(s->llc_pick);
-    free(s->llc_pick_state);
-    free(s->llc_pick_next);
-    free(s->llc_pick_goal);
-    free(s->llc_pick_action);
-    s->llc_pick = NULL;
-    s->llc_pick_state = s->llc_pick_next = s->llc_pick_goal = s->llc_pick_action = NULL;
+    mpq_ddpg *c = NULL;
+    *a = *b = NULL;
+    if (s->mstate && s->ops->agents)
+        s->ops->agents(s->mstate, a, b, &c);
 }
 
-void search_destroy_agents(mpq_search *s)
+/* Drops the method's state (and a warm start's) so that prepare builds fresh ones. */
+void search_drop_method_state(mpq_search *s)
 {
-    mpq_ddpg_destroy(s->agent);
-    mpq_ddpg_destroy(s->hlc);
-    mpq_ddpg_destroy(s->llc);
-    s->agent = s->hlc = s->llc = NULL;
+    if (s->mstate)
+        s->ops->destroy(s->mstate);
+    if (s->warm)
+        search_method_ilp.destroy(s->warm);
+    s->mstate = s->warm = NULL;
+    s->warm_done = 0;
+    s->mstate_loaded = 0;
 }
 
 void mpq_search_destroy(mpq_search *s)
 {
     if (!s)
         return;
-    search_destroy_agents(s);
-    free_llc_picks(s);
+    search_drop_method_state(s);
     free(s->kernel_offset);
     free(s->layer_feat);
     free(s->kernel_feat);
+    free(s->kernel_err);
     free(s->kbits);
     free(s->abits);
-    free(s->greedy_kbits);
-    free(s->greedy_abits);
-    free(s->llc_states);
-    free(s->llc_goals);
-    free(s->llc_actions);
-    free(s->hlc_states);
-    free(s->hlc_actions);
-    free(s->haq_states);
-    free(s->haq_actions);
     free(s->layer_res);
     free(s->pre_kbits);
     free(s->pre_abits);
+    free(s->wall_kbits);
+    free(s->wall_abits);
     free(s->fill_tmp);
     free(s->fill_delta);
-    free(s->greedy_cand);
-    free(s->layer_goal_bits);
-    free(s->layer_mean_bits);
     free(s->history);
     search_top_clear(s);
     free(s->cache_keys);
@@ -955,7 +305,7 @@ mpq_status mpq_search_set_param(mpq_search *s, mpq_search_param id, double value
 {
     if (!s)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s: NULL");
-    if ((unsigned)id >= MPQ_SEARCH_PARAM_COUNT)
+    if (!search_param_valid((int)id))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "id: unknown search parameter %d", (int)id);
     mpq_status st = search_check_param(id, value);
     if (st != MPQ_OK)
@@ -968,7 +318,7 @@ mpq_status mpq_search_set_param(mpq_search *s, mpq_search_param id, double value
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "search parameter reference_accuracy: %g is neither -1 nor in [0,1]",
                              value);
-    s->params[id] = value;
+    s->params[SEARCH_SLOT(id)] = value;
     if (id == MPQ_SEARCH_EPISODES && s->started)
         s->finished = s->episode >= (int64_t)value;
     else
@@ -989,9 +339,9 @@ mpq_status mpq_search_get_param(const mpq_search *s, mpq_search_param id, double
 {
     if (!s || !value)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s/value: NULL");
-    if ((unsigned)id >= MPQ_SEARCH_PARAM_COUNT)
+    if (!search_param_valid((int)id))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "id: unknown search parameter %d", (int)id);
-    *value = s->params[id];
+    *value = s->params[SEARCH_SLOT(id)];
     return MPQ_OK;
 }
 
@@ -1007,9 +357,9 @@ mpq_status mpq_search_set_budget(mpq_search *s, mpq_search_resource resource, do
                              "budget: fraction %g must lie strictly between 0 and 1", fraction);
     if (s->started)
         return mpq_set_error(MPQ_ERR_STATE, "budget: fixed once the first episode ran");
-    s->params[MPQ_SEARCH_OBJECTIVE] = MPQ_OBJECTIVE_RESOURCE;
-    s->params[MPQ_SEARCH_BUDGET_RESOURCE] = resource;
-    s->params[MPQ_SEARCH_BUDGET] = fraction;
+    s->params[SEARCH_SLOT(MPQ_SEARCH_OBJECTIVE)] = MPQ_SEARCH_OBJECTIVE_RESOURCE;
+    s->params[SEARCH_SLOT(MPQ_SEARCH_BUDGET_RESOURCE)] = resource;
+    s->params[SEARCH_SLOT(MPQ_SEARCH_BUDGET)] = fraction;
     s->prepared = 0;
     return MPQ_OK;
 }
@@ -1050,120 +400,15 @@ mpq_status mpq_search_set_checkpoint(mpq_search *s, const char *path)
     return MPQ_OK;
 }
 
-/* ---- agents ------------------------------------------------------------------------------- */
-
-static uint64_t mix_seed(uint64_t seed, uint64_t salt)
-{
-    uint64_t z = seed + 0x9E3779B97F4A7C15ull * (salt + 1);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    /* the agent stores its seed as a double parameter: keep it below 2^53 */
-    return (z ^ (z >> 31)) >> 11;
-}
-
-static mpq_status configure_ddpg(mpq_search *s, mpq_ddpg *a, int64_t replay, int is_llc)
-{
-    struct {
-        mpq_ddpg_param id;
-        double v;
-    } set[] = {
-        {MPQ_DDPG_HIDDEN1, s->params[MPQ_SEARCH_HIDDEN]},
-        {MPQ_DDPG_HIDDEN2, s->params[MPQ_SEARCH_HIDDEN]},
-        {MPQ_DDPG_LR_ACTOR, s->params[MPQ_SEARCH_LR_ACTOR]},
-        {MPQ_DDPG_LR_CRITIC, s->params[MPQ_SEARCH_LR_CRITIC]},
-        {MPQ_DDPG_TAU, s->params[MPQ_SEARCH_TAU]},
-        {MPQ_DDPG_DISCOUNT,
-         is_llc ? s->params[MPQ_SEARCH_AUTOQ_LLC_DISCOUNT] : s->params[MPQ_SEARCH_DISCOUNT]},
-        {MPQ_DDPG_BATCH, s->params[MPQ_SEARCH_BATCH]},
-        {MPQ_DDPG_REPLAY_CAPACITY, (double)replay},
-        {MPQ_DDPG_WARMUP, s->params[MPQ_SEARCH_WARMUP]},
-        {MPQ_DDPG_NOISE_KIND, MPQ_NOISE_TRUNCATED_NORMAL},
-        {MPQ_DDPG_NOISE_SIGMA, s->params[MPQ_SEARCH_NOISE_SIGMA]},
-        {MPQ_DDPG_NOISE_DECAY, s->params[MPQ_SEARCH_NOISE_DECAY]},
-        {MPQ_DDPG_NOISE_HOLD, s->params[MPQ_SEARCH_NOISE_HOLD]},
-        {MPQ_DDPG_REWARD_MODE, is_llc ? MPQ_REWARD_PER_STEP : MPQ_REWARD_EPISODE_FINAL},
-        /* updates are run by search_agent_learn() so that they can be capped */
-        {MPQ_DDPG_UPDATES_PER_STEP, 0.0},
-    };
-    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
-        mpq_status st = mpq_ddpg_set_param(a, set[i].id, set[i].v);
-        if (st != MPQ_OK)
-            return st;
-    }
-    return MPQ_OK;
-}
-
-mpq_status search_create_agents(mpq_search *s)
-{
-    search_destroy_agents(s);
-    free_llc_picks(s);
-    uint64_t seed = (uint64_t)s->params[MPQ_SEARCH_SEED];
-    int64_t replay = (int64_t)s->params[MPQ_SEARCH_REPLAY];
-    mpq_status st = MPQ_OK;
-    if (s->method == MPQ_SEARCH_HAQ) {
-        if (replay == 0)
-            replay = 128 * (int64_t)s->layers; /* HAQ rmsize 128 x layers */
-        if ((st = mpq_ddpg_create(&s->agent, SEARCH_HAQ_STATE, 0, 1, seed)) != MPQ_OK)
-            return st;
-        if ((st = configure_ddpg(s, s->agent, replay, 0)) != MPQ_OK)
-            goto fail;
-    } else if (s->method == MPQ_SEARCH_AUTOQ) {
-        if (replay == 0)
-            replay = 2000; /* AutoQ: replay buffer 2000 */
-        if ((st = mpq_ddpg_create(&s->hlc, SEARCH_HLC_STATE, 0, 2, mix_seed(seed, 1))) != MPQ_OK)
-            return st;
-        if ((st = configure_ddpg(s, s->hlc, replay, 0)) != MPQ_OK)
-            goto fail;
-        if ((st = mpq_ddpg_create(&s->llc, SEARCH_LLC_STATE, 1, 1, mix_seed(seed, 2))) != MPQ_OK)
-            goto fail;
-        if ((st = configure_ddpg(s, s->llc, replay, 1)) != MPQ_OK)
-            goto fail;
-        int64_t n = (int64_t)s->layers * (int64_t)s->params[MPQ_SEARCH_AUTOQ_LLC_SAMPLES];
-        s->llc_pick = calloc((size_t)n, sizeof *s->llc_pick);
-        s->llc_pick_state = calloc((size_t)n * SEARCH_LLC_STATE, sizeof(float));
-        s->llc_pick_next = calloc((size_t)n * SEARCH_LLC_STATE, sizeof(float));
-        s->llc_pick_goal = calloc((size_t)n, sizeof(float));
-        s->llc_pick_action = calloc((size_t)n, sizeof(float));
-        if (!s->llc_pick || !s->llc_pick_state || !s->llc_pick_next || !s->llc_pick_goal ||
-            !s->llc_pick_action) {
-            st = mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: AutoQ transition buffers");
-            goto fail;
-        }
-    }
-    return MPQ_OK;
-fail:
-    search_destroy_agents(s);
-    free_llc_picks(s);
-    return st;
-}
-
-/* Ends an agent's episode and runs its updates: updates_per_step per stored step, at most
- * max_updates, only after the warm-up (the order of mpq_ddpg_end_episode() itself). */
-mpq_status search_agent_learn(mpq_search *s, mpq_ddpg *agent, int64_t episode, int64_t steps,
-                              double reward)
-{
-    double t0 = search_now();
-    mpq_status st = mpq_ddpg_end_episode(agent, reward);
-    if (st == MPQ_OK && (double)episode > s->params[MPQ_SEARCH_WARMUP]) {
-        int64_t n = steps * (int64_t)s->params[MPQ_SEARCH_UPDATES_PER_STEP];
-        int64_t cap = (int64_t)s->params[MPQ_SEARCH_MAX_UPDATES];
-        if (cap > 0 && n > cap)
-            n = cap;
-        for (int64_t u = 0; u < n && st == MPQ_OK; u++)
-            st = mpq_ddpg_update(agent, NULL, NULL);
-    }
-    s->prof_update += search_now() - t0;
-    return st;
-}
-
 /* ---- prepare / run ------------------------------------------------------------------------ */
 
 mpq_status mpq_search_prepare(mpq_search *s)
 {
     if (!s)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s: NULL");
-    int wmin = search_param_int(s, MPQ_SEARCH_W_MIN_BITS), wmax = search_param_int(s, MPQ_SEARCH_W_MAX_BITS);
-    int amin = search_param_int(s, MPQ_SEARCH_A_MIN_BITS), amax = search_param_int(s, MPQ_SEARCH_A_MAX_BITS);
+    search_read_config(s);
+    const search_config *cf = &s->cfg;
+    const int wmin = cf->wmin, wmax = cf->wmax, amin = cf->amin, amax = cf->amax;
     if (wmin > wmax)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "search: w_min_bits %d > w_max_bits %d",
                              wmin, wmax);
@@ -1180,26 +425,28 @@ mpq_status mpq_search_prepare(mpq_search *s)
     for (int r = 0; r < MPQ_SEARCH_RESOURCE_COUNT; r++)
         ref_res[r] = search_resource_of(&ref, (mpq_search_resource)r);
     s->min_fraction = NAN;
-    if (search_param_int(s, MPQ_SEARCH_OBJECTIVE) == MPQ_OBJECTIVE_RESOURCE) {
-        mpq_search_resource r = (mpq_search_resource)search_param_int(s, MPQ_SEARCH_BUDGET_RESOURCE);
+    s->target = NAN;
+    if (cf->objective == MPQ_SEARCH_OBJECTIVE_RESOURCE) {
+        mpq_search_resource r = cf->resource;
         if (!(ref_res[r] > 0.0))
             return mpq_set_error(MPQ_ERR_UNSUPPORTED,
                                  "search: hardware '%s' does not model %s (all-8-bit value %g)",
                                  mpq_hw_get_name(s->hw), mpq_search_resource_name(r), ref_res[r]);
+        s->target = cf->budget * ref_res[r];
         /* The cheapest policy the wall can reach: every free layer at the minimum. */
-        int rule = search_param_int(s, MPQ_SEARCH_FIRST_LAST);
+        int rule = cf->first_last;
         memset(s->kbits, wmin, (size_t)s->kernels);
         memset(s->abits, amin, s->layers);
-        if (rule != MPQ_FIRST_LAST_FREE) {
-            set_layer_bits(s, 0, search_pin_w(s), search_pin_a(s));
-            set_layer_bits(s, s->layers - 1, search_pin_w(s), search_pin_a(s));
+        if (rule != MPQ_SEARCH_FIRST_LAST_FREE) {
+            search_set_layer_bits(s, 0, search_pin_w(s), search_pin_a(s));
+            search_set_layer_bits(s, s->layers - 1, search_pin_w(s), search_pin_a(s));
         }
         mpq_hw_cost c;
         if ((st = search_policy_cost(s, s->kbits, s->abits, &c)) != MPQ_OK)
             return st;
         s->min_fraction = search_resource_of(&c, r) / ref_res[r];
-        double budget = s->params[MPQ_SEARCH_BUDGET];
-        if (budget < s->min_fraction && rule == MPQ_FIRST_LAST_FREE)
+        double budget = cf->budget;
+        if (budget < s->min_fraction && rule == MPQ_SEARCH_FIRST_LAST_FREE)
             return mpq_set_error(
                 MPQ_ERR_INFEASIBLE,
                 "search: %s budget %.4g of all-8-bit is below the minimum reachable %.4g on %s "
@@ -1221,36 +468,27 @@ mpq_status mpq_search_prepare(mpq_search *s)
                 "raise the budget, lower w_min_bits/a_min_bits, or set first_last=free "
                 "(0: the first and last layer are searched too; minimum then %.4g)",
                 mpq_search_resource_name(r), budget, s->min_fraction, mpq_hw_get_name(s->hw), wmin,
-                amin, rule == MPQ_FIRST_LAST_HAQ ? "haq (1)" : "pinned (2)", free_min);
+                amin, rule == MPQ_SEARCH_FIRST_LAST_HAQ ? "haq (1)" : "pinned (2)", free_min);
         }
     }
-    if (!s->started) {
-        if ((st = search_create_agents(s)) != MPQ_OK)
-            return st;
-        if ((st = mpq_rng_seed(s->rng, mix_seed((uint64_t)s->params[MPQ_SEARCH_SEED], 3))) != MPQ_OK)
-            return st;
-        for (size_t i = 0; i < 2 * s->layers; i++) {
-            double *row = s->greedy_cand + i * GREEDY_FIELDS;
-            for (int f = 0; f < GREEDY_FIELDS; f++)
-                row[f] = 0.0;
-            row[GREEDY_SCORE] = NAN;
-        }
-        memset(s->greedy_kbits, wmax, (size_t)s->kernels);
-        memset(s->greedy_abits, amax, s->layers);
-        if (search_param_int(s, MPQ_SEARCH_FIRST_LAST) == MPQ_FIRST_LAST_PINNED) {
-            memset(s->greedy_kbits + s->kernel_offset[0], search_pin_w(s),
-                   (size_t)(s->kernel_offset[1] - s->kernel_offset[0]));
-            s->greedy_abits[0] = (uint8_t)search_pin_a(s);
-            size_t l = s->layers - 1;
-            memset(s->greedy_kbits + s->kernel_offset[l], search_pin_w(s),
-                   (size_t)(s->kernel_offset[l + 1] - s->kernel_offset[l]));
-            s->greedy_abits[l] = (uint8_t)search_pin_a(s);
-        }
-    }
-    s->ref_cost = ref;
     memcpy(s->ref_res, ref_res, sizeof ref_res);
-    if (s->params[MPQ_SEARCH_REFERENCE_ACCURACY] >= 0.0)
-        s->ref_accuracy = s->params[MPQ_SEARCH_REFERENCE_ACCURACY];
+    if (!s->started) {
+        if (!s->mstate_loaded) {
+            search_drop_method_state(s);
+            if ((st = s->ops->create(s, &s->mstate)) != MPQ_OK)
+                return st;
+            if (cf->warm_start && s->ops->seed &&
+                (st = search_method_ilp.create(s, &s->warm)) != MPQ_OK)
+                return st;
+        }
+        if ((st = mpq_rng_seed(s->rng, search_mix_seed(cf->seed, 3))) != MPQ_OK)
+            return st;
+    }
+    (void)amax;
+    (void)wmax;
+    s->ref_cost = ref;
+    if (s->params[SEARCH_SLOT(MPQ_SEARCH_REFERENCE_ACCURACY)] >= 0.0)
+        s->ref_accuracy = s->params[SEARCH_SLOT(MPQ_SEARCH_REFERENCE_ACCURACY)];
     s->prepared = 1;
     return MPQ_OK;
 }
@@ -1259,17 +497,62 @@ static mpq_status measure_reference_accuracy(mpq_search *s)
 {
     if (!isnan(s->ref_accuracy))
         return MPQ_OK;
-    memset(s->kbits, search_param_int(s, MPQ_SEARCH_W_MAX_BITS), (size_t)s->kernels);
-    memset(s->abits, search_param_int(s, MPQ_SEARCH_A_MAX_BITS), s->layers);
+    memset(s->kbits, s->cfg.wmax, (size_t)s->kernels);
+    memset(s->abits, s->cfg.amax, s->layers);
     mpq_status st = search_load_policy(s, s->kbits, s->abits);
     if (st != MPQ_OK)
         return st;
     double acc;
     int cached;
-    if ((st = evaluate_work(s, &acc, &cached)) != MPQ_OK)
+    if ((st = search_evaluate_work(s, &acc, &cached)) != MPQ_OK)
         return st;
     s->ref_accuracy = acc;
     return MPQ_OK;
+}
+
+/* Re-proposals of an agent whose episode ends as an evaluated policy (MPQ_SEARCH_DUPLICATES_EXPLORE):
+ * its exploration noise draws a new proposal each time. */
+#define DUPLICATE_RETRIES 4
+
+/* One episode of @p ops: propose, first/last rule, wall and fill as asked, evaluation, record,
+ * learn. @p agent marks the agent methods the duplicate rule applies to. Sets *done when the
+ * method has nothing left to propose. */
+static mpq_status play(mpq_search *s, const search_method_ops *ops, void *state, int agent,
+                       int *done)
+{
+    search_proposal what;
+    int64_t lowered = 0;
+    mpq_status st;
+    const int tries = agent && s->cfg.duplicates == MPQ_SEARCH_DUPLICATES_EXPLORE ? 1 + DUPLICATE_RETRIES
+                                                                         : 1;
+    *done = 0;
+    for (int t = 0;; t++) {
+        s->last_fill_share = 0.0;
+        lowered = 0;
+        if ((st = ops->propose(s, state, &what)) != MPQ_OK)
+            return st;
+        if (what == SEARCH_PROPOSE_DONE) {
+            *done = 1;
+            return MPQ_OK;
+        }
+        search_apply_rule_pin(s);
+        if (what == SEARCH_PROPOSE_WALL && (st = search_wall(s, &lowered)) != MPQ_OK)
+            return st;
+        if (t + 1 >= tries)
+            break;
+        double acc;
+        if ((st = search_load_policy(s, s->kbits, s->abits)) != MPQ_OK)
+            return st;
+        if (!search_cache_get(s, mpq_policy_hash(s->work), &acc))
+            break;
+    }
+    mpq_search_record rec;
+    if ((st = search_finish_episode(s, lowered, &rec)) != MPQ_OK)
+        return st;
+    double reward = rec.reward;
+    if (agent && rec.cached && s->cfg.duplicates != MPQ_SEARCH_DUPLICATES_REPORT)
+        reward -= s->cfg.duplicate_penalty;
+    return ops->learn(s, state, &rec, reward);
 }
 
 mpq_status mpq_search_step(mpq_search *s)
@@ -1279,7 +562,7 @@ mpq_status mpq_search_step(mpq_search *s)
     mpq_status st;
     if (!s->prepared && (st = mpq_search_prepare(s)) != MPQ_OK)
         return st;
-    if (s->finished || s->episode >= (int64_t)s->params[MPQ_SEARCH_EPISODES]) {
+    if (s->finished || s->episode >= (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)]) {
         s->finished = 1;
         return mpq_set_error(MPQ_ERR_STATE, "search: all %lld episodes played",
                              (long long)s->episode);
@@ -1289,26 +572,33 @@ mpq_status mpq_search_step(mpq_search *s)
         s->run_start = search_now();
     if ((st = measure_reference_accuracy(s)) != MPQ_OK)
         return st;
-    switch (s->method) {
-    case MPQ_SEARCH_HAQ:
-        st = search_episode_haq(s);
-        break;
-    case MPQ_SEARCH_AUTOQ:
-        st = search_episode_autoq(s);
-        break;
-    case MPQ_SEARCH_UNIFORM:
-        st = search_episode_uniform(s);
-        break;
-    case MPQ_SEARCH_RANDOM:
-        st = search_episode_random(s);
-        break;
-    case MPQ_SEARCH_GREEDY:
-        st = search_episode_greedy(s);
-        break;
+    int done = 0;
+    if (s->warm && !s->warm_done) {
+        /* warm start: the ilp's episodes first, then its policy seeds the agent */
+        if ((st = play(s, &search_method_ilp, s->warm, 0, &done)) != MPQ_OK)
+            return st;
+        const uint8_t *kb, *ab;
+        double reward;
+        if (search_ilp_solution(s->warm, &kb, &ab, &reward) || done) {
+            if (!done) {
+                memcpy(s->kbits, kb, (size_t)s->kernels);
+                memcpy(s->abits, ab, s->layers);
+                if ((st = s->ops->seed(s, s->mstate, reward)) != MPQ_OK)
+                    return st;
+            }
+            search_method_ilp.destroy(s->warm);
+            s->warm = NULL;
+            s->warm_done = 1;
+        }
+        if (!done)
+            goto out;
     }
-    if (st != MPQ_OK)
+    if ((st = play(s, s->ops, s->mstate, s->ops->seed != NULL, &done)) != MPQ_OK)
         return st;
-    if (s->episode >= (int64_t)s->params[MPQ_SEARCH_EPISODES])
+    if (done)
+        s->finished = 1;
+out:
+    if (s->episode >= (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)])
         s->finished = 1;
     return MPQ_OK;
 }
@@ -1337,8 +627,8 @@ mpq_status mpq_search_run(mpq_search *s)
         return st;
     s->run_start = search_now();
     int64_t first = s->episode;
-    while (!s->finished && s->episode < (int64_t)s->params[MPQ_SEARCH_EPISODES]) {
-        double limit = s->params[MPQ_SEARCH_TIME_LIMIT];
+    while (!s->finished && s->episode < (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)]) {
+        double limit = s->params[SEARCH_SLOT(MPQ_SEARCH_TIME_LIMIT)];
         if (limit > 0.0 && search_now() - s->run_start >= limit) {
             char why[80];
             snprintf(why, sizeof why, "wall-clock budget of %g s reached", limit);
@@ -1352,7 +642,7 @@ mpq_status mpq_search_run(mpq_search *s)
         }
         if (s->history_count == before)
             continue; /* a baseline finished without a new episode */
-        int every = search_param_int(s, MPQ_SEARCH_CHECKPOINT_EVERY);
+        int every = (int)s->params[SEARCH_SLOT(MPQ_SEARCH_CHECKPOINT_EVERY)];
         if (s->checkpoint_path && every > 0 && s->episode % every == 0 &&
             (st = mpq_search_save_checkpoint(s, s->checkpoint_path)) != MPQ_OK)
             return st;
@@ -1362,7 +652,7 @@ mpq_status mpq_search_run(mpq_search *s)
             memset(&p, 0, sizeof p);
             p.size = sizeof p;
             p.episode = rec->episode;
-            p.episodes = (int64_t)s->params[MPQ_SEARCH_EPISODES];
+            p.episodes = (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)];
             p.record = rec;
             p.best_reward = s->best_index >= 0 ? s->best_reward : NAN;
             p.best_accuracy = s->best_index >= 0 ? s->history[s->best_index].accuracy : NAN;
@@ -1376,7 +666,7 @@ mpq_status mpq_search_run(mpq_search *s)
     }
     s->elapsed_before += search_now() - s->run_start;
     s->run_start = 0.0;
-    if (s->checkpoint_path && search_param_int(s, MPQ_SEARCH_CHECKPOINT_EVERY) > 0 &&
+    if (s->checkpoint_path && s->params[SEARCH_SLOT(MPQ_SEARCH_CHECKPOINT_EVERY)] > 0 &&
         (st = mpq_search_save_checkpoint(s, s->checkpoint_path)) != MPQ_OK)
         return st;
     return MPQ_OK;
@@ -1388,7 +678,7 @@ int mpq_search_is_finished(const mpq_search *s)
         mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_is_finished: search is NULL");
         return -1;
     }
-    return s->finished || s->episode >= (int64_t)s->params[MPQ_SEARCH_EPISODES];
+    return s->finished || s->episode >= (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)];
 }
 
 /* ---- results ------------------------------------------------------------------------------ */

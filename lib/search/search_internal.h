@@ -6,11 +6,47 @@
 
 /* Counts stay out of the public enums (issue 17): users walk the *_param_info functions until
  * they refuse an id. */
-#define MPQ_SEARCH_METHOD_COUNT 5
+#define MPQ_SEARCH_METHOD_COUNT 6
 #define MPQ_SEARCH_RESOURCE_COUNT 4
-#define MPQ_SEARCH_PARAM_COUNT 41
+/* The papers' parameters are ids 0..MPQ_SEARCH_PAPER_PARAM_COUNT-1, libmpq's own
+ * MPQ_PARAM_EXTENSION_BASE.. (search.h); both live in one dense array of slots, in id order, so
+ * that a checkpoint's "params" tensor keeps the order of earlier files. */
+#define MPQ_SEARCH_PAPER_PARAM_COUNT 35
+#define MPQ_SEARCH_EXT_PARAM_COUNT 12
+#define MPQ_SEARCH_PARAM_COUNT (MPQ_SEARCH_PAPER_PARAM_COUNT + MPQ_SEARCH_EXT_PARAM_COUNT)
+/* Slot of a parameter id; a constant expression, for designated initialisers. */
+#define SEARCH_SLOT(id)                                                                          \
+    ((int)(id) >= MPQ_PARAM_EXTENSION_BASE                                                       \
+         ? MPQ_SEARCH_PAPER_PARAM_COUNT + (int)(id) - MPQ_PARAM_EXTENSION_BASE                   \
+         : (int)(id))
 
-/* Private to lib/search. */
+static inline int search_param_valid(int id)
+{
+    return (id >= 0 && id < MPQ_SEARCH_PAPER_PARAM_COUNT) ||
+           (id >= MPQ_PARAM_EXTENSION_BASE &&
+            id < MPQ_PARAM_EXTENSION_BASE + MPQ_SEARCH_EXT_PARAM_COUNT);
+}
+
+static inline mpq_search_param search_param_of_slot(int slot)
+{
+    return (mpq_search_param)(slot < MPQ_SEARCH_PAPER_PARAM_COUNT
+                                  ? slot
+                                  : MPQ_PARAM_EXTENSION_BASE + slot - MPQ_SEARCH_PAPER_PARAM_COUNT);
+}
+
+/* Private to lib/search.
+ *
+ * Layout of the module:
+ *   search.c      handle, parameters, prepare, the episode loop, results
+ *   config.c      the typed configuration read from the parameters once at prepare
+ *   budget.c      costs, the first/last-layer rule, the budget wall and the budget fill
+ *   evaluate.c    evaluation cache, history, the kept best policies, one episode's record
+ *   methods.c     the method table and what the agents share (seeds, DDPG set-up, updates)
+ *   method_*.c    one search method each, with private state behind search_method_ops
+ *   allocator.c   kernel quantization errors and the exact kernel-bit allocator
+ *   checkpoint.c  the core's checkpoint tensors; each method writes its own through the table
+ *   params.c, report.c  parameter rows and names; CSV/JSON reports
+ */
 
 /* Static layer features of HAQ's state (columns 0-7 of linear_quantize_env.py). */
 #define SEARCH_LAYER_FEATURES 8
@@ -18,35 +54,79 @@
 #define SEARCH_HAQ_STATE 10
 /* AutoQ HLC state: layer features + previous goal + previous activation bits. */
 #define SEARCH_HLC_STATE 10
-/* AutoQ LLC state: layer features + kernel index + kernel std + kernel max magnitude. */
+/* AutoQ LLC state: layer features + kernel index + kernel std + kernel max magnitude, then
+ * (autoq_llc_sensitivity = 1) one normalised quantization error per candidate weight width. */
 #define SEARCH_KERNEL_FEATURES 3
 #define SEARCH_LLC_STATE (SEARCH_LAYER_FEATURES + SEARCH_KERNEL_FEATURES)
 
-/* Lazy greedy's per-candidate row: score (NaN never measured on the current policy's
- * predecessor, +inf not applicable), fresh (measured on the current policy), and the figures of
- * that measurement. */
-enum { GREEDY_SCORE, GREEDY_FRESH, GREEDY_ACC, GREEDY_REWARD, GREEDY_COST, GREEDY_FIELDS };
+/* The parameters every part of the search reads, typed, read once at prepare (run control,
+ * i.e. episodes, checkpoint_every and time_limit, may change later and is read where used). */
+typedef struct search_config {
+    int wmin, wmax, amin, amax;
+    int objective;               /* mpq_search_objective */
+    mpq_search_resource resource;
+    double budget;               /* fraction of all-8-bit */
+    int first_last;              /* mpq_search_first_last_rule */
+    int fill;                    /* mpq_search_budget_fill */
+    double reward_scale;
+    double psi_acc, psi_latency, psi_energy, psi_area;
+    int64_t keep_top;
+    int duplicates;              /* mpq_search_duplicate_rule */
+    double duplicate_penalty;
+    int warm_start;              /* 1: HAQ/AutoQ start from the ilp policy */
+    uint64_t seed;
+} search_config;
 
-/* Greedy's per-round bookkeeping. */
-typedef struct search_greedy {
-    int64_t candidate;    /* next candidate (layer * 2 + {0 weight, 1 act}) of the round */
-    int64_t best_candidate; /* best candidate of the round so far, -1 none */
-    double best_score;
-    double cur_accuracy;  /* accuracy of the current policy (NaN before measured) */
-    double cur_reward;
-    double cur_cost;      /* budget-resource cost of the current policy */
-    double cand_accuracy; /* figures of the best candidate of the round */
-    double cand_reward;
-    double cand_cost;
-} search_greedy;
+/* What a method's propose() put into s->kbits / s->abits. */
+typedef enum search_proposal {
+    SEARCH_PROPOSE_WALL = 0,  /* a proposal: the budget wall (and fill) make it feasible */
+    SEARCH_PROPOSE_EXACT = 1, /* evaluate as it is (baselines' enumerations, ilp's probes) */
+    SEARCH_PROPOSE_DONE = 2,  /* nothing left to propose: the search is finished */
+} search_proposal;
+
+/* One search method (zstd-style table row). The state is private to the method's file; the
+ * core only passes it back. Per episode the core calls propose(), then (unless DONE) applies
+ * the first/last rule, the wall and the fill as asked, evaluates (cache first), records the
+ * episode and calls learn() with its record. */
+typedef struct search_method_ops {
+    mpq_search_method id;
+    const char *name;
+    /* Fresh state for a search whose configuration and layout are known. */
+    mpq_status (*create)(mpq_search *s, void **state);
+    void (*destroy)(void *state);
+    mpq_status (*propose)(mpq_search *s, void *state, search_proposal *what);
+    /* @p rec is the episode's record; @p agent_reward the reward the agent is to learn from
+     * (the record's, or lowered for a duplicate under MPQ_SEARCH_DUPLICATES_PENALISE). */
+    mpq_status (*learn)(mpq_search *s, void *state, const mpq_search_record *rec,
+                        double agent_reward);
+    /* Checkpoint: tensors under names of the method's own choosing; load builds the state from
+     * them (checking shapes before allocating what they announce) before prepare. */
+    mpq_status (*save)(const mpq_search *s, const void *state, mpq_container *c);
+    mpq_status (*load)(mpq_search *s, const mpq_container *c, void **state);
+    /* Optional: store a known good policy (s->kbits/abits, reward) as experience (warm start). */
+    mpq_status (*seed)(mpq_search *s, void *state, double reward);
+    /* Optional: the method's agents, for bench-search's timings (any may be NULL). */
+    void (*agents)(void *state, mpq_ddpg **a, mpq_ddpg **b, mpq_ddpg **c);
+} search_method_ops;
+
+const search_method_ops *search_method_table(mpq_search_method method);
 
 struct mpq_search {
     mpq_search_method method;
+    const search_method_ops *ops;
+    void *mstate;           /* the method's private state */
+    int mstate_loaded;      /* restored from a checkpoint: prepare keeps it */
+    /* warm start: the ilp method runs first (its episodes are part of the history), then hands
+     * its policy to the method's seed() */
+    void *warm;
+    int warm_done;
+
     const mpq_model *model;
     mpq_hw *hw;
     mpq_evaluator_fn evaluator;
     void *evaluator_user;
     double params[MPQ_SEARCH_PARAM_COUNT];
+    search_config cfg;
     mpq_search_progress_fn progress;
     void *progress_user;
     mpq_log_fn log;
@@ -57,14 +137,18 @@ struct mpq_search {
     size_t layers;
     int64_t kernels;
     int64_t *kernel_offset; /* layers + 1 */
+    int64_t max_layer_kernels;
     float *layer_feat;      /* layers x SEARCH_LAYER_FEATURES, min-max normalised */
     float *kernel_feat;     /* kernels x SEARCH_KERNEL_FEATURES */
+    double *kernel_err;     /* kernels x (w_max - w_min + 1) weight quantization errors, lazily */
+    int kernel_err_range[2];
 
     /* set by prepare */
     int prepared;
     int started;
     mpq_hw_cost ref_cost;
     double ref_res[MPQ_SEARCH_RESOURCE_COUNT];
+    double target;          /* budget x all-8-bit cost of the budget resource */
     double min_fraction;    /* cheapest reachable budget-resource fraction */
     double ref_accuracy;    /* NaN until known */
 
@@ -72,31 +156,20 @@ struct mpq_search {
     uint8_t *kbits;         /* kernels */
     uint8_t *abits;         /* layers */
     mpq_policy *work;
-    float *llc_states;      /* max kernels per layer x SEARCH_LLC_STATE */
-    float *llc_goals;       /* max kernels per layer */
-    float *llc_actions;     /* max kernels per layer */
-    int64_t max_layer_kernels;
-    float *hlc_states;      /* (layers + 1) x SEARCH_HLC_STATE */
-    float *hlc_actions;     /* layers x 2 */
-    float *haq_states;      /* (2 layers + 1) x SEARCH_HAQ_STATE */
-    float *haq_actions;     /* 2 layers */
     double *layer_res;      /* per-layer budget-resource cost for the wall */
     uint8_t *pre_kbits;     /* the policy before the wall (budget fill's cap, mode 1) */
     uint8_t *pre_abits;
+    uint8_t *wall_kbits;    /* the policy after the wall, before the fill (fill share) */
+    uint8_t *wall_abits;
     uint8_t *fill_tmp;      /* max kernels per layer: one layer's bits while a step is tried */
-    double *fill_delta;     /* layers x 2: budget cost of raising weights / activations */
-    int64_t *llc_pick;      /* sampled kernels, layers x samples */
-    float *llc_pick_state;  /* layers x samples x SEARCH_LLC_STATE */
-    float *llc_pick_next;
-    float *llc_pick_goal;
-    float *llc_pick_action;
-    double *layer_goal_bits; /* per layer, goal in bits */
-    double *layer_mean_bits; /* per layer, mean kernel bits before the wall */
+    double *fill_delta;     /* layers x 4: budget cost of raising weights / activations, gains */
+    double last_fill_share; /* share of the last walled policy's bits the fill added */
 
     /* history */
     mpq_search_record *history;
     int64_t history_count;
     int64_t history_capacity;
+    int64_t evaluations;    /* distinct evaluator calls (cache misses) */
 
     /* evaluation cache: open addressing on the policy hash */
     uint64_t *cache_keys;
@@ -123,17 +196,6 @@ struct mpq_search {
 
     /* seconds spent per phase (for bench-search; not part of any result) */
     double prof_act, prof_update, prof_cost, prof_eval;
-
-    mpq_ddpg *agent;        /* HAQ */
-    mpq_ddpg *hlc;          /* AutoQ */
-    mpq_ddpg *llc;
-
-    /* baselines */
-    int64_t uniform_index;
-    search_greedy greedy;
-    double *greedy_cand;    /* 2 layers x GREEDY_FIELDS: lazy greedy's per-candidate figures */
-    uint8_t *greedy_kbits;
-    uint8_t *greedy_abits;
 };
 
 /* params.c */
@@ -147,6 +209,9 @@ typedef struct search_range {
     int wmin, wmax, amin, amax;
 } search_range;
 
+/* config.c */
+void search_read_config(mpq_search *s);
+
 /* search.c */
 search_range search_ranges(const mpq_search *s);
 double search_now(void);
@@ -157,32 +222,54 @@ void search_log(const mpq_search *s, mpq_log_level level, const char *fmt, ...)
     ;
 int search_param_int(const mpq_search *s, mpq_search_param id);
 int search_bits_from_action(double a, int lo, int hi);
+uint64_t search_mix_seed(uint64_t seed, uint64_t salt);
+void search_drop_method_state(mpq_search *s);
+/* The method's agents (first, second; NULL where it has none), e.g. HAQ's, AutoQ's HLC and LLC. */
+void search_agents(const mpq_search *s, mpq_ddpg **a, mpq_ddpg **b);
+
+/* budget.c */
 mpq_status search_apply_rule_pin(mpq_search *s);
-mpq_status search_finish_episode(mpq_search *s, int64_t bits_lowered, mpq_search_record *rec);
 int search_pinned(const mpq_search *s, size_t layer);
 int search_pin_w(const mpq_search *s);
 int search_pin_a(const mpq_search *s);
+void search_set_layer_bits(mpq_search *s, size_t layer, int w, int a);
 mpq_status search_wall(mpq_search *s, int64_t *lowered);
+double search_fill_share(const mpq_search *s);
 mpq_status search_policy_cost(mpq_search *s, const uint8_t *kbits, const uint8_t *abits,
                               mpq_hw_cost *cost);
+mpq_status search_layer_cost(mpq_search *s, size_t layer, const uint8_t *kbits, int abits,
+                             mpq_hw_cost *cost);
 double search_resource_of(const mpq_hw_cost *c, mpq_search_resource r);
-mpq_status search_create_agents(mpq_search *s);
-void search_destroy_agents(mpq_search *s);
+mpq_status search_load_policy(mpq_search *s, const uint8_t *kbits, const uint8_t *abits);
+
+/* evaluate.c */
 mpq_status search_cache_put(mpq_search *s, uint64_t key, double value);
 int search_cache_get(const mpq_search *s, uint64_t key, double *value);
 mpq_status search_history_push(mpq_search *s, const mpq_search_record *rec);
-mpq_status search_load_policy(mpq_search *s, const uint8_t *kbits, const uint8_t *abits);
 mpq_status search_top_insert(mpq_search *s, mpq_policy *policy, int64_t index);
 void search_top_clear(mpq_search *s);
+mpq_status search_evaluate_work(mpq_search *s, double *accuracy, int *cached);
+mpq_status search_finish_episode(mpq_search *s, int64_t bits_lowered, mpq_search_record *rec);
 
+/* methods.c: what the agent-based methods share */
+mpq_status search_configure_ddpg(mpq_search *s, mpq_ddpg *a, int64_t replay, int is_llc);
 mpq_status search_agent_learn(mpq_search *s, mpq_ddpg *agent, int64_t episode, int64_t steps,
                               double reward);
+/* The inverse of search_bits_from_action(): the action at the centre of bit width b's bin. */
+float search_action_of_bits(int b, int lo, int hi);
 
-/* methods.c */
-mpq_status search_episode_haq(mpq_search *s);
-mpq_status search_episode_autoq(mpq_search *s);
-mpq_status search_episode_uniform(mpq_search *s);
-mpq_status search_episode_random(mpq_search *s);
-mpq_status search_episode_greedy(mpq_search *s);
+/* allocator.c */
+/* Weight quantization error of every kernel at every width w_min..w_max (fake-quant module,
+ * per-kernel min-max range, squared error summed over the kernel); computed once. */
+mpq_status search_kernel_errors(mpq_search *s, const double **err, int *lo, int *hi);
+/* The kernel bits of one layer with mean exactly total/M that minimise the summed error:
+ * err is M x (hi - lo + 1); bits receives M widths in [lo, hi]. */
+mpq_status search_allocate_kernels(const double *err, int64_t M, int lo, int hi, int64_t total,
+                                   uint8_t *bits);
+
+/* method_ilp.c: the warm start reads the ilp's solution (0 until its episode is done) */
+extern const search_method_ops search_method_ilp;
+int search_ilp_solution(const void *state, const uint8_t **kbits, const uint8_t **abits,
+                        double *reward);
 
 #endif

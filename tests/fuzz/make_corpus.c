@@ -510,46 +510,6 @@ static void make_ddpg(void)
     }
 }
 
-static void make_hier(void)
-{
-    mpq_hier *h;
-    if (mpq_hier_create(&h, 4, 1, 1, 1, 5))
-        die("hier");
-    for (int level = 0; level < 2; level++) {
-        mpq_hier_level l = (mpq_hier_level)level;
-        /* Through the pair, which sizes its relabelling store with the high-level replay. */
-        if (mpq_hier_set_level_param(h, l, MPQ_DDPG_HIDDEN1, 8) ||
-            mpq_hier_set_level_param(h, l, MPQ_DDPG_HIDDEN2, 6) ||
-            mpq_hier_set_level_param(h, l, MPQ_DDPG_BATCH, 4) ||
-            mpq_hier_set_level_param(h, l, MPQ_DDPG_REPLAY_CAPACITY, 16))
-            die("hier params");
-    }
-    float s[4], goal[1], extra[1], a[1];
-    for (int e = 0; e < 3; e++) {
-        for (int seg = 0; seg < 2; seg++) {
-            for (int i = 0; i < 4; i++)
-                s[i] = (float)((e + seg + i) % 3) * 0.5f;
-            if (mpq_hier_act_high(h, s, 1, goal, extra))
-                die("act_high");
-            for (int t = 0; t < 2; t++)
-                if (mpq_hier_act_low(h, s, 1, a) ||
-                    mpq_hier_observe(h, a, 0.0, s, seg == 1 && t == 1))
-                    die("act_low");
-        }
-        if (mpq_hier_end_episode(h, 0.2 * e))
-            die("hier episode");
-    }
-    void *data;
-    size_t n;
-    if (mpq_hier_to_memory(h, &data, &n))
-        die("hier save");
-    mpq_container *c = container_of(data, n);
-    put_damaged("hier", c, 40);
-    mpq_container_destroy(c);
-    mpq_free(data);
-    mpq_hier_destroy(h);
-}
-
 static void make_checkpoint(void)
 {
     mpq_model *m;
@@ -561,7 +521,7 @@ static void make_checkpoint(void)
         int steps, budget;
     } runs[] = {{MPQ_SEARCH_HAQ, 3, 12},     {MPQ_SEARCH_AUTOQ, 2, 12},
                 {MPQ_SEARCH_GREEDY, 6, 8},   {MPQ_SEARCH_RANDOM, 2, 3},
-                {MPQ_SEARCH_UNIFORM, 2, 3}};
+                {MPQ_SEARCH_UNIFORM, 2, 3},  {MPQ_SEARCH_ILP, 3, 8}};
     const char *path = fuzz_temp_path("search.ckpt");
     for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
         mpq_search *s;
@@ -710,8 +670,8 @@ int main(int argc, char **argv)
     } targets[] = {{"container", make_container}, {"policy", make_policy},
                    {"strings", make_strings},     {"hwtable", make_hwtable},
                    {"model", make_model},         {"net", make_net},
-                   {"ddpg", make_ddpg},           {"hier", make_hier},
-                   {"checkpoint", make_checkpoint}, {"idx", make_idx}};
+                   {"ddpg", make_ddpg},           {"checkpoint", make_checkpoint},
+                   {"idx", make_idx}};
     for (size_t i = 0; i < sizeof targets / sizeof *targets; i++) {
         if (strcmp(argv[1], targets[i].name) == 0) {
             targets[i].make();

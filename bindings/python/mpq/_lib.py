@@ -1,4 +1,4 @@
-"""Loading of libmpq.so.0.2.2, the C structures, the prototype table and error translation.
+"""Loading of libmpq.so.0.2.2.2, the C structures, the prototype table and error translation.
 
 Every C function the package calls is declared exactly once, in ``_PROTOTYPES`` below. Functions
 of modules missing from the loaded library (a development build with ``-Dmodules=...``) are
@@ -235,7 +235,7 @@ SEARCH_RECORD_FIELDS = [
     ("area_ratio", c_double), ("size_ratio", c_double), ("avg_weight_bits", c_double),
     ("avg_act_bits", c_double), ("policy_hash", c_uint64), ("cached", c_int),
     ("feasible", c_int), ("bits_lowered", c_int64), ("best_reward", c_double),
-    ("elapsed_s", c_double)]
+    ("elapsed_s", c_double), ("evaluations", c_int64), ("fill_share", c_double)]
 
 
 class Int8Report(SizedStructure):
@@ -513,20 +513,20 @@ def _installed_library():
     out = []
     try:
         from . import _install  # written by meson install only
-        out.append(os.path.join(_install.LIBDIR, "libmpq.so.0.2.2"))
+        out.append(os.path.join(_install.LIBDIR, "libmpq.so.0.2.2.2"))
     except ImportError:
         pass
-    out.append(ctypes.util.find_library("mpq") or "libmpq.so.0.2.2")
+    out.append(ctypes.util.find_library("mpq") or "libmpq.so.0.2.2.2")
     return out
 
 
 def _source_build_libraries():
-    """``build*/libmpq.so.0.2.2`` of the source tree this package sits in, newest first."""
+    """``build*/libmpq.so.0.2.2.2`` of the source tree this package sits in, newest first."""
     here = pathlib.Path(__file__).resolve().parent
     root = here.parent.parent.parent  # bindings/python/mpq -> source root
     if not (root / "meson.build").exists() or not (root / "lib" / "libmpq.map").exists():
         return []
-    found = [str(b / "libmpq.so.0.2.2") for b in root.glob("build*") if (b / "libmpq.so.0.2.2").exists()]
+    found = [str(b / "libmpq.so.0.2.2.2") for b in root.glob("build*") if (b / "libmpq.so.0.2.2.2").exists()]
     # Newest build first: the one a developer just compiled.
     found.sort(key=lambda p: os.path.getmtime(p), reverse=True)
     return found
@@ -582,7 +582,7 @@ def _load():
                           % (name, major, minor, number % 100, want[0], want[1]))
             continue
         return cdll, _loaded_path(cdll, name)
-    raise ImportError("mpq: cannot load libmpq.so.0.2.2 (set MPQ_LIBRARY to its path); tried:\n  "
+    raise ImportError("mpq: cannot load libmpq.so.0.2.2.2 (set MPQ_LIBRARY to its path); tried:\n  "
                       + "\n  ".join(errors))
 
 
@@ -690,25 +690,35 @@ def status_names():
     return dict(_STATUS_NAMES)
 
 
-def walk_param_info(fn, *lead):
-    """Every ``mpq_param_info`` a ``*_param_info(…, id, info)`` function gives, from id 0 until
-    it refuses with MPQ_ERR_INVALID_ARGUMENT: the count is the library's, never copied.
-    Ids it answers MPQ_ERR_UNSUPPORTED for (a parameter another hardware target has) are
-    returned as None."""
+PARAM_EXTENSION_BASE = 1000  # MPQ_PARAM_EXTENSION_BASE: a numbering rule, not a count
+
+
+def walk_param_ids(fn, *lead):
+    """Every (id, ``mpq_param_info``) a ``*_param_info(…, id, info)`` function gives: ids from 0
+    until it refuses with MPQ_ERR_INVALID_ARGUMENT, then the same from
+    MPQ_PARAM_EXTENSION_BASE, where modules that keep libmpq's own parameters apart from the
+    papers' number them. The counts are the library's, never copied. Ids it answers
+    MPQ_ERR_UNSUPPORTED for (a parameter another hardware target has) give None."""
     out = []
-    i = 0
-    while i < 100000:
-        info = ParamInfo()
-        try:
-            fn(*lead, i, ctypes.byref(info))
-        except InvalidArgumentError:
-            break
-        except UnsupportedError:
-            out.append(None)
-        else:
-            out.append(info)
-        i += 1
+    for start in (0, PARAM_EXTENSION_BASE):
+        i = start
+        while i < start + 100000:
+            info = ParamInfo()
+            try:
+                fn(*lead, i, ctypes.byref(info))
+            except InvalidArgumentError:
+                break
+            except UnsupportedError:
+                out.append((i, None))
+            else:
+                out.append((i, info))
+            i += 1
     return out
+
+
+def walk_param_info(fn, *lead):
+    """The infos of :func:`walk_param_ids`, in id order."""
+    return [info for _, info in walk_param_ids(fn, *lead)]
 
 
 def set_callback_error(status, message):

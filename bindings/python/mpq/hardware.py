@@ -123,7 +123,7 @@ class Hardware(Handle):
     def params(self) -> Dict[str, Dict[str, Any]]:
         """{name: info dict with value, min, max, default, description} for this target."""
         out = {}
-        for i, info in enumerate(_lib.walk_param_info(lib.mpq_hw_param_info, self)):
+        for i, info in _lib.walk_param_ids(lib.mpq_hw_param_info, self):
             if info is None:  # a parameter of another target
                 continue
             d = _lib.param_info_dict(info)

@@ -1,4 +1,4 @@
-"""Policy search (HAQ, AutoQ, baselines) with a Python evaluator and progress callback."""
+"""Policy search (HAQ, AutoQ, ilp, baselines) with a Python evaluator and progress callback."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # annotations only
     from .model import Model
 
 OBJECTIVES = {"resource": 0, "accuracy": 1}
+DUPLICATES = {"report": 0, "penalise": 1, "explore": 2}
+AUTOQ_LLC = {"agent": 0, "allocator": 1}
 FIRST_LAST = {"free": 0, "haq": 1, "pinned": 2}
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -372,7 +374,7 @@ class Search(Handle):
         """{name: current value} of every parameter."""
         out = {}
         v = c_double()
-        for i, info in enumerate(_param_infos(self._method_id())):
+        for i, info in _lib.walk_param_ids(lib.mpq_search_param_info, self._method_id()):
             lib.mpq_search_get_param(self, i, byref(v))
             out[info.name.decode()] = v.value
         return out

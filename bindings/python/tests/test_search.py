@@ -28,7 +28,7 @@ def make(method="haq", evaluator=synthetic_accuracy, **kw):
     return mpq.Search(m, hw, evaluator, method=method, **kw)
 
 
-@pytest.mark.parametrize("method", ["haq", "random", "uniform", "greedy"])
+@pytest.mark.parametrize("method", ["haq", "random", "uniform", "greedy", "ilp"])
 def test_run_history_best_and_pareto(method):
     seen = []
     s = make(method, progress=lambda info: seen.append(info["episode"]))
@@ -92,6 +92,27 @@ def test_budget_fill_and_greedy_rule_parameters():
     assert used[2] > used[0]  # the fill spends budget the wall left over
     g = make("greedy", greedy_lazy=0, episodes=5)
     assert g["greedy_lazy"] == 0
+
+
+def test_issue14_methods_and_parameters():
+    assert mpq.methods() == ["haq", "autoq", "uniform", "random", "greedy", "ilp"]
+    info = mpq.search_params("autoq")
+    assert info["duplicates"]["default"] == 1 and info["duplicate_penalty"]["default"] == 1
+    assert info["autoq_llc"]["default"] == 0 and info["autoq_llc_sensitivity"]["default"] == 1
+    assert info["warm_start"]["default"] == 0
+    # ilp: every probe and the solution are episodes; records count distinct evaluations
+    s = make("ilp", episodes=200)
+    s.run()
+    rows = s.history
+    assert s.finished and rows[-1]["feasible"]
+    distinct = 1 + sum(not r["cached"] for r in rows)  # + the reference measurement
+    assert rows[-1]["evaluations"] == distinct
+    assert all(0.0 <= r["fill_share"] <= 1.0 for r in rows)
+    a = make("autoq", episodes=3, autoq_llc=1)
+    a.run()
+    assert len(a) == 3 and a["autoq_llc"] == 1
+    with pytest.raises(mpq.InvalidArgumentError):
+        make("haq", duplicates=3)
 
 
 def test_top_policies_ranked_and_distinct():
