@@ -96,17 +96,12 @@ mpq_status mpq_graph_get_node(const mpq_graph *g, size_t index, mpq_graph_node *
     mpq_status st = check_index("mpq_graph_get_node", g, index, node);
     if (st != MPQ_OK)
         return st;
+    /* The first release of this struct: older, shorter ones do not exist. */
     if (node->size < offsetof(mpq_graph_node, epsilon) + sizeof(float))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "mpq_graph_get_node: node->size %zu is smaller than any version's",
                              node->size);
-    /* Callers of a later version may pass a larger struct: its tail is zeroed, size kept. */
-    size_t caller = node->size, n = caller < sizeof *node ? caller : sizeof *node;
-    memcpy((char *)node + sizeof node->size, (const char *)&g->nodes[index].d + sizeof node->size,
-           n - sizeof node->size);
-    if (caller > n)
-        memset((char *)node + n, 0, caller - n);
-    return MPQ_OK;
+    return mpq_struct_copy_out(node, &g->nodes[index].d, sizeof *node, "mpq_graph_get_node: node");
 }
 
 mpq_status mpq_graph_get_node_name(const mpq_graph *g, size_t index, const char **name)

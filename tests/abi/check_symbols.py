@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """ABI gate: the version script, the MPQ_API declarations and libmpq.so's dynamic symbols must be
-the same set, every export must carry the mpq_ prefix, and the soname must be libmpq.so.<N>."""
+the same set, every export must carry the mpq_ prefix and have a user in examples/, docs/, tools/
+or the Python package, and the soname must be the expected one."""
 import pathlib
 import re
 import subprocess
@@ -41,6 +42,16 @@ def main():
     bad_prefix = sorted(s for s in exported if not s.startswith("mpq_"))
     if bad_prefix:
         failures.append("exported without the mpq_ prefix: " + ", ".join(bad_prefix))
+    # Every export is public API with a user a reader can find (issue 17): an example program,
+    # the docs, the mpq tool or the Python package names it.
+    root = pathlib.Path(map_path).resolve().parent.parent
+    users = [p for pattern in ("examples/*.c", "docs/*.md", "README.md", "tools/*.c",
+                               "bindings/python/mpq/*.py") for p in root.glob(pattern)]
+    text = "\n".join(p.read_text(errors="replace") for p in users)
+    unused = sorted(s for s in in_map if not re.search(r"\b" + s + r"\b", text))
+    if unused:
+        failures.append("exported but used in no example, doc, tool or Python module: " +
+                        ", ".join(unused))
     dyn = subprocess.run(["readelf", "-d", library], capture_output=True, text=True,
                          check=True).stdout
     found = re.findall(r"\(SONAME\).*\[(.*)\]", dyn)

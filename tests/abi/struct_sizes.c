@@ -27,5 +27,6 @@ int main(void)
     SIZE(mpq_int8_report);
     SIZE(mpq_search_record);
     SIZE(mpq_search_progress);
+    SIZE(mpq_graph_node);
     return 0;
 }

@@ -337,6 +337,7 @@ static const struct size_row public_structs[] = {
     ROW(mpq_size_config),     ROW(mpq_size_report),    ROW(mpq_net_layer),
     ROW(mpq_train_progress),  ROW(mpq_int8_report),    ROW(mpq_ddpg_info),
     ROW(mpq_ddpg_shape),      ROW(mpq_search_record),  ROW(mpq_search_progress),
+    ROW(mpq_graph_node),
 };
 
 START_TEST(struct_sizes_match_the_table)
