@@ -13,7 +13,7 @@
 
 Runs in a few minutes on 2 cores (``--quick`` for a smoke test in seconds):
 
-    MPQ_LIBRARY=build/libmpq.so.0.2.2.2.2 PYTHONPATH=bindings/python \\
+    MPQ_LIBRARY=build/libmpq.so.0.2 PYTHONPATH=bindings/python \\
         /usr/bin/python3 examples/python/torch_fashion.py
 """
 

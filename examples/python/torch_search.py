@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Your own PyTorch CNN on Fashion-MNIST, searched with HAQ and AutoQ through mpq.torch.
 
-    MPQ_LIBRARY=build/libmpq.so.0.2.2.2 PYTHONPATH=bindings/python \\
+    MPQ_LIBRARY=build/libmpq.so.0.2 PYTHONPATH=bindings/python \\
         /usr/bin/python3 examples/python/torch_search.py [--quick]
 
 --quick (3000 training images, 4 episodes each) is a smoke run: about 1.5 minutes on a busy

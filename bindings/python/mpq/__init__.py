@@ -1,4 +1,4 @@
-"""libmpq for Python: a thin ctypes layer over libmpq.so.0.2.2.2 (no compiled extension).
+"""libmpq for Python: a thin ctypes layer over libmpq.so.0.2 (no compiled extension).
 
     import mpq
     model = mpq.Model.zoo("mobilenetv2")
@@ -8,7 +8,7 @@
 
 The library is found through the ``MPQ_LIBRARY`` environment variable (a path, and only
 there when set), then the installed library (the one ``meson install`` installed with this
-package, else the dynamic loader's ``libmpq.so.0.2.2.2``), then the newest ``build*/libmpq.so.0.2.2.2`` of
+package, else the dynamic loader's ``libmpq.so.0.2``), then the newest ``build*/libmpq.so.0.2`` of
 the source tree the package sits in. ``mpq.library_path`` tells which file was loaded.
 
 ``mpq.torch`` (imported separately: ``import mpq.torch``) applies policies to PyTorch models.

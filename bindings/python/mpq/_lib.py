@@ -1,4 +1,4 @@
-"""Loading of libmpq.so.0.2.2.2, the C structures, the prototype table and error translation.
+"""Loading of libmpq.so.0.2, the C structures, the prototype table and error translation.
 
 Every C function the package calls is declared exactly once, in ``_PROTOTYPES`` below. Functions
 of modules missing from the loaded library (a development build with ``-Dmodules=...``) are
@@ -438,7 +438,6 @@ _PROTOTYPES = {
     "mpq_net_destroy": (None, [vp]),
     "mpq_net_load": (S, [P(vp), c_char_p, c_uint64]),
     "mpq_net_load_onnx": (S, [P(vp), c_char_p, c_uint64]),
-    "mpq_net_forward": (S, [vp, P(c_float), c_int32, P(c_float)]),
     "mpq_net_save": (S, [vp, c_char_p]),
     "mpq_net_get_name": (c_char_p, [vp]),
     "mpq_net_to_model": (S, [vp, P(vp)]),
@@ -513,20 +512,20 @@ def _installed_library():
     out = []
     try:
         from . import _install  # written by meson install only
-        out.append(os.path.join(_install.LIBDIR, "libmpq.so.0.2.2.2"))
+        out.append(os.path.join(_install.LIBDIR, "libmpq.so.0.2"))
     except ImportError:
         pass
-    out.append(ctypes.util.find_library("mpq") or "libmpq.so.0.2.2.2")
+    out.append(ctypes.util.find_library("mpq") or "libmpq.so.0.2")
     return out
 
 
 def _source_build_libraries():
-    """``build*/libmpq.so.0.2.2.2`` of the source tree this package sits in, newest first."""
+    """``build*/libmpq.so.0.2`` of the source tree this package sits in, newest first."""
     here = pathlib.Path(__file__).resolve().parent
     root = here.parent.parent.parent  # bindings/python/mpq -> source root
     if not (root / "meson.build").exists() or not (root / "lib" / "libmpq.map").exists():
         return []
-    found = [str(b / "libmpq.so.0.2.2.2") for b in root.glob("build*") if (b / "libmpq.so.0.2.2.2").exists()]
+    found = [str(b / "libmpq.so.0.2") for b in root.glob("build*") if (b / "libmpq.so.0.2").exists()]
     # Newest build first: the one a developer just compiled.
     found.sort(key=lambda p: os.path.getmtime(p), reverse=True)
     return found
@@ -582,7 +581,7 @@ def _load():
                           % (name, major, minor, number % 100, want[0], want[1]))
             continue
         return cdll, _loaded_path(cdll, name)
-    raise ImportError("mpq: cannot load libmpq.so.0.2.2.2 (set MPQ_LIBRARY to its path); tried:\n  "
+    raise ImportError("mpq: cannot load libmpq.so.0.2 (set MPQ_LIBRARY to its path); tried:\n  "
                       + "\n  ".join(errors))
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures. The package is imported from the source tree; libmpq.so.0.2.2.2 comes from
+"""Shared fixtures. The package is imported from the source tree; libmpq.so.0.2 comes from
 MPQ_LIBRARY (set by meson test), else an installed libmpq, else the newest build*/ directory of
 the checkout."""
 

@@ -50,13 +50,13 @@ def test_pip_install_into_fresh_venv_finds_installed_library(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     libdir = tmp_path / "lib"  # an installed libmpq, on the loader's path
     libdir.mkdir()
-    shutil.copy(_library_file(), libdir / "libmpq.so.0.2.2.2")
+    shutil.copy(_library_file(), libdir / "libmpq.so.0.2")
     r = subprocess.run([str(py), "-c", PROBE], capture_output=True, text=True, cwd=tmp_path,
                        env=_clean_env(LD_LIBRARY_PATH=str(libdir)))
     assert r.returncode == 0, r.stderr
     module_file, lib_path, count = r.stdout.split()
     assert module_file.startswith(str(venv)), module_file
-    assert pathlib.Path(lib_path).resolve() == (libdir / "libmpq.so.0.2.2.2").resolve()
+    assert pathlib.Path(lib_path).resolve() == (libdir / "libmpq.so.0.2").resolve()
     assert int(count) == len(mpq.search_params())
     site = next((venv / "lib").glob("python3*/site-packages/mpq"))
     assert (site / "py.typed").exists() and (site / "torch.py").exists()
@@ -82,7 +82,7 @@ def test_meson_install_puts_package_next_to_library(tmp_path):
     exec((pkg / "_install.py").read_text(), ns)
     libdir = pathlib.Path(ns["LIBDIR"])
     staged = dest / libdir.relative_to("/")
-    assert (staged / "libmpq.so.0.2.2.2").exists()
+    assert (staged / "libmpq.so.0.2").exists()
     # The site directory is on the interpreter's sys.path for that prefix.
     site = pathlib.Path("/") / pkg.parent.relative_to(dest)
     r = subprocess.run(["/usr/bin/python3", "-c", "import sys; print('\\n'.join(sys.path))"],
@@ -96,4 +96,4 @@ def test_meson_install_puts_package_next_to_library(tmp_path):
     assert r.returncode == 0, r.stderr
     module_file, lib_path, _ = r.stdout.split()
     assert module_file == str(pkg / "__init__.py")
-    assert pathlib.Path(lib_path).resolve() == (staged / "libmpq.so.0.2.2.2").resolve()
+    assert pathlib.Path(lib_path).resolve() == (staged / "libmpq.so.0.2").resolve()
