@@ -10,15 +10,17 @@
  * the one the demo's searches live with.
  *
  * Usage: bench-signal [-n NET.mpqnet] [-d DATA_DIR] [-w HW] [-b BUDGET] [-m METHODS]
- *                     [-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [SETTING ...]
+ *                     [-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [SETTING ...]
  * A SETTING is a comma-separated list of evaluator parameters on top of the demo's (limit=2000),
  * e.g. "bn_batches=4" or "finetune_batches=20,bn_batches=4"; "-" is the demo's own. Defaults:
  * the cached ~/.cache/mpq/fashion-cnn.mpqnet, /usr/share/datasets/fashion-mnist, zynq7020,
  * latency 0.3, haq,autoq,greedy,random, 40 episodes each, 24 policies, seed 234, and the
  * settings "-" bn_batches=1 bn_batches=4 finetune_batches=20 finetune_batches=20,bn_batches=4.
- * OUT_DIR (default bench-signal-out) receives results.csv (one row per policy) and the policies
- * as JSON (pNN.json), so that a figure can be checked policy by policy. Timings depend on the
- * machine's load; correlations do not (the evaluator is deterministic for a seed). */
+ * OUT_DIR (default bench-signal-out) receives the policies as JSON (pNN.json, written before
+ * any scoring) and results.csv (one row per policy, rewritten after each final fine-tune with the
+ * correlations so far on stdout), so that a figure can be checked policy by policy. -P DIR scores
+ * the pNN.json of an earlier run instead of searching. Timings depend on the machine's load;
+ * scores and correlations do not (the evaluator is deterministic for a seed). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -111,20 +113,72 @@ typedef struct pol {
     double final;
 } pol;
 
+static mpq_status write_results(const char *out, const pol *P, int n, const char *const *settings,
+                                int nset)
+{
+    char buf[65536];
+    size_t len = (size_t)snprintf(buf, sizeof buf, "policy,source,latency_ratio,final_test");
+    for (int s = 0; s < nset && len < sizeof buf; s++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, ",\"%s\"", settings[s]);
+    for (int s = 0; s < nset && len < sizeof buf; s++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, ",\"seconds %s\"", settings[s]);
+    for (int i = 0; i < n && len < sizeof buf; i++) {
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "\np%02d,%s,%.4f,%.4f", i,
+                                P[i].source, P[i].lat, P[i].final);
+        for (int s = 0; s < nset && len < sizeof buf; s++)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, ",%.4f", P[i].score[s]);
+        for (int s = 0; s < nset && len < sizeof buf; s++)
+            len += (size_t)snprintf(buf + len, sizeof buf - len, ",%.3f", P[i].secs[s]);
+    }
+    if (len + 1 >= sizeof buf)
+        return mpq_set_error(MPQ_ERR_INTERNAL, "results larger than %zu bytes", sizeof buf);
+    buf[len++] = '\n';
+    char path[1200];
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    return mpq_write_file_atomic(path, buf, len);
+}
+
+static void print_table(const pol *P, int n, const char *const *settings, int nset, double budget,
+                        const char *hw_name, const char *source, long episodes,
+                        unsigned long long seed, int last)
+{
+    double fin[MAX_POL], sc[MAX_POL], fmean = 0;
+    for (int i = 0; i < n; i++) {
+        fin[i] = P[i].final;
+        fmean += P[i].final / n;
+    }
+    printf("%s%d policies at latency %.2f on %s (%s, %ld episodes each, seed %llu); final: 1 "
+           "fine-tune epoch, test top-1 (mean %.2f%%)\n",
+           last ? "FINAL: " : "so far: ", n, budget, hw_name, source, episodes, seed,
+           100 * fmean);
+    printf("%-36s %9s %12s %10s\n", "episode signal (limit=2000 +)", "spearman", "s/evaluation",
+           "mean score");
+    for (int s = 0; s < nset; s++) {
+        double secs = 0, mean = 0;
+        for (int i = 0; i < n; i++) {
+            sc[i] = P[i].score[s];
+            secs += P[i].secs[s] / n;
+            mean += P[i].score[s] / n;
+        }
+        printf("%-36s %9.3f %12.2f %9.2f%%\n", settings[s], spearman(sc, fin, n), secs, 100 * mean);
+    }
+    fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
     char defnet[1024];
     const char *home = getenv("HOME");
     snprintf(defnet, sizeof defnet, "%s/.cache/mpq/fashion-cnn.mpqnet", home ? home : ".");
     const char *net_path = defnet, *data = "/usr/share/datasets/fashion-mnist", *hw_name = "zynq7020";
-    const char *methods = "haq,autoq,greedy,random", *out = "bench-signal-out";
+    const char *methods = "haq,autoq,greedy,random", *out = "bench-signal-out", *from = NULL;
     double budget = 0.3;
     long episodes = 40, npol = 24;
     unsigned long long seed = 234;
     const char *settings[MAX_SET];
     int nset = 0;
     int c;
-    while ((c = getopt(argc, argv, "n:d:w:b:m:e:p:s:o:")) != -1) {
+    while ((c = getopt(argc, argv, "n:d:w:b:m:e:p:s:o:P:")) != -1) {
         switch (c) {
         case 'n': net_path = optarg; break;
         case 'd': data = optarg; break;
@@ -135,9 +189,10 @@ int main(int argc, char **argv)
         case 'p': npol = strtol(optarg, NULL, 10); break;
         case 's': seed = strtoull(optarg, NULL, 10); break;
         case 'o': out = optarg; break;
+        case 'P': from = optarg; break;
         default:
             fprintf(stderr, "usage: bench-signal [-n NET] [-d DATA] [-w HW] [-b BUDGET] [-m METHODS] "
-                            "[-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [SETTING ...]\n");
+                            "[-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [SETTING ...]\n");
             return 2;
         }
     }
@@ -180,8 +235,23 @@ int main(int argc, char **argv)
     mpq_search *srch[8];
     int nsrch = 0;
     char mbuf[256];
-    snprintf(mbuf, sizeof mbuf, "%s", methods);
+    snprintf(mbuf, sizeof mbuf, "%s", from ? "" : methods);
     double t0 = now();
+    for (int i = 0; from && i < npol; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/p%02d.json", from, i);
+        if (access(path, R_OK) != 0)
+            break;
+        if ((st = mpq_policy_load(&P[n].p, model, path)) != MPQ_OK)
+            return die(path, st);
+        mpq_hw_cost cost = {.size = sizeof cost}, ref = {.size = sizeof ref};
+        if ((st = mpq_hw_cost_total(hw, model, P[n].p, &cost)) != MPQ_OK ||
+            (st = mpq_hw_reference_total(hw, model, &ref)) != MPQ_OK)
+            return die(path, st);
+        snprintf(P[n].source, sizeof P[n].source, "p%02d.json", i);
+        P[n].lat = cost.latency_s / ref.latency_s;
+        n++;
+    }
     for (char *tok = strtok(mbuf, ","); tok && nsrch < 8; tok = strtok(NULL, ",")) {
         mpq_search_method m;
         mpq_search *s = NULL;
@@ -239,6 +309,12 @@ int main(int argc, char **argv)
     fprintf(stderr, "%d distinct policies collected in %.0f s\n", n, now() - t0);
     if (n < 3)
         return fprintf(stderr, "bench-signal: fewer than 3 policies\n"), 1;
+    for (int i = 0; i < n; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/p%02d.json", out, i);
+        if ((st = mpq_policy_save(P[i].p, model, path)) != MPQ_OK)
+            return die(path, st);
+    }
 
     /* 2. episode signals */
     for (int s = 0; s < nset; s++) {
@@ -253,54 +329,21 @@ int main(int argc, char **argv)
         fprintf(stderr, "setting %s scored\n", settings[s]);
     }
 
-    /* 3. final figures, the demo's: 1 fine-tune epoch, test split */
+    /* 3. final figures, the demo's: 1 fine-tune epoch, test split; the table after each */
     if ((st = apply_setting(ev, "-")) != MPQ_OK)
         return die("evaluator settings", st);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/results.csv", out);
-    for (int i = 0; i < n; i++) {
+    for (int done = 1; done <= n; done++) {
+        pol *q = &P[done - 1];
         double a = now();
-        if ((st = mpq_evaluator_finetune(ev, P[i].p, 1, MPQ_SPLIT_TEST, &P[i].final, NULL)) !=
-            MPQ_OK)
+        if ((st = mpq_evaluator_finetune(ev, q->p, 1, MPQ_SPLIT_TEST, &q->final, NULL)) != MPQ_OK)
             return die("finetune", st);
-        fprintf(stderr, "policy %d/%d (%s): final %.2f%% (%.0f s)\n", i + 1, n, P[i].source,
-                100 * P[i].final, now() - a);
-        snprintf(path, sizeof path, "%s/p%02d.json", out, i);
-        if ((st = mpq_policy_save(P[i].p, model, path)) != MPQ_OK)
-            return die(path, st);
-    }
-    snprintf(path, sizeof path, "%s/results.csv", out);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return fprintf(stderr, "bench-signal: %s: %s\n", path, strerror(errno)), 1;
-    fprintf(f, "policy,source,latency_ratio,final_test");
-    for (int s = 0; s < nset; s++)
-        fprintf(f, ",\"%s\"", settings[s]);
-    fprintf(f, "\n");
-    for (int i = 0; i < n; i++) {
-        fprintf(f, "p%02d,%s,%.4f,%.4f", i, P[i].source, P[i].lat, P[i].final);
-        for (int s = 0; s < nset; s++)
-            fprintf(f, ",%.4f", P[i].score[s]);
-        fprintf(f, "\n");
-    }
-    fclose(f);
-
-    double fin[MAX_POL], sc[MAX_POL];
-    for (int i = 0; i < n; i++)
-        fin[i] = P[i].final;
-    printf("%d policies at latency %.2f on %s (%s, %ld episodes each, seed %llu); final: 1 "
-           "fine-tune epoch, test top-1\n",
-           n, budget, hw_name, methods, episodes, seed);
-    printf("%-36s %9s %12s %10s\n", "episode signal (limit=2000 +)", "spearman", "s/evaluation",
-           "mean score");
-    for (int s = 0; s < nset; s++) {
-        double secs = 0, mean = 0;
-        for (int i = 0; i < n; i++) {
-            sc[i] = P[i].score[s];
-            secs += P[i].secs[s] / n;
-            mean += P[i].score[s] / n;
-        }
-        printf("%-36s %9.3f %12.2f %9.2f%%\n", settings[s], spearman(sc, fin, n), secs, 100 * mean);
+        fprintf(stderr, "policy %d/%d (%s, latency %.3f): final %.2f%% (%.0f s)\n", done, n,
+                q->source, q->lat, 100 * q->final, now() - a);
+        if ((st = write_results(out, P, done, settings, nset)) != MPQ_OK)
+            return die("results.csv", st);
+        if (done >= 3)
+            print_table(P, done, settings, nset, budget, hw_name, from ? from : methods,
+                        episodes, seed, done == n);
     }
     for (int i = 0; i < n; i++)
         mpq_policy_destroy(P[i].p);
