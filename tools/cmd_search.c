@@ -39,7 +39,8 @@ static void search_usage(FILE *out)
             "      --hw NAME          hardware model (default zynq7020; also bismo-edge,\n"
             "                         bismo-cloud, bitfusion)\n"
             "  -b, --budget R:F       resource budget, R in latency|energy|area|size, F in (0,1) a\n"
-            "                         fraction of the all-8-bit policy (default latency:0.5)\n"
+            "                         fraction of the all-8-bit policy (default latency:0.5;\n"
+            "                         the demo's latency:0.3)\n"
             "      --objective O      resource (default: best accuracy within the budget) or\n"
             "                         accuracy (AutoQ's psi-weighted reward, no budget)\n"
             "  -e, --episodes N       episodes >= 1 (default: the method's, HAQ 600, AutoQ 400); a\n"
@@ -51,7 +52,8 @@ static void search_usage(FILE *out)
             "      --cache DIR        where trained networks are cached (default\n"
             "                         $XDG_CACHE_HOME/mpq or ~/.cache/mpq)\n"
             "      --set NAME=VALUE   search parameter (repeatable; see --list-params)\n"
-            "      --eval-set NAME=VALUE  evaluator parameter (finetune_batches, limit, ...)\n"
+            "      --eval-set NAME=VALUE  evaluator parameter (finetune_batches, bn_batches,\n"
+            "                         limit, ...)\n"
             "      --finetune-epochs N  fine-tune the best policy for N epochs and report its test\n"
             "                         top-1 (default 0: report the search's validation figure)\n"
             "      --checkpoint-every N  write DIR/checkpoint.mpq every N episodes (default 10)\n"
@@ -72,20 +74,20 @@ static void search_usage(FILE *out)
     fprintf(out,
             "\n"
             "Demo (--demo): trains fashion-cnn if no cached network exists, runs uniform, greedy,\n"
-            "HAQ and AutoQ under one budget (default latency:0.5 of all-8-bit on zynq7020), fine-\n"
+            "HAQ and AutoQ under one budget (default latency:0.3 of all-8-bit on zynq7020), fine-\n"
             "tunes each best policy and prints one table. Demo options:\n"
             "      --demo             run the demo\n"
             "      --methods LIST     comma-separated methods (default uniform,greedy,haq,autoq)\n"
             "      --demo-episodes N  episodes for HAQ and AutoQ (default 100; greedy is capped at\n"
             "                         3 N evaluations, uniform plays its 49 pairs)\n"
             "      --demo-finetune N  final fine-tune epochs per best policy (default 1)\n"
+            "                         search episodes are scored on 2000 validation images\n"
+            "                         (--eval-set limit=0 for all 5000)\n"
             "      --budgets [R:]F,F,...  a budget sweep: the methods at each fraction F of\n"
             "                         resource R (default latency), in increasing order, the\n"
             "                         trained network reused; one table, DIR/summary.csv with a\n"
             "                         budget column, DIR/sweep.svg (test top-1 against budget),\n"
             "                         per budget DIR/R-F/METHOD and DIR/R-F/pareto.svg\n"
-            "                         search episodes are scored on 2000 validation images\n"
-            "                         (--eval-set limit=0 for all 5000)\n"
             "The demo's budget wall treats the first and last layer like the others\n"
             "(first_last=0); --set first_last=1 restores HAQ's forcing of them to 8 bit.\n"
             "\n"
@@ -1285,8 +1287,8 @@ static int run_demo(const options *o, context *cx, setup *su)
                o->demo_finetune);
     const char *acc_name = cx->is_proxy ? "proxy-acc" : finetuned ? "test-top1" : "val-top1";
     if (sweep) {
-        printf("evals: distinct policies each search scored; time: search, re-scoring and "
-               "fine-tune excluded\n");
+        printf("evals: distinct policies each search scored; time: the search alone (re-scoring "
+               "and fine-tune not included)\n");
         printf("%-8s %6s %9s %12s %7s %12s %7s %10s %7s %6s %6s\n", "method", "budget", acc_name,
                "latency(ms)", "x8bit", "energy(mJ)", "x8bit", "size(KB)", "x8bit", "evals",
                "time");
