@@ -10,7 +10,8 @@
  * the one the demo's searches live with.
  *
  * Usage: bench-signal [-n NET.mpqnet] [-d DATA_DIR] [-w HW] [-b BUDGET] [-m METHODS]
- *                     [-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [SETTING ...]
+ *                     [-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [-r FIRST:END]
+ *                     [SETTING ...]
  * A SETTING is a comma-separated list of evaluator parameters on top of the demo's (limit=2000),
  * e.g. "bn_batches=4" or "finetune_batches=20,bn_batches=4"; "-" is the demo's own. Defaults:
  * the cached ~/.cache/mpq/fashion-cnn.mpqnet, /usr/share/datasets/fashion-mnist, zynq7020,
@@ -19,7 +20,9 @@
  * OUT_DIR (default bench-signal-out) receives the policies as JSON (pNN.json, written before
  * any scoring) and results.csv (one row per policy, rewritten after each final fine-tune with the
  * correlations so far on stdout), so that a figure can be checked policy by policy. -P DIR scores
- * the pNN.json of an earlier run instead of searching. Timings depend on the machine's load;
+ * the pNN.json of an earlier run instead of searching; -r FIRST:END scores only policies
+ * FIRST..END-1, so that several processes can share the final fine-tunes (bench/signal_merge.py
+ * joins their results.csv and prints the correlations over all of them). Timings depend on the machine's load;
  * scores and correlations do not (the evaluator is deterministic for a seed). */
 #include <errno.h>
 #include <math.h>
@@ -107,7 +110,7 @@ static mpq_status apply_setting(mpq_evaluator *ev, const char *spec)
 
 typedef struct pol {
     mpq_policy *p;
-    char source[32];
+    char source[64];
     double lat;
     double score[MAX_SET], secs[MAX_SET];
     double final;
@@ -117,14 +120,14 @@ static mpq_status write_results(const char *out, const pol *P, int n, const char
                                 int nset)
 {
     char buf[65536];
-    size_t len = (size_t)snprintf(buf, sizeof buf, "policy,source,latency_ratio,final_test");
+    size_t len = (size_t)snprintf(buf, sizeof buf, "source,latency_ratio,final_test");
     for (int s = 0; s < nset && len < sizeof buf; s++)
         len += (size_t)snprintf(buf + len, sizeof buf - len, ",\"%s\"", settings[s]);
     for (int s = 0; s < nset && len < sizeof buf; s++)
         len += (size_t)snprintf(buf + len, sizeof buf - len, ",\"seconds %s\"", settings[s]);
     for (int i = 0; i < n && len < sizeof buf; i++) {
-        len += (size_t)snprintf(buf + len, sizeof buf - len, "\np%02d,%s,%.4f,%.4f", i,
-                                P[i].source, P[i].lat, P[i].final);
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "\n%s,%.4f,%.4f", P[i].source,
+                                P[i].lat, P[i].final);
         for (int s = 0; s < nset && len < sizeof buf; s++)
             len += (size_t)snprintf(buf + len, sizeof buf - len, ",%.4f", P[i].score[s]);
         for (int s = 0; s < nset && len < sizeof buf; s++)
@@ -176,9 +179,9 @@ int main(int argc, char **argv)
     long episodes = 40, npol = 24;
     unsigned long long seed = 234;
     const char *settings[MAX_SET];
-    int nset = 0;
+    int nset = 0, r0 = 0, r1 = MAX_POL;
     int c;
-    while ((c = getopt(argc, argv, "n:d:w:b:m:e:p:s:o:P:")) != -1) {
+    while ((c = getopt(argc, argv, "n:d:w:b:m:e:p:s:o:P:r:")) != -1) {
         switch (c) {
         case 'n': net_path = optarg; break;
         case 'd': data = optarg; break;
@@ -190,9 +193,15 @@ int main(int argc, char **argv)
         case 's': seed = strtoull(optarg, NULL, 10); break;
         case 'o': out = optarg; break;
         case 'P': from = optarg; break;
+        case 'r':
+            if (sscanf(optarg, "%d:%d", &r0, &r1) != 2 || r0 < 0 || r1 <= r0) {
+                fprintf(stderr, "bench-signal: -r needs FIRST:END\n");
+                return 2;
+            }
+            break;
         default:
             fprintf(stderr, "usage: bench-signal [-n NET] [-d DATA] [-w HW] [-b BUDGET] [-m METHODS] "
-                            "[-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [SETTING ...]\n");
+                            "[-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [-r FIRST:END] [SETTING ...]\n");
             return 2;
         }
     }
@@ -248,7 +257,7 @@ int main(int argc, char **argv)
         if ((st = mpq_hw_cost_total(hw, model, P[n].p, &cost)) != MPQ_OK ||
             (st = mpq_hw_reference_total(hw, model, &ref)) != MPQ_OK)
             return die(path, st);
-        snprintf(P[n].source, sizeof P[n].source, "p%02d.json", i);
+        snprintf(P[n].source, sizeof P[n].source, "p%02d", i);
         P[n].lat = cost.latency_s / ref.latency_s;
         n++;
     }
@@ -296,7 +305,7 @@ int main(int argc, char **argv)
                 continue;
             if ((st = mpq_policy_clone(p, &P[n].p)) != MPQ_OK)
                 return die("clone", st);
-            snprintf(P[n].source, sizeof P[n].source, "%s#%lld",
+            snprintf(P[n].source, sizeof P[n].source, "p%02d %s#%lld", n,
                      mpq_search_method_name(mpq_search_get_method(srch[k])), (long long)rank);
             P[n].lat = r.latency_ratio;
             n++;
@@ -315,6 +324,17 @@ int main(int argc, char **argv)
         if ((st = mpq_policy_save(P[i].p, model, path)) != MPQ_OK)
             return die(path, st);
     }
+
+    /* only the range this process scores (-r) */
+    if (r1 > n)
+        r1 = n;
+    if (r0 >= r1)
+        return fprintf(stderr, "bench-signal: -r selects no policy of %d\n", n), 1;
+    for (int i = 0; i < n; i++)
+        if (i < r0 || i >= r1)
+            mpq_policy_destroy(P[i].p);
+    memmove(P, P + r0, (size_t)(r1 - r0) * sizeof *P);
+    n = r1 - r0;
 
     /* 2. episode signals */
     for (int s = 0; s < nset; s++) {
