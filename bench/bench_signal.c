@@ -348,6 +348,11 @@ int main(int argc, char **argv)
         }
         fprintf(stderr, "setting %s scored\n", settings[s]);
     }
+    /* the episode signals are kept even if the fine-tunes below do not finish (final NaN) */
+    for (int i = 0; i < n; i++)
+        P[i].final = NAN;
+    if ((st = write_results(out, P, n, settings, nset)) != MPQ_OK)
+        return die("results.csv", st);
 
     /* 3. final figures, the demo's: 1 fine-tune epoch, test split; the table after each */
     if ((st = apply_setting(ev, "-")) != MPQ_OK)
@@ -359,7 +364,7 @@ int main(int argc, char **argv)
             return die("finetune", st);
         fprintf(stderr, "policy %d/%d (%s, latency %.3f): final %.2f%% (%.0f s)\n", done, n,
                 q->source, q->lat, 100 * q->final, now() - a);
-        if ((st = write_results(out, P, done, settings, nset)) != MPQ_OK)
+        if ((st = write_results(out, P, n, settings, nset)) != MPQ_OK)
             return die("results.csv", st);
         if (done >= 3)
             print_table(P, done, settings, nset, budget, hw_name, from ? from : methods,

@@ -44,7 +44,8 @@ def main(paths):
             elif cols != settings:
                 sys.exit(f"{path}: settings {cols} differ from {settings}")
             for r in reader:
-                rows[r["source"].split()[0]] = r  # pNN: the policy's file in the run
+                if r["final_test"] not in ("nan", "-nan"):  # fine-tune not reached yet
+                    rows[r["source"].split()[0]] = r  # pNN: the policy's file in the run
     if len(rows) < 3:
         sys.exit(f"{len(rows)} policies: too few for a correlation")
     keys = sorted(rows)
