@@ -11,7 +11,7 @@
  *
  * Usage: bench-signal [-n NET.mpqnet] [-d DATA_DIR] [-w HW] [-b BUDGET] [-m METHODS]
  *                     [-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [-r FIRST:END]
- *                     [SETTING ...]
+ *                     [-F] [SETTING ...]
  * A SETTING is a comma-separated list of evaluator parameters on top of the demo's (limit=2000),
  * e.g. "bn_batches=4" or "finetune_batches=20,bn_batches=4"; "-" is the demo's own. Defaults:
  * the cached ~/.cache/mpq/fashion-cnn.mpqnet, /usr/share/datasets/fashion-mnist, zynq7020,
@@ -22,7 +22,8 @@
  * correlations so far on stdout), so that a figure can be checked policy by policy. -P DIR scores
  * the pNN.json of an earlier run instead of searching; -r FIRST:END scores only policies
  * FIRST..END-1, so that several processes can share the final fine-tunes (bench/signal_merge.py
- * joins their results.csv and prints the correlations over all of them). Timings depend on the machine's load;
+ * joins their results.csv and prints the correlations over all of them); -F scores the episode
+ * signals only (more settings for policies whose finals another run has: the merge joins them). Timings depend on the machine's load;
  * scores and correlations do not (the evaluator is deterministic for a seed). */
 #include <errno.h>
 #include <math.h>
@@ -179,9 +180,9 @@ int main(int argc, char **argv)
     long episodes = 40, npol = 24;
     unsigned long long seed = 234;
     const char *settings[MAX_SET];
-    int nset = 0, r0 = 0, r1 = MAX_POL;
+    int nset = 0, r0 = 0, r1 = MAX_POL, no_finals = 0;
     int c;
-    while ((c = getopt(argc, argv, "n:d:w:b:m:e:p:s:o:P:r:")) != -1) {
+    while ((c = getopt(argc, argv, "n:d:w:b:m:e:p:s:o:P:r:F")) != -1) {
         switch (c) {
         case 'n': net_path = optarg; break;
         case 'd': data = optarg; break;
@@ -193,6 +194,7 @@ int main(int argc, char **argv)
         case 's': seed = strtoull(optarg, NULL, 10); break;
         case 'o': out = optarg; break;
         case 'P': from = optarg; break;
+        case 'F': no_finals = 1; break;
         case 'r':
             if (sscanf(optarg, "%d:%d", &r0, &r1) != 2 || r0 < 0 || r1 <= r0) {
                 fprintf(stderr, "bench-signal: -r needs FIRST:END\n");
@@ -201,7 +203,7 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr, "usage: bench-signal [-n NET] [-d DATA] [-w HW] [-b BUDGET] [-m METHODS] "
-                            "[-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [-r FIRST:END] [SETTING ...]\n");
+                            "[-e EPISODES] [-p POLICIES] [-s SEED] [-o OUT_DIR] [-P DIR] [-r FIRST:END] [-F] [SETTING ...]\n");
             return 2;
         }
     }
@@ -357,7 +359,7 @@ int main(int argc, char **argv)
     /* 3. final figures, the demo's: 1 fine-tune epoch, test split; the table after each */
     if ((st = apply_setting(ev, "-")) != MPQ_OK)
         return die("evaluator settings", st);
-    for (int done = 1; done <= n; done++) {
+    for (int done = 1; done <= n && !no_finals; done++) {
         pol *q = &P[done - 1];
         double a = now();
         if ((st = mpq_evaluator_finetune(ev, q->p, 1, MPQ_SPLIT_TEST, &q->final, NULL)) != MPQ_OK)

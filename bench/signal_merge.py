@@ -34,18 +34,24 @@ def spearman(x, y):
 
 
 def main(paths):
-    rows, settings = {}, None
+    rows, settings = {}, []
     for path in paths:
         with open(path) as f:
             reader = csv.DictReader(f)
-            cols = [c for c in reader.fieldnames[3:] if not c.startswith("seconds ")]
-            if settings is None:
-                settings = cols
-            elif cols != settings:
-                sys.exit(f"{path}: settings {cols} differ from {settings}")
+            for c in reader.fieldnames[3:]:
+                if not c.startswith("seconds ") and c not in settings:
+                    settings.append(c)
             for r in reader:
-                if r["final_test"] not in ("nan", "-nan"):  # fine-tune not reached yet
-                    rows[r["source"].split()[0]] = r  # pNN: the policy's file in the run
+                key = r["source"].split()[0]  # pNN: the policy's file in the run
+                row = rows.setdefault(key, {})
+                if r["final_test"] not in ("nan", "-nan"):
+                    row["final_test"] = r["final_test"]
+                    row["latency_ratio"] = r["latency_ratio"]
+                for c, v in r.items():
+                    if c not in ("source", "final_test", "latency_ratio"):
+                        row[c] = v
+    # only policies with a final figure (runs with -F, or fine-tunes not reached yet, have none)
+    rows = {k: r for k, r in rows.items() if "final_test" in r}
     if len(rows) < 3:
         sys.exit(f"{len(rows)} policies: too few for a correlation")
     keys = sorted(rows)
@@ -57,6 +63,9 @@ def main(paths):
     print(f"{'episode signal (limit=2000 +)':36} {'spearman':>9} {'s/evaluation':>12} "
           f"{'mean score':>10}")
     for s in settings:
+        if any(s not in rows[k] for k in keys):
+            print(f"{s:36} (not scored for every policy)")
+            continue
         score = [float(rows[k][s]) for k in keys]
         secs = [float(rows[k]["seconds " + s]) for k in keys]
         print(f"{s:36} {spearman(score, final):9.3f} {sum(secs) / len(secs):12.2f} "
