@@ -99,6 +99,40 @@ if "  search " in commands:
                 expect(len(ha) == len(hb) == 20 and ha == hb, f"search resume -e {method}: "
                        f"{len(ha)} vs {len(hb)} episodes, equal: {ha == hb}")
 
+
+def check_sweep(out, methods, budgets, stdout):
+    """A --budgets sweep's files: summary.csv one row per method and budget (budget column, the
+    policy within its budget, evaluations counted), sweep.svg one line per method whose points
+    carry the CSV's accuracies, per budget DIR/R-F/METHOD; the table lists every row."""
+    import csv
+    import xml.etree.ElementTree as ET
+
+    with open(out + "/summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    got = [(r["method"], float(r["budget"])) for r in rows]
+    want = [(m, b) for m in methods for b in budgets]
+    expect(got == want, f"sweep summary.csv rows {got} != {want}")
+    for r in rows:
+        b = float(r["budget"])
+        expect(float(r["latency_ratio"]) <= b + 1e-9 and 0 <= float(r["accuracy"]) <= 1
+               and int(r["evaluations"]) >= 1,
+               f"sweep summary.csv row {r}")
+    svg = ET.parse(out + "/sweep.svg").getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    lines = [e for e in svg.iter(ns + "polyline")]
+    titles = sorted(t.text for t in svg.iter(ns + "title"))
+    want_titles = sorted(f"{r['method']} {float(r['budget']):g}: {100 * float(r['accuracy']):.2f}%"
+                         for r in rows)
+    expect(len(lines) == len(methods) and titles == want_titles,
+           f"sweep.svg: {len(lines)} lines, titles {titles} != {want_titles}")
+    for m in methods:
+        for b in budgets:
+            expect(os.path.exists(f"{out}/latency-{b:g}/{m}/history.csv"),
+                   f"sweep: no {out}/latency-{b:g}/{m}/history.csv")
+            expect(any(l.split()[:2] == [m, f"{b:g}"] for l in stdout.splitlines()),
+                   f"sweep table lacks {m} {b}: {stdout!r}")
+
+
 if "  train " in commands and "  eval " in commands:
     import json
     import os
@@ -123,6 +157,17 @@ if "  train " in commands and "  eval " in commands:
             r = run("eval", net, "-p", "uniform:16,8", "--int8")
             expect(r.returncode == 1 and "kernel 0 has 16 weight bits" in r.stderr,
                    f"eval --int8 16 bits: {r.stderr!r}")
+            # The sweep on a real network (fashion-tiny): short searches, no fine-tune, no
+            # re-scoring, the trained network reused across budgets.
+            if "  search " in commands:
+                out = tmp + "/sweep"
+                r = run("search", "--demo", "-M", net, "--methods", "random,greedy",
+                        "--demo-episodes", "2", "--demo-finetune", "0", "--rescore", "0",
+                        "--budgets", "0.4,0.6", "-q", "-o", out)
+                expect(r.returncode == 0 and "val-top1 by budget" in r.stdout,
+                       f"sweep tiny: {r.stderr!r}")
+                if r.returncode == 0:
+                    check_sweep(out, ["random", "greedy"], [0.4, 0.6], r.stdout)
 
 # ---- hostile command lines (issue 20, item 8) -------------------------------------------------
 import os
@@ -272,6 +317,40 @@ if "  export " in commands:
             expect(r.returncode == 1 and "bad.onnx" in r.stderr and
                    ("MPQ_ERR_FORMAT" in r.stderr or "MPQ_ERR_UNSUPPORTED" in r.stderr),
                    f"{args[0]} damaged onnx: {r.returncode} {r.stderr!r}")
+
+# ---- the budget sweep (issue 14, part 6) ----------------------------------------------------
+if "  search " in commands:
+    import os
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        # The sweep on the closed-form proxy (seconds): files and table.
+        out = tmp + "/sweep"
+        r = run("search", "--demo", "-M", "resnet18", "--methods", "random,haq",
+                "--demo-episodes", "3", "--budgets", "0.3,0.5", "-q", "-o", out)
+        expect(r.returncode == 0, f"sweep proxy: {r.stderr!r}")
+        if r.returncode == 0:
+            check_sweep(out, ["random", "haq"], [0.3, 0.5], r.stdout)
+        # Bad lists are usage errors before any work; a budget below the reachable minimum is
+        # refused before any search runs, with the minimum in the message.
+        for arg, words in (("", ["--budgets", "empty"]), ("0.3,,0.4", ["--budgets", "empty"]),
+                           ("0.4,0.3", ["--budgets", "increase", "0.3 after 0.4"]),
+                           ("0.3,0.3", ["--budgets", "increase"]),
+                           ("0.3,1.5", ["--budgets"]), ("0.3,x", ["--budgets", "'x'"]),
+                           ("watts:0.3", ["--budgets", "watts"])):
+            r = run("search", "--demo", "-M", "resnet18", "--budgets", arg, "-q", "-o",
+                    tmp + "/bad")
+            expect(usage_error(r, *words), f"--budgets {arg!r}: {r.stderr!r}")
+        r = run("search", "-M", "resnet18", "--budgets", "0.3", "-q", "-o", tmp + "/bad")
+        expect(usage_error(r, "--budgets", "--demo"), f"--budgets without --demo: {r.stderr!r}")
+        r = run("search", "--demo", "-M", "resnet18", "-b", "latency:0.3", "--budgets", "0.3",
+                "-q", "-o", tmp + "/bad")
+        expect(usage_error(r, "--budgets", "--budget"), f"--budgets with -b: {r.stderr!r}")
+        r = run("search", "--demo", "-M", "resnet18", "--budgets", "0.05,0.3", "-q", "-o",
+                tmp + "/low")
+        expect(r.returncode == 1 and "minimum reachable 0.1113" in r.stderr
+               and not os.path.exists(tmp + "/low/latency-0.3/uniform/history.csv"),
+               f"--budgets below the minimum: {r.stderr!r}")
 
 for f in failures:
     print("FAIL:", f)

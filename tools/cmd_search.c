@@ -12,10 +12,14 @@
 
 #include "cli.h"
 
-/* Most methods one demo runs (each named once in --methods). */
-#define DEMO_METHODS_MAX 16
-
 #define MAX_SETS 64
+#define MAX_BUDGETS 16
+/* The demo's default budget: where the methods differ (the sweep in docs/guide.md; at 0.5 they
+ * tie within 0.4 points). */
+#define DEMO_BUDGET "latency:0.3"
+/* The demo's --methods: check_demo_method() refuses unknown and repeated names, so a list is at
+ * most as long as the library's method table (6 today; the enum carries no count). */
+#define MAX_METHODS 16
 
 static void search_usage(FILE *out)
 {
@@ -37,7 +41,8 @@ static void search_usage(FILE *out)
             "      --hw NAME          hardware model (default zynq7020; also bismo-edge,\n"
             "                         bismo-cloud, bitfusion)\n"
             "  -b, --budget R:F       resource budget, R in latency|energy|area|size, F in (0,1) a\n"
-            "                         fraction of the all-8-bit policy (default latency:0.5)\n"
+            "                         fraction of the all-8-bit policy (default latency:0.5;\n"
+            "                         the demo's latency:0.3)\n"
             "      --objective O      resource (default: best accuracy within the budget) or\n"
             "                         accuracy (AutoQ's psi-weighted reward, no budget)\n"
             "  -e, --episodes N       episodes >= 1 (default: the method's, HAQ 600, AutoQ 400); a\n"
@@ -49,7 +54,8 @@ static void search_usage(FILE *out)
             "      --cache DIR        where trained networks are cached (default\n"
             "                         $XDG_CACHE_HOME/mpq or ~/.cache/mpq)\n"
             "      --set NAME=VALUE   search parameter (repeatable; see --list-params)\n"
-            "      --eval-set NAME=VALUE  evaluator parameter (finetune_batches, limit, ...)\n"
+            "      --eval-set NAME=VALUE  evaluator parameter (finetune_batches, bn_batches,\n"
+            "                         limit, ...)\n"
             "      --finetune-epochs N  fine-tune the best policy for N epochs and report its test\n"
             "                         top-1 (default 0: report the search's validation figure)\n"
             "      --checkpoint-every N  write DIR/checkpoint.mpq every N episodes (default 10)\n"
@@ -70,7 +76,7 @@ static void search_usage(FILE *out)
     fprintf(out,
             "\n"
             "Demo (--demo): trains fashion-cnn if no cached network exists, runs uniform, greedy,\n"
-            "HAQ and AutoQ under one budget (default latency:0.5 of all-8-bit on zynq7020), fine-\n"
+            "HAQ and AutoQ under one budget (default latency:0.3 of all-8-bit on zynq7020), fine-\n"
             "tunes each best policy and prints one table. Demo options:\n"
             "      --demo             run the demo\n"
             "      --methods LIST     comma-separated methods (default uniform,greedy,haq,autoq)\n"
@@ -78,7 +84,13 @@ static void search_usage(FILE *out)
             "                         3 N evaluations, uniform plays its 49 pairs)\n"
             "      --demo-finetune N  final fine-tune epochs per best policy (default 1)\n"
             "                         search episodes are scored on 2000 validation images\n"
-            "                         (--eval-set limit=0 for all 5000)\n"
+            "                         (--eval-set limit=0 for all 5000) after re-estimating BN\n"
+            "                         statistics on 4 training batches (bn_batches=0: without)\n"
+            "      --budgets [R:]F,F,...  a budget sweep: the methods at each fraction F of\n"
+            "                         resource R (default latency), in increasing order, the\n"
+            "                         trained network reused; one table, DIR/summary.csv with a\n"
+            "                         budget column, DIR/sweep.svg (test top-1 against budget),\n"
+            "                         per budget DIR/R-F/METHOD and DIR/R-F/pareto.svg\n"
             "The demo's budget wall treats the first and last layer like the others\n"
             "(first_last=0); --set first_last=1 restores HAQ's forcing of them to 8 bit.\n"
             "\n"
@@ -110,6 +122,11 @@ typedef struct options {
     const char *single_only, *demo_only;
     kv sets[MAX_SETS], eval_sets[MAX_SETS];
     int nsets, neval_sets;
+    /* --budgets: a sweep over these fractions of one resource (nbudgets 0: one budget, -b) */
+    const char *budgets;
+    double budget_list[MAX_BUDGETS];
+    int nbudgets;
+    mpq_search_resource budget_resource;
 } options;
 
 /* Integer option bounded by a search parameter's range. */
@@ -401,7 +418,23 @@ static mpq_status write_svg(const char *path, const series *ser, int nser)
 
 /* ---- one search --------------------------------------------------------------------------- */
 
+/* Counts the search's calls of the evaluator: the search caches scores by policy, so these are
+ * its distinct evaluations (the figure that costs time), not its episodes. */
+typedef struct eval_counter {
+    mpq_evaluator_fn fn;
+    void *user;
+    int64_t calls;
+} eval_counter;
+
+static mpq_status counting_eval(void *user, const mpq_policy *policy, double *accuracy)
+{
+    eval_counter *c = user;
+    c->calls++;
+    return c->fn(c->user, policy, accuracy);
+}
+
 typedef struct result {
+    eval_counter count; /* the search's evaluator: keep the result in place while it lives */
     mpq_search_method method;
     mpq_search *search;
     double accuracy;      /* final accuracy (test after fine-tune, or the search's figure) */
@@ -657,8 +690,10 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
     memset(res, 0, sizeof *res);
     res->method = method;
     res->accuracy = NAN;
+    res->count.fn = cx->eval;
+    res->count.user = cx->eval_user;
     mpq_search *s = NULL;
-    mpq_status st = mpq_search_create(&s, method, cx->model, cx->hw, cx->eval, cx->eval_user);
+    mpq_status st = mpq_search_create(&s, method, cx->model, cx->hw, counting_eval, &res->count);
     if (st != MPQ_OK)
         return st;
     res->search = s;
@@ -903,6 +938,12 @@ static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
      * --eval-set limit=0 restores the whole split. Final figures are on the test split. */
     if (o->demo && (st = mpq_evaluator_set_param(su->ev, MPQ_EVAL_LIMIT, 2000)) != MPQ_OK)
         return st;
+    /* ... after re-estimating the BN statistics under each policy on 4 training batches: at a 0.3
+     * latency budget on fashion-cnn this lifts the Spearman correlation between episode scores
+     * and the final fine-tuned test top-1 from about 0.5 to about 0.8 at no measurable cost
+     * (bench/bench_signal.c, guide 4.8); --eval-set bn_batches=0 restores the papers' scoring. */
+    if (o->demo && (st = mpq_evaluator_set_param(su->ev, MPQ_EVAL_BN_BATCHES, 4)) != MPQ_OK)
+        return st;
     for (int i = 0; i < o->neval_sets; i++) {
         mpq_eval_param id;
         if ((st = mpq_evaluator_param_find(o->eval_sets[i].name, &id)) != MPQ_OK ||
@@ -957,20 +998,188 @@ static void list_params(void)
 
 /* ---- the demo ----------------------------------------------------------------------------- */
 
+/* Directory of budget @p i of a sweep (DIR/latency-0.3), or DIR itself for a single budget. */
+static void budget_dir(const options *o, int i, char *buf, size_t n)
+{
+    if (o->nbudgets == 0)
+        snprintf(buf, n, "%s", o->out);
+    else
+        snprintf(buf, n, "%s/%s-%g", o->out, mpq_search_resource_name(o->budget_resource),
+                 o->budget_list[i]);
+}
+
+/* A sweep's smallest budget is checked for every method before anything runs: the minimum
+ * reachable fraction depends on the method's bit ranges and --set, and a refusal after an hour
+ * of larger budgets would waste that hour. */
+static mpq_status check_reachable(const context *cx, const char *name, const char *spec)
+{
+    const options *o = cx->o;
+    mpq_search_method m;
+    mpq_search *s = NULL;
+    mpq_search_resource r;
+    double f;
+    mpq_status st = mpq_search_method_from_name(name, &m);
+    if (st == MPQ_OK)
+        st = mpq_search_create(&s, m, cx->model, cx->hw, cx->eval, cx->eval_user);
+    if (st == MPQ_OK)
+        st = mpq_search_parse_budget(spec, &r, &f);
+    if (st == MPQ_OK)
+        st = mpq_search_set_budget(s, r, f);
+    if (st == MPQ_OK)
+        st = mpq_search_set_param(s, MPQ_SEARCH_FIRST_LAST, MPQ_SEARCH_FIRST_LAST_FREE);
+    for (int i = 0; st == MPQ_OK && i < o->nsets; i++) {
+        mpq_search_param id;
+        if ((st = mpq_search_param_find(o->sets[i].name, &id)) == MPQ_OK)
+            st = mpq_search_set_param(s, id, o->sets[i].value);
+    }
+    if (st == MPQ_OK)
+        st = mpq_search_prepare(s);
+    mpq_search_destroy(s);
+    return st;
+}
+
+/* Test top-1 against budget, one line per method, all-8-bit as a dashed line. */
+static mpq_status write_sweep_svg(const char *path, const options *o, double res_acc[][MAX_METHODS],
+                                  const char *const *names, const char *const *colors, int n,
+                                  double ref_acc, const char *acc_name)
+{
+    const int W = 560, H = 380, ml = 60, mr = 20, mt = 34, mb = 50, pw = W - ml - mr,
+              ph = H - mt - mb - 18 * ((n + 2) / 3);
+    int nb = o->nbudgets;
+    double lo = isfinite(ref_acc) ? ref_acc : 1.0, hi = isfinite(ref_acc) ? ref_acc : 0.0;
+    for (int m = 0; m < n; m++)
+        for (int b = 0; b < nb; b++)
+            if (isfinite(res_acc[b][m])) {
+                lo = fmin(lo, res_acc[b][m]);
+                hi = fmax(hi, res_acc[b][m]);
+            }
+    if (!(hi > lo)) {
+        lo -= 0.01;
+        hi += 0.01;
+    }
+    double pad = 0.05 * (hi - lo);
+    lo = fmax(0.0, lo - pad);
+    hi = fmin(1.0, hi + pad);
+    double x0 = o->budget_list[0], x1 = o->budget_list[nb - 1];
+    if (!(x1 > x0)) {
+        x0 -= 0.05;
+        x1 += 0.05;
+    }
+    char buf[32768];
+    size_t len = 0;
+#define SV(...)                                                                                   \
+    do {                                                                                          \
+        if (len < sizeof buf)                                                                     \
+            len += (size_t)snprintf(buf + len, sizeof buf - len, __VA_ARGS__);                    \
+    } while (0)
+#define PX(x) (ml + ((x) - x0) / (x1 - x0) * pw)
+#define PY(a) (mt + (hi - (a)) / (hi - lo) * ph)
+    SV("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+       "font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%%\" height=\"100%%\" "
+       "fill=\"white\"/>\n",
+       W, H);
+    SV("<text x=\"%d\" y=\"18\" text-anchor=\"middle\" font-weight=\"bold\">%s: %s against %s "
+       "budget (%s)</text>\n",
+       ml + pw / 2, o->model, acc_name, mpq_search_resource_name(o->budget_resource), o->hw);
+    SV("<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#888\"/>\n", ml,
+       mt, pw, ph);
+    for (int k = 0; k <= 4; k++) {
+        double a = lo + (hi - lo) * k / 4.0;
+        SV("<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#eee\"/>\n", ml, PY(a),
+           ml + pw, PY(a));
+        SV("<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%.1f%%</text>\n", ml - 4, PY(a) + 4,
+           100 * a);
+    }
+    for (int b = 0; b < nb; b++)
+        SV("<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", PX(o->budget_list[b]),
+           mt + ph + 14, o->budget_list[b]);
+    SV("<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s budget / all-8-bit</text>\n",
+       ml + pw / 2, mt + ph + 30, mpq_search_resource_name(o->budget_resource));
+    if (isfinite(ref_acc))
+        SV("<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" stroke=\"#000\" "
+           "stroke-dasharray=\"4 3\"/>\n",
+           ml, PY(ref_acc), ml + pw, PY(ref_acc));
+    for (int m = 0; m < n; m++) {
+        /* a budget without a policy breaks the line */
+        int open = 0;
+        for (int b = 0; b < nb; b++) {
+            double a = res_acc[b][m];
+            if (!isfinite(a)) {
+                if (open)
+                    SV("\"/>\n");
+                open = 0;
+                continue;
+            }
+            if (!open)
+                SV("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
+                   colors[m % 5]);
+            open = 1;
+            SV("%.1f,%.1f ", PX(o->budget_list[b]), PY(a));
+        }
+        if (open)
+            SV("\"/>\n");
+        for (int b = 0; b < nb; b++)
+            if (isfinite(res_acc[b][m]))
+                SV("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"%s\"><title>%s %g: %.2f%%"
+                   "</title></circle>\n",
+                   PX(o->budget_list[b]), PY(res_acc[b][m]), colors[m % 5], names[m],
+                   o->budget_list[b], 100 * res_acc[b][m]);
+    }
+    for (int m = 0; m <= n; m++) {
+        int x = ml + (m % 3) * 160, y = mt + ph + 50 + 18 * (m / 3);
+        if (m < n)
+            SV("<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"12\" fill=\"%s\"/>\n<text x=\"%d\" "
+               "y=\"%d\">%s</text>\n",
+               x, y - 10, colors[m % 5], x + 18, y, names[m]);
+        else if (isfinite(ref_acc))
+            SV("<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#000\" "
+               "stroke-dasharray=\"4 3\"/>\n<text x=\"%d\" y=\"%d\">w8a8 (all 8 bit)</text>\n",
+               x, y - 4, x + 12, y - 4, x + 18, y);
+    }
+    SV("</svg>\n");
+#undef SV
+#undef PX
+#undef PY
+    if (len >= sizeof buf)
+        return mpq_set_error(MPQ_ERR_INTERNAL, "%s: plot larger than %zu bytes", path,
+                             sizeof buf);
+    return mpq_write_file_atomic(path, buf, len);
+}
+
 static int run_demo(const options *o, context *cx, setup *su)
 {
     (void)su;
     static const char *const colors[] = {"#7f7f7f", "#2ca02c", "#1f77b4", "#d62728", "#9467bd"};
-    char methods[256];
-    snprintf(methods, sizeof methods, "%s", o->methods);
-    result res[DEMO_METHODS_MAX];
+    const int sweep = o->nbudgets > 0, nb = sweep ? o->nbudgets : 1;
+    /* per budget: the results of its searches (a search lives until its budget's files are
+     * written); accuracies kept for the table */
+    result res[MAX_METHODS];
+    typedef struct row {
+        mpq_search_method method;
+        int has_best;
+        double accuracy, seconds;
+        int64_t evaluations;
+        mpq_search_record best;
+    } row;
+    row rows[MAX_BUDGETS][MAX_METHODS];
+    double acc[MAX_BUDGETS][MAX_METHODS];
+    const char *names[MAX_METHODS];
     int n = 0;
     mpq_status st = MPQ_OK;
     FILE *files = tmpfile();
     if (!files)
         files = stderr;
+    char objective[64] = "", specs[MAX_BUDGETS][64];
+    double seed = (double)o->seed;
+    for (int b = 0; b < nb; b++) {
+        if (sweep)
+            snprintf(specs[b], sizeof specs[b], "%s:%.17g",
+                     mpq_search_resource_name(o->budget_resource), o->budget_list[b]);
+        else
+            snprintf(specs[b], sizeof specs[b], "%s", o->budget);
+    }
     /* The demo's own files of an earlier demo in DIR: its per-method files go in run_one(). */
-    static const char *const own[] = {"summary.csv", "pareto.svg"};
+    static const char *const own[] = {"summary.csv", "pareto.svg", "sweep.svg"};
     for (size_t i = 0; i < sizeof own / sizeof own[0] && st == MPQ_OK; i++) {
         char path[1200];
         snprintf(path, sizeof path, "%s/%s", o->out, own[i]);
@@ -978,35 +1187,82 @@ static int run_demo(const options *o, context *cx, setup *su)
             st = mpq_set_error(MPQ_ERR_IO, "cannot remove the earlier run's %s: %s", path,
                                strerror(errno));
     }
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    for (char *tok = strtok(methods, ","); st == MPQ_OK && tok && n < DEMO_METHODS_MAX;
-         tok = strtok(NULL, ",")) {
-        mpq_search_method m;
-        if ((st = mpq_search_method_from_name(tok, &m)) != MPQ_OK)
-            break;
-        char dir[1100]; /* created and probed by check_output_dirs() */
-        snprintf(dir, sizeof dir, "%s/%s", o->out, tok);
-        long long episodes = o->demo_episodes;
-        if (m == MPQ_SEARCH_UNIFORM)
-            episodes = 1000; /* all pairs; uniform stops after the last */
-        /* lazy greedy needs 2 x layers evaluations to score every lowering once, then a few
-         * per step: on fashion-cnn it reaches a 0.5 latency budget in ~150 */
-        if (m == MPQ_SEARCH_GREEDY)
-            episodes = 3 * o->demo_episodes;
-        st = run_one(cx, m, episodes, dir, o->demo_finetune, &res[n], files);
-        n++;
-        if (st != MPQ_OK)
-            break;
-    }
+    char methods[256];
+    snprintf(methods, sizeof methods, "%s", o->methods);
+    for (char *tok = strtok(methods, ","); tok && n < MAX_METHODS;
+         tok = strtok(NULL, ","))
+        names[n++] = tok;
+    for (int m = 0; sweep && st == MPQ_OK && m < n; m++)
+        st = check_reachable(cx, names[m], specs[0]);
     if (st != MPQ_OK) {
-        int conflict = n > 0 && res[n - 1].conflict;
-        for (int i = 0; i < n; i++)
-            mpq_search_destroy(res[i].search);
         if (files != stderr)
             fclose(files);
-        return conflict ? cli_usage_error("search", "%s", mpq_last_error())
-                        : cli_fail("search --demo", st);
+        return cli_fail("search --demo", st);
+    }
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int ran = 0;
+    for (int bi = 0; bi < nb && st == MPQ_OK; bi++) {
+        options ob = *o;
+        char dir0[1100];
+        budget_dir(o, bi, dir0, sizeof dir0);
+        ob.budget = specs[bi];
+        context cb = *cx;
+        cb.o = &ob;
+        if (sweep && !o->quiet)
+            fprintf(stderr, "== budget %s (%d of %d) ==\n", specs[bi], bi + 1, nb);
+        ran = 0;
+        for (int m = 0; m < n && st == MPQ_OK; m++) {
+            mpq_search_method meth;
+            if ((st = mpq_search_method_from_name(names[m], &meth)) != MPQ_OK)
+                break;
+            char dir[1200]; /* created and probed by check_output_dirs() */
+            snprintf(dir, sizeof dir, "%s/%s", dir0, names[m]);
+            long long episodes = o->demo_episodes;
+            if (meth == MPQ_SEARCH_UNIFORM)
+                episodes = 1000; /* all pairs; uniform stops after the last */
+            /* lazy greedy needs 2 x layers evaluations to score every lowering once, then a few
+             * per step: on fashion-cnn it reaches a 0.5 latency budget in ~150 */
+            if (meth == MPQ_SEARCH_GREEDY)
+                episodes = 3 * o->demo_episodes;
+            st = run_one(&cb, meth, episodes, dir, o->demo_finetune, &res[m], files);
+            ran++;
+            row *r = &rows[bi][m];
+            r->method = meth;
+            r->has_best = res[m].has_best;
+            r->accuracy = res[m].accuracy;
+            r->seconds = res[m].seconds;
+            r->evaluations = res[m].count.calls;
+            r->best = res[m].best;
+            acc[bi][m] = res[m].has_best ? res[m].accuracy : NAN;
+        }
+        if (st == MPQ_OK && bi == 0) {
+            describe_objective(res[0].search, objective, sizeof objective);
+            mpq_search_get_param(res[0].search, MPQ_SEARCH_SEED, &seed);
+        }
+        if (st == MPQ_OK) {
+            series ser[MAX_METHODS];
+            for (int m = 0; m < n; m++) {
+                ser[m].label = names[m];
+                ser[m].color = colors[m % 5];
+                ser[m].search = res[m].search;
+            }
+            char path[1200];
+            snprintf(path, sizeof path, "%s/pareto.svg", dir0);
+            if (write_svg(path, ser, n) == MPQ_OK)
+                fprintf(files, "  %s\n", path);
+        }
+        int conflict = st != MPQ_OK && ran > 0 && res[ran - 1].conflict;
+        for (int m = 0; m < ran; m++) {
+            mpq_search_destroy(res[m].search);
+            res[m].search = NULL;
+        }
+        if (st != MPQ_OK) {
+            if (files != stderr)
+                fclose(files);
+            return conflict ? cli_usage_error("search", "%s", mpq_last_error())
+                            : cli_fail("search --demo", st);
+        }
     }
     /* all-8-bit reference row: same fine-tune as the others for a fair comparison */
     mpq_policy *ref = NULL;
@@ -1033,11 +1289,12 @@ static int run_demo(const options *o, context *cx, setup *su)
     double total = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     int finetuned = cx->runtime && o->demo_finetune > 0;
     /* What the searches used: after --resume, their checkpoints' settings. */
-    char objective[64], budget[96];
-    double seed = (double)o->seed;
-    describe_objective(res[0].search, objective, sizeof objective);
-    mpq_search_get_param(res[0].search, MPQ_SEARCH_SEED, &seed);
-    if (strchr(objective, ':'))
+    char budget[128];
+    if (sweep)
+        snprintf(budget, sizeof budget, "%s budgets %s of all-8-bit",
+                 mpq_search_resource_name(o->budget_resource),
+                 strchr(o->budgets, ':') ? strchr(o->budgets, ':') + 1 : o->budgets);
+    else if (strchr(objective, ':'))
         snprintf(budget, sizeof budget, "budget %s of all-8-bit", objective);
     else
         snprintf(budget, sizeof budget, "%s", objective);
@@ -1047,39 +1304,95 @@ static int run_demo(const options *o, context *cx, setup *su)
         printf("test top-1 after %lld fine-tune epoch(s) of each method's best policy; area in "
                "BRAM36 (zynq7020) or mm^2\n",
                o->demo_finetune);
-    print_table_header(stdout, cx->is_proxy, finetuned);
-    if (st == MPQ_OK)
-        print_row(stdout, "w8a8", ref_acc, &ref_rec, 0.0);
-    char csvbuf[8192];
-    size_t cl = (size_t)snprintf(csvbuf, sizeof csvbuf,
-                                 "method,accuracy,latency_s,latency_ratio,energy_j,energy_ratio,"
-                                 "area,area_ratio,size_bytes,size_ratio,search_seconds\n");
-    series ser[DEMO_METHODS_MAX];
-    for (int i = 0; i < n; i++) {
-        const char *name = mpq_search_method_name(res[i].method);
-        ser[i].label = name;
-        ser[i].color = colors[i % 5];
-        ser[i].search = res[i].search;
-        if (!res[i].has_best) {
-            printf("%-8s (no policy within the budget)\n", name);
-            continue;
+    const char *acc_name = cx->is_proxy ? "proxy-acc" : finetuned ? "test-top1" : "val-top1";
+    if (sweep) {
+        printf("evals: distinct policies each search scored; time: the search alone (re-scoring "
+               "and fine-tune not included)\n");
+        printf("%-8s %6s %9s %12s %7s %12s %7s %10s %7s %6s %6s\n", "method", "budget", acc_name,
+               "latency(ms)", "x8bit", "energy(mJ)", "x8bit", "size(KB)", "x8bit", "evals",
+               "time");
+        if (st == MPQ_OK)
+            printf("%-8s %6s %8.2f%% %12.4f %7.3f %12.4f %7.3f %10.1f %7.3f %6s %6s\n", "w8a8",
+                   "-", 100.0 * ref_acc, 1e3 * ref_rec.latency_s, 1.0, 1e3 * ref_rec.energy_j,
+                   1.0, ref_rec.size_bytes / 1024.0, 1.0, "-", "-");
+        for (int m = 0; m < n; m++)
+            for (int bi = 0; bi < nb; bi++) {
+                const row *r = &rows[bi][m];
+                char t[16];
+                fmt_duration(r->seconds, t, sizeof t);
+                if (!r->has_best) {
+                    printf("%-8s %6g (no policy within the budget) %30lld %6s\n", names[m],
+                           o->budget_list[bi], (long long)r->evaluations, t);
+                    continue;
+                }
+                printf("%-8s %6g %8.2f%% %12.4f %7.3f %12.4f %7.3f %10.1f %7.3f %6lld %6s\n",
+                       names[m], o->budget_list[bi], 100.0 * r->accuracy,
+                       1e3 * r->best.latency_s, r->best.latency_ratio, 1e3 * r->best.energy_j,
+                       r->best.energy_ratio, r->best.size_bytes / 1024.0, r->best.size_ratio,
+                       (long long)r->evaluations, t);
+            }
+        printf("\n%s by budget:\n%-8s", acc_name, "method");
+        for (int bi = 0; bi < nb; bi++)
+            printf(" %8g", o->budget_list[bi]);
+        printf("\n");
+        for (int m = 0; m < n; m++) {
+            printf("%-8s", names[m]);
+            for (int bi = 0; bi < nb; bi++)
+                if (rows[bi][m].has_best)
+                    printf(" %7.2f%%", 100.0 * rows[bi][m].accuracy);
+                else
+                    printf(" %8s", "-");
+            printf("\n");
         }
-        print_row(stdout, name, res[i].accuracy, &res[i].best, res[i].seconds);
-        const mpq_search_record *r = &res[i].best;
-        if (cl < sizeof csvbuf)
-            cl += (size_t)snprintf(csvbuf + cl, sizeof csvbuf - cl,
-                                   "%s,%.6f,%.9g,%.6f,%.9g,%.6f,%.6g,%.6f,%.0f,%.6f,%.1f\n", name,
-                                   res[i].accuracy, r->latency_s, r->latency_ratio, r->energy_j,
-                                   r->energy_ratio, r->area, r->area_ratio, r->size_bytes,
-                                   r->size_ratio, res[i].seconds);
+    } else {
+        print_table_header(stdout, cx->is_proxy, finetuned);
+        if (st == MPQ_OK)
+            print_row(stdout, "w8a8", ref_acc, &ref_rec, 0.0);
+        for (int m = 0; m < n; m++) {
+            if (!rows[0][m].has_best)
+                printf("%-8s (no policy within the budget)\n", names[m]);
+            else
+                print_row(stdout, names[m], rows[0][m].accuracy, &rows[0][m].best,
+                          rows[0][m].seconds);
+        }
     }
+    char csvbuf[16384];
+    size_t cl = (size_t)snprintf(csvbuf, sizeof csvbuf,
+                                 "method,budget,accuracy,latency_s,latency_ratio,energy_j,"
+                                 "energy_ratio,area,area_ratio,size_bytes,size_ratio,evaluations,"
+                                 "search_seconds\n");
+    for (int m = 0; m < n; m++)
+        for (int bi = 0; bi < nb; bi++) {
+            const row *r = &rows[bi][m];
+            double frac = sweep ? o->budget_list[bi] : NAN;
+            if (!sweep) {
+                mpq_search_resource rr;
+                if (mpq_search_parse_budget(specs[0], &rr, &frac) != MPQ_OK ||
+                    strcmp(o->objective, "accuracy") == 0)
+                    frac = NAN;
+            }
+            char fb[32] = "";
+            if (isfinite(frac))
+                snprintf(fb, sizeof fb, "%g", frac);
+            if (!r->has_best || cl >= sizeof csvbuf)
+                continue;
+            cl += (size_t)snprintf(csvbuf + cl, sizeof csvbuf - cl,
+                                   "%s,%s,%.6f,%.9g,%.6f,%.9g,%.6f,%.6g,%.6f,%.0f,%.6f,%lld,%.1f\n",
+                                   names[m], fb, r->accuracy, r->best.latency_s,
+                                   r->best.latency_ratio, r->best.energy_j, r->best.energy_ratio,
+                                   r->best.area, r->best.area_ratio, r->best.size_bytes,
+                                   r->best.size_ratio, (long long)r->evaluations, r->seconds);
+        }
     char path[1200];
     snprintf(path, sizeof path, "%s/summary.csv", o->out);
     if (write_text(path, csvbuf) == MPQ_OK)
         fprintf(files, "  %s\n", path);
-    snprintf(path, sizeof path, "%s/pareto.svg", o->out);
-    if (write_svg(path, ser, n) == MPQ_OK)
-        fprintf(files, "  %s\n", path);
+    if (sweep) {
+        snprintf(path, sizeof path, "%s/sweep.svg", o->out);
+        if (write_sweep_svg(path, o, acc, names, colors, n, st == MPQ_OK ? ref_acc : NAN,
+                            acc_name) == MPQ_OK)
+            fprintf(files, "  %s\n", path);
+    }
     char t[16];
     fmt_duration(total, t, sizeof t);
     printf("\ntotal time %s. Files written:\n", t);
@@ -1090,8 +1403,6 @@ static int run_demo(const options *o, context *cx, setup *su)
             fputs(line, stdout);
         fclose(files);
     }
-    for (int i = 0; i < n; i++)
-        mpq_search_destroy(res[i].search);
     return CLI_OK;
 }
 
@@ -1140,9 +1451,17 @@ static int check_demo_method(const options *o, const char *name, void *user)
 static int check_demo_dir(const options *o, const char *name, void *user)
 {
     (void)user;
-    char dir[CLI_MAX_PATH + 64];
-    snprintf(dir, sizeof dir, "%s/%s", o->out, name);
-    return cli_check_output_dir("search", "--out", dir, 1);
+    int rc = CLI_OK;
+    for (int b = 0; b < (o->nbudgets ? o->nbudgets : 1) && rc == CLI_OK; b++) {
+        char base[CLI_MAX_PATH + 64], dir[CLI_MAX_PATH + 128];
+        budget_dir(o, b, base, sizeof base);
+        if (o->nbudgets)
+            rc = cli_check_output_dir("search", "--out", base, 1);
+        snprintf(dir, sizeof dir, "%s/%s", base, name);
+        if (rc == CLI_OK)
+            rc = cli_check_output_dir("search", "--out", dir, 1);
+    }
+    return rc;
 }
 
 static int check_output_dirs(const options *o)
@@ -1161,10 +1480,56 @@ static int check_output_dirs(const options *o)
     return rc;
 }
 
+/* --budgets "[R:]F,F,...": fractions in (0, 1), strictly increasing (a sweep's table and plot
+ * read left to right; a repeated or unsorted list is more likely a typo than a wish). */
+static int parse_budgets(options *o)
+{
+    const char *list = o->budgets, *colon = strchr(list, ':');
+    char res[32] = "latency";
+    if (colon) {
+        if ((size_t)(colon - list) >= sizeof res)
+            return cli_usage_error("search", "--budgets: unknown resource in '%s'", list);
+        snprintf(res, sizeof res, "%.*s", (int)(colon - list), list);
+        list = colon + 1;
+    }
+    if (mpq_search_resource_from_name(res, &o->budget_resource) != MPQ_OK)
+        return cli_usage_error("search", "--budgets: %s", mpq_last_error());
+    o->nbudgets = 0;
+    const char *p = list;
+    for (;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char tok[64];
+        if (len == 0)
+            return cli_usage_error("search", "--budgets: empty budget in '%s' (a comma-separated "
+                                             "list such as 0.25,0.3,0.4)",
+                                   o->budgets);
+        if (len >= sizeof tok)
+            return cli_usage_error("search", "--budgets: '%.*s' is not a number", (int)len, p);
+        if (o->nbudgets == MAX_BUDGETS)
+            return cli_usage_error("search", "--budgets: more than %d budgets", MAX_BUDGETS);
+        snprintf(tok, sizeof tok, "%.*s", (int)len, p);
+        int rc = cli_parse_double("search", "--budgets", tok, 0, 1, &o->budget_list[o->nbudgets]);
+        if (rc != CLI_OK)
+            return rc;
+        double f = o->budget_list[o->nbudgets];
+        if (!(f > 0 && f < 1))
+            return cli_usage_error("search", "--budgets: %s is not a fraction in (0, 1)", tok);
+        if (o->nbudgets > 0 && !(f > o->budget_list[o->nbudgets - 1]))
+            return cli_usage_error("search", "--budgets must increase: %s after %g in '%s'", tok,
+                                   o->budget_list[o->nbudgets - 1], o->budgets);
+        o->nbudgets++;
+        if (!end)
+            break;
+        p = end + 1;
+    }
+    return CLI_OK;
+}
+
 /* Everything that can be checked without the network: names, values against the parameters'
  * ranges, options that would be silently ignored. A search may first train a network for minutes
  * and then run for hours; none of this may surface only then. */
-static int validate_options(const options *o)
+static int validate_options(options *o)
 {
     int rc;
     if ((rc = cli_check_path("search", "--out", o->out)) != CLI_OK ||
@@ -1184,6 +1549,19 @@ static int validate_options(const options *o)
             return rc;
         if (!seen)
             return cli_usage_error("search", "--methods: no method in '%s'", o->methods);
+    }
+    if (o->budgets) {
+        if (o->budget_given)
+            return cli_usage_error("search", "--budgets replaces --budget (give the resource as "
+                                             "--budgets R:F,F,...)");
+        if (strcmp(o->objective, "accuracy") == 0)
+            return cli_usage_error("search", "--budgets has no effect with --objective accuracy");
+        if (o->resume)
+            return cli_usage_error("search", "--resume continues one demo; a --budgets sweep "
+                                             "starts afresh");
+        int rc2 = parse_budgets(o);
+        if (rc2 != CLI_OK)
+            return rc2;
     }
     if (strcmp(o->objective, "accuracy") == 0) {
         if (o->budget_given)
@@ -1255,7 +1633,7 @@ int cmd_search(int argc, char **argv)
     enum {
         OPT_HW = 256, OPT_OBJECTIVE, OPT_CACHE, OPT_SET, OPT_EVAL_SET, OPT_FINETUNE, OPT_CKPT,
         OPT_RESUME, OPT_TIME, OPT_LIST, OPT_DEMO, OPT_METHODS, OPT_DEMO_EPISODES,
-        OPT_DEMO_FINETUNE, OPT_RESCORE
+        OPT_DEMO_FINETUNE, OPT_RESCORE, OPT_BUDGETS
     };
     static const struct option opts[] = {
         {"method", required_argument, NULL, 'm'},
@@ -1280,6 +1658,7 @@ int cmd_search(int argc, char **argv)
         {"demo-episodes", required_argument, NULL, OPT_DEMO_EPISODES},
         {"demo-finetune", required_argument, NULL, OPT_DEMO_FINETUNE},
         {"rescore", required_argument, NULL, OPT_RESCORE},
+        {"budgets", required_argument, NULL, OPT_BUDGETS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1396,6 +1775,10 @@ int cmd_search(int argc, char **argv)
             o.methods = optarg;
             o.demo_only = "--methods";
             break;
+        case OPT_BUDGETS:
+            o.budgets = optarg;
+            o.demo_only = "--budgets";
+            break;
         case 'q': o.quiet = 1; break;
         case 'h': search_usage(stdout); return CLI_OK;
         default:
@@ -1405,6 +1788,8 @@ int cmd_search(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage_error("search", "unexpected argument '%s'", argv[optind]);
+    if (o.demo && !o.budget_given)
+        o.budget = DEMO_BUDGET;
     if ((rc = validate_options(&o)) != CLI_OK)
         return rc;
     mpq_search_method method;

@@ -585,6 +585,9 @@ typedef enum mpq_eval_param {
     MPQ_EVAL_THREADS = 7,          /**< oneDNN threads of the evaluator's networks (initially the
                                         network's ::MPQ_NET_THREADS; 0: the CPUs the calling
                                         thread may run on). Accuracies do not depend on it. */
+    MPQ_EVAL_BN_BATCHES = 8,       /**< Training batches run through the quantized network to
+                                        re-estimate batch-norm statistics before scoring (0: the
+                                        trained statistics). */
 } mpq_eval_param;
 
 /**

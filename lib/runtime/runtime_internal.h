@@ -10,7 +10,7 @@
 /* Counts stay out of the public enums (issue 17): users walk the *_param_info functions until
  * they refuse an id. */
 #define MPQ_NET_PARAM_COUNT 11
-#define MPQ_EVAL_PARAM_COUNT 8
+#define MPQ_EVAL_PARAM_COUNT 9
 #include <mpq/runtime.h>
 
 /* Returns MPQ_ERR_INTERNAL naming the oneDNN call and the layer (a `lname` in scope). */

@@ -110,7 +110,7 @@ static const param_row rows[MPQ_SEARCH_PARAM_COUNT] = {
     [SEARCH_SLOT(MPQ_SEARCH_AUTOQ_LLC)] = {"autoq_llc", "AutoQ's low-level controller: 0 agent (AutoQ's "
         "goal-conditioned DDPG per kernel), 1 allocator (libmpq: the kernel bits with the goal's "
         "mean that minimise the layer's weight quantization error, exactly); default 0: it "
-        "scored higher on fashion-cnn at a 0.3 latency budget, 3 seeds (docs/guide.md 4.7)",
+        "scored higher on fashion-cnn at a 0.3 latency budget, 3 seeds (docs/guide.md 4.9)",
         0, 1, 0, 0, 1},
     [SEARCH_SLOT(MPQ_SEARCH_AUTOQ_LLC_SENSITIVITY)] = {"autoq_llc_sensitivity", "1: the LLC agent's state "
         "holds the kernel's weight quantization error at every candidate width, normalised "
