@@ -59,7 +59,7 @@ def test_status_method_and_resource_names_from_c():
     for cls in (mpq.InvalidArgumentError, mpq.NotFoundError, mpq.CancelledError,
                 mpq.InternalError):
         assert names[cls.status] == cls.c_name
-    assert mpq.methods() == ["haq", "autoq", "uniform", "random", "greedy"]
+    assert mpq.methods() == ["haq", "autoq", "uniform", "random", "greedy", "ilp"]
     assert mpq.resources() == ["latency", "energy", "area", "size"]
     for m in mpq.methods():
         mpq.search_params(m)
