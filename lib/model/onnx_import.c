@@ -679,6 +679,8 @@ static mpq_status op_fc(op_ctx *o, int gemm)
     return MPQ_OK;
 }
 
+static mpq_status same_shape_output(op_ctx *o, mpq_gnode *n, const val *x);
+
 static mpq_status op_add(op_ctx *o)
 {
     val *a = in_val(o, 0), *b = in_val(o, 1);
@@ -698,15 +700,7 @@ static mpq_status op_add(op_ctx *o)
         if (st != MPQ_OK)
             return st;
         n->d.input2 = b->node;
-        n->d.out_c = a->c;
-        n->d.out_h = a->h;
-        n->d.out_w = a->w;
-        if ((st = set_act(o, n, (int32_t)(o->c->g->count - 1))) != MPQ_OK)
-            return st;
-        val *v;
-        out_val(o, &v);
-        v->flat = a->flat;
-        return MPQ_OK;
+        return same_shape_output(o, n, a);
     }
     /* MatMul + Add: the bias of the fully connected layer just before. */
     if (a->kind == V_ACT && b->kind == V_CONST && a->fc_open >= 0 && !b->is_int &&
@@ -753,20 +747,29 @@ static mpq_status op_batchnorm(op_ctx *o)
     mpq_gnode *n;
     if ((st = emit(o, MPQ_GRAPH_BATCHNORM, x, &n)) != MPQ_OK)
         return st;
-    n->d.out_c = x->c;
-    n->d.out_h = x->h;
-    n->d.out_w = x->w;
     n->d.epsilon = eps;
     if ((st = attach(o, n, MPQ_GRAPH_BN_SCALE, sc, c)) ||
         (st = attach(o, n, MPQ_GRAPH_BN_SHIFT, sh, c)) ||
         (st = attach(o, n, MPQ_GRAPH_BN_MEAN, mu, c)) ||
         (st = attach(o, n, MPQ_GRAPH_BN_VAR, var, c)))
         return st;
-    if ((st = set_act(o, n, (int32_t)(o->c->g->count - 1))) != MPQ_OK)
+    return same_shape_output(o, n, x);
+}
+
+/* Node @p n keeps @p x's activation shape: records it, registers the node's output and makes
+ * it the op's value (element-wise ops, batch norm, residual add). */
+static mpq_status same_shape_output(op_ctx *o, mpq_gnode *n, const val *x)
+{
+    n->d.out_c = x->c;
+    n->d.out_h = x->h;
+    n->d.out_w = x->w;
+    const int flat = x->flat; /* read before out_val(), which may move the values */
+    mpq_status st = set_act(o, n, (int32_t)(o->c->g->count - 1));
+    if (st != MPQ_OK)
         return st;
     val *v;
     out_val(o, &v);
-    v->flat = x->flat;
+    v->flat = flat;
     return MPQ_OK;
 }
 
@@ -776,15 +779,7 @@ static mpq_status unary(op_ctx *o, mpq_graph_op op, val *x)
     mpq_status st = emit(o, op, x, &n);
     if (st != MPQ_OK)
         return st;
-    n->d.out_c = x->c;
-    n->d.out_h = x->h;
-    n->d.out_w = x->w;
-    if ((st = set_act(o, n, (int32_t)(o->c->g->count - 1))) != MPQ_OK)
-        return st;
-    val *v;
-    out_val(o, &v);
-    v->flat = x->flat;
-    return MPQ_OK;
+    return same_shape_output(o, n, x);
 }
 
 static mpq_status scalar_input(op_ctx *o, size_t k, float def, float *out)
