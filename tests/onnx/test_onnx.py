@@ -22,7 +22,8 @@ import mpq  # noqa: E402
 
 TOOL = os.environ.get("MPQ_TOOL")
 MODELS = pathlib.Path(os.environ.get("MPQ_ONNX_MODELS", "onnx-models"))
-ORT_DIR = os.environ.get("MPQ_ORT_DIR", "")
+# .ci/run and README install onnxruntime-node into ~/.cache/mpq/ort unless MPQ_ORT_DIR says else.
+ORT_DIR = os.environ.get("MPQ_ORT_DIR") or os.path.expanduser("~/.cache/mpq/ort")
 FASHION = make_models.FASHION
 
 
