@@ -376,10 +376,12 @@ static int name_ok(const char *s)
     return 1;
 }
 
-static int name_taken(const mpq_graph *g, const char *s)
+/* Whether a node other than @p self already carries name @p s (self is the node being named:
+ * comparing it with its own candidate name would never let the search below end). */
+static int name_taken(const mpq_graph *g, const char *s, const mpq_gnode *self)
 {
     for (size_t k = 0; k < g->count; k++)
-        if (strcmp(g->nodes[k].name, s) == 0)
+        if (&g->nodes[k] != self && strcmp(g->nodes[k].name, s) == 0)
             return 1;
     return 0;
 }
@@ -394,13 +396,13 @@ static mpq_status emit(op_ctx *o, mpq_graph_op op, const val *in, mpq_gnode **ou
         return st;
     mpq_gnode *n = *out;
     const char *nm = o->nd->name;
-    if (nm && name_ok(nm) && !name_taken(g, nm)) {
+    if (nm && name_ok(nm) && !name_taken(g, nm, n)) {
         snprintf(n->name, sizeof n->name, "%s", nm);
     } else {
         char op_name[24];
         snprintf(op_name, sizeof op_name, "%s", opn(o->nd));
         snprintf(n->name, sizeof n->name, "%s_%zu", op_name, o->idx);
-        for (int k = 1; name_taken(g, n->name); k++)
+        for (int k = 1; name_taken(g, n->name, n); k++)
             snprintf(n->name, sizeof n->name, "%s_%zu_%d", op_name, o->idx, k);
     }
     n->d.op = op;
