@@ -214,7 +214,7 @@ mpq_status mpq__bf_search(const mpq__bf_arch *A, const mpq__bf_energy *E, const 
                     t.num[L_IC] = cdiv(c->ic, ic);
                     t.num[L_OC] = cdiv(c->oc, oc);
                     /* quirk: the weight tile is padded to whole array passes along K*K*ic even
-                     * without im2col (the simulator's "TODO: Figure this out"). */
+                     * without im2col (the simulator leaves this unexplained in its own comment). */
                     t.writes[NS_WGT] = cdiv(c->kh * c->kw * ic, npf) * npf * oc * c->wprec;
                     if (c->im2col) {
                         t.writes[NS_ACT] = ow * oh * c->kh * c->kw * ic * b * c->iprec;

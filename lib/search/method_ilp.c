@@ -149,7 +149,7 @@ static int objective_dims(const mpq_search *s, mpq_search_resource *r, double *p
 }
 
 /* Solves the knapsack with the drops measured so far (unmeasured widths are not offered) and
- * puts the policy into g->sol_*. */
+ * stores the policy in g->sol_*. */
 static mpq_status ilp_solve(mpq_search *s, ilp_state *g)
 {
     const search_config *c = &s->cfg;
