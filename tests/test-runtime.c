@@ -1549,6 +1549,16 @@ static int check_int8_layers(const mpq_net *net, const rt_plan *p, const rt_i8 *
 
 /* Per-kernel 4..8-bit weights (kernel k of layer j: 4 + (j + k) % 5) and per-layer 5..8-bit
  * activations. */
+/* fashion-tiny (seed 9, batch 8) with min-max activation ranges from @p ds, and its model: the
+ * starting point of the weight-cache tests. */
+static void calibrated_tiny(const mpq_dataset *ds, mpq_net **net, mpq_model **m)
+{
+    ck_assert_int_eq(mpq_net_create_named(net, "fashion-tiny", 9), MPQ_OK);
+    mpq_net_set_param(*net, MPQ_NET_BATCH_SIZE, 8);
+    ck_assert_int_eq(mpq_net_calibrate(*net, ds, 1, MPQ_CALIB_MINMAX), MPQ_OK);
+    ck_assert_int_eq(mpq_net_to_model(*net, m), MPQ_OK);
+}
+
 static mpq_policy *mixed_policy(const mpq_model *m)
 {
     mpq_policy *pol;
@@ -1666,11 +1676,8 @@ START_TEST(cached_weights_match_quantizer)
      * step (which must invalidate the cache). */
     mpq_dataset *ds = synthetic(64, 0, 8, 5);
     mpq_net *net;
-    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 9), MPQ_OK);
-    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 8);
-    ck_assert_int_eq(mpq_net_calibrate(net, ds, 1, MPQ_CALIB_MINMAX), MPQ_OK);
     mpq_model *m;
-    ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
+    calibrated_tiny(ds, &net, &m);
     mpq_policy *pols[3] = {mixed_policy(m), NULL, NULL};
     ck_assert_int_eq(mpq_policy_create_uniform(&pols[1], m, 2, 32), MPQ_OK);
     ck_assert_int_eq(mpq_policy_create_uniform(&pols[2], m, 6, 8), MPQ_OK);
@@ -1722,11 +1729,8 @@ START_TEST(weights_quantized_once_per_policy)
      * quantizes them again at the next forward, and not before. */
     mpq_dataset *ds = synthetic(64, 16, 48, 5);
     mpq_net *net;
-    ck_assert_int_eq(mpq_net_create_named(&net, "fashion-tiny", 9), MPQ_OK);
-    mpq_net_set_param(net, MPQ_NET_BATCH_SIZE, 8);
-    ck_assert_int_eq(mpq_net_calibrate(net, ds, 1, MPQ_CALIB_MINMAX), MPQ_OK);
     mpq_model *m;
-    ck_assert_int_eq(mpq_net_to_model(net, &m), MPQ_OK);
+    calibrated_tiny(ds, &net, &m);
     mpq_policy *pol = mixed_policy(m);
     double acc, acc2;
     ck_assert_int_eq(mpq_net_evaluate(net, ds, MPQ_SPLIT_VAL, 0, &acc), MPQ_OK);
