@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mpq/model.h>
@@ -548,25 +547,22 @@ START_TEST(model_totals_bounded)
 }
 END_TEST
 
-START_TEST(many_layer_names_checked_in_linear_time)
+START_TEST(many_layer_names_checked)
 {
     /* Duplicate names were found by comparing each new layer with every other: 65536 layers (a
-     * 20 MB model file) took 42 s. */
+     * 20 MB model file) took 42 s. No clock here (timings belong in bench/): a quadratic check
+     * again would run into the test case's timeout, the hang guard. */
     mpq_model *m = NULL, *c = NULL;
     ck_assert_int_eq(mpq_model_create(&m, "deep"), MPQ_OK);
     mpq_layer_shape s = {.size = sizeof s};
     ck_assert_int_eq(mpq_layer_shape_fc(&s, 4, 4), MPQ_OK);
     const int n = getenv("MPQ_UNDER_VALGRIND") ? 3000 : 65536;
     char name[64];
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "features.block%d.conv", i);
         ck_assert_int_eq(mpq_model_add_layer(m, name, &s), MPQ_OK);
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double sec = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
-    ck_assert_msg(getenv("MPQ_UNDER_VALGRIND") || sec < 5.0, "%d layers took %.1f s", n, sec);
+    ck_assert_int_eq((int)mpq_model_get_layer_count(m), n);
     ck_assert_int_eq(mpq_model_add_layer(m, "features.block7.conv", &s),
                      MPQ_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(mpq_last_error(), "already used by layer 7"));
@@ -1006,7 +1002,7 @@ static Suite *model_suite(void)
     tcase_add_test(tc, model_file_tensor_errors_name_the_file);
     tcase_add_test(tc, model_names_are_utf8);
     tcase_add_test(tc, model_totals_bounded);
-    tcase_add_test(tc, many_layer_names_checked_in_linear_time);
+    tcase_add_test(tc, many_layer_names_checked);
     tcase_add_test(tc, policy_constructors_and_accessors);
     tcase_add_test(tc, policy_hash_is_fnv1a_of_documented_encoding);
     tcase_add_test(tc, policy_json_round_trip_and_rle);
