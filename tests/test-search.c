@@ -708,7 +708,7 @@ END_TEST
 
 START_TEST(same_seed_identical_autoq)
 {
-    same_seed_same_run(MPQ_SEARCH_AUTOQ, under_valgrind() ? 4 : 20);
+    same_seed_same_run(MPQ_SEARCH_AUTOQ, under_valgrind() ? 2 : 20);
 }
 END_TEST
 
@@ -794,7 +794,7 @@ END_TEST
 
 START_TEST(resume_autoq)
 {
-    resume_equals_uninterrupted(MPQ_SEARCH_AUTOQ, under_valgrind() ? 5 : 16, 3, 1);
+    resume_equals_uninterrupted(MPQ_SEARCH_AUTOQ, under_valgrind() ? 4 : 16, 3, 1);
 }
 END_TEST
 
@@ -810,8 +810,9 @@ START_TEST(resume_ilp_warm_start_allocator)
     /* inside the probes, and inside HAQ's warm start (72 probes, then the solution) */
     resume_equals_uninterrupted_p(MPQ_SEARCH_ILP, 100, 30, 5, MPQ_SEARCH_SEED, 234);
     resume_equals_uninterrupted_p(MPQ_SEARCH_HAQ, 80, 40, 10, MPQ_SEARCH_WARM_START, 1);
-    resume_equals_uninterrupted_p(MPQ_SEARCH_HAQ, 80, 75, 1, MPQ_SEARCH_WARM_START, 1);
-    resume_equals_uninterrupted_p(MPQ_SEARCH_AUTOQ, under_valgrind() ? 5 : 12, 3, 1,
+    if (!under_valgrind()) /* same code as the line above, one resume point later */
+        resume_equals_uninterrupted_p(MPQ_SEARCH_HAQ, 80, 75, 1, MPQ_SEARCH_WARM_START, 1);
+    resume_equals_uninterrupted_p(MPQ_SEARCH_AUTOQ, under_valgrind() ? 4 : 12, 3, 1,
                                   MPQ_SEARCH_AUTOQ_LLC, MPQ_SEARCH_AUTOQ_LLC_ALLOCATOR);
 }
 END_TEST
@@ -1807,10 +1808,13 @@ START_TEST(same_seed_identical_every_method)
     same_seed_same_run_p(MPQ_SEARCH_UNIFORM, 49, MPQ_SEARCH_SEED, 3);
     same_seed_same_run_p(MPQ_SEARCH_GREEDY, 40, MPQ_SEARCH_GREEDY_LAZY, 0);
     same_seed_same_run_p(MPQ_SEARCH_ILP, 100, MPQ_SEARCH_SEED, 3);
-    same_seed_same_run_p(MPQ_SEARCH_AUTOQ, v ? 4 : 12, MPQ_SEARCH_AUTOQ_LLC,
+    same_seed_same_run_p(MPQ_SEARCH_AUTOQ, v ? 2 : 12, MPQ_SEARCH_AUTOQ_LLC,
                          MPQ_SEARCH_AUTOQ_LLC_ALLOCATOR);
-    same_seed_same_run_p(MPQ_SEARCH_AUTOQ, v ? 4 : 12, MPQ_SEARCH_AUTOQ_LLC, MPQ_SEARCH_AUTOQ_LLC_AGENT);
-    same_seed_same_run_p(MPQ_SEARCH_HAQ, v ? 60 : 80, MPQ_SEARCH_WARM_START, 1);
+    same_seed_same_run_p(MPQ_SEARCH_AUTOQ, v ? 2 : 12, MPQ_SEARCH_AUTOQ_LLC, MPQ_SEARCH_AUTOQ_LLC_AGENT);
+    /* under valgrind (an AutoQ episode there takes about 14 s) HAQ's warm start runs in
+     * resume_ilp_warm_start_allocator only */
+    if (!v)
+        same_seed_same_run_p(MPQ_SEARCH_HAQ, 80, MPQ_SEARCH_WARM_START, 1);
     same_seed_same_run_p(MPQ_SEARCH_HAQ, v ? 24 : 40, MPQ_SEARCH_DUPLICATES,
                          MPQ_SEARCH_DUPLICATES_EXPLORE);
 }
@@ -1890,6 +1894,11 @@ START_TEST(history_digests_unchanged_by_the_table)
     fixture_init(&f);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const digest_case *c = &cases[i];
+        /* The digests guard decisions, not memory: under valgrind (an AutoQ episode there takes
+         * about 14 s, the stage about 12 minutes) only the cheap methods run; the agents' code
+         * is checked for memory errors by the same-seed and resume tests. */
+        if (under_valgrind() && (c->method == MPQ_SEARCH_HAQ || c->method == MPQ_SEARCH_AUTOQ))
+            continue;
         mpq_search *s = make_search(&f, c->method, c->episodes, c->budget);
         ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_BUDGET_FILL, c->fill), MPQ_OK);
         DIGEST_OLD_BEHAVIOUR(s);

@@ -1172,10 +1172,17 @@ static int run_demo(const options *o, context *cx, setup *su)
     char objective[64] = "", specs[MAX_BUDGETS][64];
     double seed = (double)o->seed;
     for (int b = 0; b < nb; b++) {
-        if (sweep)
-            snprintf(specs[b], sizeof specs[b], "%s:%.17g",
-                     mpq_search_resource_name(o->budget_resource), o->budget_list[b]);
-        else
+        if (sweep) {
+            /* The shortest text that reads back as the same double: "0.3", not the
+             * "0.29999999999999999" of %.17g, in headings, paths and summary.csv. */
+            int digits = 1;
+            char num[40];
+            do
+                snprintf(num, sizeof num, "%.*g", digits, o->budget_list[b]);
+            while (strtod(num, NULL) != o->budget_list[b] && ++digits <= 17);
+            snprintf(specs[b], sizeof specs[b], "%s:%s",
+                     mpq_search_resource_name(o->budget_resource), num);
+        } else
             snprintf(specs[b], sizeof specs[b], "%s", o->budget);
     }
     /* The demo's own files of an earlier demo in DIR: its per-method files go in run_one(). */
