@@ -794,7 +794,7 @@ END_TEST
 
 START_TEST(resume_autoq)
 {
-    resume_equals_uninterrupted(MPQ_SEARCH_AUTOQ, under_valgrind() ? 4 : 16, 3, 1);
+    resume_equals_uninterrupted(MPQ_SEARCH_AUTOQ, under_valgrind() ? 3 : 16, under_valgrind() ? 2 : 3, 1);
 }
 END_TEST
 
