@@ -1,5 +1,5 @@
 /* Private to lib/agent: structures shared between the agent sources and the serialisation
- * helpers that let DDPG and the hierarchical pair store their parts in one container. */
+ * helpers that let DDPG store its parts in one container. */
 #ifndef MPQ_AGENT_IMPL_H
 #define MPQ_AGENT_IMPL_H
 
@@ -534,32 +534,14 @@ int64_t mpq__replay_staged(const mpq_replay *r);
 void mpq__replay_clear_staged(mpq_replay *r);
 void mpq__replay_rng_save(const mpq_replay *r, uint8_t state[MPQ_RNG_STATE_SIZE]);
 void mpq__replay_rng_restore(mpq_replay *r, const uint8_t state[MPQ_RNG_STATE_SIZE]);
-/* Slot the next committed transition will occupy. */
-int64_t mpq__replay_head(const mpq_replay *r);
 
 mpq_status mpq__noise_to_container(const mpq_noise *n, mpq_container *c, const char *prefix);
 mpq_status mpq__noise_load(mpq_noise *n, const mpq_container *c, const char *prefix);
 /* What the loader would refuse in the noise state, NULL when nothing. */
 const char *mpq__noise_problem(const mpq_noise *n);
 
-/* Hook used by the hierarchical pair to relabel the goal part of sampled high-level actions
- * before a DDPG update. `actions` is [batch][action_dim], `indices` the replay slots. */
-typedef mpq_status (*mpq__relabel_fn)(void *ctx, const int64_t *indices, int64_t batch,
-                                      const float *states, float *actions);
-mpq_status mpq__ddpg_update_ex(mpq_ddpg *d, mpq__relabel_fn relabel, void *ctx,
-                               double *critic_loss, double *actor_loss);
-/* Runs the actor greedily on [n][state_dim + goal_dim] rows already concatenated. */
-mpq_status mpq__ddpg_actor_forward(mpq_ddpg *d, const float *inputs, int64_t n, float *actions);
-mpq_status mpq__ddpg_replay(mpq_ddpg *d, mpq_replay **replay);
-/* Number of steps staged in the current episode. */
-int64_t mpq__ddpg_staged(const mpq_ddpg *d);
-/* end_episode with an update hook for the pair. */
-mpq_status mpq__ddpg_end_episode_ex(mpq_ddpg *d, double final_reward, mpq__relabel_fn relabel,
-                                    void *ctx);
-
-/* The stand-alone file and memory forms of an agent (DDPG, the hierarchical pair) are one
- * container with a {"format": ...} header around the agent's own tensors; persist.c writes and
- * reads that envelope once for both. The callbacks adapt each agent's typed *_to_container /
+/* The stand-alone file and memory forms of an agent are one container with a {"format": ...}
+ * header around the agent's own tensors; persist.c writes and reads that envelope. The callbacks adapt each agent's typed *_to_container /
  * *_from_container functions. */
 typedef struct mpq__agent_codec {
     const char *format; /* header "format" value, e.g. "mpq-ddpg" */

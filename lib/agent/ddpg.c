@@ -414,11 +414,6 @@ static void concat3(float *dst, int64_t n, const float *a, int64_t wa, const flo
     }
 }
 
-mpq_status mpq__ddpg_actor_forward(mpq_ddpg *d, const float *inputs, int64_t n, float *actions)
-{
-    return mpq_mlp_forward(d->actor, inputs, n, actions);
-}
-
 mpq_status mpq_ddpg_act(mpq_ddpg *ddpg, const float *states, const float *goals, int64_t n,
                         int explore, float *actions)
 {
@@ -548,8 +543,7 @@ static mpq_status ensure_scratch(mpq_ddpg *d, int64_t B)
     return MPQ_OK;
 }
 
-mpq_status mpq__ddpg_update_ex(mpq_ddpg *d, mpq__relabel_fn relabel, void *ctx,
-                               double *critic_loss, double *actor_loss)
+static mpq_status ddpg_update(mpq_ddpg *d, double *critic_loss, double *actor_loss)
 {
     int64_t size;
     mpq_replay_size(d->replay, &size, NULL, NULL);
@@ -566,8 +560,6 @@ mpq_status mpq__ddpg_update_ex(mpq_ddpg *d, mpq__relabel_fn relabel, void *ctx,
     uint8_t rng_before[MPQ_RNG_STATE_SIZE];
     mpq__replay_rng_save(d->replay, rng_before);
     st = mpq_replay_sample(d->replay, B, s, a, r, s2, dn, d->gd ? g : NULL, idx);
-    if (!st && relabel)
-        st = relabel(ctx, idx, B, s, a);
     if (st) {
         mpq__replay_rng_restore(d->replay, rng_before);
         return st;
@@ -686,11 +678,10 @@ mpq_status mpq_ddpg_update(mpq_ddpg *ddpg, double *critic_loss, double *actor_lo
 {
     if (!ddpg)
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_ddpg_update: ddpg is NULL");
-    return mpq__ddpg_update_ex(ddpg, NULL, NULL, critic_loss, actor_loss);
+    return ddpg_update(ddpg, critic_loss, actor_loss);
 }
 
-mpq_status mpq__ddpg_end_episode_ex(mpq_ddpg *d, double final_reward, mpq__relabel_fn relabel,
-                                    void *ctx)
+static mpq_status end_episode(mpq_ddpg *d, double final_reward)
 {
     const mpq_reward_mode mode = (mpq_reward_mode)(int)d->p[MPQ_DDPG_REWARD_MODE];
     const int64_t n = mpq__replay_staged(d->replay);
@@ -706,7 +697,7 @@ mpq_status mpq__ddpg_end_episode_ex(mpq_ddpg *d, double final_reward, mpq__relab
             break;
         }
         for (int64_t k = 0; learn && !st && k < per; k++)
-            st = mpq__ddpg_update_ex(d, relabel, ctx, NULL, NULL);
+            st = ddpg_update(d, NULL, NULL);
     }
     mpq__replay_clear_staged(d->replay);
     mpq_noise_reset(d->noise);
@@ -722,15 +713,7 @@ mpq_status mpq_ddpg_end_episode(mpq_ddpg *ddpg, double final_reward)
     if (!isfinite(final_reward))
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
                              "mpq_ddpg_end_episode: final_reward %g is not finite", final_reward);
-    return mpq__ddpg_end_episode_ex(ddpg, final_reward, NULL, NULL);
-}
-
-int64_t mpq__ddpg_staged(const mpq_ddpg *d) { return mpq__replay_staged(d->replay); }
-
-mpq_status mpq__ddpg_replay(mpq_ddpg *d, mpq_replay **replay)
-{
-    *replay = d->replay;
-    return MPQ_OK;
+    return end_episode(ddpg, final_reward);
 }
 
 mpq_status mpq_ddpg_q_value(mpq_ddpg *ddpg, const float *states, const float *goals,

@@ -1,5 +1,5 @@
-/* Lookup in the agent module's static parameter tables (DDPG, hierarchical pair, noise), shared
- * so the three keep one set of checks and messages. */
+/* Lookup in the agent module's static parameter tables (DDPG, noise), shared
+ * so that both keep one set of checks and messages. */
 #include <string.h>
 
 #include "agent_impl.h"

@@ -1,4 +1,4 @@
-/* The file/memory envelope shared by the DDPG agent and the hierarchical pair. */
+/* The file/memory envelope of a stand-alone DDPG agent. */
 #include <stdio.h>
 #include <string.h>
 

@@ -296,7 +296,6 @@ mpq_status mpq_replay_size(const mpq_replay *replay, int64_t *size, int64_t *cap
     return MPQ_OK;
 }
 
-int64_t mpq__replay_head(const mpq_replay *r) { return r->head; }
 
 mpq_status mpq_replay_sample(mpq_replay *replay, int64_t batch, float *states, float *actions,
                              float *rewards, float *next_states, float *dones, float *goals,
