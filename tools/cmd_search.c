@@ -1962,9 +1962,7 @@ int cmd_search(int argc, char **argv)
     if (dist && nranks > 1) {
         cx.batch = mpq_dist_batch_evaluate;
         cx.batch_user = dist;
-        if (!o.quiet)
-            fprintf(stderr, "MPI: rank 0 runs the search, %d worker rank(s) evaluate\n",
-                    nranks - 1);
+        fprintf(stderr, "MPI: rank 0 runs the search, %d worker rank(s) evaluate\n", nranks - 1);
     }
 #endif
     if (st != MPQ_OK) {
@@ -2019,7 +2017,7 @@ int cmd_search(int argc, char **argv)
         if (dist && nranks > 1) {
             mpq_dist_stats ds = {.size = sizeof ds};
             int64_t episodes = res.search ? mpq_search_get_history_count(res.search) : 0;
-            if (mpq_dist_get_stats(dist, &ds) == MPQ_OK && !o.quiet)
+            if (mpq_dist_get_stats(dist, &ds) == MPQ_OK)
                 fprintf(stderr,
                         "MPI: %lld evaluations on %d workers in %lld batches, %lld messages "
                         "(%lld bytes), %.2f messages per episode\n",
