@@ -508,7 +508,8 @@ MPQ_API mpq_status mpq_search_set_batch_evaluator(mpq_search *s, mpq_search_batc
 MPQ_API mpq_status mpq_search_prepare(mpq_search *s);
 
 /**
- * Plays one episode (after mpq_search_prepare() if needed).
+ * Plays one episode (after mpq_search_prepare() if needed); with ::MPQ_SEARCH_PARALLEL_PROPOSALS
+ * above 1 or a batch evaluator, one round of episodes (mpq_search_set_batch_evaluator()).
  * @param s the handle.
  * @return ::MPQ_OK, ::MPQ_ERR_STATE (all episodes played), ::MPQ_ERR_CALLBACK,
  *         ::MPQ_ERR_NUMERIC or another error; on error the history so far is kept.
