@@ -2,7 +2,7 @@
 """`mpq search --workers mpi` under mpirun (issue 18): the history equals the single-process run
 with the same seed and parallel_proposals; a job killed with SIGKILL resumes from its checkpoint
 with another rank count and ends as the uninterrupted run; a worker's evaluator failure stops the
-run with the single-process status and message and the history saved.
+run with the single-process status and message and the history saved; a worker that never answers fails the run after --worker-timeout.
 
 usage: test_mpi.py MPQ_TOOL zoo|fashion   (exit 77 = skipped: no mpirun)
 Nothing here depends on timing: the kill only has to land after the first checkpoint and before
@@ -119,6 +119,17 @@ def worker_failure(tmp):
         expect(len(a) > 1 and a == b, "failed run: histories differ")
 
 
+def worker_timeout(tmp):
+    """A worker stuck in an evaluation (4 s) against a 1 s timeout: rank 0 stops with MPQ_ERR_IO,
+    writes the history and ends the job instead of waiting for it."""
+    t0 = time.monotonic()
+    rc, _, err = run(["-M", "resnet18", "-m", "random", "-e", "10", "-q", "-o", f"{tmp}/to",
+                      "--eval-delay", "4000", "--worker-timeout", "1"], np=3, timeout=60)
+    expect(rc != 0 and "within the 1 s timeout" in err, f"worker timeout: {err[-400:]}")
+    expect(os.path.exists(f"{tmp}/to/history.csv"), "timed-out run kept no history")
+    expect(time.monotonic() - t0 < 30, "rank 0 waited for the stuck worker")
+
+
 with tempfile.TemporaryDirectory() as tmp:
     if WHICH == "zoo":
         # HAQ: 4 proposals per agent snapshot; random and ilp: all independent evaluations at once
@@ -128,6 +139,7 @@ with tempfile.TemporaryDirectory() as tmp:
         same_history(["-M", "resnet18", "-m", "ilp", "-e", "250", "-q"], 3, tmp, "ilp")
         kill_and_resume(tmp)
         worker_failure(tmp)
+        worker_timeout(tmp)
     else:
         data = "/usr/share/datasets/fashion-mnist"
         if not os.path.exists(data + "/train-images-idx3-ubyte.gz"):
