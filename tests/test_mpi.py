@@ -130,6 +130,18 @@ def worker_timeout(tmp):
     expect(time.monotonic() - t0 < 30, "rank 0 waited for the stuck worker")
 
 
+def time_limit(tmp):
+    """--time-limit under MPI: a clean stop after a round, best policy and checkpoint kept."""
+    rc, _, err = run(["-M", "resnet18", "-m", "haq", "-e", "400", "-q", "-o", f"{tmp}/tl",
+                      "--set", "parallel_proposals=2", "--eval-delay", "20", "--time-limit", "2"],
+                     np=3, timeout=60)
+    expect(rc == 0 and "wall-clock budget of 2 s reached" in err, f"time limit: {err[-400:]}")
+    if rc == 0:
+        n = len(history(f"{tmp}/tl")) - 1
+        expect(0 < n < 400 and n % 2 == 0, f"time limit: {n} episodes (whole rounds of 2)")
+        expect(os.path.exists(f"{tmp}/tl/checkpoint.mpq"), "time limit: no checkpoint")
+
+
 with tempfile.TemporaryDirectory() as tmp:
     if WHICH == "zoo":
         # HAQ: 4 proposals per agent snapshot; random and ilp: all independent evaluations at once
@@ -140,6 +152,7 @@ with tempfile.TemporaryDirectory() as tmp:
         kill_and_resume(tmp)
         worker_failure(tmp)
         worker_timeout(tmp)
+        time_limit(tmp)
     else:
         data = "/usr/share/datasets/fashion-mnist"
         if not os.path.exists(data + "/train-images-idx3-ubyte.gz"):
