@@ -1910,8 +1910,8 @@ int cmd_search(int argc, char **argv)
         mpq_hw_destroy(cx.hw);
         return rc;
     }
-    int rank = 0, nranks = 1;
 #ifdef MPQ_HAVE_MPI
+    int rank = 0, nranks = 1;
     mpq_dist *dist = NULL;
     if (o.workers_mpi) {
         MPI_Init(NULL, NULL);
