@@ -1333,6 +1333,9 @@ START_TEST(batch_evaluator_keeps_the_sequential_history)
     fixture f;
     fixture_init(&f);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        /* the agents' one-proposal rounds are the next test's subject; valgrind skips them here */
+        if (under_valgrind() && (cases[c].method == MPQ_SEARCH_HAQ || cases[c].method == MPQ_SEARCH_AUTOQ))
+            continue;
         batch_probe probe;
         char *seq = batched_history(&f, cases[c].method, cases[c].episodes, 1, -1,
                                     cases[c].lazy, &probe);
@@ -1362,7 +1365,8 @@ START_TEST(parallel_proposals_history_independent_of_width)
     /* under valgrind: 12 HAQ episodes, AutoQ 4, one width */
     const int haq_eps = under_valgrind() ? 12 : 40;
     static const mpq_search_method methods[] = {MPQ_SEARCH_HAQ, MPQ_SEARCH_AUTOQ};
-    for (size_t m = 0; m < 2; m++) {
+    /* valgrind: HAQ only (AutoQ's 64 LLC updates per episode cost minutes there) */
+    for (size_t m = 0; m < (under_valgrind() ? 1u : 2u); m++) {
         const int eps = methods[m] == MPQ_SEARCH_HAQ ? haq_eps : (under_valgrind() ? 4 : 10);
         batch_probe probe;
         char *seq = batched_history(&f, methods[m], eps, 4, -1, 1, &probe);
@@ -1433,7 +1437,8 @@ START_TEST(parallel_resume_with_other_width)
     fixture_init(&f);
     char path[300];
     snprintf(path, sizeof path, "%s/par.ckpt", tmpdir);
-    const int eps = under_valgrind() ? 18 : 30;
+    const int eps = under_valgrind() ? 12 : 30;
+    const int stop_at = under_valgrind() ? 7 : 13, recorded = under_valgrind() ? 9 : 15;
     batch_probe probe;
     char *full = batched_history(&f, MPQ_SEARCH_HAQ, eps, 3, 0, 1, &probe);
 
@@ -1443,11 +1448,11 @@ START_TEST(parallel_resume_with_other_width)
     ck_assert_int_eq(mpq_search_set_param(killed, MPQ_SEARCH_CHECKPOINT_EVERY, 4), MPQ_OK);
     ck_assert_int_eq(mpq_search_set_checkpoint(killed, path), MPQ_OK);
     ck_assert_int_eq(mpq_search_set_batch_evaluator(killed, batch_eval, &probe, 2), MPQ_OK);
-    stopper stop = {13, 0};
+    stopper stop = {stop_at, 0};
     ck_assert_int_eq(mpq_search_set_progress(killed, stop_progress, &stop), MPQ_OK);
     ck_assert_int_eq(mpq_search_run(killed), MPQ_ERR_CANCELLED);
-    /* the round in which the callback cancelled is recorded to its end: episodes 12..14 */
-    ck_assert_int_eq(mpq_search_get_history_count(killed), 15);
+    /* the round in which the callback cancelled is recorded to its end (12..14; 6..8) */
+    ck_assert_int_eq(mpq_search_get_history_count(killed), recorded);
     mpq_search_destroy(killed);
 
     mpq_search *resumed = NULL;
@@ -1455,7 +1460,7 @@ START_TEST(parallel_resume_with_other_width)
                                        &f.cf),
                      MPQ_OK);
     ck_assert_int_eq(mpq_search_resume(resumed, path), MPQ_OK);
-    ck_assert_int_eq(mpq_search_get_history_count(resumed), 15);
+    ck_assert_int_eq(mpq_search_get_history_count(resumed), recorded);
     ck_assert_int_eq(mpq_search_run(resumed), MPQ_OK); /* one by one now */
     char *res = history_text(resumed);
     ck_assert_str_eq(res, full);
