@@ -5,8 +5,8 @@ Every evaluation of the zoo model's closed-form proxy is padded with --eval-dela
 which emulates a slow evaluation without using a core (the machine has 2): the ranks then
 compete only for the agent's and the messages' CPU time, as on a cluster whose workers have
 their own cores. Baseline, measured in the same run: the one-process search (no MPI) with the
-same delay; each line prints the search's time (mpq's own figure; mpirun's start-up and
-the ranks' set-up apart), the speedup against it, the model's prediction
+same delay; each line prints the search's time (the history's elapsed seconds; mpirun's
+start-up and the ranks' set-up apart), the speedup against it, the model's prediction
 (docs/scaling.md) and the messages per episode rank 0 counted.
 
 usage: bench_mpi.py MPQ_TOOL [DELAY_MS [EPISODES]]     (defaults 50 and 40)
@@ -45,9 +45,11 @@ def run(args, np, out):
     wall = time.monotonic() - t0
     if r.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd + args)}\n{r.stderr[-800:]}")
-    # the search's own time (mpq prints it): mpirun's start-up and the ranks' set-up apart
-    ms = re.search(r"(\d+) episodes in ([\d.]+) s", r.stdout)
-    search_s = float(ms.group(2)) if ms else wall
+    # the search's own time (the last record's elapsed_s, in ms): mpirun's start-up and the
+    # ranks' set-up apart
+    with open(out + "/history.csv") as f:
+        last = f.read().splitlines()[-1]
+    search_s = float(last.rsplit(",", 1)[1])
     m = re.search(r"MPI: (\d+) evaluations on \d+ workers in (\d+) batches, (\d+) messages "
                   r"\((\d+) bytes\), ([\d.]+) messages per episode", r.stderr)
     with open(out + "/history.csv") as f:

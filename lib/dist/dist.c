@@ -6,8 +6,9 @@
  *   RESULT worker -> rank 0: core container, header {"format": "mpq-dist-result", "batch": B,
  *          "index": I, "status": S, "message": M}, tensor "accuracy" (F64, 1).
  *   STOP   rank 0 -> worker: empty.
- * Both sides wait by polling (MPI_Iprobe, then a short sleep): a blocking MPI receive spins a
- * core in Open MPI, and workers share the machine with evaluations (oversubscribed runs). */
+ * Both sides wait by polling (MPI_Iprobe, then a short sleep, see POLL_MIN_NS): a blocking MPI
+ * receive spins a core in Open MPI, and workers share the machine with evaluations
+ * (oversubscribed runs). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -21,8 +22,11 @@
 
 enum { TAG_JOB = 7101, TAG_RESULT = 7102, TAG_STOP = 7103 };
 
-/* Poll interval while waiting: 0.2 ms keeps the added latency far below an evaluation. */
-#define POLL_NS 200000L
+/* Poll interval while waiting: from 50 us, doubling while nothing arrives, up to 2 ms: a quick
+ * answer is seen quickly, and a rank waiting through a long evaluation wakes only 500 times a
+ * second (oversubscribed ranks share the cores with the evaluations and the agent). */
+#define POLL_MIN_NS 50000L
+#define POLL_MAX_NS 2000000L
 
 struct mpq_dist {
     const mpq_model *model;
@@ -40,11 +44,12 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void nap(void)
+static void nap(long *ns)
 {
-    struct timespec ts = {0, POLL_NS};
+    struct timespec ts = {0, *ns};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+    *ns = *ns * 2 < POLL_MAX_NS ? *ns * 2 : POLL_MAX_NS;
 }
 
 static mpq_status mpi_error(int rc, const char *what)
@@ -114,10 +119,11 @@ mpq_status mpq_dist_barrier(mpq_dist *d)
     MPI_Request req;
     int rc = MPI_Ibarrier(MPI_COMM_WORLD, &req);
     int done = 0;
+    long wait = POLL_MIN_NS;
     while (rc == MPI_SUCCESS && !done) {
         rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE);
         if (!done)
-            nap();
+            nap(&wait);
     }
     return rc == MPI_SUCCESS ? MPQ_OK : mpi_error(rc, "barrier");
 }
@@ -275,6 +281,7 @@ mpq_status mpq_dist_serve(mpq_dist *d, mpq_evaluator_fn evaluator, void *user)
                              !d ? "handle" : "evaluator");
     if (d->rank == 0)
         return mpq_set_error(MPQ_ERR_STATE, "mpq_dist_serve: rank 0 runs the search");
+    long wait = POLL_MIN_NS;
     for (;;) {
         int flag = 0;
         MPI_Status probe;
@@ -282,9 +289,10 @@ mpq_status mpq_dist_serve(mpq_dist *d, mpq_evaluator_fn evaluator, void *user)
         if (rc != MPI_SUCCESS)
             return mpi_error(rc, "probe");
         if (!flag) {
-            nap();
+            nap(&wait);
             continue;
         }
+        wait = POLL_MIN_NS;
         if (probe.MPI_TAG == TAG_STOP) {
             rc = MPI_Recv(NULL, 0, MPI_BYTE, 0, TAG_STOP, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
             d->stats.messages++;
@@ -400,6 +408,7 @@ mpq_status mpq_dist_batch_evaluate(void *user, const mpq_policy *const *policies
     mpq_status st = MPQ_OK;
     int64_t next = 0;      /* next policy to hand out */
     int64_t low_fail = -1; /* lowest failed index so far */
+    long wait = POLL_MIN_NS;
     for (;;) {
         /* hand out work: policies below a known failure only */
         for (int w = 1; w < d->size && st == MPQ_OK; w++) {
@@ -426,6 +435,7 @@ mpq_status mpq_dist_batch_evaluate(void *user, const mpq_policy *const *policies
         if (flag) {
             if ((st = take_result(d, &f, &probe, accuracy, count)) != MPQ_OK)
                 break;
+            wait = POLL_MIN_NS;
             for (int64_t i = 0; i < count; i++)
                 if (f.state[i] == 3 && (low_fail < 0 || i < low_fail))
                     low_fail = i;
@@ -442,7 +452,7 @@ mpq_status mpq_dist_batch_evaluate(void *user, const mpq_policy *const *policies
             }
         if (st != MPQ_OK)
             break;
-        nap();
+        nap(&wait);
     }
     if (st == MPQ_OK && low_fail >= 0) {
         /* every index below it was handed out and answered (handing out is in order) */
@@ -480,13 +490,14 @@ mpq_status mpq_dist_stop(mpq_dist *d)
     mpq_status st = rc == MPI_SUCCESS ? MPQ_OK : mpi_error(rc, "stop");
     double t0 = now_s();
     int done = 0;
+    long wait = POLL_MIN_NS;
     while (st == MPQ_OK && !done) {
         if ((rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE)) != MPI_SUCCESS)
             st = mpi_error(rc, "stop");
         else if (!done && now_s() - t0 > (d->broken ? 1.0 : d->timeout))
             st = mpq_set_error(MPQ_ERR_IO, "mpq_dist_stop: workers do not answer");
         else if (!done)
-            nap();
+            nap(&wait);
     }
     if (st == MPQ_OK && d->broken)
         st = mpq_set_error(MPQ_ERR_IO, "mpq_dist_stop: a worker timed out earlier and may "
