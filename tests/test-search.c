@@ -1264,6 +1264,215 @@ START_TEST(failing_evaluator_stops_and_keeps_history)
 }
 END_TEST
 
+/* ---- batch evaluation, parallel proposals (issue 18) -------------------------------------- */
+
+/* A batch evaluator over the closed form: evaluates back to front (the search must not depend
+ * on the order evaluations finish in) unless it has to stop at a failure, and records the
+ * batches it was given. */
+typedef struct batch_probe {
+    closed_form *cf;
+    int forward;        /* 1: in order, stopping at the first failure */
+    int64_t batches, max_count, total;
+} batch_probe;
+
+static mpq_status batch_eval(void *user, const mpq_policy *const *p, int64_t n, double *acc,
+                             int64_t *failed)
+{
+    batch_probe *b = user;
+    b->batches++;
+    b->total += n;
+    if (n > b->max_count)
+        b->max_count = n;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t i = b->forward ? j : n - 1 - j;
+        mpq_status st = closed_form_eval(b->cf, p[i], &acc[i]);
+        if (st != MPQ_OK) {
+            *failed = i;
+            return st;
+        }
+    }
+    return MPQ_OK;
+}
+
+/* The history text of a run of @p method with parallel_proposals @p P, evaluated one by one
+ * (width < 0) or by the batch evaluator of that width; @p probe receives the batch figures. */
+static char *batched_history(fixture *f, mpq_search_method method, int episodes, int P,
+                             int64_t width, int lazy, batch_probe *probe)
+{
+    mpq_search *s = make_search(f, method, episodes, 0.5);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_PARALLEL_PROPOSALS, P), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_GREEDY_LAZY, lazy), MPQ_OK);
+    /* HAQ learns from episode 5 on: short runs then depend on what a round learns */
+    if (method == MPQ_SEARCH_HAQ)
+        ck_assert_int_eq(mpq_search_set_param(s, MPQ_SEARCH_WARMUP, 4), MPQ_OK);
+    memset(probe, 0, sizeof *probe);
+    probe->cf = &f->cf;
+    if (width >= 0)
+        ck_assert_int_eq(mpq_search_set_batch_evaluator(s, batch_eval, probe, width), MPQ_OK);
+    ck_assert_msg(mpq_search_run(s) == MPQ_OK, "%s", mpq_last_error());
+    char *text = history_text(s);
+    mpq_search_destroy(s);
+    return text;
+}
+
+START_TEST(batch_evaluator_keeps_the_sequential_history)
+{
+    /* Baselines hand all their independent evaluations over at once (uniform's pairs, random's
+     * draws, greedy's full re-measurements, ilp's probes); the history is the one-by-one run's
+     * whatever the width. */
+    static const struct {
+        mpq_search_method method;
+        int episodes, lazy, batches; /* batches: whether rounds of more than one are expected */
+    } cases[] = {
+        {MPQ_SEARCH_UNIFORM, 49, 1, 1}, {MPQ_SEARCH_RANDOM, 20, 1, 1},
+        {MPQ_SEARCH_GREEDY, 40, 0, 1},  {MPQ_SEARCH_GREEDY, 40, 1, 0},
+        {MPQ_SEARCH_ILP, 90, 1, 1},     {MPQ_SEARCH_HAQ, 12, 1, 0},
+        {MPQ_SEARCH_AUTOQ, 3, 1, 0},
+    };
+    /* under valgrind the agents' updates dominate: fewer widths there */
+    const size_t nwidths = under_valgrind() ? 1 : 3;
+    fixture f;
+    fixture_init(&f);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        /* the agents' one-proposal rounds are the next test's subject; valgrind skips them here */
+        if (under_valgrind() && (cases[c].method == MPQ_SEARCH_HAQ || cases[c].method == MPQ_SEARCH_AUTOQ))
+            continue;
+        batch_probe probe;
+        char *seq = batched_history(&f, cases[c].method, cases[c].episodes, 1, -1,
+                                    cases[c].lazy, &probe);
+        const int64_t widths[] = {0, 1, 3};
+        for (size_t w = 0; w < nwidths; w++) {
+            char *bat = batched_history(&f, cases[c].method, cases[c].episodes, 1, widths[w],
+                                        cases[c].lazy, &probe);
+            ck_assert_msg(strcmp(seq, bat) == 0, "%s lazy %d width %lld: history differs",
+                          mpq_search_method_name(cases[c].method), cases[c].lazy,
+                          (long long)widths[w]);
+            if (widths[w] == 0 && cases[c].batches)
+                ck_assert_int_gt(probe.max_count, 1);
+            if (!cases[c].batches)
+                ck_assert_int_eq(probe.max_count, 1);
+            free(bat);
+        }
+        free(seq);
+    }
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(parallel_proposals_history_independent_of_width)
+{
+    fixture f;
+    fixture_init(&f);
+    /* under valgrind: 12 HAQ episodes, AutoQ 4, one width */
+    const int haq_eps = under_valgrind() ? 12 : 40;
+    static const mpq_search_method methods[] = {MPQ_SEARCH_HAQ, MPQ_SEARCH_AUTOQ};
+    /* valgrind: HAQ only (AutoQ's 64 LLC updates per episode cost minutes there) */
+    for (size_t m = 0; m < (under_valgrind() ? 1u : 2u); m++) {
+        const int eps = methods[m] == MPQ_SEARCH_HAQ ? haq_eps : (under_valgrind() ? 4 : 10);
+        batch_probe probe;
+        char *seq = batched_history(&f, methods[m], eps, 4, -1, 1, &probe);
+        char *one = batched_history(&f, methods[m], eps, 1, -1, 1, &probe);
+        /* four episodes from one snapshot are not the sequential loop's */
+        ck_assert_msg(strcmp(seq, one) != 0, "%s: parallel_proposals 4 had no effect",
+                      mpq_search_method_name(methods[m]));
+        for (int64_t w = 0; w < (under_valgrind() ? 1 : 3); w++) {
+            char *bat = batched_history(&f, methods[m], eps, 4, w, 1, &probe);
+            ck_assert_msg(strcmp(seq, bat) == 0, "%s width %lld: history differs",
+                          mpq_search_method_name(methods[m]), (long long)w);
+            ck_assert_int_le(probe.max_count, 4);
+            free(bat);
+        }
+        /* the rounds really held four new policies (the warm-up draws rarely repeat) */
+        ck_assert_int_eq(probe.max_count, 4);
+        free(one);
+        free(seq);
+    }
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(batch_failure_reports_as_the_single_evaluator)
+{
+    fixture f;
+    fixture_init(&f);
+    char first[800] = "";
+    char *first_hist = NULL;
+    mpq_status first_st = MPQ_OK;
+    for (int batched = 0; batched < 2; batched++) {
+        f.cf.calls = 0;
+        f.cf.fail_at = 6;
+        f.cf.fail_nan = 0;
+        batch_probe probe = {&f.cf, 1, 0, 0, 0};
+        mpq_search *s = make_search(&f, MPQ_SEARCH_RANDOM, 20, 0.5);
+        if (batched)
+            ck_assert_int_eq(mpq_search_set_batch_evaluator(s, batch_eval, &probe, 0), MPQ_OK);
+        mpq_status st = mpq_search_run(s);
+        ck_assert_int_eq(st, MPQ_ERR_CALLBACK);
+        char *hist = history_text(s);
+        if (!batched) {
+            snprintf(first, sizeof first, "%s", mpq_last_error());
+            first_st = st;
+            first_hist = hist;
+        } else {
+            ck_assert_int_eq(st, first_st);
+            ck_assert_str_eq(mpq_last_error(), first);
+            ck_assert_str_eq(hist, first_hist);
+            ck_assert_int_gt(probe.max_count, 1);
+            free(hist);
+        }
+        mpq_search_destroy(s);
+    }
+    ck_assert_ptr_nonnull(strstr(first, "MPQ_ERR_IO: dataset vanished"));
+    free(first_hist);
+    f.cf.fail_at = -1;
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(parallel_resume_with_other_width)
+{
+    /* A run of HAQ with 3 proposals per round, stopped inside round 5 and checkpointed every 4
+     * episodes, resumed with another batch width, ends as the uninterrupted run. */
+    make_tmpdir();
+    fixture f;
+    fixture_init(&f);
+    char path[300];
+    snprintf(path, sizeof path, "%s/par.ckpt", tmpdir);
+    const int eps = under_valgrind() ? 12 : 30;
+    const int stop_at = under_valgrind() ? 7 : 13, recorded = under_valgrind() ? 9 : 15;
+    batch_probe probe;
+    char *full = batched_history(&f, MPQ_SEARCH_HAQ, eps, 3, 0, 1, &probe);
+
+    mpq_search *killed = make_search(&f, MPQ_SEARCH_HAQ, eps, 0.5);
+    ck_assert_int_eq(mpq_search_set_param(killed, MPQ_SEARCH_PARALLEL_PROPOSALS, 3), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(killed, MPQ_SEARCH_WARMUP, 4), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_param(killed, MPQ_SEARCH_CHECKPOINT_EVERY, 4), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_checkpoint(killed, path), MPQ_OK);
+    ck_assert_int_eq(mpq_search_set_batch_evaluator(killed, batch_eval, &probe, 2), MPQ_OK);
+    stopper stop = {stop_at, 0};
+    ck_assert_int_eq(mpq_search_set_progress(killed, stop_progress, &stop), MPQ_OK);
+    ck_assert_int_eq(mpq_search_run(killed), MPQ_ERR_CANCELLED);
+    /* the round in which the callback cancelled is recorded to its end (12..14; 6..8) */
+    ck_assert_int_eq(mpq_search_get_history_count(killed), recorded);
+    mpq_search_destroy(killed);
+
+    mpq_search *resumed = NULL;
+    ck_assert_int_eq(mpq_search_create(&resumed, MPQ_SEARCH_HAQ, f.model, f.hw, closed_form_eval,
+                                       &f.cf),
+                     MPQ_OK);
+    ck_assert_int_eq(mpq_search_resume(resumed, path), MPQ_OK);
+    ck_assert_int_eq(mpq_search_get_history_count(resumed), recorded);
+    ck_assert_int_eq(mpq_search_run(resumed), MPQ_OK); /* one by one now */
+    char *res = history_text(resumed);
+    ck_assert_str_eq(res, full);
+    free(res);
+    free(full);
+    mpq_search_destroy(resumed);
+    fixture_free(&f);
+    remove_tmpdir();
+}
+END_TEST
+
 /* ---- baselines, results ------------------------------------------------------------------ */
 
 START_TEST(uniform_enumerates_and_cache_answers_repeats)
@@ -1962,6 +2171,13 @@ int main(void)
     tcase_add_test(t, greedy_ends_within_budget);
     tcase_add_test(t, time_limit_stops_cleanly);
     tcase_add_test(t, accuracy_objective_uses_psi_reward);
+    suite_add_tcase(s, t);
+    t = tcase_create("batch");
+    tcase_set_timeout(t, 600);
+    tcase_add_test(t, batch_evaluator_keeps_the_sequential_history);
+    tcase_add_test(t, parallel_proposals_history_independent_of_width);
+    tcase_add_test(t, batch_failure_reports_as_the_single_evaluator);
+    tcase_add_test(t, parallel_resume_with_other_width);
     suite_add_tcase(s, t);
     t = tcase_create("quality");
     tcase_set_timeout(t, 600);

@@ -70,6 +70,16 @@ if "  search " in commands:
     import csv
     import tempfile
 
+    # --workers (issue 18): only local or mpi; mpi never with the demo (or without MPI built in)
+    r = run("search", "--workers", "threads", "-M", "resnet18")
+    expect(r.returncode == 2 and "--workers must be local or mpi" in r.stderr,
+           f"--workers threads: {r.stderr!r}")
+    r = run("search", "--workers", "mpi", "--demo")
+    expect(r.returncode == 2 and ("not --demo" in r.stderr or "without MPI" in r.stderr),
+           f"--workers mpi --demo: {r.stderr!r}")
+    r = run("search", "--worker-timeout", "0", "-M", "resnet18")
+    expect(r.returncode == 2 and "--worker-timeout" in r.stderr, f"timeout 0: {r.stderr!r}")
+
     with tempfile.TemporaryDirectory() as tmp:
         # An impossible budget is refused before any episode: the minimum reachable value, and
         # no (empty) list of history files.

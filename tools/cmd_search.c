@@ -12,6 +12,11 @@
 
 #include "cli.h"
 
+#ifdef MPQ_HAVE_MPI
+#include <mpi.h>
+#include <mpq/dist.h>
+#endif
+
 #define MAX_SETS 64
 #define MAX_BUDGETS 16
 /* The demo's default budget: where the methods differ (the sweep in docs/guide.md; at 0.5 they
@@ -68,6 +73,14 @@ static void search_usage(FILE *out)
             "      --rescore N        score the N best distinct policies again on the whole\n"
             "                         validation split and keep the best of them, written to\n"
             "                         DIR/final_policy.json (default 5 for the demo, else 0)\n"
+            "      --workers W        local (default) or mpi: under mpirun -np N rank 0 runs the\n"
+            "                         search, ranks 1..N-1 evaluate policies (each loads its own\n"
+            "                         copy of the network and data); needs a build with MPI\n"
+            "      --worker-timeout S seconds rank 0 waits for one evaluation (default 3600)\n"
+            "      --eval-delay MS    pad every evaluation with MS milliseconds of sleep (emulates\n"
+            "                         slow evaluations: scaling measurements, docs/scaling.md)\n"
+            "      --eval-fail SPEC   fault injection for tests: the evaluator fails (MPQ_ERR_IO) on\n"
+            "                         the policy SPEC (uniform:W,A or a policy file)\n"
             "      --list-params      list the search parameters with defaults and sources\n"
             "  -q, --quiet            no progress bar\n"
             "  -h, --help             show this help and exit\n",
@@ -116,6 +129,11 @@ typedef struct options {
     long long rescore; /* -1: the default (demo 5, else 0) */
     double time_limit;
     int resume, quiet, demo;
+    int workers_mpi;         /* --workers mpi */
+    double worker_timeout;   /* --worker-timeout */
+    long long eval_delay_ms; /* --eval-delay */
+    const char *eval_fail;   /* --eval-fail */
+    int worker;              /* an MPI worker rank: says nothing rank 0 says already */
     /* given on the command line, not defaults: a resumed run compares them with its checkpoint */
     int budget_given, objective_given, seed_given;
     /* options of one kind of run only: "-m" for a single search, "--methods" for the demo */
@@ -433,6 +451,29 @@ static mpq_status counting_eval(void *user, const mpq_policy *policy, double *ac
     return c->fn(c->user, policy, accuracy);
 }
 
+/* --eval-delay / --eval-fail around the real evaluator (on every rank of an MPI run). */
+typedef struct padded_eval {
+    mpq_evaluator_fn fn;
+    void *user;
+    long long delay_ms;
+    int has_fail;
+    uint64_t fail_hash; /* the policy of --eval-fail */
+} padded_eval;
+
+static mpq_status padded_evaluate(void *user, const mpq_policy *policy, double *accuracy)
+{
+    padded_eval *pe = user;
+    if (pe->has_fail && mpq_policy_hash(policy) == pe->fail_hash)
+        return mpq_set_error(MPQ_ERR_IO, "injected failure (--eval-fail) on policy %016llx",
+                             (unsigned long long)pe->fail_hash);
+    if (pe->delay_ms > 0) {
+        struct timespec ts = {(time_t)(pe->delay_ms / 1000), (long)(pe->delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+        }
+    }
+    return pe->fn(pe->user, policy, accuracy);
+}
+
 typedef struct result {
     eval_counter count; /* the search's evaluator: keep the result in place while it lives */
     mpq_search_method method;
@@ -629,6 +670,9 @@ typedef struct context {
     void *eval_user;
     mpq_evaluator *runtime; /* NULL for the proxy */
     int is_proxy;
+    /* MPI: rank 0's batch evaluator (NULL: evaluations in this process) */
+    mpq_search_batch_fn batch;
+    void *batch_user;
 } context;
 
 /* Episodes are scored on a subset of the validation split (the demo: 2000 of 5000 images), so
@@ -697,6 +741,10 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
     if (st != MPQ_OK)
         return st;
     res->search = s;
+    /* all of a round's independent evaluations go out at once (width 0) */
+    if (cx->batch && (st = mpq_search_set_batch_evaluator(s, cx->batch, cx->batch_user, 0)) !=
+                         MPQ_OK)
+        return st;
     const long long rescore = o->rescore >= 0 ? o->rescore : o->demo ? 5 : 0;
     /* A resumed run takes every setting from its checkpoint: nothing to set before. */
     if (!o->resume) {
@@ -835,6 +883,23 @@ static mpq_status run_one(const context *cx, mpq_search_method method, long long
 
 /* ---- evaluator setup ---------------------------------------------------------------------- */
 
+#ifdef MPQ_HAVE_MPI
+/* A barrier that naps instead of spinning (Open MPI's blocking calls busy-wait, and the ranks
+ * share the cores with the one that is training or evaluating). */
+static void mpi_wait_all(void)
+{
+    MPI_Request req;
+    int done = 0;
+    if (MPI_Ibarrier(MPI_COMM_WORLD, &req) != MPI_SUCCESS)
+        return;
+    while (!done && MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS) {
+        struct timespec ts = {0, 1000000L};
+        if (!done)
+            nanosleep(&ts, NULL);
+    }
+}
+#endif
+
 typedef struct setup {
     mpq_dataset *ds;
     mpq_net *net;
@@ -894,7 +959,8 @@ static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
         cx->eval = proxy_eval;
         cx->eval_user = &su->px;
         cx->is_proxy = 1;
-        fprintf(stderr, "NOTE: %s has no data here: accuracy is a closed-form PROXY (a stand-in "
+        if (!o->worker)
+            fprintf(stderr, "NOTE: %s has no data here: accuracy is a closed-form PROXY (a stand-in "
                         "formula of the bits), not a measured accuracy\n",
                 o->model);
         return MPQ_OK;
@@ -917,7 +983,8 @@ static mpq_status setup_evaluator(const options *o, setup *su, context *cx)
         if (cached) {
             if ((st = mpq_net_load(&su->net, path, 1)) != MPQ_OK)
                 return st;
-            fprintf(stderr, "using the trained %s cached in %s\n", o->model, path);
+            if (!o->worker)
+                fprintf(stderr, "using the trained %s cached in %s\n", o->model, path);
         } else {
             fprintf(stderr, "no trained %s in %s: training it now (once)\n", o->model, path);
             if ((st = mpq_net_create_named(&su->net, o->model, 1)) != MPQ_OK)
@@ -1640,7 +1707,8 @@ int cmd_search(int argc, char **argv)
     enum {
         OPT_HW = 256, OPT_OBJECTIVE, OPT_CACHE, OPT_SET, OPT_EVAL_SET, OPT_FINETUNE, OPT_CKPT,
         OPT_RESUME, OPT_TIME, OPT_LIST, OPT_DEMO, OPT_METHODS, OPT_DEMO_EPISODES,
-        OPT_DEMO_FINETUNE, OPT_RESCORE, OPT_BUDGETS
+        OPT_DEMO_FINETUNE, OPT_RESCORE, OPT_BUDGETS, OPT_WORKERS, OPT_WORKER_TIMEOUT,
+        OPT_EVAL_DELAY, OPT_EVAL_FAIL
     };
     static const struct option opts[] = {
         {"method", required_argument, NULL, 'm'},
@@ -1666,6 +1734,10 @@ int cmd_search(int argc, char **argv)
         {"demo-finetune", required_argument, NULL, OPT_DEMO_FINETUNE},
         {"rescore", required_argument, NULL, OPT_RESCORE},
         {"budgets", required_argument, NULL, OPT_BUDGETS},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"worker-timeout", required_argument, NULL, OPT_WORKER_TIMEOUT},
+        {"eval-delay", required_argument, NULL, OPT_EVAL_DELAY},
+        {"eval-fail", required_argument, NULL, OPT_EVAL_FAIL},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -1685,6 +1757,7 @@ int cmd_search(int argc, char **argv)
     o.demo_episodes = 100;
     o.demo_finetune = 1;
     o.rescore = -1;
+    o.worker_timeout = 3600.0;
     int c, rc;
     /* Parse from argv[1] even when the caller ran getopt before (mpq help --all calls every
      * command in turn without resetting it, and a search without --help is expensive). */
@@ -1786,6 +1859,27 @@ int cmd_search(int argc, char **argv)
             o.budgets = optarg;
             o.demo_only = "--budgets";
             break;
+        case OPT_WORKERS:
+            if (strcmp(optarg, "mpi") == 0)
+                o.workers_mpi = 1;
+            else if (strcmp(optarg, "local") != 0)
+                return cli_usage_error("search", "--workers must be local or mpi, got '%s'",
+                                       optarg);
+            break;
+        case OPT_WORKER_TIMEOUT:
+            if ((rc = cli_parse_double("search", "--worker-timeout", optarg, 0, 1e9,
+                                       &o.worker_timeout)) != CLI_OK)
+                return rc;
+            if (!(o.worker_timeout > 0))
+                return cli_usage_error("search", "--worker-timeout needs seconds > 0, got '%s'",
+                                       optarg);
+            break;
+        case OPT_EVAL_DELAY:
+            if ((rc = cli_parse_int("search", "--eval-delay", optarg, 0, 3600000,
+                                    &o.eval_delay_ms)) != CLI_OK)
+                return rc;
+            break;
+        case OPT_EVAL_FAIL: o.eval_fail = optarg; break;
         case 'q': o.quiet = 1; break;
         case 'h': search_usage(stdout); return CLI_OK;
         default:
@@ -1799,6 +1893,15 @@ int cmd_search(int argc, char **argv)
         o.budget = DEMO_BUDGET;
     if ((rc = validate_options(&o)) != CLI_OK)
         return rc;
+    if (o.workers_mpi) {
+#ifndef MPQ_HAVE_MPI
+        return cli_usage_error("search", "--workers mpi: this mpq was built without MPI (apt-get "
+                                         "install libopenmpi-dev openmpi-bin, then meson setup "
+                                         "-Dmpi=enabled)");
+#endif
+        if (o.demo)
+            return cli_usage_error("search", "--workers mpi runs one search, not --demo");
+    }
     mpq_search_method method;
     mpq_status st = mpq_search_method_from_name(o.method, &method);
     if (st != MPQ_OK)
@@ -1814,8 +1917,62 @@ int cmd_search(int argc, char **argv)
         mpq_hw_destroy(cx.hw);
         return rc;
     }
+#ifdef MPQ_HAVE_MPI
+    int rank = 0, nranks = 1;
+    mpq_dist *dist = NULL;
+    if (o.workers_mpi) {
+        MPI_Init(NULL, NULL);
+        MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+        MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+        /* rank 0 sets up first: a built-in network is trained and cached once, then loaded */
+        o.worker = rank > 0;
+        if (rank > 0)
+            mpi_wait_all();
+    }
+#endif
     setup su;
-    if ((st = setup_evaluator(&o, &su, &cx)) != MPQ_OK) {
+    st = setup_evaluator(&o, &su, &cx);
+    padded_eval pe = {cx.eval, cx.eval_user, o.eval_delay_ms, 0, 0};
+    if (st == MPQ_OK && o.eval_fail) {
+        mpq_policy *fp = NULL;
+        if ((st = mpq_policy_from_spec(&fp, cx.model, o.eval_fail)) == MPQ_OK) {
+            pe.has_fail = 1;
+            pe.fail_hash = mpq_policy_hash(fp);
+        }
+        mpq_policy_destroy(fp);
+    }
+    if (o.eval_delay_ms > 0 || pe.has_fail) {
+        cx.eval = padded_evaluate;
+        cx.eval_user = &pe;
+    }
+#ifdef MPQ_HAVE_MPI
+    if (o.workers_mpi && st == MPQ_OK && (st = mpq_dist_create(&dist, cx.model)) == MPQ_OK)
+        st = mpq_dist_set_timeout(dist, o.worker_timeout);
+    if (o.workers_mpi && st != MPQ_OK) {
+        /* the other ranks wait for this one: end the whole job */
+        cli_fail("search", st);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    if (o.workers_mpi && rank == 0 && nranks > 1)
+        mpi_wait_all();
+    if (o.workers_mpi && rank > 0) {
+        if ((st = mpq_dist_serve(dist, cx.eval, cx.eval_user)) != MPQ_OK) {
+            cli_fail("search", st);
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
+        mpq_dist_destroy(dist);
+        setup_free(&su);
+        mpq_hw_destroy(cx.hw);
+        MPI_Finalize();
+        return CLI_OK;
+    }
+    if (dist && nranks > 1) {
+        cx.batch = mpq_dist_batch_evaluate;
+        cx.batch_user = dist;
+        fprintf(stderr, "MPI: rank 0 runs the search, %d worker rank(s) evaluate\n", nranks - 1);
+    }
+#endif
+    if (st != MPQ_OK) {
         setup_free(&su);
         mpq_hw_destroy(cx.hw);
         return cli_fail("search", st);
@@ -1863,9 +2020,33 @@ int cmd_search(int argc, char **argv)
         }
         if (files)
             fclose(files);
+#ifdef MPQ_HAVE_MPI
+        if (dist && nranks > 1) {
+            mpq_dist_stats ds = {.size = sizeof ds};
+            int64_t episodes = res.search ? mpq_search_get_history_count(res.search) : 0;
+            if (mpq_dist_get_stats(dist, &ds) == MPQ_OK)
+                fprintf(stderr,
+                        "MPI: %lld evaluations on %d workers in %lld batches, %lld messages "
+                        "(%lld bytes), %.2f messages per episode\n",
+                        (long long)ds.jobs, nranks - 1, (long long)ds.batches,
+                        (long long)ds.messages, (long long)ds.bytes,
+                        episodes > 0 ? (double)ds.messages / (double)episodes : 0.0);
+        }
+#endif
         mpq_search_destroy(res.search);
     }
     setup_free(&su);
     mpq_hw_destroy(cx.hw);
+#ifdef MPQ_HAVE_MPI
+    if (dist) {
+        if (nranks > 1 && mpq_dist_stop(dist) != MPQ_OK) {
+            /* workers that never answered would hold MPI_Finalize forever */
+            fprintf(stderr, "mpq search: %s; ending the MPI job\n", mpq_last_error());
+            MPI_Abort(MPI_COMM_WORLD, rc != CLI_OK ? rc : 1);
+        }
+        mpq_dist_destroy(dist);
+        MPI_Finalize();
+    }
+#endif
     return rc;
 }

@@ -223,6 +223,11 @@ typedef enum mpq_search_param {
                                            and store its policy as experience; 0 off (default). */
     MPQ_SEARCH_ILP_PROBE_MAX_BITS = MPQ_PARAM_EXTENSION_BASE + 11, /**< "ilp_probe_max_bits": ilp probes widths up to this
                                            (6); wider ones are extrapolated by 4^-b (libmpq). */
+    MPQ_SEARCH_PARALLEL_PROPOSALS = MPQ_PARAM_EXTENSION_BASE + 12, /**< "parallel_proposals": HAQ and AutoQ propose this many
+                                           episodes from one agent snapshot, have them evaluated
+                                           together, then learn from them in episode order
+                                           (Ape-X/A3C style; 1 = the papers' sequential loop,
+                                           default; libmpq, issue 18). */
 } mpq_search_param;
 
 
@@ -452,6 +457,41 @@ MPQ_API mpq_status mpq_search_set_log(mpq_search *s, mpq_log_fn fn, void *user);
  */
 MPQ_API mpq_status mpq_search_set_checkpoint(mpq_search *s, const char *path);
 
+/**
+ * Evaluates several policies at once (e.g. spread over MPI ranks or threads). The search calls
+ * it with the distinct, not yet evaluated policies of one round, in episode order: the
+ * independent evaluations of the baselines (uniform pairs, random draws, greedy's full
+ * re-measurements, ilp's probes) and HAQ's and AutoQ's ::MPQ_SEARCH_PARALLEL_PROPOSALS episodes.
+ * Results are applied in episode order, so the history does not depend on how or in which
+ * order the evaluations ran.
+ * @param user the pointer given to mpq_search_set_batch_evaluator().
+ * @param policies @p count policies (valid during the call).
+ * @param count number of policies (>= 1).
+ * @param accuracy receives @p count top-1 accuracies.
+ * @param failed on failure receives the lowest index whose evaluation failed; accuracies
+ *        below it must be valid.
+ * @return ::MPQ_OK, or the status of evaluation @p *failed with its message set through
+ *         mpq_set_error() (the search reports it as a single evaluator's failure).
+ */
+typedef mpq_status (*mpq_search_batch_fn)(void *user, const mpq_policy *const *policies,
+                                          int64_t count, double *accuracy, int64_t *failed);
+
+/**
+ * Installs (or with NULL removes) a batch evaluator used instead of the search's evaluator for
+ * every evaluation (the reference accuracy too). Without one the search evaluates one policy
+ * at a time with its evaluator, as before. The time limit and the progress callback's
+ * cancellation are checked between rounds.
+ * @param s the handle (before the first episode).
+ * @param fn the batch evaluator or NULL.
+ * @param user passed to @p fn.
+ * @param width most independent baseline evaluations per round (e.g. a few per worker);
+ *        0 = as many as the method has (at most 1024). HAQ's and AutoQ's rounds are
+ *        ::MPQ_SEARCH_PARALLEL_PROPOSALS episodes whatever the width.
+ * @return ::MPQ_OK, ::MPQ_ERR_INVALID_ARGUMENT (NULL handle, negative width) or ::MPQ_ERR_STATE.
+ */
+MPQ_API mpq_status mpq_search_set_batch_evaluator(mpq_search *s, mpq_search_batch_fn fn,
+                                                  void *user, int64_t width);
+
 /** @} */
 
 /* ------------------------------------------------------------------------------------------ */
@@ -468,7 +508,8 @@ MPQ_API mpq_status mpq_search_set_checkpoint(mpq_search *s, const char *path);
 MPQ_API mpq_status mpq_search_prepare(mpq_search *s);
 
 /**
- * Plays one episode (after mpq_search_prepare() if needed).
+ * Plays one episode (after mpq_search_prepare() if needed); with ::MPQ_SEARCH_PARALLEL_PROPOSALS
+ * above 1 or a batch evaluator, one round of episodes (mpq_search_set_batch_evaluator()).
  * @param s the handle.
  * @return ::MPQ_OK, ::MPQ_ERR_STATE (all episodes played), ::MPQ_ERR_CALLBACK,
  *         ::MPQ_ERR_NUMERIC or another error; on error the history so far is kept.

@@ -452,11 +452,19 @@ static mpq_status restore(mpq_search *s, const mpq_container *c)
 {
     mpq_status st;
     const void *p;
-    if ((st = mpq_container_expect(c, "params", MPQ_DTYPE_F64, MPQ_SEARCH_PARAM_COUNT, &p)) !=
-        MPQ_OK)
+    /* Files written before parallel_proposals (the last slot) lack it: they ran with 1. */
+    mpq_tensor_info pti;
+    memset(&pti, 0, sizeof pti);
+    pti.size = sizeof pti;
+    int64_t stored = MPQ_SEARCH_PARAM_COUNT;
+    if (mpq_container_find(c, "params", &pti) == MPQ_OK && pti.dtype == MPQ_DTYPE_F64 &&
+        pti.count == MPQ_SEARCH_PARAM_COUNT - 1)
+        stored = MPQ_SEARCH_PARAM_COUNT - 1;
+    if ((st = mpq_container_expect(c, "params", MPQ_DTYPE_F64, stored, &p)) != MPQ_OK)
         return st;
     double params[SEARCH_SLOT(MPQ_SEARCH_PARAM_COUNT)];
-    memcpy(params, p, sizeof params);
+    params[MPQ_SEARCH_PARAM_COUNT - 1] = 1.0;
+    memcpy(params, p, (size_t)stored * sizeof(double));
     for (int i = 0; i < MPQ_SEARCH_PARAM_COUNT; i++)
         if ((st = search_check_param(search_param_of_slot(i), params[i])) != MPQ_OK)
             return mpq_set_error(MPQ_ERR_FORMAT, "search checkpoint: %s", mpq_last_error());

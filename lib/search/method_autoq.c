@@ -26,7 +26,31 @@ typedef struct autoq_state {
     float *pick_state, *pick_next, *pick_goal, *pick_action;
     int64_t picks;
     double *goal_bits, *mean_bits; /* per layer */
+    /* The fields above from hlc_states on (but the LLC scratch rows) belong to one episode:
+     * they point into these, one block per round position (parallel_proposals). */
+    int64_t slots;
+    float *hlc_states_all, *hlc_actions_all;
+    int64_t *pick_all, *picks_all;
+    float *pick_state_all, *pick_next_all, *pick_goal_all, *pick_action_all;
+    double *goal_bits_all, *mean_bits_all;
 } autoq_state;
+
+/* Points the episode fields at the current round position's block. */
+static void autoq_slot(const mpq_search *s, autoq_state *a)
+{
+    const size_t L = s->layers, pos = (size_t)(s->round_pos < a->slots ? s->round_pos : 0);
+    const size_t n = L * (size_t)a->samples, D = (size_t)a->llc_dim;
+    a->hlc_states = a->hlc_states_all + pos * (L + 1) * SEARCH_HLC_STATE;
+    a->hlc_actions = a->hlc_actions_all + pos * L * 2;
+    a->pick = a->pick_all + pos * n;
+    a->pick_state = a->pick_state_all + pos * n * D;
+    a->pick_next = a->pick_next_all + pos * n * D;
+    a->pick_goal = a->pick_goal_all + pos * n;
+    a->pick_action = a->pick_action_all + pos * n;
+    a->goal_bits = a->goal_bits_all + pos * L;
+    a->mean_bits = a->mean_bits_all + pos * L;
+    a->picks = a->picks_all[pos];
+}
 
 static void autoq_destroy(void *p)
 {
@@ -36,18 +60,19 @@ static void autoq_destroy(void *p)
     mpq_ddpg_destroy(a->hlc);
     mpq_ddpg_destroy(a->llc);
     free(a->sens);
-    free(a->hlc_states);
-    free(a->hlc_actions);
+    free(a->hlc_states_all);
+    free(a->hlc_actions_all);
     free(a->llc_states);
     free(a->llc_goals);
     free(a->llc_actions);
-    free(a->pick);
-    free(a->pick_state);
-    free(a->pick_next);
-    free(a->pick_goal);
-    free(a->pick_action);
-    free(a->goal_bits);
-    free(a->mean_bits);
+    free(a->pick_all);
+    free(a->picks_all);
+    free(a->pick_state_all);
+    free(a->pick_next_all);
+    free(a->pick_goal_all);
+    free(a->pick_action_all);
+    free(a->goal_bits_all);
+    free(a->mean_bits_all);
     free(a);
 }
 
@@ -102,24 +127,28 @@ static mpq_status autoq_alloc(mpq_search *s, autoq_state **out)
         a->llc_dim += a->widths;
     }
     int64_t n = (int64_t)L * a->samples;
-    a->hlc_states = calloc((L + 1) * SEARCH_HLC_STATE, sizeof(float));
-    a->hlc_actions = calloc(L * 2, sizeof(float));
+    const size_t P = (size_t)(a->slots = search_param_int(s, MPQ_SEARCH_PARALLEL_PROPOSALS));
+    a->hlc_states_all = calloc(P * (L + 1) * SEARCH_HLC_STATE, sizeof(float));
+    a->hlc_actions_all = calloc(P * L * 2, sizeof(float));
     a->llc_states = calloc((size_t)(MK * a->llc_dim), sizeof(float));
     a->llc_goals = calloc((size_t)MK, sizeof(float));
     a->llc_actions = calloc((size_t)MK, sizeof(float));
-    a->pick = calloc((size_t)n, sizeof *a->pick);
-    a->pick_state = calloc((size_t)(n * a->llc_dim), sizeof(float));
-    a->pick_next = calloc((size_t)(n * a->llc_dim), sizeof(float));
-    a->pick_goal = calloc((size_t)n, sizeof(float));
-    a->pick_action = calloc((size_t)n, sizeof(float));
-    a->goal_bits = calloc(L, sizeof(double));
-    a->mean_bits = calloc(L, sizeof(double));
-    if (!a->hlc_states || !a->hlc_actions || !a->llc_states || !a->llc_goals ||
-        !a->llc_actions || !a->pick || !a->pick_state || !a->pick_next || !a->pick_goal ||
-        !a->pick_action || !a->goal_bits || !a->mean_bits) {
+    a->pick_all = calloc(P * (size_t)n, sizeof *a->pick_all);
+    a->picks_all = calloc(P, sizeof *a->picks_all);
+    a->pick_state_all = calloc(P * (size_t)(n * a->llc_dim), sizeof(float));
+    a->pick_next_all = calloc(P * (size_t)(n * a->llc_dim), sizeof(float));
+    a->pick_goal_all = calloc(P * (size_t)n, sizeof(float));
+    a->pick_action_all = calloc(P * (size_t)n, sizeof(float));
+    a->goal_bits_all = calloc(P * L, sizeof(double));
+    a->mean_bits_all = calloc(P * L, sizeof(double));
+    if (!a->hlc_states_all || !a->hlc_actions_all || !a->llc_states || !a->llc_goals ||
+        !a->llc_actions || !a->pick_all || !a->picks_all || !a->pick_state_all ||
+        !a->pick_next_all || !a->pick_goal_all || !a->pick_action_all || !a->goal_bits_all ||
+        !a->mean_bits_all) {
         autoq_destroy(a);
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: AutoQ transition buffers");
     }
+    autoq_slot(s, a);
     *out = a;
     return MPQ_OK;
 }
@@ -197,6 +226,11 @@ static mpq_status autoq_propose(mpq_search *s, void *p, search_proposal *what)
     float prev_goal = 1.0f, prev_act = 1.0f;
     int64_t picks = 0;
     mpq_status st;
+    if (s->round_pos >= a->slots) {
+        *what = SEARCH_PROPOSE_WAIT;
+        return MPQ_OK;
+    }
+    autoq_slot(s, a);
     for (size_t k = 0; k < L; k++) {
         float *h = a->hlc_states + k * SEARCH_HLC_STATE;
         memcpy(h, s->layer_feat + k * SEARCH_LAYER_FEATURES, SEARCH_LAYER_FEATURES * sizeof(float));
@@ -260,7 +294,7 @@ static mpq_status autoq_propose(mpq_search *s, void *p, search_proposal *what)
         }
         picks += n;
     }
-    a->picks = picks;
+    a->picks = a->picks_all[s->round_pos] = picks;
     *what = SEARCH_PROPOSE_WALL;
     return MPQ_OK;
 }
@@ -285,6 +319,7 @@ static mpq_status autoq_learn(mpq_search *s, void *p, const mpq_search_record *r
     const int64_t episode = rec->episode;
     const search_config *c = &s->cfg;
     mpq_status st;
+    autoq_slot(s, a);
     if ((st = autoq_store_hlc(s, a)) != MPQ_OK)
         return st;
     if ((st = search_agent_learn(s, a->hlc, episode, (int64_t)s->layers, R)) != MPQ_OK)
@@ -331,6 +366,7 @@ static mpq_status autoq_seed(mpq_search *s, void *p, double reward)
 {
     autoq_state *a = p;
     const search_config *c = &s->cfg;
+    autoq_slot(s, a);
     float prev_goal = 1.0f, prev_act = 1.0f;
     for (size_t k = 0; k < s->layers; k++) {
         float *h = a->hlc_states + k * SEARCH_HLC_STATE;

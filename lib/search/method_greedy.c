@@ -27,7 +27,9 @@ enum {
     GS_COUNT
 };
 
-/* What the pending episode measures (between propose and learn; never checkpointed). */
+/* What a pending episode measures (between propose and learn; never checkpointed: rounds end
+ * before checkpoints). One entry per position of a round: the full rule's candidates of one
+ * step are independent and go out together. */
 enum { PENDING_START, PENDING_FINAL, PENDING_LAZY, PENDING_FULL };
 
 typedef struct greedy_state {
@@ -36,9 +38,9 @@ typedef struct greedy_state {
     uint8_t *kbits; /* the current policy */
     uint8_t *abits;
     int lazy, resource;
-    int pending;
-    int64_t pending_cand;
-    double pending_cost;
+    int *pending;           /* 2 layers + 1 round positions */
+    int64_t *pending_cand;
+    double *pending_cost;
 } greedy_state;
 
 static void greedy_destroy(void *p)
@@ -47,6 +49,9 @@ static void greedy_destroy(void *p)
     if (!g)
         return;
     free(g->cand);
+    free(g->pending);
+    free(g->pending_cand);
+    free(g->pending_cost);
     free(g->kbits);
     free(g->abits);
     free(g);
@@ -57,10 +62,14 @@ static mpq_status greedy_alloc(mpq_search *s, greedy_state **out)
     greedy_state *g = calloc(1, sizeof *g);
     if (g) {
         g->cand = calloc(2 * s->layers * GREEDY_FIELDS, sizeof(double));
+        g->pending = calloc(2 * s->layers + 1, sizeof *g->pending);
+        g->pending_cand = calloc(2 * s->layers + 1, sizeof *g->pending_cand);
+        g->pending_cost = calloc(2 * s->layers + 1, sizeof *g->pending_cost);
         g->kbits = calloc((size_t)s->kernels, 1);
         g->abits = calloc(s->layers, 1);
     }
-    if (!g || !g->cand || !g->kbits || !g->abits) {
+    if (!g || !g->cand || !g->pending || !g->pending_cand || !g->pending_cost || !g->kbits ||
+        !g->abits) {
         greedy_destroy(g);
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: greedy state");
     }
@@ -208,9 +217,9 @@ static mpq_status propose_lazy(mpq_search *s, greedy_state *g, search_proposal *
             row[GREEDY_SCORE] = INFINITY; /* saves nothing: not worth an evaluation */
             continue;
         }
-        g->pending = PENDING_LAZY;
-        g->pending_cand = top;
-        g->pending_cost = cost;
+        g->pending[0] = PENDING_LAZY;
+        g->pending_cand[0] = top;
+        g->pending_cost[0] = cost;
         *what = SEARCH_PROPOSE_EXACT;
         return MPQ_OK; /* the next call accepts it if it is still the best */
     }
@@ -234,10 +243,14 @@ static mpq_status propose_full(mpq_search *s, greedy_state *g, search_proposal *
                 return st;
             if (resource && !(cost < v[GS_CUR_COST]))
                 continue; /* saves nothing: not worth an evaluation */
-            g->pending = PENDING_FULL;
-            g->pending_cand = c;
-            g->pending_cost = cost;
+            g->pending[s->round_pos] = PENDING_FULL;
+            g->pending_cand[s->round_pos] = c;
+            g->pending_cost[s->round_pos] = cost;
             *what = SEARCH_PROPOSE_EXACT;
+            return MPQ_OK;
+        }
+        if (s->round_pos > 0) { /* the step's best needs the round's measurements */
+            *what = SEARCH_PROPOSE_WAIT;
             return MPQ_OK;
         }
         /* Round complete: apply its best lowering. */
@@ -266,12 +279,20 @@ static mpq_status greedy_propose(mpq_search *s, void *p, search_proposal *what)
 {
     greedy_state *g = p;
     mpq_status st;
+    const int64_t pos = s->round_pos;
+    /* Only the full rule's candidates of one step are independent of each other's results. */
+    if (pos > 0 && (isnan(g->v[GS_CUR_ACCURACY]) || g->lazy || pos >= 2 * (int64_t)s->layers ||
+                    (g->resource && s->best_index < 0 &&
+                     s->episode + pos + 1 >= (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)]))) {
+        *what = SEARCH_PROPOSE_WAIT;
+        return MPQ_OK;
+    }
     if (isnan(g->v[GS_CUR_ACCURACY])) {
         memcpy(s->kbits, g->kbits, (size_t)s->kernels);
         memcpy(s->abits, g->abits, s->layers);
         if ((st = current_cost(s, &g->v[GS_CUR_COST])) != MPQ_OK)
             return st;
-        g->pending = PENDING_START;
+        g->pending[0] = PENDING_START;
         *what = SEARCH_PROPOSE_EXACT;
         return MPQ_OK;
     }
@@ -281,7 +302,7 @@ static mpq_status greedy_propose(mpq_search *s, void *p, search_proposal *what)
         s->episode + 1 >= (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)]) {
         memcpy(s->kbits, g->kbits, (size_t)s->kernels);
         memcpy(s->abits, g->abits, s->layers);
-        g->pending = PENDING_FINAL;
+        g->pending[0] = PENDING_FINAL;
         *what = SEARCH_PROPOSE_WALL;
         return MPQ_OK;
     }
@@ -293,7 +314,8 @@ static mpq_status greedy_learn(mpq_search *s, void *p, const mpq_search_record *
     (void)r;
     greedy_state *g = p;
     double *v = g->v;
-    switch (g->pending) {
+    const int64_t pos = s->round_pos;
+    switch (g->pending[pos]) {
     case PENDING_START:
         v[GS_CUR_ACCURACY] = rec->accuracy;
         v[GS_CUR_REWARD] = rec->reward;
@@ -304,19 +326,19 @@ static mpq_status greedy_learn(mpq_search *s, void *p, const mpq_search_record *
         s->finished = 1;
         break;
     default: {
-        const double cost = g->pending_cost;
+        const double cost = g->pending_cost[pos];
         double score = g->resource
                            ? (v[GS_CUR_ACCURACY] - rec->accuracy) / (v[GS_CUR_COST] - cost)
                            : -(rec->reward - v[GS_CUR_REWARD]);
-        if (g->pending == PENDING_LAZY) {
-            double *row = g->cand + g->pending_cand * GREEDY_FIELDS;
+        if (g->pending[pos] == PENDING_LAZY) {
+            double *row = g->cand + g->pending_cand[pos] * GREEDY_FIELDS;
             row[GREEDY_SCORE] = score;
             row[GREEDY_FRESH] = 1.0;
             row[GREEDY_ACC] = rec->accuracy;
             row[GREEDY_REWARD] = rec->reward;
             row[GREEDY_COST] = cost;
         } else if (v[GS_BEST_CANDIDATE] < 0 || score < v[GS_BEST_SCORE]) {
-            v[GS_BEST_CANDIDATE] = (double)g->pending_cand;
+            v[GS_BEST_CANDIDATE] = (double)g->pending_cand[pos];
             v[GS_BEST_SCORE] = score;
             v[GS_CAND_ACCURACY] = rec->accuracy;
             v[GS_CAND_REWARD] = rec->reward;

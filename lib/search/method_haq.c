@@ -8,9 +8,20 @@
 
 typedef struct haq_state {
     mpq_ddpg *agent;
-    float *states;  /* (2 layers + 1) x SEARCH_HAQ_STATE */
+    float *states;  /* (2 layers + 1) x SEARCH_HAQ_STATE: the current round position's */
     float *actions; /* 2 layers */
+    /* one episode's states and actions per round position (parallel_proposals) */
+    float *states_all, *actions_all;
+    int64_t slots;
 } haq_state;
+
+/* Points states/actions at the current round position's episode. */
+static void haq_slot(const mpq_search *s, haq_state *h)
+{
+    int64_t pos = s->round_pos < h->slots ? s->round_pos : 0;
+    h->states = h->states_all + (size_t)pos * (2 * s->layers + 1) * SEARCH_HAQ_STATE;
+    h->actions = h->actions_all + (size_t)pos * 2 * s->layers;
+}
 
 static void haq_destroy(void *p)
 {
@@ -18,8 +29,8 @@ static void haq_destroy(void *p)
     if (!h)
         return;
     mpq_ddpg_destroy(h->agent);
-    free(h->states);
-    free(h->actions);
+    free(h->states_all);
+    free(h->actions_all);
     free(h);
 }
 
@@ -33,13 +44,18 @@ static mpq_status haq_alloc(const mpq_search *s, haq_state **out)
 {
     haq_state *h = calloc(1, sizeof *h);
     if (h) {
-        h->states = calloc((2 * s->layers + 1) * SEARCH_HAQ_STATE, sizeof(float));
-        h->actions = calloc(2 * s->layers, sizeof(float));
+        h->slots = search_param_int(s, MPQ_SEARCH_PARALLEL_PROPOSALS);
+        if (h->slots < 1)
+            h->slots = 1;
+        h->states_all = calloc((size_t)h->slots * (2 * s->layers + 1) * SEARCH_HAQ_STATE,
+                               sizeof(float));
+        h->actions_all = calloc((size_t)h->slots * 2 * s->layers, sizeof(float));
     }
-    if (!h || !h->states || !h->actions) {
+    if (!h || !h->states_all || !h->actions_all) {
         haq_destroy(h);
         return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: HAQ work space");
     }
+    haq_slot(s, h);
     *out = h;
     return MPQ_OK;
 }
@@ -75,6 +91,11 @@ static mpq_status haq_propose(mpq_search *s, void *p, search_proposal *what)
     haq_state *h = p;
     const size_t L = s->layers;
     const search_config *c = &s->cfg;
+    if (s->round_pos >= h->slots) {
+        *what = SEARCH_PROPOSE_WAIT;
+        return MPQ_OK;
+    }
+    haq_slot(s, h);
     float prev = 1.0f; /* linear_quantize_env.py initialises the previous action to 1.0 */
     for (size_t t = 0; t < 2 * L; t++) {
         size_t k = t / 2;
@@ -117,6 +138,7 @@ static mpq_status haq_store(haq_state *h, size_t L)
 static mpq_status haq_learn(mpq_search *s, void *p, const mpq_search_record *rec, double reward)
 {
     haq_state *h = p;
+    haq_slot(s, h);
     mpq_status st = haq_store(h, s->layers);
     if (st != MPQ_OK)
         return st;
@@ -129,6 +151,7 @@ static mpq_status haq_seed(mpq_search *s, void *p, double reward)
 {
     haq_state *h = p;
     const search_config *c = &s->cfg;
+    haq_slot(s, h);
     float prev = 1.0f;
     for (size_t t = 0; t < 2 * s->layers; t++) {
         size_t k = t / 2;

@@ -331,9 +331,11 @@ static mpq_status ilp_propose(mpq_search *s, void *p, search_proposal *what)
         *what = SEARCH_PROPOSE_DONE;
         return MPQ_OK;
     }
-    const int64_t next = (int64_t)g->v[IS_NEXT];
+    /* probes are independent: a round holds as many as it takes (IS_NEXT counts the learnt) */
+    const int64_t next = (int64_t)g->v[IS_NEXT] + s->round_pos;
     /* the last allowed episode solves with what was measured */
-    const int last = s->episode + 1 >= (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)];
+    const int last =
+        s->episode + s->round_pos + 1 >= (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)];
     if (g->v[IS_PHASE] == ILP_PROBING && next < g->probes && !last) {
         size_t layer;
         int kind, bits;
@@ -342,6 +344,10 @@ static mpq_status ilp_propose(mpq_search *s, void *p, search_proposal *what)
         memset(s->abits, c->amax, s->layers);
         search_set_layer_bits(s, layer, kind ? c->wmax : bits, kind ? bits : c->amax);
         *what = SEARCH_PROPOSE_EXACT;
+        return MPQ_OK;
+    }
+    if (s->round_pos > 0) { /* the solve needs every probe of the round */
+        *what = SEARCH_PROPOSE_WAIT;
         return MPQ_OK;
     }
     if ((st = ilp_solve(s, g)) != MPQ_OK)

@@ -32,11 +32,12 @@ static mpq_status uniform_propose(mpq_search *s, void *p, search_proposal *what)
     uniform_state *u = p;
     const search_config *c = &s->cfg;
     int64_t na = c->amax - c->amin + 1;
-    if (u->index >= pairs(c)) { /* every pair played (episodes raised afterwards) */
+    const int64_t index = u->index + s->round_pos; /* the round's earlier pairs come first */
+    if (index >= pairs(c)) { /* every pair played (episodes raised afterwards) */
         *what = SEARCH_PROPOSE_DONE;
         return MPQ_OK;
     }
-    int w = c->wmax - (int)(u->index / na), a = c->amax - (int)(u->index % na);
+    int w = c->wmax - (int)(index / na), a = c->amax - (int)(index % na);
     memset(s->kbits, w, (size_t)s->kernels);
     memset(s->abits, a, s->layers);
     *what = SEARCH_PROPOSE_EXACT;

@@ -123,6 +123,10 @@ static const param_row rows[MPQ_SEARCH_PARAM_COUNT] = {
         "noise power a bit removes (libmpq choice 6: 10 probes per layer with the default "
         "ranges, as the sensitivity + knapsack figures of issue 14 measured 2-6 bits)",
         1, 16, 6, 6, 1},
+    [SEARCH_SLOT(MPQ_SEARCH_PARALLEL_PROPOSALS)] = {"parallel_proposals", "HAQ and AutoQ propose "
+        "this many episodes from one agent snapshot, evaluated together, learnt from in episode "
+        "order (Ape-X, Horgan et al. 2018; A3C, Mnih et al. 2016: actors act on a stale policy); "
+        "1 = the papers' one-episode loop (default)", 1, 1024, 1, 1, 1},
 };
 
 int search_param_is_integer(mpq_search_param id) { return rows[SEARCH_SLOT(id)].is_integer; }

@@ -274,6 +274,7 @@ void mpq_search_destroy(mpq_search *s)
     free(s->wall_abits);
     free(s->fill_tmp);
     free(s->fill_delta);
+    search_round_free(&s->round);
     free(s->history);
     search_top_clear(s);
     free(s->cache_keys);
@@ -370,6 +371,24 @@ mpq_status mpq_search_set_progress(mpq_search *s, mpq_search_progress_fn fn, voi
         return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "s: NULL");
     s->progress = fn;
     s->progress_user = user;
+    return MPQ_OK;
+}
+
+mpq_status mpq_search_set_batch_evaluator(mpq_search *s, mpq_search_batch_fn fn, void *user,
+                                          int64_t width)
+{
+    if (!s)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT, "mpq_search_set_batch_evaluator: s is NULL");
+    if (width < 0)
+        return mpq_set_error(MPQ_ERR_INVALID_ARGUMENT,
+                             "mpq_search_set_batch_evaluator: width %lld is negative",
+                             (long long)width);
+    if (s->started)
+        return mpq_set_error(MPQ_ERR_STATE,
+                             "mpq_search_set_batch_evaluator: the first episode ran already");
+    s->batch = fn;
+    s->batch_user = fn ? user : NULL;
+    s->batch_width = width;
     return MPQ_OK;
 }
 
@@ -493,6 +512,8 @@ mpq_status mpq_search_prepare(mpq_search *s)
     return MPQ_OK;
 }
 
+static mpq_status round_reserve(mpq_search *s, int64_t cap);
+
 static mpq_status measure_reference_accuracy(mpq_search *s)
 {
     if (!isnan(s->ref_accuracy))
@@ -504,7 +525,15 @@ static mpq_status measure_reference_accuracy(mpq_search *s)
         return st;
     double acc;
     int cached;
-    if ((st = search_evaluate_work(s, &acc, &cached)) != MPQ_OK)
+    if ((st = round_reserve(s, 1)) != MPQ_OK)
+        return st;
+    uint64_t h = mpq_policy_hash(s->work);
+    const mpq_policy *one = s->work;
+    if (!search_cache_get(s, h, &acc) && (st = search_evaluate_batch(s, &one, &h, 1)) != MPQ_OK)
+        return st;
+    st = search_evaluate_work(s, &acc, &cached);
+    s->round.active = 0;
+    if (st != MPQ_OK)
         return st;
     s->ref_accuracy = acc;
     return MPQ_OK;
@@ -514,45 +543,180 @@ static mpq_status measure_reference_accuracy(mpq_search *s)
  * its exploration noise draws a new proposal each time. */
 #define DUPLICATE_RETRIES 4
 
-/* One episode of @p ops: propose, first/last rule, wall and fill as asked, evaluation, record,
- * learn. @p agent marks the agent methods the duplicate rule applies to. Sets *done when the
- * method has nothing left to propose. */
+static mpq_status round_reserve(mpq_search *s, int64_t cap)
+{
+    search_round *r = &s->round;
+    if (r->cap >= cap)
+        return MPQ_OK;
+    search_round_free(r);
+    const size_t K = (size_t)s->kernels, L = s->layers, n = (size_t)cap;
+    r->kbits = malloc(n * K);
+    r->abits = malloc(n * L);
+    r->lowered = calloc(n, sizeof *r->lowered);
+    r->fill_share = calloc(n, sizeof *r->fill_share);
+    r->hash = calloc(n, sizeof *r->hash);
+    r->eval_hash = calloc(n, sizeof *r->eval_hash);
+    r->eval_acc = calloc(n, sizeof *r->eval_acc);
+    if (!r->kbits || !r->abits || !r->lowered || !r->fill_share || !r->hash || !r->eval_hash ||
+        !r->eval_acc) {
+        search_round_free(r);
+        return mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: round of %lld proposals",
+                             (long long)cap);
+    }
+    r->cap = cap;
+    r->failed = -1;
+    return MPQ_OK;
+}
+
+/* Proposals one round may hold. Agents: parallel_proposals (it shapes what they learn, so it
+ * never depends on the evaluator). Baselines: their independent evaluations, as many as the
+ * batch evaluator takes; one at a time without one, so that the time limit and cancellation
+ * act after every episode as they always did. */
+static int64_t round_width(const mpq_search *s, int agent)
+{
+    int64_t w;
+    if (agent)
+        w = search_param_int(s, MPQ_SEARCH_PARALLEL_PROPOSALS);
+    else if (!s->batch)
+        w = 1;
+    else
+        w = s->batch_width > 0 && s->batch_width < SEARCH_ROUND_MAX ? s->batch_width
+                                                                     : SEARCH_ROUND_MAX;
+    int64_t left = (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)] - s->episode;
+    if (w > left)
+        w = left;
+    return w < 1 ? 1 : w;
+}
+
+static int round_holds(const search_round *r, uint64_t hash)
+{
+    for (int64_t i = 0; i < r->count; i++)
+        if (r->hash[i] == hash)
+            return 1;
+    return 0;
+}
+
+/* Evaluates the round's distinct policies the cache does not know, together. */
+static mpq_status evaluate_round(mpq_search *s)
+{
+    search_round *r = &s->round;
+    const size_t K = (size_t)s->kernels, L = s->layers;
+    mpq_policy **pol = calloc((size_t)r->count, sizeof *pol);
+    uint64_t *hashes = calloc((size_t)r->count, sizeof *hashes);
+    mpq_status st = MPQ_OK;
+    int64_t n = 0;
+    if (!pol || !hashes) {
+        st = mpq_set_error(MPQ_ERR_OUT_OF_MEMORY, "search: round of %lld proposals",
+                           (long long)r->count);
+        goto out;
+    }
+    for (int64_t i = 0; i < r->count; i++) {
+        double acc;
+        int seen = search_cache_get(s, r->hash[i], &acc);
+        for (int64_t j = 0; j < n && !seen; j++)
+            seen = hashes[j] == r->hash[i];
+        if (seen)
+            continue;
+        if ((st = search_load_policy(s, r->kbits + (size_t)i * K, r->abits + (size_t)i * L)) !=
+                MPQ_OK ||
+            (st = mpq_policy_clone(&pol[n], s->work)) != MPQ_OK)
+            goto out;
+        hashes[n++] = r->hash[i];
+    }
+    st = search_evaluate_batch(s, (const mpq_policy *const *)pol, hashes, n);
+out:
+    for (int64_t j = 0; pol && j < n; j++)
+        mpq_policy_destroy(pol[j]);
+    free(pol);
+    free(hashes);
+    return st;
+}
+
+/* One round of @p ops: every proposal (first/last rule, wall and fill as asked) before any
+ * evaluation, the new policies evaluated together, then per proposal in order the record and
+ * learn(). @p agent marks the agent methods (the duplicate rule, parallel_proposals). Sets
+ * *done when the method has nothing left to propose. With one proposal per round this is the
+ * papers' episode loop exactly. */
 static mpq_status play(mpq_search *s, const search_method_ops *ops, void *state, int agent,
                        int *done)
 {
-    search_proposal what;
-    int64_t lowered = 0;
-    mpq_status st;
     const int tries = agent && s->cfg.duplicates == MPQ_SEARCH_DUPLICATES_EXPLORE ? 1 + DUPLICATE_RETRIES
                                                                          : 1;
-    *done = 0;
-    for (int t = 0;; t++) {
-        s->last_fill_share = 0.0;
-        lowered = 0;
-        if ((st = ops->propose(s, state, &what)) != MPQ_OK)
-            return st;
-        if (what == SEARCH_PROPOSE_DONE) {
-            *done = 1;
-            return MPQ_OK;
-        }
-        search_apply_rule_pin(s);
-        if (what == SEARCH_PROPOSE_WALL && (st = search_wall(s, &lowered)) != MPQ_OK)
-            return st;
-        if (t + 1 >= tries)
-            break;
-        double acc;
-        if ((st = search_load_policy(s, s->kbits, s->abits)) != MPQ_OK)
-            return st;
-        if (!search_cache_get(s, mpq_policy_hash(s->work), &acc))
-            break;
-    }
-    mpq_search_record rec;
-    if ((st = search_finish_episode(s, lowered, &rec)) != MPQ_OK)
+    const size_t K = (size_t)s->kernels, L = s->layers;
+    const int64_t width = round_width(s, agent);
+    mpq_status st = round_reserve(s, width);
+    if (st != MPQ_OK)
         return st;
-    double reward = rec.reward;
-    if (agent && rec.cached && s->cfg.duplicates != MPQ_SEARCH_DUPLICATES_REPORT)
-        reward -= s->cfg.duplicate_penalty;
-    return ops->learn(s, state, &rec, reward);
+    search_round *r = &s->round;
+    r->count = 0;
+    r->active = 0;
+    r->evals = 0;
+    r->failed = -1;
+    *done = 0;
+    for (int64_t i = 0; i < width && !*done; i++) {
+        search_proposal what;
+        int64_t lowered = 0;
+        s->round_pos = i;
+        for (int t = 0;; t++) {
+            s->last_fill_share = 0.0;
+            lowered = 0;
+            if ((st = ops->propose(s, state, &what)) != MPQ_OK)
+                goto out;
+            if (what == SEARCH_PROPOSE_DONE) {
+                *done = 1;
+                break;
+            }
+            if (what == SEARCH_PROPOSE_WAIT) {
+                if (i == 0) {
+                    st = mpq_set_error(MPQ_ERR_INTERNAL, "search: %s waits with nothing pending",
+                                       ops->name);
+                    goto out;
+                }
+                break;
+            }
+            search_apply_rule_pin(s);
+            if (what == SEARCH_PROPOSE_WALL && (st = search_wall(s, &lowered)) != MPQ_OK)
+                goto out;
+            if (t + 1 >= tries)
+                break;
+            double acc;
+            if ((st = search_load_policy(s, s->kbits, s->abits)) != MPQ_OK)
+                goto out;
+            uint64_t h = mpq_policy_hash(s->work);
+            if (!search_cache_get(s, h, &acc) && !round_holds(r, h))
+                break;
+        }
+        if (*done || what == SEARCH_PROPOSE_WAIT)
+            break;
+        memcpy(r->kbits + (size_t)i * K, s->kbits, K);
+        memcpy(r->abits + (size_t)i * L, s->abits, L);
+        r->lowered[i] = lowered;
+        r->fill_share[i] = s->last_fill_share;
+        if ((st = search_load_policy(s, s->kbits, s->abits)) != MPQ_OK)
+            goto out;
+        r->hash[i] = mpq_policy_hash(s->work);
+        r->count++;
+    }
+    if (r->count > 0 && (st = evaluate_round(s)) != MPQ_OK)
+        goto out;
+    for (int64_t i = 0; i < r->count; i++) {
+        s->round_pos = i;
+        memcpy(s->kbits, r->kbits + (size_t)i * K, K);
+        memcpy(s->abits, r->abits + (size_t)i * L, L);
+        s->last_fill_share = r->fill_share[i];
+        mpq_search_record rec;
+        if ((st = search_finish_episode(s, r->lowered[i], &rec)) != MPQ_OK)
+            goto out;
+        double reward = rec.reward;
+        if (agent && rec.cached && s->cfg.duplicates != MPQ_SEARCH_DUPLICATES_REPORT)
+            reward -= s->cfg.duplicate_penalty;
+        if ((st = ops->learn(s, state, &rec, reward)) != MPQ_OK)
+            goto out;
+    }
+out:
+    s->round_pos = 0;
+    r->active = 0;
+    return st;
 }
 
 mpq_status mpq_search_step(mpq_search *s)
@@ -634,7 +798,7 @@ mpq_status mpq_search_run(mpq_search *s)
             snprintf(why, sizeof why, "wall-clock budget of %g s reached", limit);
             return stop_early(s, why);
         }
-        int64_t before = s->history_count;
+        int64_t before = s->history_count, ep_before = s->episode;
         if ((st = mpq_search_step(s)) != MPQ_OK) {
             s->elapsed_before += search_now() - s->run_start;
             s->run_start = 0.0;
@@ -642,27 +806,34 @@ mpq_status mpq_search_run(mpq_search *s)
         }
         if (s->history_count == before)
             continue; /* a baseline finished without a new episode */
+        /* A round records several episodes: the checkpoint follows the round in which a
+         * multiple of checkpoint_every was reached (never inside one, where the method's state
+         * is ahead of the history). */
         int every = (int)s->params[SEARCH_SLOT(MPQ_SEARCH_CHECKPOINT_EVERY)];
-        if (s->checkpoint_path && every > 0 && s->episode % every == 0 &&
+        if (s->checkpoint_path && every > 0 && s->episode / every > ep_before / every &&
             (st = mpq_search_save_checkpoint(s, s->checkpoint_path)) != MPQ_OK)
             return st;
-        if (s->progress) {
-            const mpq_search_record *rec = &s->history[s->history_count - 1];
+        int cancel = 0;
+        for (int64_t i = before; s->progress && !cancel && i < s->history_count; i++) {
+            const mpq_search_record *rec = &s->history[i];
             mpq_search_progress p;
             memset(&p, 0, sizeof p);
             p.size = sizeof p;
             p.episode = rec->episode;
             p.episodes = (int64_t)s->params[SEARCH_SLOT(MPQ_SEARCH_EPISODES)];
             p.record = rec;
-            p.best_reward = s->best_index >= 0 ? s->best_reward : NAN;
+            p.best_reward = rec->best_reward;
             p.best_accuracy = s->best_index >= 0 ? s->history[s->best_index].accuracy : NAN;
             p.elapsed_s = rec->elapsed_s;
             double per = (search_now() - s->run_start) / (double)(s->episode - first);
-            p.eta_s = s->finished ? 0.0 : per * (double)(p.episodes - s->episode);
+            p.eta_s = s->finished && i + 1 == s->history_count
+                          ? 0.0
+                          : per * (double)(p.episodes - (rec->episode + 1));
             mpq_clear_error();
-            if (s->progress(s->progress_user, &p) != MPQ_OK)
-                return stop_early(s, "cancelled by the progress callback");
+            cancel = s->progress(s->progress_user, &p) != MPQ_OK;
         }
+        if (cancel)
+            return stop_early(s, "cancelled by the progress callback");
     }
     s->elapsed_before += search_now() - s->run_start;
     s->run_start = 0.0;

@@ -12,7 +12,7 @@
  * MPQ_PARAM_EXTENSION_BASE.. (search.h); both live in one dense array of slots, in id order, so
  * that a checkpoint's "params" tensor keeps the order of earlier files. */
 #define MPQ_SEARCH_PAPER_PARAM_COUNT 35
-#define MPQ_SEARCH_EXT_PARAM_COUNT 12
+#define MPQ_SEARCH_EXT_PARAM_COUNT 13
 #define MPQ_SEARCH_PARAM_COUNT (MPQ_SEARCH_PAPER_PARAM_COUNT + MPQ_SEARCH_EXT_PARAM_COUNT)
 /* Slot of a parameter id; a constant expression, for designated initialisers. */
 #define SEARCH_SLOT(id)                                                                          \
@@ -82,12 +82,44 @@ typedef enum search_proposal {
     SEARCH_PROPOSE_WALL = 0,  /* a proposal: the budget wall (and fill) make it feasible */
     SEARCH_PROPOSE_EXACT = 1, /* evaluate as it is (baselines' enumerations, ilp's probes) */
     SEARCH_PROPOSE_DONE = 2,  /* nothing left to propose: the search is finished */
+    /* the next proposal depends on the results of the round's earlier ones (never at
+     * s->round_pos 0); propose() must not have changed its state */
+    SEARCH_PROPOSE_WAIT = 3,
 } search_proposal;
+
+/* Most proposals one round holds (a batch evaluator of width 0 asks for all there are). */
+#define SEARCH_ROUND_MAX 1024
+
+/* One round of proposals (search.c): every proposal is made before any is evaluated; the
+ * distinct new policies are evaluated together (batch evaluator), then episodes are recorded
+ * and learnt from in proposal order. */
+typedef struct search_round {
+    int64_t cap;           /* slots allocated */
+    int64_t count;         /* proposals held */
+    uint8_t *kbits;        /* cap x kernels, after the rule, wall and fill */
+    uint8_t *abits;        /* cap x layers */
+    int64_t *lowered;
+    double *fill_share;
+    uint64_t *hash;
+    /* the round's evaluations, in first-occurrence order; looked up by search_evaluate_work() */
+    int active;
+    int64_t evals;
+    uint64_t *eval_hash;
+    double *eval_acc;
+    int64_t failed;        /* index of the failed evaluation, -1 none */
+    mpq_status failed_status;
+    char failed_msg[700];
+} search_round;
 
 /* One search method (zstd-style table row). The state is private to the method's file; the
  * core only passes it back. Per episode the core calls propose(), then (unless DONE) applies
  * the first/last rule, the wall and the fill as asked, evaluates (cache first), records the
- * episode and calls learn() with its record. */
+ * episode and calls learn() with its record.
+ * Rounds: the core may call propose() several times before the learn()s of those proposals,
+ * with s->round_pos = 0, 1, ...; learn() then follows in the same order with the same
+ * s->round_pos. A method keeps per-position what its learn() needs, or answers
+ * SEARCH_PROPOSE_WAIT where its next proposal needs the earlier results. The episode a proposal
+ * will be is s->episode + s->round_pos. */
 typedef struct search_method_ops {
     mpq_search_method id;
     const char *name;
@@ -125,6 +157,11 @@ struct mpq_search {
     mpq_hw *hw;
     mpq_evaluator_fn evaluator;
     void *evaluator_user;
+    mpq_search_batch_fn batch;     /* NULL: one evaluation at a time with evaluator */
+    void *batch_user;
+    int64_t batch_width;
+    search_round round;
+    int64_t round_pos;             /* position of the proposal/learn in the current round */
     double params[MPQ_SEARCH_PARAM_COUNT];
     search_config cfg;
     mpq_search_progress_fn progress;
@@ -250,6 +287,11 @@ mpq_status search_top_insert(mpq_search *s, mpq_policy *policy, int64_t index);
 void search_top_clear(mpq_search *s);
 mpq_status search_evaluate_work(mpq_search *s, double *accuracy, int *cached);
 mpq_status search_finish_episode(mpq_search *s, int64_t bits_lowered, mpq_search_record *rec);
+/* Evaluates @p count distinct policies (batch evaluator, or the evaluator one by one, stopping
+ * at the first failure) into s->round's table for search_evaluate_work(). */
+mpq_status search_evaluate_batch(mpq_search *s, const mpq_policy *const *policies,
+                                 const uint64_t *hashes, int64_t count);
+void search_round_free(search_round *r);
 
 /* methods.c: what the agent-based methods share */
 mpq_status search_configure_ddpg(mpq_search *s, mpq_ddpg *a, int64_t replay, int is_llc);

@@ -267,6 +267,9 @@ class SearchProgress(SizedStructure):
 EVALUATOR_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, POINTER(c_double))
 PROGRESS_FN = CFUNCTYPE(c_int, c_void_p, POINTER(SearchProgress))
 LOG_FN = CFUNCTYPE(None, c_void_p, c_int, c_char_p)
+# mpq_search_batch_fn: (user, policies, count, accuracy, failed)
+BATCH_FN = CFUNCTYPE(c_int, c_void_p, POINTER(c_void_p), c_int64, POINTER(c_double),
+                     POINTER(c_int64))
 HW_LAYER_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t, c_int, c_int, POINTER(HwCost))
 
 # --------------------------------------------------------------------------------------------
@@ -478,6 +481,7 @@ _PROTOTYPES = {
     "mpq_search_set_progress": (S, [vp, PROGRESS_FN, vp]),
     "mpq_search_set_log": (S, [vp, LOG_FN, vp]),
     "mpq_search_set_checkpoint": (S, [vp, c_char_p]),
+    "mpq_search_set_batch_evaluator": (S, [vp, BATCH_FN, vp, c_int64]),
     "mpq_search_prepare": (S, [vp]),
     "mpq_search_step": (S, [vp]),
     "mpq_search_run": (S, [vp]),

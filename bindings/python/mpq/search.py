@@ -9,7 +9,7 @@ import sys
 import time
 import weakref
 from ctypes import byref, c_double, c_int, c_int64, c_void_p
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -211,6 +211,35 @@ def _make_evaluator(ref):
     return _lib.EVALUATOR_FN(trampoline)
 
 
+def _make_batch(ref):
+    def trampoline(user, policies, count, accuracy, failed):
+        try:
+            self = ref()
+            if self is None:
+                raise RuntimeError("mpq.Search was garbage-collected during a run")
+            batch = []
+            try:
+                for i in range(count):
+                    out = c_void_p()
+                    lib.mpq_policy_clone(byref(out), c_void_p(policies[i]))
+                    batch.append(Policy(self.model, out))
+                accs = [float(a) for a in self._batch(batch)]
+            finally:
+                for p in batch:
+                    p.close()
+            if len(accs) != count:
+                raise ValueError("batch evaluator returned %d accuracies for %d policies"
+                                 % (len(accs), count))
+            for i, a in enumerate(accs):
+                accuracy[i] = a
+            self.evaluations += count
+            return _lib.OK
+        except BaseException as exc:  # noqa: B902
+            failed[0] = 0
+            return _stash(ref, exc, "batch evaluator")
+    return _lib.BATCH_FN(trampoline)
+
+
 def _make_progress(ref):
     def trampoline(user, progress):
         try:
@@ -395,6 +424,19 @@ class Search(Handle):
 
     def set_checkpoint(self, path: Optional[PathLike]) -> None:
         lib.mpq_search_set_checkpoint(self, None if path is None else os.fsencode(path))
+
+    def set_batch_evaluator(self, fn: Optional[Callable[[List[Policy]], Sequence[float]]],
+                            width: int = 0) -> None:
+        """``fn(policies) -> accuracies`` receives each round's independent evaluations
+        (baselines' at most ``width`` of them, 0 = all; HAQ/AutoQ ``parallel_proposals``) and
+        may run them in parallel; the history is the same as with the evaluator
+        (mpq_search_set_batch_evaluator). ``None`` removes it."""
+        self._batch = fn
+        if fn is None:
+            lib.mpq_search_set_batch_evaluator(self, _lib.BATCH_FN(), None, 0)
+            return
+        self._cfn_batch = _make_batch(weakref.ref(self))
+        lib.mpq_search_set_batch_evaluator(self, self._cfn_batch, None, int(width))
 
     # -- running --------------------------------------------------------------------------
     def _call(self, fn):
