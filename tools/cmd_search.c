@@ -92,7 +92,7 @@ static void search_usage(FILE *out)
             "HAQ and AutoQ under one budget (default latency:0.3 of all-8-bit on zynq7020), fine-\n"
             "tunes each best policy and prints one table. Demo options:\n"
             "      --demo             run the demo\n"
-            "      --methods LIST     comma-separated methods (default uniform,greedy,haq,autoq)\n"
+            "      --methods LIST     comma-separated methods (default uniform,greedy,ilp,haq,autoq)\n"
             "      --demo-episodes N  episodes for HAQ and AutoQ (default 100; greedy is capped at\n"
             "                         3 N evaluations, uniform plays its 49 pairs)\n"
             "      --demo-finetune N  final fine-tune epochs per best policy (default 1)\n"
@@ -1750,7 +1750,7 @@ int cmd_search(int argc, char **argv)
     o.budget = "latency:0.5";
     o.objective = "resource";
     o.out = "mpq-search-out";
-    o.methods = "uniform,greedy,haq,autoq";
+    o.methods = "uniform,greedy,ilp,haq,autoq";
     o.episodes = 0;
     o.seed = 234;
     o.checkpoint_every = 10;
