@@ -1556,6 +1556,15 @@ static int check_output_dirs(const options *o)
     return rc;
 }
 
+/* A duration option: seconds > 0 (0 would stop a run before it starts). */
+static int parse_seconds(const char *option, const char *arg, double *out)
+{
+    int rc = cli_parse_double("search", option, arg, 0, 1e9, out);
+    if (rc == CLI_OK && !(*out > 0))
+        return cli_usage_error("search", "%s needs seconds > 0, got '%s'", option, arg);
+    return rc;
+}
+
 /* --budgets "[R:]F,F,...": fractions in (0, 1), strictly increasing (a sweep's table and plot
  * read left to right; a repeated or unsorted list is more likely a typo than a wish). */
 static int parse_budgets(options *o)
@@ -1827,12 +1836,8 @@ int cmd_search(int argc, char **argv)
                 o.demo_only = "--demo-finetune";
             break;
         case OPT_TIME:
-            if ((rc = cli_parse_double("search", "--time-limit", optarg, 0, 1e9,
-                                       &o.time_limit)) != CLI_OK)
+            if ((rc = parse_seconds("--time-limit", optarg, &o.time_limit)) != CLI_OK)
                 return rc;
-            if (!(o.time_limit > 0))
-                return cli_usage_error("search", "--time-limit needs seconds > 0, got '%s'",
-                                       optarg);
             break;
         case 'o': o.out = optarg; break;
         case 'd': o.data = optarg; break;
@@ -1869,12 +1874,8 @@ int cmd_search(int argc, char **argv)
                                        optarg);
             break;
         case OPT_WORKER_TIMEOUT:
-            if ((rc = cli_parse_double("search", "--worker-timeout", optarg, 0, 1e9,
-                                       &o.worker_timeout)) != CLI_OK)
+            if ((rc = parse_seconds("--worker-timeout", optarg, &o.worker_timeout)) != CLI_OK)
                 return rc;
-            if (!(o.worker_timeout > 0))
-                return cli_usage_error("search", "--worker-timeout needs seconds > 0, got '%s'",
-                                       optarg);
             break;
         case OPT_EVAL_DELAY:
             if ((rc = cli_parse_int("search", "--eval-delay", optarg, 0, 3600000,
